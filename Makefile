@@ -1,0 +1,43 @@
+# The commands people and CI run alike (.ci/run calls `make test`).
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+PYTHON  ?= python3
+
+.PHONY: install lint test test-unit demo up bench broker-fetch clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+broker-fetch: install
+	$(BIN)/podium broker fetch
+
+lint: install
+	$(BIN)/ruff check streams agents tests bench
+	$(BIN)/ruff format --check streams agents tests bench
+	$(BIN)/mypy
+	$(BIN)/podium schemas check
+
+# The whole suite against a real broker that the tests start themselves.
+# pytest exits 5 when it collects no tests: make treats that as the failure it is.
+test: lint broker-fetch
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q -m "not kafka"
+
+demo: install
+	$(BIN)/podium demo
+
+bench: install
+	$(BIN)/python bench/stage_throughput.py
+	$(BIN)/python bench/codec.py
+
+clean:
+	-$(BIN)/podium broker stop
+	rm -rf .podium .pytest_cache .mypy_cache .ruff_cache

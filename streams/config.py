@@ -1,0 +1,69 @@
+"""Settings, read once at the entry point into one frozen object and passed down.
+
+Every environment variable podium reads is listed here, and nowhere else reads the environment.
+
+=============================  ===========================================================
+``KAFKA_BOOTSTRAP_SERVERS``    An existing cluster (``host:port,...``). When set, every
+                               command talks to it and ``podium broker start`` is not needed.
+``PODIUM_HOME``                Project data directory (broker data, state, logs). ``./.podium``
+``PODIUM_CACHE_DIR``           Where broker jars are cached per version. ``~/.cache/podium``
+``PODIUM_KAFKA_VERSION``       Apache Kafka version of the local broker. ``4.1.1``
+``PODIUM_BROKER_PORT``         Preferred client port of the local broker (a free one is
+                               chosen when it is taken). ``9092``
+``PODIUM_BROKER_HEAP``         Java heap of the local broker. ``768m``
+``PODIUM_TOPICS``              The topic catalog. ``./topics.yaml``
+``PODIUM_SCHEMAS``             The Avro schema directory. ``./schemas``
+``PODIUM_SCHEMA_REGISTRY_URL`` Use the Confluent wire format through this registry instead
+                               of Avro single-object encoding.
+``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
+``PODIUM_OTEL_EXPORTER``       ``none`` | ``console`` | ``otlp`` (OTLP reads the standard
+                               ``OTEL_EXPORTER_OTLP_*`` variables itself).
+=============================  ===========================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+__all__ = ["DEFAULT_KAFKA_VERSION", "SUPPORTED_KAFKA_VERSIONS", "Settings", "load_settings"]
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+# Both run the whole suite; see README "Which Kafka".
+SUPPORTED_KAFKA_VERSIONS = ("4.1.1", "3.9.1")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".podium", alias="PODIUM_HOME")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "podium", alias="PODIUM_CACHE_DIR"
+    )
+    kafka_version: str = Field(default=DEFAULT_KAFKA_VERSION, alias="PODIUM_KAFKA_VERSION")
+    broker_port: int = Field(default=9092, alias="PODIUM_BROKER_PORT", ge=1, le=65535)
+    broker_heap: str = Field(default="768m", alias="PODIUM_BROKER_HEAP", pattern=r"^\d+[mg]$")
+    topics_file: Path = Field(default=Path("topics.yaml"), alias="PODIUM_TOPICS")
+    schemas_dir: Path = Field(default=Path("schemas"), alias="PODIUM_SCHEMAS")
+    schema_registry_url: str | None = Field(default=None, alias="PODIUM_SCHEMA_REGISTRY_URL")
+    java_home: Path | None = Field(default=None, alias="JAVA_HOME")
+    otel_exporter: Literal["none", "console", "otlp"] = Field(default="none", alias="PODIUM_OTEL_EXPORTER")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; a bad value fails here, naming the variable.
+
+    ``overrides`` use the environment names (``PODIUM_HOME=...``), so tests and callers speak
+    the same language as the README.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid podium settings (environment): {problems}") from exc

@@ -1,0 +1,130 @@
+"""The one exception tree of podium.
+
+Every error podium raises derives from :class:`PodiumError`. The stage runtime never inspects
+classes to decide what to do with a failed message: it reads two flags.
+
+``retryable``
+    Trying the same message again may succeed (a timeout, a broker hiccup, a rate limit).
+``dead_letter_reason``
+    A short, stable machine name for the DLQ record's ``error_type``.
+
+::
+
+    PodiumError                      retryable=False
+    ├── ConfigError                  bad settings, named key and source
+    ├── CatalogError                 topics.yaml rejected: file, line, field
+    ├── SchemaError                  an .avsc does not parse or breaks compatibility
+    ├── BrokerError                  the local broker cannot be started / reached
+    │   └── ToolMissing              java or mvn not installed
+    ├── CodecError                   bytes that cannot become a record (or the reverse)
+    │   ├── UnknownSchema            fingerprint / registry id not known
+    │   └── PayloadTooLarge          value above the stage's limit
+    ├── HandlerError                 raised by a stage handler: the handler chooses the flag
+    │   ├── TransientError           retryable=True
+    │   └── PermanentError           retryable=False
+    ├── RoutingError                 handler chose a topic the stage may not produce to
+    ├── DeadlineExceeded             the request's latency budget is gone
+    └── HandlerTimeout               the handler ran past its timeout (retryable=True)
+
+Foreign errors (aiokafka, fastavro, httpx) are translated where they are caught, with
+``raise ... from exc``. An exception a handler raises that is not a PodiumError is treated as
+retryable: a bug surfaces in the DLQ after the configured attempts rather than being dropped.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "CatalogError",
+    "CodecError",
+    "ConfigError",
+    "DeadlineExceeded",
+    "HandlerError",
+    "HandlerTimeout",
+    "PayloadTooLarge",
+    "PermanentError",
+    "PodiumError",
+    "RoutingError",
+    "SchemaError",
+    "ToolMissing",
+    "TransientError",
+    "UnknownSchema",
+    "error_type",
+    "is_retryable",
+]
+
+
+class PodiumError(Exception):
+    retryable: bool = False
+    dead_letter_reason: str = "error"
+
+
+class ConfigError(PodiumError):
+    dead_letter_reason = "config"
+
+
+class CatalogError(PodiumError):
+    dead_letter_reason = "catalog"
+
+
+class SchemaError(PodiumError):
+    dead_letter_reason = "schema"
+
+
+class BrokerError(PodiumError):
+    dead_letter_reason = "broker"
+
+
+class ToolMissing(BrokerError):
+    dead_letter_reason = "tool_missing"
+
+
+class CodecError(PodiumError):
+    dead_letter_reason = "undecodable"
+
+
+class UnknownSchema(CodecError):
+    dead_letter_reason = "unknown_schema"
+
+
+class PayloadTooLarge(CodecError):
+    dead_letter_reason = "payload_too_large"
+
+
+class HandlerError(PodiumError):
+    dead_letter_reason = "handler"
+
+
+class TransientError(HandlerError):
+    retryable = True
+    dead_letter_reason = "transient"
+
+
+class PermanentError(HandlerError):
+    dead_letter_reason = "permanent"
+
+
+class RoutingError(PodiumError):
+    dead_letter_reason = "routing"
+
+
+class DeadlineExceeded(PodiumError):
+    dead_letter_reason = "deadline_exceeded"
+
+
+class HandlerTimeout(PodiumError):
+    retryable = True
+    dead_letter_reason = "timeout"
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Podium errors say so themselves; anything else a handler raises gets retries."""
+    if isinstance(exc, PodiumError):
+        return exc.retryable
+    return True
+
+
+def error_type(exc: BaseException) -> str:
+    if isinstance(exc, PodiumError):
+        return exc.dead_letter_reason
+    return f"unhandled:{type(exc).__name__}"

@@ -1,0 +1,83 @@
+"""Follow requests to the topics they end in (demo, tests, ``publish --wait``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.headers import REQUEST_ID, header_value
+
+__all__ = ["Arrival", "Follower"]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    request_id: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+
+class Follower:
+    """Reads the given topics from their current end (positions taken at :meth:`start`)."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._topics = topics
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+
+    async def __aenter__(self) -> Follower:
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or await self._partitions(topic))
+        ]
+        self._consumer.assign(partitions)
+        ends = await self._consumer.end_offsets(partitions)
+        for tp, end in ends.items():
+            self._consumer.seek(tp, end)
+        return self
+
+    async def _partitions(self, topic: str) -> set[int]:
+        await self._consumer._client.force_metadata_update()
+        return self._consumer.partitions_for_topic(topic) or set()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def collect(self, request_ids: set[str], timeout_s: float) -> dict[str, list[Arrival]]:
+        """Arrivals per request id until every id arrived once or the timeout passed."""
+        found: dict[str, list[Arrival]] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not request_ids <= found.keys():
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for r in records:
+                    raw = header_value(r.headers or [], REQUEST_ID)
+                    rid = raw.decode("utf-8", "replace") if raw else (r.key or b"").decode("utf-8", "replace")
+                    found.setdefault(rid, []).append(
+                        Arrival(
+                            rid,
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key,
+                            r.value,
+                            list(r.headers or []),
+                            r.timestamp,
+                        )
+                    )
+            await asyncio.sleep(0)
+        return found

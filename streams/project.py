@@ -1,0 +1,77 @@
+"""Everything a command needs, built once from :class:`~streams.config.Settings`."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+
+from streams.broker import LocalBroker
+from streams.catalog import Catalog, load_catalog
+from streams.codec import Codec, ConfluentCodec, SingleObjectCodec
+from streams.config import Settings
+from streams.errors import BrokerError, ConfigError
+from streams.registry import SchemaRegistryClient
+from streams.schemas import SchemaStore
+from streams.stage import Stage
+
+__all__ = ["Project", "resolve_stages"]
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+
+    @cached_property
+    def schemas(self) -> SchemaStore:
+        return SchemaStore.load(self.settings.schemas_dir)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.topics_file, self.schemas.names())
+
+    @cached_property
+    def codec(self) -> Codec:
+        if self.settings.schema_registry_url:
+            return ConfluentCodec(self.schemas, SchemaRegistryClient(self.settings.schema_registry_url))
+        return SingleObjectCodec(self.schemas)
+
+    @cached_property
+    def broker(self) -> LocalBroker:
+        return LocalBroker(self.settings)
+
+    def bootstrap(self) -> str:
+        """The configured cluster, else the running local broker; a clear error otherwise."""
+        if self.settings.bootstrap_servers:
+            return self.settings.bootstrap_servers
+        state = self.broker.running()
+        if state is None:
+            raise BrokerError(
+                "no Kafka to talk to: start the local broker with `podium broker start`, "
+                "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
+            )
+        return state.bootstrap
+
+
+def resolve_stages(target: str) -> list[Stage]:
+    """A stage name, a pipeline name, or ``module:attribute`` (a Stage, a list, or a factory)."""
+    from agents import PIPELINES, STAGES
+
+    if target in STAGES:
+        return [STAGES[target]]
+    if target in PIPELINES:
+        return [STAGES[name] for name in PIPELINES[target]]
+    if ":" in target:
+        module_name, _, attribute = target.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load stage '{target}': {exc}") from exc
+        if callable(found) and not isinstance(found, Stage):
+            found = found()
+        stages = [found] if isinstance(found, Stage) else list(found)
+        if not stages or not all(isinstance(s, Stage) for s in stages):
+            raise ConfigError(f"'{target}' is not a Stage or a list of stages")
+        return stages
+    known = ", ".join([*STAGES, *PIPELINES])
+    raise ConfigError(f"unknown stage or pipeline '{target}' (known: {known}, or module:attribute)")

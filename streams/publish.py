@@ -1,0 +1,96 @@
+"""Ingress: publish new requests with a request id, a trace and a deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+
+from streams.catalog import Catalog
+from streams.codec import Codec
+from streams.errors import BrokerError
+from streams.headers import ingress_headers
+from streams.telemetry import Telemetry, current_trace_headers
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """``async with Publisher(...) as pub: request_id = await pub.publish(topic, record)``"""
+
+    def __init__(
+        self, *, bootstrap: str, catalog: Catalog, codec: Codec, telemetry: Telemetry | None = None
+    ) -> None:
+        self._catalog = catalog
+        self._codec = codec
+        self._telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.publish")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=16 * 1024 * 1024,
+            client_id="podium-publish",
+        )
+        self._bootstrap = bootstrap
+
+    async def __aenter__(self) -> Publisher:
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise BrokerError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._producer.stop()
+
+    async def publish(
+        self,
+        topic: str,
+        record: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        budget_s: float | None = None,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
+    ) -> str:
+        """Encode, send and wait for the broker's acknowledgement; returns the request id."""
+        spec = self._catalog.get(topic)
+        headers = ingress_headers(request_id, budget_s)
+        value = self._codec.encode(spec.value_schema, record)
+        with self._tracer.start_as_current_span(
+            f"send {topic}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.name": "send",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "podium.request_id": headers.request_id or "",
+            },
+        ):
+            traceparent, tracestate = current_trace_headers()
+            headers = replace(
+                headers,
+                traceparent=traceparent,
+                tracestate=tracestate,
+                passthrough=tuple(extra_headers),
+            )
+            assert headers.request_id is not None
+            await self.send_raw(topic, headers.request_id.encode(), value, headers.to_kafka())
+        return headers.request_id
+
+    async def send_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send bytes as they are (tests, replays, redrives) and wait for the acknowledgement."""
+        try:
+            future = await self._producer.send(topic, value, key=key, headers=headers)
+            await future
+        except KafkaError as exc:
+            raise BrokerError(f"could not publish to {topic}: {exc}") from exc

@@ -1,0 +1,520 @@
+"""The stage runtime: many records in flight, nothing lost.
+
+For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorker`:
+
+1. decodes headers (bad ones are replaced, never fatal) and the Avro value;
+2. opens a ``process <topic>`` span that continues the producer's trace;
+3. runs the handler under a timeout bounded by the request's deadline, retrying in process as
+   :func:`streams.retry.decide` says;
+4. produces the outcome, exactly one of: the handler's results (to the stage's ``produces``),
+   the original bytes to ``<consumes>.retry`` with a not-before time, or a ``podium.DeadLetter``
+   with the original key, bytes and headers to ``<consumes>.dlq``;
+5. awaits the broker's acknowledgement of every record it produced (``acks=all``);
+6. marks the offset finished in the :class:`~streams.offsets.OffsetTracker`;
+7. a separate loop commits the tracker's safe positions: never past an unfinished record.
+
+This numbered order is the commit order of podium; nothing else commits offsets. A crash
+anywhere before 7 replays the record after restart (duplicates are possible, losses are not).
+On revocation and on stop, in-flight records are drained (bounded) before the final commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
+from streams.codec import Codec
+from streams.errors import (
+    CodecError,
+    DeadlineExceeded,
+    HandlerTimeout,
+    PayloadTooLarge,
+    PodiumError,
+    RoutingError,
+    error_type,
+)
+from streams.headers import RequestHeaders, new_request_id, now_ms, parse_headers
+from streams.offsets import OffsetTracker
+from streams.retry import DeadLetter, RetryLater, RetryNow, decide
+from streams.stage import Emit, Stage, StageContext
+from streams.telemetry import Telemetry, current_trace_headers, extract_context
+
+__all__ = ["StageWorker"]
+
+log = logging.getLogger("podium.runtime")
+
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+
+
+@dataclass(frozen=True)
+class _Out:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class _Abandon(Exception):
+    """The worker is stopping: leave the record unfinished so it is redelivered."""
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: StageWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker._drain([(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("stage %s assigned %s", self._worker.stage.name, sorted(map(str, assigned)))
+
+
+class StageWorker:
+    def __init__(
+        self,
+        stage: Stage,
+        *,
+        bootstrap: str,
+        catalog: Catalog,
+        codec: Codec,
+        telemetry: Telemetry | None = None,
+        group_id: str | None = None,
+        commit_interval_s: float = 0.25,
+        drain_timeout_s: float = 30.0,
+    ) -> None:
+        self.stage = stage
+        self._bootstrap = bootstrap
+        self._codec = codec
+        self._group = group_id or f"podium.{stage.name}"
+        self._commit_interval_s = commit_interval_s
+        self._drain_timeout_s = drain_timeout_s
+        source = catalog.get(stage.consumes)
+        self._value_schema = source.value_schema
+        self._retry_topic = retry_topic(stage.consumes)
+        self._dlq_topic = dlq_topic(stage.consumes)
+        self._out_schemas = {t: catalog.get(t).value_schema for t in stage.produces}
+        catalog.get(self._retry_topic)
+        catalog.get(self._dlq_topic)
+        self._telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.streams")
+        meter = self._telemetry.meter("podium.streams")
+        self._duration = meter.create_histogram(
+            "messaging.process.duration", unit="s", description="Time to settle one record"
+        )
+        self._outcomes = meter.create_counter(
+            "podium.stage.outcomes", description="Records settled, by outcome (ok, retry, dlq)"
+        )
+        self._tracker = OffsetTracker()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lanes: list[asyncio.Queue[ConsumerRecord[bytes, bytes]]] = []
+        self._background: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        self.settled = {"ok": 0, "retry": 0, "dlq": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=MAX_REQUEST_BYTES,
+            client_id=f"podium-{self.stage.name}",
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            client_id=f"podium-{self.stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+            fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+        )
+        try:
+            await self._producer.start()
+            self._consumer.subscribe([self.stage.consumes, self._retry_topic], listener=_Rebalance(self))
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._close_clients()
+            raise PodiumError(
+                f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
+            ) from exc
+        if self.stage.ordered_by_key:
+            lanes = min(self.stage.max_in_flight, 64)
+            self._lanes = [asyncio.Queue() for _ in range(lanes)]
+            self._background += [
+                asyncio.create_task(self._lane(q), name=f"{self.stage.name}-lane-{i}")
+                for i, q in enumerate(self._lanes)
+            ]
+        self._background.append(asyncio.create_task(self._commit_loop(), name=f"{self.stage.name}-commit"))
+
+    async def run(self) -> None:
+        """Consume until :meth:`request_stop`; then drain, commit and close."""
+        assert self._consumer is not None, "call start() first"
+        try:
+            await self._fetch_loop()
+        finally:
+            await self._shutdown()
+        if self._failure is not None:
+            raise PodiumError(f"stage {self.stage.name} failed: {self._failure}") from self._failure
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._room.set()
+
+    async def __aenter__(self) -> StageWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.request_stop()
+        if self._consumer is not None:
+            await self._shutdown()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            room = self.stage.max_in_flight - self._in_flight
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=room)
+            for tp, records in batches.items():
+                for record in records:
+                    self._tracker.started((tp.topic, tp.partition), record.offset)
+                    self._in_flight += 1
+                    if self._lanes:
+                        lane = zlib.crc32(record.key or b"") % len(self._lanes)
+                        self._lanes[lane].put_nowait(record)
+                    else:
+                        task = asyncio.create_task(self._settle(record))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+
+    async def _lane(self, queue: asyncio.Queue[ConsumerRecord[bytes, bytes]]) -> None:
+        while True:
+            record = await queue.get()
+            await self._settle(record)
+
+    async def _settle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Steps 1-6 for one record. Never raises: a bug stops the worker, uncommitted."""
+        started = time.perf_counter()
+        outcome = "abandoned"
+        try:
+            outcome = await self._process(record)
+            self._tracker.finished((record.topic, record.partition), record.offset)
+            self.settled[outcome] += 1
+        except _Abandon:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("stage %s: internal error on %s@%s", self.stage.name, record.topic, record.offset)
+            self._failure = exc
+            self.request_stop()
+        finally:
+            self._in_flight -= 1
+            self._room.set()
+            attrs = {"podium.stage": self.stage.name, "podium.outcome": outcome}
+            self._duration.record(time.perf_counter() - started, attrs)
+            self._outcomes.add(1, attrs)
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> str:
+        headers = parse_headers(record.headers)
+        if headers.request_id is None:
+            headers = replace(headers, request_id=_request_id_from_key(record.key))
+        parent = extract_context(headers.traceparent, headers.tracestate)
+        with self._tracer.start_as_current_span(
+            f"process {record.topic}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self._group,
+                "messaging.kafka.message.key": (record.key or b"").decode("utf-8", "replace")[:128],
+                "podium.stage": self.stage.name,
+                "podium.request_id": headers.request_id or "",
+            },
+        ) as span:
+            if headers.problems:
+                span.add_event("podium.headers.replaced", {"problems": list(headers.problems)})
+            outputs, outcome = await self._outcome(record, headers, span)
+            await self._deliver(outputs, record, headers, span)
+            span.set_attribute("podium.outcome", outcome)
+            return outcome
+
+    async def _outcome(
+        self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, span: trace.Span
+    ) -> tuple[list[_Out], str]:
+        value = record.value
+        try:
+            if value is None:
+                raise CodecError("the record has no value (tombstone)")
+            if len(value) > self.stage.max_value_bytes:
+                raise PayloadTooLarge(
+                    f"value is {len(value)} bytes; stage {self.stage.name} accepts at most "
+                    f"{self.stage.max_value_bytes}"
+                )
+            decoded = self._codec.decode(self._value_schema, value)
+        except CodecError as exc:
+            return [self._dead_letter(record, headers, error_type(exc), str(exc), 0, span)], "dlq"
+
+        if record.topic == self._retry_topic and headers.not_before_ms is not None:
+            await self._sleep((headers.not_before_ms - now_ms()) / 1000)
+
+        attempt_in_round = 0
+        while True:
+            attempt_in_round += 1
+            headers = replace(headers, attempt=headers.attempt + 1)
+            try:
+                return self._results(await self._run_handler(record, headers, decoded), headers), "ok"
+            except asyncio.CancelledError:
+                raise
+            # A handler may raise anything; the decision reads the error's retryable flag.
+            except Exception as exc:  # noqa: BLE001
+                decision = decide(
+                    self.stage.retry,
+                    exc,
+                    attempt_in_round=attempt_in_round,
+                    round=headers.round,
+                    remaining_s=headers.remaining_s(),
+                )
+                span.add_event(
+                    "podium.attempt.failed",
+                    {
+                        "error.type": error_type(exc),
+                        "podium.attempt": headers.attempt,
+                        "podium.decision": type(decision).__name__,
+                        "exception.message": str(exc)[:500],
+                    },
+                )
+                if isinstance(decision, RetryNow):
+                    await self._sleep(decision.delay_s)
+                    continue
+                if isinstance(decision, RetryLater):
+                    later = replace(
+                        headers,
+                        round=decision.next_round,
+                        not_before_ms=now_ms() + int(decision.delay_s * 1000),
+                    )
+                    return [_Out(self._retry_topic, record.key, value, later.to_kafka())], "retry"
+                assert isinstance(decision, DeadLetter)
+                span.set_status(Status(StatusCode.ERROR, decision.reason[:200]))
+                span.set_attribute("error.type", decision.error_type)
+                return [
+                    self._dead_letter(
+                        record, headers, decision.error_type, decision.reason, headers.attempt, span
+                    )
+                ], "dlq"
+
+    async def _run_handler(
+        self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, decoded: dict[str, Any]
+    ) -> list[Emit]:
+        timeout = self.stage.handler_timeout_s
+        remaining = headers.remaining_s()
+        if remaining is not None:
+            if remaining <= 0:
+                raise DeadlineExceeded(f"latency budget spent {-remaining:.3f}s ago")
+            timeout = min(timeout, remaining)
+        context = StageContext(
+            self.stage.name, record.topic, record.partition, record.offset, headers, headers.attempt
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self.stage.handler(decoded, context)
+        except TimeoutError:
+            if remaining is not None and timeout >= remaining:
+                raise DeadlineExceeded(
+                    f"latency budget ran out during the handler ({timeout:.3f}s)"
+                ) from None
+            raise HandlerTimeout(f"handler ran past {timeout:.3f}s") from None
+        emits = [result] if isinstance(result, Emit) else list(result)
+        if not emits:
+            raise RoutingError("the handler produced nothing; every record must go somewhere")
+        for emit in emits:
+            if emit.topic not in self._out_schemas:
+                raise RoutingError(
+                    f"stage {self.stage.name} may produce to {sorted(self._out_schemas)}, not {emit.topic}"
+                )
+        return emits
+
+    def _results(self, emits: list[Emit], headers: RequestHeaders) -> list[_Out]:
+        traceparent, tracestate = current_trace_headers()
+        next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate).to_kafka()
+        key = (headers.request_id or "").encode()
+        return [
+            _Out(e.topic, key, self._codec.encode(self._out_schemas[e.topic], e.value), next_headers)
+            for e in emits
+        ]
+
+    def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: RequestHeaders,
+        kind: str,
+        reason: str,
+        attempts: int,
+        span: trace.Span,
+    ) -> _Out:
+        span.set_attribute("error.type", kind)
+        letter = {
+            "stage": self.stage.name,
+            "error_type": kind,
+            "error_message": reason[:4000],
+            "original_topic": record.topic,
+            "original_partition": record.partition,
+            "original_offset": record.offset,
+            "original_timestamp_ms": record.timestamp,
+            "original_key": record.key,
+            "original_value": record.value,
+            "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
+            "attempts": attempts,
+            "request_id": headers.request_id,
+            "trace_id": span.get_span_context().trace_id.to_bytes(16, "big").hex(),
+            "dead_lettered_at_ms": now_ms(),
+        }
+        traceparent, tracestate = current_trace_headers()
+        out_headers = replace(
+            headers, traceparent=traceparent, tracestate=tracestate, not_before_ms=None
+        ).to_kafka()
+        return _Out(self._dlq_topic, record.key, self._codec.encode(DEAD_LETTER_SCHEMA, letter), out_headers)
+
+    async def _deliver(
+        self,
+        outputs: list[_Out],
+        record: ConsumerRecord[bytes, bytes],
+        headers: RequestHeaders,
+        span: trace.Span,
+    ) -> None:
+        """Step 5: returns only when the broker acknowledged every output."""
+        assert self._producer is not None
+        backoff = 0.1
+        while True:
+            try:
+                futures = [
+                    await self._producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in outputs
+                ]
+                await asyncio.gather(*futures)
+                return
+            except (KafkaTimeoutError, KafkaError) as exc:
+                if isinstance(exc, KafkaTimeoutError) or getattr(exc, "retriable", False):
+                    log.warning("stage %s: produce failed (%s), retrying", self.stage.name, exc)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if outputs and outputs[0].topic == self._dlq_topic:
+                    raise  # the dead-letter record itself is refused: stop, uncommitted
+                # The broker refused an output (too large, invalid): the input goes to the DLQ.
+                outputs = [
+                    self._dead_letter(
+                        record,
+                        headers,
+                        "output_rejected",
+                        f"broker refused an output record: {exc!r}",
+                        headers.attempt,
+                        span,
+                    )
+                ]
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        if self._stopping.is_set():
+            raise _Abandon
+
+    # -- commits --------------------------------------------------------------------------
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._commit_interval_s)
+            await self._commit()
+
+    async def _commit(self) -> None:
+        positions = self._tracker.to_commit()
+        if not positions or self._consumer is None:
+            return
+        assigned = self._consumer.assignment()
+        offsets = {
+            TopicPartition(t, p): o for (t, p), o in positions.items() if TopicPartition(t, p) in assigned
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("stage %s: commit failed (%s); will retry", self.stage.name, exc)
+            return
+        self._tracker.committed({(tp.topic, tp.partition): o for tp, o in offsets.items()})
+
+    async def _drain(self, partitions: list[tuple[str, int]]) -> None:
+        """Wait for in-flight records of ``partitions`` to settle, commit, forget them."""
+        await self._until(lambda: not any(self._tracker.in_flight(tp) for tp in partitions))
+        await self._commit()
+        self._tracker.forget(partitions)
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        """Wait until ``done()`` holds (checked each time a record settles), at most the drain timeout."""
+        deadline = time.monotonic() + self._drain_timeout_s
+        while not done() and time.monotonic() < deadline:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await self._room.wait()
+
+    async def _shutdown(self) -> None:
+        if self._consumer is None:
+            return
+        await self._until(lambda: self._in_flight == 0)
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await self._commit()
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+
+
+def _request_id_from_key(key: bytes | None) -> str:
+    """Keys are request ids by convention; an unusable key gets a fresh id."""
+    if key and len(key) <= 128:
+        try:
+            text = key.decode("ascii")
+        except UnicodeDecodeError:
+            return new_request_id()
+        if text and set(text) <= _REQUEST_ID_OK:
+            return text
+    return new_request_id()

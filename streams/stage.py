@@ -1,0 +1,77 @@
+"""How a stage is declared: what it consumes, where it may produce, its handler and policies.
+
+::
+
+    async def stamp(note: Record, ctx: StageContext) -> Emit:
+        return Emit("demo.stamped", {**note, "hops": [*note["hops"], ctx.stage]})
+
+    STAMP = Stage(name="stamp", consumes="demo.notes", produces=("demo.stamped",), handler=stamp)
+
+A handler returns one :class:`Emit` or several (fan-out, routing). Returning nothing is an
+error: every record must end somewhere (its next topic, a retry topic or the DLQ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.headers import RequestHeaders, now_ms
+from streams.retry import RetryPolicy
+
+__all__ = ["Emit", "Handler", "Record", "Stage", "StageContext"]
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """One output record: the topic (one of the stage's ``produces``) and its value."""
+
+    topic: str
+    value: Record
+
+
+@dataclass(frozen=True)
+class StageContext:
+    stage: str
+    topic: str
+    partition: int
+    offset: int
+    headers: RequestHeaders
+    attempt: int  # 1 on the first run of this record by this stage
+
+    @property
+    def request_id(self) -> str:
+        assert self.headers.request_id is not None  # the runtime always sets one
+        return self.headers.request_id
+
+    def remaining_s(self) -> float | None:
+        """Seconds left in the request's latency budget (None: the request has no deadline)."""
+        return self.headers.remaining_s(now_ms())
+
+
+Handler = Callable[[Record, StageContext], Awaitable[Emit | Sequence[Emit]]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    consumes: str
+    produces: tuple[str, ...]
+    handler: Handler
+    max_in_flight: int = 256
+    # Records with the same key run one after another (one lane per key hash).
+    ordered_by_key: bool = False
+    handler_timeout_s: float = 30.0
+    max_value_bytes: int = 1024 * 1024
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError(f"stage {self.name}: max_in_flight must be at least 1")
+        if not self.produces:
+            raise ValueError(f"stage {self.name}: declare at least one topic it produces to")
+        if self.handler_timeout_s <= 0:
+            raise ValueError(f"stage {self.name}: handler_timeout_s must be positive")

@@ -1,0 +1,90 @@
+"""OpenTelemetry for stages: one tracer and meter provider per process, chosen by settings.
+
+Trace context travels in Kafka headers (W3C ``traceparent``/``tracestate``). The SDK tracer
+provider is always installed, even with no exporter, so every request gets a real trace id
+that the next hop continues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = ["Telemetry", "current_trace_headers", "extract_context"]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def extract_context(traceparent: str | None, tracestate: str | None) -> otel_context.Context:
+    carrier = {}
+    if traceparent:
+        carrier["traceparent"] = traceparent
+        if tracestate:
+            carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier)
+
+
+def current_trace_headers() -> tuple[str | None, str | None]:
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    @classmethod
+    def configure(cls, exporter: str, service_name: str = "podium") -> Telemetry:
+        resource = Resource.create({"service.name": service_name})
+        tracer_provider = TracerProvider(resource=resource)
+        readers: list[MetricReader] = []
+        span_exporter: SpanExporter | None = None
+        if exporter == "console":
+            span_exporter = ConsoleSpanExporter()
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), 10_000))
+        elif exporter == "otlp":
+            # Imported here: only processes that export OTLP pay for the protobuf stack.
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            span_exporter = OTLPSpanExporter()
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), 10_000))
+        if span_exporter is not None:
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        return cls(tracer_provider, MeterProvider(resource=resource, metric_readers=readers))
+
+    def tracer(self, name: str) -> trace.Tracer:
+        return self.tracer_provider.get_tracer(name)
+
+    def meter(self, name: str) -> metrics.Meter:
+        return self.meter_provider.get_meter(name)
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@contextmanager
+def attached(ctx: otel_context.Context) -> Iterator[Any]:
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)

@@ -1,0 +1,30 @@
+import pytest
+
+from streams.config import load_settings
+from streams.errors import ConfigError
+
+
+def test_environment_names_configure(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PODIUM_HOME", str(tmp_path))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    settings = load_settings()
+    assert settings.home == tmp_path
+    assert settings.bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_home_is_not_confused_with_the_users_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PODIUM_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    assert load_settings().home.name == ".podium"
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PODIUM_BROKER_PORT", "ninety")
+    with pytest.raises(ConfigError, match="PODIUM_BROKER_PORT"):
+        load_settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError):
+        settings.broker_port = 1  # type: ignore[misc]
