@@ -164,6 +164,8 @@ class LocalBroker:
         self.log_dir = self.dir / "logs"
         self.state_file = self.dir / "state.json"
         self.libs = settings.cache_dir / f"kafka-{self.version}" / "libs"
+        # Held so the child is reaped by stop() in this process (and not reported as leaked).
+        self._process: subprocess.Popen[bytes] | None = None
 
     # -- jars ---------------------------------------------------------------------------
     def java(self) -> str:
@@ -355,6 +357,7 @@ class LocalBroker:
             start_new_session=True,
         )
         stdout.close()
+        self._process = process
         state.pid = process.pid
         self._save(state)
         try:
@@ -396,6 +399,9 @@ class LocalBroker:
                 os.waitpid(state.pid, os.WNOHANG)
         if _pid_alive(state.pid):
             os.killpg(state.pid, signal.SIGKILL)
+        if self._process is not None and self._process.pid == state.pid:
+            self._process.wait(timeout=10)
+            self._process = None
         state.pid = None
         self._save(state)
         return True

@@ -32,8 +32,8 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -241,9 +241,12 @@ def schemas_check() -> None:
             f"{name:28} v{current.version}  fingerprint {current.fingerprint.hex()}  "
             f"history {len(store.history(name))}"
         )
-    _guard(lambda: project.catalog)
+    try:
+        project.catalog  # noqa: B018 - loading validates that topics.yaml names known schemas
+    except PodiumError as exc:
+        problems.append(str(exc))
     for problem in problems:
-        err.print(f"[red]incompatible:[/] {problem}")
+        err.print(f"[red]problem:[/] {problem}")
     if problems:
         raise typer.Exit(1)
     console.print("[green]all schemas parse and evolve compatibly; topics.yaml names only known schemas[/]")
@@ -347,3 +350,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -57,27 +56,39 @@ class Follower:
     async def __aexit__(self, *_: object) -> None:
         await self._consumer.stop()
 
-    async def collect(self, request_ids: set[str], timeout_s: float) -> dict[str, list[Arrival]]:
-        """Arrivals per request id until every id arrived once or the timeout passed."""
+    async def collect(
+        self, request_ids: set[str], timeout_s: float, per_id: int = 1
+    ) -> dict[str, list[Arrival]]:
+        """Arrivals per request id, until each id arrived ``per_id`` times or the timeout passed."""
         found: dict[str, list[Arrival]] = {}
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not request_ids <= found.keys():
-            batches = await self._consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for r in records:
-                    raw = header_value(r.headers or [], REQUEST_ID)
-                    rid = raw.decode("utf-8", "replace") if raw else (r.key or b"").decode("utf-8", "replace")
-                    found.setdefault(rid, []).append(
-                        Arrival(
-                            rid,
-                            r.topic,
-                            r.partition,
-                            r.offset,
-                            r.key,
-                            r.value,
-                            list(r.headers or []),
-                            r.timestamp,
-                        )
+
+        def complete() -> bool:
+            return all(len(found.get(r, ())) >= per_id for r in request_ids)
+
+        while time.monotonic() < deadline and not complete():
+            for rid, items in (await self.poll(0.2)).items():
+                found.setdefault(rid, []).extend(items)
+        return found
+
+    async def poll(self, timeout_s: float) -> dict[str, list[Arrival]]:
+        """Whatever arrives within ``timeout_s``, by request id (header, else the key)."""
+        found: dict[str, list[Arrival]] = {}
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
+        for records in batches.values():
+            for r in records:
+                raw = header_value(r.headers or [], REQUEST_ID) or r.key or b""
+                rid = raw.decode("utf-8", "replace")
+                found.setdefault(rid, []).append(
+                    Arrival(
+                        rid,
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        list(r.headers or []),
+                        r.timestamp,
                     )
-            await asyncio.sleep(0)
+                )
         return found

@@ -137,14 +137,14 @@ class SchemaStore:
             new = avro.schema.parse(json.dumps(current.raw))
             for old_version in self._history.get(name, []):
                 old = avro.schema.parse(json.dumps(old_version.raw))
-                for direction, reader, writer in (
-                    ("backward", new, old),
-                    ("forward", old, new),
+                for direction, reader, writer, reader_raw in (
+                    ("backward", new, old, current.raw),
+                    ("forward", old, new, old_version.raw),
                 ):
                     result = checker.get_compatibility(reader, writer)
                     if result.compatibility is not avro.compatibility.SchemaCompatibilityType.compatible:
                         details = "; ".join(
-                            f"{kind.name.replace('_', ' ')}: '{msg}' at {loc}"
+                            f"field {_field_at(reader_raw, loc)}: {kind.name.replace('_', ' ')}: {msg}"
                             for kind, msg, loc in zip(
                                 result.incompatibilities,
                                 result.messages,
@@ -157,3 +157,27 @@ class SchemaStore:
                             f"{old_version.path.name}: {details}"
                         )
         return problems
+
+
+def _field_at(schema: Any, location: str) -> str:
+    """Turn a checker location like ``/fields/1/type`` into the field's dotted name."""
+    names: list[str] = []
+    node = schema
+    parts = [p for p in location.split("/") if p]
+    try:
+        i = 0
+        while i < len(parts):
+            part = parts[i]
+            if part == "fields" and i + 1 < len(parts):
+                node = node["fields"][int(parts[i + 1])]
+                names.append(str(node["name"]))
+                i += 2
+                continue
+            if part in ("type", "items", "values"):
+                node = node[part] if isinstance(node, dict) else node
+            elif part.isdigit() and isinstance(node, list):
+                node = node[int(part)]
+            i += 1
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    return f"'{'.'.join(names)}' ({location})" if names else location

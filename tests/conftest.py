@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.broker import LocalBroker
 from streams.config import Settings, load_settings
 from streams.schemas import SchemaStore
 
@@ -38,20 +39,30 @@ def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def bootstrap(broker_settings: Settings) -> AsyncIterator[str]:
-    """A real Apache Kafka broker (KRaft) for the whole session, or KAFKA_BOOTSTRAP_SERVERS."""
-    if broker_settings.bootstrap_servers:
-        yield broker_settings.bootstrap_servers
-        return
-    from streams.broker import LocalBroker
+async def local_broker(broker_settings: Settings) -> AsyncIterator[LocalBroker | None]:
+    """The project's own real Apache Kafka broker (KRaft), once per session.
 
+    None when KAFKA_BOOTSTRAP_SERVERS points the suite at an existing cluster instead.
+    """
+    if broker_settings.bootstrap_servers:
+        yield None
+        return
     broker = LocalBroker(broker_settings)
-    state = await broker.start(timeout_s=120)
-    os.environ["PODIUM_TEST_BOOTSTRAP"] = state.bootstrap
+    await broker.start(timeout_s=120)
     try:
-        yield state.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(broker_settings: Settings, local_broker: LocalBroker | None) -> str:
+    if local_broker is None:
+        assert broker_settings.bootstrap_servers
+        return broker_settings.bootstrap_servers
+    state = local_broker.running()
+    assert state is not None, "the session broker is not running"
+    return state.bootstrap
 
 
 @pytest.fixture
@@ -63,3 +74,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "bootstrap" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture
+def make_topics(bootstrap: str, schema_store: SchemaStore):  # type: ignore[no-untyped-def]
+    """Apply a catalog given as YAML text (use {p} for a per-test prefix); returns it."""
+    from streams.admin import TopicAdmin
+    from streams.catalog import Catalog, parse_catalog
+
+    async def make(text: str, prefix: str) -> Catalog:
+        catalog = parse_catalog(text.replace("{p}", prefix), Path("test-topics.yaml"), schema_store.names())
+        async with TopicAdmin(bootstrap) as admin:
+            await admin.apply(catalog)
+        return catalog
+
+    return make

@@ -1,0 +1,88 @@
+"""The CLI on the real broker: topics apply is idempotent, grows, reconfigures, never deletes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_topics_apply_creates_then_changes_nothing_then_grows_and_reconfigures(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "topics.yaml"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_TOPICS": str(catalog), "COLUMNS": "200"}
+    catalog.write_text(f"topics:\n  {unique}.a: {{value: podium.demo.Note, consumer: s, partitions: 1}}\n")
+    first = podium("topics", "apply", env=env)
+    assert first.returncode == 0, first.stderr
+    for name in (f"{unique}.a", f"{unique}.a.retry", f"{unique}.a.dlq"):
+        assert f"create    {name}" in first.stdout
+    again = podium("topics", "apply", env=env)
+    assert again.returncode == 0 and "0 change(s)" in again.stdout
+
+    catalog.write_text(
+        f"topics:\n  {unique}.a: {{value: podium.demo.Note, consumer: s, partitions: 2, retention: 1d}}\n"
+    )
+    dry = podium("topics", "apply", "--dry-run", env=env)
+    assert f"would grow      {unique}.a  1 -> 2 partitions" in dry.stdout
+    changed = podium("topics", "apply", env=env)
+    assert f"grow      {unique}.a  1 -> 2 partitions" in changed.stdout
+    assert f"configure {unique}.a  retention.ms: 604800000 -> 86400000" in changed.stdout
+    described = podium("topics", "describe", f"{unique}.a", env=env)
+    assert "2 partitions" in described.stdout and "retention.ms = 86400000" in described.stdout
+
+    # Removing a topic from the catalog never deletes it.
+    catalog.write_text(f"topics:\n  {unique}.b: {{value: podium.demo.Note}}\n")
+    podium("topics", "apply", env=env)
+    catalog.write_text(
+        f"topics:\n  {unique}.a: {{value: podium.demo.Note, consumer: s, partitions: 2, retention: 1d}}\n"
+    )
+    assert "0 change(s)" in podium("topics", "apply", env=env).stdout
+
+
+def test_an_invalid_catalog_is_rejected_with_file_line_and_field(tmp_path: Path) -> None:
+    catalog = tmp_path / "topics.yaml"
+    catalog.write_text(
+        "topics:\n  ok: {value: podium.demo.Note}\n  bad:\n    value: podium.demo.Note\n    partitions: -3\n"
+    )
+    result = podium(
+        "topics",
+        "apply",
+        env={"PODIUM_TOPICS": str(catalog), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300"},
+    )
+    assert result.returncode == 2
+    assert f"{catalog}:5: field 'partitions' must be an integer >= 1" in result.stderr.replace("\n", "")
+
+
+def test_schemas_check_passes_on_the_repo_and_names_the_field_when_broken(tmp_path: Path) -> None:
+    ok = podium("schemas", "check", env={})
+    assert ok.returncode == 0, ok.stderr
+    (tmp_path / "history").mkdir()
+    (tmp_path / "history" / "thing.v1.avsc").write_text(
+        '{"type":"record","name":"Thing","fields":[{"name":"a","type":"string"}]}'
+    )
+    (tmp_path / "thing.avsc").write_text(
+        '{"type":"record","name":"Thing","fields":[{"name":"a","type":"int"}]}'
+    )
+    bad = podium(
+        "schemas",
+        "check",
+        env={"PODIUM_SCHEMAS": str(tmp_path), "PODIUM_TOPICS": str(REPO / "topics.yaml"), "COLUMNS": "300"},
+    )
+    assert bad.returncode != 0
+    assert "not backward compatible" in bad.stderr and "'a'" in bad.stderr
