@@ -7,7 +7,7 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                command talks to it and ``podium broker start`` is not needed.
 ``PODIUM_HOME``                Project data directory (broker data, state, logs). ``./.podium``
 ``PODIUM_CACHE_DIR``           Where broker jars are cached per version. ``~/.cache/podium``
-``PODIUM_KAFKA_VERSION``       Apache Kafka version of the local broker. ``4.1.1``
+``PODIUM_KAFKA_VERSION``       Apache Kafka version of the local broker. ``4.4.0``
 ``PODIUM_BROKER_PORT``         Preferred client port of the local broker (a free one is
                                chosen when it is taken). ``9092``
 ``PODIUM_BROKER_HEAP``         Java heap of the local broker. ``768m``
@@ -33,9 +33,9 @@ from streams.errors import ConfigError
 
 __all__ = ["DEFAULT_KAFKA_VERSION", "SUPPORTED_KAFKA_VERSIONS", "Settings", "load_settings"]
 
-DEFAULT_KAFKA_VERSION = "4.1.1"
+DEFAULT_KAFKA_VERSION = "4.4.0"
 # Both run the whole suite; see README "Which Kafka".
-SUPPORTED_KAFKA_VERSIONS = ("4.1.1", "3.9.1")
+SUPPORTED_KAFKA_VERSIONS = ("4.4.0", "4.1.1", "3.9.1")
 
 
 class Settings(BaseSettings):

@@ -2,7 +2,8 @@
 
 Trace context travels in Kafka headers (W3C ``traceparent``/``tracestate``). The SDK tracer
 provider is always installed, even with no exporter, so every request gets a real trace id
-that the next hop continues.
+that the next hop continues. With no exporter, spans are not recorded (sampler ALWAYS_OFF):
+the trace context still propagates, at a fraction of the per-record cost.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["Telemetry", "current_trace_headers", "extract_context"]
@@ -53,7 +55,8 @@ class Telemetry:
     @classmethod
     def configure(cls, exporter: str, service_name: str = "podium") -> Telemetry:
         resource = Resource.create({"service.name": service_name})
-        tracer_provider = TracerProvider(resource=resource)
+        sampler = ALWAYS_OFF if exporter == "none" else ParentBased(ALWAYS_ON)
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         readers: list[MetricReader] = []
         span_exporter: SpanExporter | None = None
         if exporter == "console":

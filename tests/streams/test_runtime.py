@@ -346,3 +346,36 @@ async def test_commit_waits_for_the_oldest_unfinished_record(
                 break
             await asyncio.sleep(0.1)
     assert (await committed(bootstrap, group))[(f"{unique}.in", 0)] == 10
+
+
+async def test_ordered_by_key_keeps_each_keys_order_while_keys_run_in_parallel(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(POISON, unique)
+    codec = SingleObjectCodec(schema_store)
+    import random
+
+    async def jittery(note: dict[str, Any], ctx: StageContext) -> Emit:
+        await asyncio.sleep(random.uniform(0, 0.03))
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(
+        name="first",
+        consumes=f"{unique}.in",
+        produces=(f"{unique}.out",),
+        handler=jittery,
+        ordered_by_key=True,
+    )
+    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    keys = [f"k{i}" for i in range(8)]
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            for n in range(15):
+                for key in keys:
+                    await publisher.publish(
+                        f"{unique}.in", {"request_id": key, "text": str(n)}, request_id=key
+                    )
+        arrivals = await follower.collect(set(keys), timeout_s=60, per_id=15)
+    for key in keys:
+        order = [int(codec.decode(NOTE, a.value or b"")["text"]) for a in arrivals[key]]
+        assert order == list(range(15)), (key, order)
