@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from streams.config import SUPPORTED_KAFKA_VERSIONS, Settings
 from streams.errors import BrokerError, ToolMissing
 
-__all__ = ["BrokerState", "LocalBroker", "wait_for_metadata"]
+__all__ = ["CLUSTER_SETTINGS", "BrokerState", "LocalBroker", "server_properties", "wait_for_metadata"]
 
 _LOG4J1 = """log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
@@ -61,6 +61,37 @@ logger.request.level = WARN
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+# Settings of the one-node cluster that docker-compose.yml mirrors (tests keep them in step).
+CLUSTER_SETTINGS = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "num.partitions": "3",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "10",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "false",
+    # Dead letters carry the original bytes: allow records well above 1 MB.
+    "message.max.bytes": str(16 * 1024 * 1024),
+    "replica.fetch.max.bytes": str(16 * 1024 * 1024),
+}
+
+
+def server_properties(state: BrokerState, data_dir: Path) -> dict[str, str]:
+    return {
+        **CLUSTER_SETTINGS,
+        "controller.quorum.voters": f"1@127.0.0.1:{state.controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{state.port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+    }
 
 
 def _major(version: str) -> int:
@@ -280,28 +311,7 @@ class LocalBroker:
         log = self.log_dir / "server.log"
         (self.dir / "log4j.properties").write_text(_LOG4J1.format(log=log))
         (self.dir / "log4j2.properties").write_text(_LOG4J2.format(log=log))
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{state.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{state.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "3",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            # Dead letters carry the original bytes: allow records well above 1 MB.
-            "message.max.bytes": str(16 * 1024 * 1024),
-            "replica.fetch.max.bytes": str(16 * 1024 * 1024),
-        }
+        props = server_properties(state, self.data_dir)
         path = self.dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
