@@ -37,7 +37,7 @@ from streams.admin import TopicAdmin
 from streams.catalog import Catalog, parse_catalog
 from streams.config import load_settings
 from streams.project import Project
-from streams.runtime import StageWorker
+from streams.runtime import StageWorker, tune_worker_process
 from streams.stage import Emit, Record, Stage, StageContext
 from streams.telemetry import Telemetry
 
@@ -194,6 +194,7 @@ async def main() -> None:
     parser.add_argument("--latency-records", type=int, default=3000)
     args = parser.parse_args()
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    tune_worker_process()  # what `podium run` does; it applies to the raw loop as well
 
     project = Project(load_settings())
     started = False

@@ -19,7 +19,7 @@ from streams.admin import TopicAdmin, plan
 from streams.config import load_settings
 from streams.errors import PodiumError
 from streams.project import Project, resolve_stages
-from streams.runtime import StageWorker
+from streams.runtime import StageWorker, tune_worker_process
 from streams.telemetry import Telemetry
 
 __all__ = ["app", "main"]
@@ -32,7 +32,8 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 
-console = Console(soft_wrap=True)
+# Piped output (CI logs, `| less`) gets a readable width instead of rich's 80 columns.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -267,6 +268,8 @@ def run(
     stages = _guard(lambda: [s for t in targets for s in resolve_stages(t)])
     if max_in_flight is not None:
         stages = [dataclasses.replace(s, max_in_flight=max_in_flight) for s in stages]
+
+    tune_worker_process()
 
     async def go() -> None:
         telemetry = Telemetry.configure(project.settings.otel_exporter, "podium-worker")
