@@ -36,7 +36,9 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/stage_throughput.py
+	$(BIN)/python bench/stage_cpu.py
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/faust_commit_probe.py --records 1500 --concurrency 500
 
 clean:
 	-$(BIN)/podium broker stop

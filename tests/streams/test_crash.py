@@ -89,3 +89,27 @@ async def test_kill_minus_nine_with_500_in_flight_loses_nothing(
     assert sum(v for (t, _), v in positions.items() if t == f"{unique}.in") == 500
     duplicates = sum(n - 1 for n in seen.values())
     print(f"crash test: {len(sent)} records, {duplicates} duplicates after kill -9, 0 lost")
+
+
+async def test_two_worker_processes_share_the_partitions_through_the_group(bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(TOPICS, unique)
+    topics_file = tmp_path / "topics.yaml"
+    topics_file.write_text(TOPICS.replace("{p}", unique))
+    codec = SingleObjectCodec(schema_store)
+    workers = [start_worker(bootstrap, topics_file, unique) for _ in range(2)]
+    try:
+        async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
+            async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+                sent = {await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(300)}
+            arrivals = await follower.collect(sent, timeout_s=120)
+    finally:
+        outputs = []
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            outputs.append(worker.communicate(timeout=60)[0].decode())
+    assert sent <= arrivals.keys()
+    assert all(a[0].topic == f"{unique}.out" for a in arrivals.values())
+    for output in outputs:
+        # Each process logged the partitions the group gave it; both got some of the input.
+        assigned = [line for line in output.splitlines() if "stage crashy assigned" in line]
+        assert any(f"{unique}.in'" in line or f"topic='{unique}.in'" in line for line in assigned), output[-2000:]

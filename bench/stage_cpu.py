@@ -1,0 +1,90 @@
+"""CPU per record of the stage runtime itself, in process, no Kafka.
+
+    .venv/bin/python bench/stage_cpu.py [--records 20000]
+
+Runs ``StageWorker._settle`` (decode, span, handler, encode, settle) on pre-built records with
+a pass-through handler; the produce step is replaced by an already-acknowledged future, so
+the figure is the runtime's own cost, the part a raw aiokafka loop does not pay. It prints the
+cost with CPython's default GC thresholds and with what ``podium run`` sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+
+from streams.catalog import parse_catalog
+from streams.codec import SingleObjectCodec
+from streams.headers import ingress_headers
+from streams.runtime import StageWorker, tune_worker_process
+from streams.schemas import SchemaStore
+from streams.stage import Emit, Record, Stage, StageContext
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def passthrough(note: Record, ctx: StageContext) -> Emit:
+    return Emit("b", note)
+
+
+async def settle_all(worker: StageWorker, value: bytes, count: int) -> float:
+    headers = ingress_headers().to_kafka()
+    records = [
+        ConsumerRecord("a", 0, i, 0, 0, b"k", value, None, 1, len(value), headers) for i in range(count)
+    ]
+    for r in records:
+        worker._tracker.started(("a", 0), r.offset)
+    worker._in_flight = count
+    started = time.perf_counter()
+    await asyncio.gather(*(worker._settle(r) for r in records))
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20000)
+    args = parser.parse_args()
+    store = SchemaStore.load(REPO / "schemas")
+    codec = SingleObjectCodec(store)
+    catalog = parse_catalog(
+        "topics:\n  a: {value: podium.demo.Note, consumer: s}\n  b: {value: podium.demo.Note}\n",
+        Path("bench"),
+        store.names(),
+    )
+    value = codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 1000})
+
+    def fresh() -> StageWorker:
+        worker = StageWorker(
+            Stage(name="s", consumes="a", produces=("b",), handler=passthrough),
+            bootstrap="unused:9092",
+            catalog=catalog,
+            codec=codec,
+        )
+
+        def acknowledged(_: Any) -> asyncio.Future[None]:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+
+        worker._send = acknowledged  # type: ignore[method-assign]
+        return worker
+
+    default = asyncio.run(settle_all(fresh(), value, args.records))
+    tune_worker_process()
+    tuned = asyncio.run(settle_all(fresh(), value, args.records))
+    gc.unfreeze()
+    print(f"{args.records} records of 1 KB, all in flight at once")
+    print(f"  default GC thresholds      {default:6.1f} us per record")
+    print(f"  tune_worker_process()      {tuned:6.1f} us per record")
+
+
+if __name__ == "__main__":
+    main()
