@@ -43,7 +43,11 @@ class OffsetTracker:
         part.started.append(offset)
 
     def finished(self, tp: PartitionKey, offset: int) -> None:
-        part = self._partitions[tp]
+        part = self._partitions.get(tp)
+        if part is None or not part.started or offset < part.started[0]:
+            # The partition was revoked and forgotten while this record ran: its next owner
+            # reads it again from the committed position (a duplicate, never a loss).
+            return
         part.finished.add(offset)
         part.advance()
 

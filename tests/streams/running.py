@@ -1,14 +1,20 @@
-"""Helpers for tests on the real broker: run workers in the background, read group offsets."""
+"""Helpers for tests on the real broker: run workers and the CLI, read group offsets."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.runtime import StageWorker
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
@@ -35,3 +41,16 @@ async def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     finally:
         await admin.close()
     return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
+def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, from the repository, with extra environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

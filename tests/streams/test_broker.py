@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +11,7 @@ import pytest
 from streams.broker import LocalBroker, wait_for_metadata
 from streams.config import Settings, load_settings
 from streams.errors import BrokerError, ToolMissing
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.streams.running import podium
 
 
 async def test_topics_survive_a_restart_on_the_same_port(

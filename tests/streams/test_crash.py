@@ -91,7 +91,9 @@ async def test_kill_minus_nine_with_500_in_flight_loses_nothing(
     print(f"crash test: {len(sent)} records, {duplicates} duplicates after kill -9, 0 lost")
 
 
-async def test_two_worker_processes_share_the_partitions_through_the_group(bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_two_worker_processes_share_the_partitions_through_the_group(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     topics_file = tmp_path / "topics.yaml"
     topics_file.write_text(TOPICS.replace("{p}", unique))
@@ -100,7 +102,10 @@ async def test_two_worker_processes_share_the_partitions_through_the_group(boots
     try:
         async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
             async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
-                sent = {await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(300)}
+                sent = {
+                    await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)})
+                    for i in range(300)
+                }
             arrivals = await follower.collect(sent, timeout_s=120)
     finally:
         outputs = []
@@ -112,4 +117,6 @@ async def test_two_worker_processes_share_the_partitions_through_the_group(boots
     for output in outputs:
         # Each process logged the partitions the group gave it; both got some of the input.
         assigned = [line for line in output.splitlines() if "stage crashy assigned" in line]
-        assert any(f"{unique}.in'" in line or f"topic='{unique}.in'" in line for line in assigned), output[-2000:]
+        assert any(f"{unique}.in'" in line or f"topic='{unique}.in'" in line for line in assigned), output[
+            -2000:
+        ]

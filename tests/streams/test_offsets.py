@@ -57,3 +57,14 @@ def test_out_of_order_start_is_a_bug() -> None:
     tracker.started(TP, 5)
     with pytest.raises(ValueError):
         tracker.started(TP, 5)
+
+
+def test_a_record_finishing_after_its_partition_was_forgotten_is_ignored() -> None:
+    tracker = OffsetTracker()
+    tracker.started(TP, 7)
+    tracker.forget([TP])
+    tracker.finished(TP, 7)  # no error, and nothing to commit for a partition we no longer own
+    assert tracker.to_commit() == {}
+    tracker.started(TP, 3)  # re-assigned later, from an older committed position
+    tracker.finished(TP, 3)
+    assert tracker.to_commit() == {TP: 4}
