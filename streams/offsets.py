@@ -22,8 +22,14 @@ PartitionKey = tuple[str, int]
 class _Partition:
     started: deque[int] = field(default_factory=deque)
     finished: set[int] = field(default_factory=set)
+    # Given up without an outcome (partition revoked, worker stopping): no longer running, but
+    # the position never moves past them, so they are read again.
+    abandoned: set[int] = field(default_factory=set)
     position: int | None = None  # next offset to read; None until something finished
     committed: int | None = None
+
+    def running(self) -> int:
+        return len(self.started) - len(self.finished) - len(self.abandoned)
 
     def advance(self) -> None:
         while self.started and self.started[0] in self.finished:
@@ -36,11 +42,18 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._partitions: dict[PartitionKey, _Partition] = {}
 
-    def started(self, tp: PartitionKey, offset: int) -> None:
+    def started(self, tp: PartitionKey, offset: int) -> bool:
+        """Track a record. False when the partition restarted below what was in flight.
+
+        That happens only when the consumer re-reads from an earlier position (a seek, a
+        truncated log): the old entries are dropped; their records arrive again.
+        """
         part = self._partitions.setdefault(tp, _Partition())
-        if part.started and offset <= part.started[-1]:
-            raise ValueError(f"{tp}: offset {offset} started out of order")
+        fresh = not part.started or offset > part.started[-1]
+        if not fresh:
+            part = self._partitions[tp] = _Partition(committed=part.committed)
         part.started.append(offset)
+        return fresh
 
     def finished(self, tp: PartitionKey, offset: int) -> None:
         part = self._partitions.get(tp)
@@ -51,11 +64,16 @@ class OffsetTracker:
         part.finished.add(offset)
         part.advance()
 
+    def abandoned(self, tp: PartitionKey, offset: int) -> None:
+        part = self._partitions.get(tp)
+        if part is not None:
+            part.abandoned.add(offset)
+
     def in_flight(self, tp: PartitionKey | None = None) -> int:
         if tp is not None:
             part = self._partitions.get(tp)
-            return len(part.started) if part else 0
-        return sum(len(p.started) for p in self._partitions.values())
+            return part.running() if part else 0
+        return sum(p.running() for p in self._partitions.values())
 
     def to_commit(self) -> dict[PartitionKey, int]:
         """Positions that moved since the last :meth:`committed` call."""

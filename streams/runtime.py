@@ -39,6 +39,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
 from streams.codec import Codec
 from streams.errors import (
+    BrokerError,
     CodecError,
     DeadlineExceeded,
     HandlerTimeout,
@@ -58,6 +59,9 @@ __all__ = ["StageWorker", "tune_worker_process"]
 log = logging.getLogger("podium.runtime")
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+PRODUCE_GIVE_UP_S = 120.0
+_CLOCK_SKEW_S = 5.0
+_RECORD_OVERHEAD = 512  # batch and record framing that Kafka counts against max.message.bytes
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
 
 
@@ -81,6 +85,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._worker._drain([(tp.topic, tp.partition) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._worker._revoking -= {(tp.topic, tp.partition) for tp in assigned}
         log.info("stage %s assigned %s", self._worker.stage.name, sorted(map(str, assigned)))
 
 
@@ -108,6 +113,9 @@ class StageWorker:
         self._retry_topic = retry_topic(stage.consumes)
         self._dlq_topic = dlq_topic(stage.consumes)
         self._out_schemas = {t: catalog.get(t).value_schema for t in stage.produces}
+        self._out_limits = {
+            t: min(catalog.get(t).max_message_bytes, MAX_REQUEST_BYTES) for t in stage.produces
+        }
         catalog.get(self._retry_topic)
         catalog.get(self._dlq_topic)
         self._telemetry = telemetry or Telemetry.configure("none")
@@ -137,6 +145,8 @@ class StageWorker:
         # After a full in-flight window, fetch again only when a useful batch fits.
         self._refill = max(1, stage.max_in_flight // 8)
         self._failure: BaseException | None = None
+        self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
+        self._revoking: set[tuple[str, int]] = set()
         self.settled = {"ok": 0, "retry": 0, "dlq": 0}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -176,6 +186,16 @@ class StageWorker:
             ]
         self._background.append(asyncio.create_task(self._commit_loop(), name=f"{self.stage.name}-commit"))
         self._background.append(asyncio.create_task(self._send_loop(), name=f"{self.stage.name}-send"))
+        for task in self._background:
+            task.add_done_callback(self._background_ended)
+
+    def _background_ended(self, task: asyncio.Task[None]) -> None:
+        """A lane, the sender or the committer must never end on its own: stop, uncommitted."""
+        if task.cancelled() or self._stopping.is_set():
+            return
+        self._failure = task.exception() or PodiumError(f"background task {task.get_name()} ended")
+        log.error("stage %s: %s ended: %r", self.stage.name, task.get_name(), self._failure)
+        self.request_stop()
 
     async def run(self) -> None:
         """Consume until :meth:`request_stop`; then drain, commit and close."""
@@ -190,6 +210,7 @@ class StageWorker:
     def request_stop(self) -> None:
         self._stopping.set()
         self._room.set()
+        self._wake_sleepers()
 
     async def __aenter__(self) -> StageWorker:
         await self.start()
@@ -212,7 +233,8 @@ class StageWorker:
             batches = await self._consumer.getmany(timeout_ms=100, max_records=room)
             for tp, records in batches.items():
                 for record in records:
-                    self._tracker.started((tp.topic, tp.partition), record.offset)
+                    if not self._tracker.started((tp.topic, tp.partition), record.offset):
+                        log.warning("stage %s: %s re-read from offset %d", self.stage.name, tp, record.offset)
                     self._in_flight += 1
                     if self._lanes:
                         lane = zlib.crc32(record.key or b"") % len(self._lanes)
@@ -225,6 +247,12 @@ class StageWorker:
     async def _lane(self, queue: asyncio.Queue[ConsumerRecord[bytes, bytes]]) -> None:
         while True:
             record = await queue.get()
+            if (record.topic, record.partition) in self._revoking:
+                # Its new owner runs it; running it here too would break per-key order.
+                self._tracker.abandoned((record.topic, record.partition), record.offset)
+                self._in_flight -= 1
+                self._room.set()
+                continue
             await self._settle(record)
 
     async def _settle(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -236,7 +264,7 @@ class StageWorker:
             self._tracker.finished((record.topic, record.partition), record.offset)
             self.settled[outcome] += 1
         except _Abandon:
-            pass
+            self._tracker.abandoned((record.topic, record.partition), record.offset)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -296,7 +324,9 @@ class StageWorker:
             return [self._dead_letter(record, headers, error_type(exc), str(exc), 0, span)], "dlq"
 
         if record.topic == self._retry_topic and headers.not_before_ms is not None:
-            await self._sleep((headers.not_before_ms - now_ms()) / 1000)
+            # A bogus or skewed not-before must not hold a slot forever.
+            longest = max(self.stage.retry.retry_topic_delays_s, default=0.0) + _CLOCK_SKEW_S
+            await self._sleep(min((headers.not_before_ms - now_ms()) / 1000, longest), record)
 
         attempt_in_round = 0
         while True:
@@ -305,7 +335,12 @@ class StageWorker:
             try:
                 return self._results(await self._run_handler(record, headers, decoded), headers), "ok"
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the worker is stopping
+                # Something inside the handler cancelled it: a handler failure, not a stop.
+                reason = "the handler's own await was cancelled (not by the worker)"
+                return [self._dead_letter(record, headers, "cancelled", reason, headers.attempt, span)], "dlq"
             # A handler may raise anything; the decision reads the error's retryable flag.
             except Exception as exc:  # noqa: BLE001
                 decision = decide(
@@ -325,7 +360,7 @@ class StageWorker:
                     },
                 )
                 if isinstance(decision, RetryNow):
-                    await self._sleep(decision.delay_s)
+                    await self._sleep(decision.delay_s, record)
                     continue
                 if isinstance(decision, RetryLater):
                     later = replace(
@@ -378,10 +413,19 @@ class StageWorker:
         traceparent, tracestate = current_trace_headers()
         next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate).to_kafka()
         key = (headers.request_id or "").encode()
-        return [
+        outputs = [
             _Out(e.topic, key, self._codec.encode(self._out_schemas[e.topic], e.value), next_headers)
             for e in emits
         ]
+        # Checked before anything is sent, so that a refused output cannot leave its siblings
+        # delivered and the input dead-lettered as well.
+        for out in outputs:
+            size = len(out.value) + len(key) + sum(len(k) + len(v) for k, v in next_headers)
+            if size > self._out_limits[out.topic] - _RECORD_OVERHEAD:
+                raise PayloadTooLarge(
+                    f"output to {out.topic} is {size} bytes; the topic accepts {self._out_limits[out.topic]}"
+                )
+        return outputs
 
     def _dead_letter(
         self,
@@ -424,6 +468,7 @@ class StageWorker:
     ) -> None:
         """Step 5: returns only when the broker acknowledged every output."""
         backoff = 0.1
+        give_up = time.monotonic() + PRODUCE_GIVE_UP_S
         while True:
             try:
                 if len(outputs) == 1:
@@ -433,6 +478,9 @@ class StageWorker:
                 return
             except (KafkaTimeoutError, KafkaError) as exc:
                 if isinstance(exc, KafkaTimeoutError) or getattr(exc, "retriable", False):
+                    if time.monotonic() > give_up:
+                        # Stop uncommitted; a supervisor restarts the worker, the record replays.
+                        raise BrokerError(f"produce failing for {PRODUCE_GIVE_UP_S:.0f}s: {exc!r}") from exc
                     log.warning("stage %s: produce failed (%s), retrying", self.stage.name, exc)
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -465,19 +513,31 @@ class StageWorker:
                 continue
             try:
                 delivery = await self._producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-            except KafkaError as exc:  # e.g. too large: hand the error to the record that waits
+            # Whatever send() raises (too large, a closed producer, a bug) belongs to the record
+            # waiting for it; the sender itself must keep serving the others.
+            except Exception as exc:  # noqa: BLE001
                 acked.set_exception(exc)
                 continue
             delivery.add_done_callback(lambda d, a=acked: _relay(d, a))
 
-    async def _sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        if self._stopping.is_set():
-            raise _Abandon
+    async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
+        """Sleep, but give the record up when the worker stops or its partition is revoked."""
+        tp = (record.topic, record.partition) if record is not None else None
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stopping.is_set() or (tp is not None and tp in self._revoking):
+                raise _Abandon
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            wake = self._wake
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await wake.wait()
+
+    def _wake_sleepers(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
 
     # -- commits --------------------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -503,7 +563,13 @@ class StageWorker:
         self._tracker.committed({(tp.topic, tp.partition): o for tp, o in offsets.items()})
 
     async def _drain(self, partitions: list[tuple[str, int]]) -> None:
-        """Wait for in-flight records of ``partitions`` to settle, commit, forget them."""
+        """Settle or give up the in-flight records of ``partitions``, commit, forget them.
+
+        Records that are only waiting (a retry delay, a lane queue) are given up at once: the
+        next owner runs them. Records inside their handler get up to the drain timeout.
+        """
+        self._revoking |= set(partitions)
+        self._wake_sleepers()
         await self._until(lambda: not any(self._tracker.in_flight(tp) for tp in partitions))
         await self._commit()
         self._tracker.forget(partitions)

@@ -1,7 +1,5 @@
 import random
 
-import pytest
-
 from streams.offsets import OffsetTracker
 
 TP = ("t", 0)
@@ -52,11 +50,24 @@ def test_partitions_are_independent_and_forgettable() -> None:
     assert tracker.in_flight() == 0
 
 
-def test_out_of_order_start_is_a_bug() -> None:
+def test_reading_again_from_an_earlier_offset_restarts_the_partition() -> None:
     tracker = OffsetTracker()
-    tracker.started(TP, 5)
-    with pytest.raises(ValueError):
-        tracker.started(TP, 5)
+    assert tracker.started(TP, 5)
+    assert not tracker.started(TP, 5)  # re-read after a seek: the old entry is dropped
+    assert tracker.in_flight(TP) == 1
+    tracker.finished(TP, 5)
+    assert tracker.to_commit() == {TP: 6}
+
+
+def test_abandoned_records_stop_counting_but_hold_the_position() -> None:
+    tracker = OffsetTracker()
+    for offset in (1, 2, 3):
+        tracker.started(TP, offset)
+    tracker.abandoned(TP, 1)
+    tracker.finished(TP, 2)
+    tracker.finished(TP, 3)
+    assert tracker.in_flight(TP) == 0
+    assert tracker.to_commit() == {}  # 1 has no outcome: it must be read again
 
 
 def test_a_record_finishing_after_its_partition_was_forgotten_is_ignored() -> None:

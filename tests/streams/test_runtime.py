@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +47,6 @@ def stamping(name: str, to: str, **kwargs: Any) -> Stage:
 
 
 def on(stage: Stage, consumes: str) -> Stage:
-    from dataclasses import replace
-
     return replace(stage, consumes=consumes)
 
 
@@ -380,3 +380,90 @@ async def test_ordered_by_key_keeps_each_keys_order_while_keys_run_in_parallel(
     for key in keys:
         order = [int(codec.decode(NOTE, a.value or b"")["text"]) for a in arrivals[key]]
         assert order == list(range(15)), (key, order)
+
+
+LIMITED = """
+topics:
+  {p}.in: {value: podium.demo.Note, consumer: first, partitions: 1}
+  {p}.out: {value: podium.demo.Note, partitions: 1, max_message_bytes: 256KiB}
+  {p}.side: {value: podium.demo.Note, partitions: 1}
+"""
+
+
+async def test_an_output_too_large_for_its_topic_dead_letters_the_input_and_sends_nothing(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(LIMITED, unique)
+    codec = SingleObjectCodec(schema_store)
+
+    async def bloat(note: dict[str, Any], ctx: StageContext) -> list[Emit]:
+        big = {**note, "text": "x" * (300 * 1024)} if note["text"] == "big" else note
+        return [Emit(f"{unique}.side", note), Emit(f"{unique}.out", big)]
+
+    stage = Stage(
+        name="first", consumes=f"{unique}.in", produces=(f"{unique}.out", f"{unique}.side"), handler=bloat
+    )
+    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with (
+        Follower(bootstrap, [f"{unique}.out", f"{unique}.side", f"{unique}.in.dlq"]) as follower,
+        running(worker),
+    ):
+        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            big = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "big"})
+            small = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "small"})
+        arrivals = await follower.collect({small}, timeout_s=30, per_id=2)
+        arrivals.update(await follower.collect({big}, timeout_s=5))
+    assert sorted(a.topic for a in arrivals[small]) == [f"{unique}.out", f"{unique}.side"]
+    assert [a.topic for a in arrivals[big]] == [f"{unique}.in.dlq"]
+    letter = codec.decode("podium.DeadLetter", arrivals[big][0].value or b"")
+    assert letter["error_type"] == "payload_too_large" and f"{unique}.out" in letter["error_message"]
+
+
+async def test_a_bogus_not_before_on_the_retry_topic_waits_only_the_longest_delay(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(POISON, unique)
+    codec = SingleObjectCodec(schema_store)
+    stage = replace(
+        on(stamping("first", f"{unique}.out"), f"{unique}.in"), retry=RetryPolicy(retry_topic_delays_s=(0.2,))
+    )
+    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    ten_days = str(int(time.time() * 1000) + 10 * 86_400_000).encode()
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            value = codec.encode(NOTE, {"request_id": "late", "text": "x"})
+            await publisher.send_raw(
+                f"{unique}.in.retry",
+                b"late",
+                value,
+                [(REQUEST_ID, b"late"), ("podium-not-before-ms", ten_days), ("podium-round", b"1")],
+            )
+        started = time.monotonic()
+        arrivals = await follower.collect({"late"}, timeout_s=30)
+    assert arrivals["late"][0].topic == f"{unique}.out"
+    assert time.monotonic() - started < 15  # the cap is 0.2 s + 5 s of clock skew
+
+
+async def test_a_handler_cancelled_from_inside_is_dead_lettered_and_the_stage_goes_on(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(POISON, unique)
+    codec = SingleObjectCodec(schema_store)
+
+    async def self_cancelling(note: dict[str, Any], ctx: StageContext) -> Emit:
+        if note["text"] == "cancel":
+            inner = asyncio.get_running_loop().create_future()
+            inner.cancel()
+            await inner  # raises CancelledError inside the handler
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(name="first", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=self_cancelling)
+    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            cancelled = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "cancel"})
+            fine = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "fine"})
+        arrivals = await follower.collect({cancelled, fine}, timeout_s=30)
+    assert arrivals[cancelled][0].topic == f"{unique}.in.dlq"
+    assert codec.decode("podium.DeadLetter", arrivals[cancelled][0].value or b"")["error_type"] == "cancelled"
+    assert arrivals[fine][0].topic == f"{unique}.out"
