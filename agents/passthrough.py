@@ -6,18 +6,33 @@ they exist so that the runtime's guarantees can be seen end to end before the AI
 
 from __future__ import annotations
 
-from streams.stage import Emit, Record, Stage, StageContext
+from typing import TypedDict
 
-__all__ = ["FINISH", "STAMP"]
+from streams.stage import Emit, Stage, StageContext
 
-
-async def stamp(note: Record, ctx: StageContext) -> Emit:
-    return Emit("demo.stamped", {**note, "hops": [*note["hops"], ctx.stage]})
+__all__ = ["FINISH", "STAMP", "Note"]
 
 
-async def finish(note: Record, ctx: StageContext) -> Emit:
-    return Emit("demo.done", {**note, "hops": [*note["hops"], ctx.stage]})
+class Note(TypedDict):
+    """``podium.demo.Note`` as decoded (schemas/note.avsc; a test keeps the two in step)."""
+
+    request_id: str
+    text: str
+    hops: list[str]
+    priority: int
 
 
-STAMP = Stage(name="stamp", consumes="demo.notes", produces=("demo.stamped",), handler=stamp)
-FINISH = Stage(name="finish", consumes="demo.stamped", produces=("demo.done",), handler=finish)
+def _stamped(note: Note, stage: str) -> dict[str, object]:
+    return {**note, "hops": [*note["hops"], stage]}
+
+
+async def stamp(note: Note, ctx: StageContext) -> Emit:
+    return Emit("demo.stamped", _stamped(note, ctx.stage))
+
+
+async def finish(note: Note, ctx: StageContext) -> Emit:
+    return Emit("demo.done", _stamped(note, ctx.stage))
+
+
+STAMP: Stage[Note] = Stage(name="stamp", consumes="demo.notes", produces=("demo.stamped",), handler=stamp)
+FINISH: Stage[Note] = Stage(name="finish", consumes="demo.stamped", produces=("demo.done",), handler=finish)

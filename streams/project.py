@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from streams.broker import LocalBroker
 from streams.catalog import Catalog, load_catalog
@@ -53,7 +54,7 @@ class Project:
         return state.bootstrap
 
 
-def resolve_stages(target: str) -> list[Stage]:
+def resolve_stages(target: str) -> list[Stage[Any]]:
     """A stage name, a pipeline name, or ``module:attribute`` (a Stage, a list, or a factory)."""
     from agents import PIPELINES, STAGES
 

@@ -92,7 +92,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class StageWorker:
     def __init__(
         self,
-        stage: Stage,
+        stage: Stage[Any],
         *,
         bootstrap: str,
         catalog: Catalog,

@@ -2,7 +2,13 @@
 
 ::
 
-    async def stamp(note: Record, ctx: StageContext) -> Emit:
+    class Note(TypedDict):  # mirrors schemas/note.avsc
+        request_id: str
+        text: str
+        hops: list[str]
+        priority: int
+
+    async def stamp(note: Note, ctx: StageContext) -> Emit:
         return Emit("demo.stamped", {**note, "hops": [*note["hops"], ctx.stage]})
 
     STAMP = Stage(name="stamp", consumes="demo.notes", produces=("demo.stamped",), handler=stamp)
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from streams.headers import RequestHeaders, now_ms
 from streams.retry import RetryPolicy
@@ -52,15 +58,18 @@ class StageContext:
         return self.headers.remaining_s(now_ms())
 
 
-Handler = Callable[[Record, StageContext], Awaitable[Emit | Sequence[Emit]]]
+# The input type is the decoded Avro record of the consumed topic: a dict at run time, best
+# described by a TypedDict that mirrors the .avsc (see agents.passthrough.Note).
+In = TypeVar("In")
+Handler = Callable[[In, StageContext], Awaitable[Emit | Sequence[Emit]]]
 
 
 @dataclass(frozen=True)
-class Stage:
+class Stage(Generic[In]):
     name: str
     consumes: str
     produces: tuple[str, ...]
-    handler: Handler
+    handler: Handler[In]
     max_in_flight: int = 256
     # Records with the same key run one after another (one lane per key hash).
     ordered_by_key: bool = False
