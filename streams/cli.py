@@ -30,7 +30,9 @@ topics_app = typer.Typer(help="The topic catalog in topics.yaml.", no_args_is_he
 schemas_app = typer.Typer(help="The Avro contracts in schemas/.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+dlq_app = typer.Typer(help="Dead letters: what failed, why, and sending it back.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(dlq_app, name="dlq")
 
 # Piped output (CI logs, `| less`) gets a readable width instead of rich's 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -335,6 +337,217 @@ def publish(
                 print(await pub.publish(topic, record, budget_s=budget))
 
     _run(go)
+
+
+# -- debug: tail, replay, dlq ----------------------------------------------------------------
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command("tail")
+def tail(
+    topic: str,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    request_id: Annotated[str | None, typer.Option("--request-id")] = None,
+    trace_id: Annotated[str | None, typer.Option("--trace-id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Follow a topic live, decoded: key, headers (trace, request, attempt, deadline), value."""
+    from streams.reading import Selection, TopicReader
+    from streams.render import describe
+
+    project = _guard(_project)
+    catalog = _guard(lambda: project.catalog)
+    selection = Selection(topic, request_id=request_id, trace_id=trace_id)
+
+    async def go() -> None:
+        async with TopicReader(project.bootstrap()) as reader:
+            err.print(f"following {topic} (Ctrl-C to stop)")
+            async for record in reader.follow(topic, from_beginning):
+                if not selection.matches(record):
+                    continue
+                shown = describe(record, catalog, project.codec)
+                if as_json:
+                    print(json.dumps(shown), flush=True)
+                    continue
+                console.print(
+                    f"[bold]{record.topic}[/][{record.partition}]@{record.offset} {_when(record.timestamp)} "
+                    f"request={shown['request_id']} trace={shown['trace_id']} attempt={shown['attempt']}"
+                    + (f" deadline={_when(shown['deadline_ms'])}" if shown["deadline_ms"] else "")
+                )
+                console.print_json(json.dumps(shown.get("value") or shown.get("value_error")))
+
+    try:
+        _run(go)
+    except KeyboardInterrupt:
+        err.print("stopped")
+
+
+@app.command("replay")
+def replay_cmd(
+    topic: str,
+    start: Annotated[str | None, typer.Option("--from", help="Offset, age (15m) or ISO time.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Offset, age or ISO time (exclusive).")] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id")] = None,
+    trace_id: Annotated[str | None, typer.Option("--trace-id")] = None,
+    dump: Annotated[Path | None, typer.Option("--dump", help="Write decoded records as JSON lines.")] = None,
+    into: Annotated[str | None, typer.Option("--into", help="Re-publish the original bytes here.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore the checkpoint of an earlier run.")
+    ] = False,
+) -> None:
+    """Copy a range of a topic to a file or into a topic (new trace linked to the original)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from streams.reading import Selection, parse_position
+    from streams.replay import Checkpoint, replay
+
+    if (dump is None) == (into is None) and not dry_run:
+        err.print("give exactly one of --dump FILE or --into TOPIC (or --dry-run)")
+        raise typer.Exit(2)
+    project = _guard(_project)
+    catalog = _guard(lambda: project.catalog)
+    selection = _guard(
+        lambda: Selection(
+            topic,
+            start=parse_position(start) if start else None,
+            end=parse_position(end) if end else None,
+            request_id=request_id,
+            trace_id=trace_id,
+        )
+    )
+    checkpoints = project.settings.home / "replay"
+    resuming = not restart and Checkpoint(checkpoints, selection, into or "dump").path.exists()
+    if resuming:
+        err.print("resuming an interrupted replay (use --restart to begin again)")
+    out = dump.open("a" if resuming else "w") if dump is not None and not dry_run else None
+
+    async def go() -> int:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rec/s"),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task(f"replay {topic}", total=None, rate="-")
+
+            def advance(done: int, total: int) -> None:
+                speed = bar.tasks[0].speed
+                bar.update(task, completed=done, total=total, rate=f"{speed:,.0f}" if speed else "-")
+
+            return await replay(
+                bootstrap=project.bootstrap(),
+                catalog=catalog,
+                codec=project.codec,
+                selection=selection,
+                checkpoints=checkpoints,
+                into=into,
+                dump=out,
+                dry_run=dry_run,
+                restart=restart,
+                telemetry=Telemetry.configure(project.settings.otel_exporter, "podium-replay"),
+                progress=advance,
+            )
+
+    try:
+        count = _run(go)
+    finally:
+        if out is not None:
+            out.close()
+    verb = "would send" if dry_run else ("sent" if into else "wrote")
+    console.print(
+        f"{verb} {count} record(s) from {topic}" + (f" to {into}" if into else f" to {dump}" if dump else "")
+    )
+
+
+@dlq_app.command("list")
+def dlq_list(since: Annotated[str | None, typer.Option("--since")] = None) -> None:
+    """Dead letters per stage and error type: count, first and last seen."""
+    from streams.deadletters import read_dead_letters, summarize
+    from streams.reading import parse_position
+
+    project = _guard(_project)
+    position = _guard(lambda: parse_position(since)) if since else None
+    letters = _run(
+        lambda: read_dead_letters(project.bootstrap(), project.catalog, project.codec, since=position)
+    )
+    table = Table("stage", "error type", "count", "first seen", "last seen")
+    for group in summarize(letters):
+        table.add_row(
+            group.stage, group.error_type, str(group.count), _when(group.first_ms), _when(group.last_ms)
+        )
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    stage: Annotated[str | None, typer.Option("--stage")] = None,
+    error_type: Annotated[str | None, typer.Option("--error-type")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+) -> None:
+    """Dead letters with their reason, original coordinates and attempts."""
+    from streams.deadletters import read_dead_letters
+
+    project = _guard(_project)
+    letters = _run(
+        lambda: read_dead_letters(
+            project.bootstrap(), project.catalog, project.codec, stage=stage, error_type=error_type
+        )
+    )
+    for item in letters[-limit:]:
+        letter = item.letter
+        console.print(
+            f"[bold]{letter['stage']}[/] {letter['error_type']} request={letter['request_id']} "
+            f"from {letter['original_topic']}[{letter['original_partition']}]@{letter['original_offset']} "
+            f"attempts={letter['attempts']} at {_when(letter['dead_lettered_at_ms'])}"
+        )
+        console.print(f"  {letter['error_message']}", markup=False, highlight=False)
+    console.print(
+        f"{len(letters)} dead letter(s)" + (f", last {limit} shown" if len(letters) > limit else "")
+    )
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    stage: Annotated[str, typer.Option("--stage")],
+    error_type: Annotated[str | None, typer.Option("--error-type")] = None,
+    since: Annotated[str | None, typer.Option("--since")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Send dead letters back to their topic (once: a ledger remembers what was redriven)."""
+    from streams.deadletters import read_dead_letters, redrive
+    from streams.reading import parse_position
+
+    project = _guard(_project)
+    position = _guard(lambda: parse_position(since)) if since else None
+
+    async def go() -> tuple[int, int]:
+        letters = await read_dead_letters(
+            project.bootstrap(),
+            project.catalog,
+            project.codec,
+            stage=stage,
+            error_type=error_type,
+            since=position,
+        )
+        return await redrive(project.bootstrap(), project.catalog, project.codec, letters, dry_run=dry_run)
+
+    sent, skipped = _run(go)
+    console.print(
+        f"{'would redrive' if dry_run else 'redrove'} {sent} dead letter(s) of stage {stage}"
+        + (f"; {skipped} already redriven before" if skipped else "")
+    )
 
 
 @app.command("demo")

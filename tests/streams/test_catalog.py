@@ -7,7 +7,7 @@ from streams.catalog import load_catalog, parse_catalog
 from streams.errors import CatalogError
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = ["podium.demo.Note", "podium.DeadLetter"]
+SCHEMAS = ["podium.demo.Note", "podium.DeadLetter", "podium.Redrive"]
 P = Path("topics.yaml")
 
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import sys
 from pathlib import Path
 
+from streams.codec import SingleObjectCodec
+from streams.publish import Publisher
+from streams.schemas import SchemaStore
 from tests.streams.running import REPO, podium
 
 
@@ -71,3 +79,41 @@ def test_schemas_check_passes_on_the_repo_and_names_the_field_when_broken(tmp_pa
     )
     assert bad.returncode != 0
     assert "not backward compatible" in bad.stderr and "'a'" in bad.stderr
+
+
+async def test_tail_shows_a_record_published_after_it_started(  # type: ignore[no-untyped-def]
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+) -> None:
+    text = "topics:\n  {p}.seen: {value: podium.demo.Note}\n"
+    catalog = await make_topics(text, unique)
+    topics_file = tmp_path / "topics.yaml"
+    await asyncio.to_thread(topics_file.write_text, text.replace("{p}", unique))
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_TOPICS": str(topics_file)}
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "tail",
+        f"{unique}.seen",
+        "--json",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert tail.stderr is not None and tail.stdout is not None
+        ready = await asyncio.wait_for(tail.stderr.readline(), 30)
+        assert b"following" in ready
+        await asyncio.sleep(1.0)  # the reader has positioned itself at the end
+        async with Publisher(
+            bootstrap=bootstrap, catalog=catalog, codec=SingleObjectCodec(schema_store)
+        ) as publisher:
+            rid = await publisher.publish(f"{unique}.seen", {"request_id": "", "text": "live"}, budget_s=5)
+        line = json.loads(await asyncio.wait_for(tail.stdout.readline(), 30))
+    finally:
+        tail.send_signal(signal.SIGINT)
+        await asyncio.wait_for(tail.wait(), 30)
+    assert line["request_id"] == rid and line["value"]["text"] == "live"
+    assert line["trace_id"] and line["deadline_ms"] and line["attempt"] == 0
+    assert tail.returncode == 0

@@ -1,0 +1,60 @@
+"""A record as a person (or ``jq``) reads it: coordinates, key, headers and the decoded value."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from streams.catalog import Catalog
+from streams.codec import Codec
+from streams.errors import PodiumError
+from streams.headers import parse_headers
+
+__all__ = ["describe"]
+
+
+def _text_or_b64(value: bytes | None) -> str | dict[str, str] | None:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
+
+
+def _plain(value: Any) -> Any:
+    """Avro bytes fields (a dead letter's original value) become text or base64 for JSON."""
+    if isinstance(value, bytes):
+        return _text_or_b64(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def describe(record: ConsumerRecord[bytes, bytes], catalog: Catalog, codec: Codec) -> dict[str, Any]:
+    headers = parse_headers(record.headers)
+    out: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp,
+        "key": _text_or_b64(record.key),
+        "request_id": headers.request_id,
+        "trace_id": headers.trace_id,
+        "attempt": headers.attempt,
+        "deadline_ms": headers.deadline_ms,
+        "path": list(headers.path),
+        "headers": {k: _text_or_b64(v) for k, v in (record.headers or ())},
+    }
+    try:
+        schema = catalog.get(record.topic).value_schema
+        out["value"] = _plain(codec.decode(schema, record.value or b""))
+    except PodiumError as exc:
+        out["value"] = None
+        out["value_error"] = str(exc)
+        out["value_raw"] = _text_or_b64(record.value)
+    return out
