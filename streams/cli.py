@@ -550,6 +550,45 @@ def dlq_redrive(
     )
 
 
+@app.command("audit")
+def audit(
+    pipeline: str,
+    since: Annotated[str | None, typer.Option("--since", help="Offset, age (15m) or ISO time.")] = None,
+    grace: Annotated[float, typer.Option("--grace", help="Seconds a request may still be in flight.")] = 60.0,
+) -> None:
+    """Every request that entered the pipeline ended exactly once? Exits 1 when any is missing."""
+    from streams.audit import pipeline_topics, run_audit
+    from streams.headers import now_ms
+    from streams.reading import parse_position
+
+    project = _guard(_project)
+    stages = _guard(lambda: resolve_stages(pipeline))
+    input_topic, terminal = _guard(lambda: pipeline_topics(stages, project.catalog))
+    position = _guard(lambda: parse_position(since)) if since else None
+    report = _run(
+        lambda: run_audit(
+            project.bootstrap(),
+            input_topic,
+            terminal,
+            since=position,
+            now_ms=now_ms(),
+            grace_ms=int(grace * 1000),
+        )
+    )
+    table = Table("outcome", "requests")
+    for topic, count in sorted(report.by_topic.items()):
+        table.add_row(f"ended in {topic}", str(count))
+    table.add_row("ended more than once", str(len(report.duplicated)))
+    table.add_row("still in flight", str(len(report.in_flight)))
+    table.add_row("[red]missing[/]" if report.missing else "missing", str(len(report.missing)))
+    console.print(f"{report.entered} request(s) entered {input_topic}")
+    console.print(table)
+    for rid in report.missing[:20]:
+        console.print(f"missing: {rid}")
+    if report.missing:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo() -> None:
     """The main job end to end: broker, topics, stages, sample records, where each one ended."""

@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.admin import TopicAdmin
+from streams.audit import pipeline_topics, run_audit
 from streams.catalog import dlq_topic
 from streams.follow import Follower
 from streams.headers import new_request_id, now_ms
 from streams.project import Project, resolve_stages
 from streams.publish import Publisher
+from streams.reading import Position
 from streams.runtime import StageWorker
 
 __all__ = ["SAMPLE_NOTES", "run_demo"]
@@ -47,6 +49,7 @@ async def run_demo(project: Project, console: Console) -> int:
     else:
         console.print(f"[bold]1/5[/] using the running cluster at {project.bootstrap()}")
     bootstrap = project.bootstrap()
+    started_ms = now_ms()
     try:
         console.print("[bold]2/5[/] applying topics.yaml")
         async with TopicAdmin(bootstrap) as admin:
@@ -115,7 +118,22 @@ async def run_demo(project: Project, console: Console) -> int:
             f"{len(sent) - len(missing)}/{len(sent)} requests reached a terminal topic"
             + (f"; [red]missing: {missing}[/]" if missing else "")
         )
-        return 1 if missing else 0
+        input_topic, terminal = pipeline_topics(stages, project.catalog)
+        report = await run_audit(
+            bootstrap,
+            input_topic,
+            terminal,
+            since=Position(timestamp_ms=started_ms),
+            now_ms=now_ms(),
+            grace_ms=0,
+        )
+        console.print(
+            f"audit (read back from Kafka, as `podium audit demo --since 5m` does): {report.entered} entered "
+            f"{input_topic}; "
+            + ", ".join(f"{n} ended in {t}" for t, n in sorted(report.by_topic.items()))
+            + f"; {len(report.missing)} missing"
+        )
+        return 1 if missing or report.missing else 0
     finally:
         if started_broker:
             console.print("stopping the broker this demo started")
