@@ -274,7 +274,13 @@ def run(
     tune_worker_process()
 
     async def go() -> None:
-        telemetry = Telemetry.configure(project.settings.otel_exporter, "podium-worker")
+        telemetry = Telemetry.configure(
+            project.settings.otel_exporter,
+            "podium-worker",
+            bootstrap=project.bootstrap(),
+            codec=project.codec,
+            prometheus_port=project.settings.metrics_port,
+        )
         workers = [
             StageWorker(
                 s,
@@ -295,7 +301,11 @@ def run(
             loop.add_signal_handler(sig, stop_all)
         for worker in workers:
             await worker.start()
-        print(f"podium: running {', '.join(s.name for s in stages)}", flush=True)
+        print(
+            f"podium: running {', '.join(s.name for s in stages)}; metrics on "
+            f"http://127.0.0.1:{telemetry.metrics_port}/metrics",
+            flush=True,
+        )
         try:
             await asyncio.gather(*(w.run() for w in workers))
         finally:
@@ -456,7 +466,12 @@ def replay_cmd(
                 dump=out,
                 dry_run=dry_run,
                 restart=restart,
-                telemetry=Telemetry.configure(project.settings.otel_exporter, "podium-replay"),
+                telemetry=Telemetry.configure(
+                    project.settings.otel_exporter,
+                    "podium-replay",
+                    bootstrap=project.bootstrap(),
+                    codec=project.codec,
+                ),
                 progress=advance,
             )
 
@@ -548,6 +563,40 @@ def dlq_redrive(
         f"{'would redrive' if dry_run else 'redrove'} {sent} dead letter(s) of stage {stage}"
         + (f"; {skipped} already redriven before" if skipped else "")
     )
+
+
+@app.command("trace")
+def trace_cmd(
+    ident: Annotated[str, typer.Argument(help="A request id or a trace id (32 hex digits).")],
+    since: Annotated[str, typer.Option("--since", help="How far back to look.")] = "1d",
+) -> None:
+    """A request's waterfall: every hop's start, duration, status, retries (model, tokens, cost)."""
+    import re
+
+    from streams.reading import parse_position
+    from streams.waterfall import read_spans, waterfall, waterfall_table
+
+    project = _guard(_project)
+    position = _guard(lambda: parse_position(since))
+    is_trace = re.fullmatch(r"[0-9a-f]{32}", ident) is not None
+    spans = _run(
+        lambda: read_spans(
+            project.bootstrap(),
+            project.codec,
+            since=position,
+            trace_id=ident if is_trace else None,
+            request_id=None if is_trace else ident,
+        )
+    )
+    if not spans:
+        err.print(
+            f"no spans for {ident} in podium.telemetry since {since} "
+            "(workers export there when PODIUM_OTEL_EXPORTER=kafka, the default)"
+        )
+        raise typer.Exit(1)
+    rows = waterfall(spans)
+    console.print(f"trace {rows[0].trace_id}" + ("" if is_trace else f" (request {ident})"))
+    console.print(waterfall_table(rows))
 
 
 @app.command("audit")

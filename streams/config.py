@@ -16,8 +16,11 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 ``PODIUM_SCHEMA_REGISTRY_URL`` Use the Confluent wire format through this registry instead
                                of Avro single-object encoding.
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
-``PODIUM_OTEL_EXPORTER``       ``none`` | ``console`` | ``otlp`` (OTLP reads the standard
-                               ``OTEL_EXPORTER_OTLP_*`` variables itself).
+``PODIUM_OTEL_EXPORTER``       ``kafka`` (spans as Avro on ``podium.telemetry``, no server
+                               needed) | ``otlp`` (reads the standard ``OTEL_EXPORTER_OTLP_*``
+                               variables) | ``console`` | ``none``. ``kafka``
+``PODIUM_METRICS_PORT``        Prometheus ``/metrics`` of a worker (a free port when taken).
+                               ``9464``
 =============================  ===========================================================
 """
 
@@ -53,7 +56,10 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(default=Path("schemas"), alias="PODIUM_SCHEMAS")
     schema_registry_url: str | None = Field(default=None, alias="PODIUM_SCHEMA_REGISTRY_URL")
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
-    otel_exporter: Literal["none", "console", "otlp"] = Field(default="none", alias="PODIUM_OTEL_EXPORTER")
+    otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(
+        default="kafka", alias="PODIUM_OTEL_EXPORTER"
+    )
+    metrics_port: int = Field(default=9464, alias="PODIUM_METRICS_PORT", ge=0, le=65535)
 
 
 def load_settings(**overrides: object) -> Settings:

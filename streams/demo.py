@@ -20,6 +20,8 @@ from streams.project import Project, resolve_stages
 from streams.publish import Publisher
 from streams.reading import Position
 from streams.runtime import StageWorker
+from streams.telemetry import Telemetry
+from streams.waterfall import read_spans, waterfall, waterfall_table
 
 __all__ = ["SAMPLE_NOTES", "run_demo"]
 
@@ -60,8 +62,14 @@ async def run_demo(project: Project, console: Console) -> int:
             console.print("    nothing to change")
 
         stages = resolve_stages("demo")
+        telemetry = Telemetry.configure(
+            project.settings.otel_exporter, "podium-demo", bootstrap=bootstrap, codec=project.codec
+        )
         workers = [
-            StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) for s in stages
+            StageWorker(
+                s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, telemetry=telemetry
+            )
+            for s in stages
         ]
         console.print(f"[bold]3/5[/] starting stages: {' -> '.join(s.name for s in stages)}")
         for worker in workers:
@@ -71,7 +79,9 @@ async def run_demo(project: Project, console: Console) -> int:
             terminal = ["demo.done", *(dlq_topic(s.consumes) for s in stages)]
             async with (
                 Follower(bootstrap, terminal) as follower,
-                Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+                Publisher(
+                    bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, telemetry=telemetry
+                ) as publisher,
             ):
                 console.print(f"[bold]4/5[/] publishing {len(SAMPLE_NOTES)} notes and one malformed record")
                 sent: dict[str, tuple[str, int]] = {}
@@ -97,6 +107,7 @@ async def run_demo(project: Project, console: Console) -> int:
             for worker in workers:
                 worker.request_stop()
             await asyncio.gather(*runs, return_exceptions=True)
+            await asyncio.to_thread(telemetry.shutdown)  # flushes the spans
 
         console.print("[bold]5/5[/] where every request ended")
         table = Table("request", "text", "ended in", "hops / reason", "ms")
@@ -133,6 +144,13 @@ async def run_demo(project: Project, console: Console) -> int:
             + ", ".join(f"{n} ended in {t}" for t, n in sorted(report.by_topic.items()))
             + f"; {len(report.missing)} missing"
         )
+        if project.settings.otel_exporter == "kafka":
+            traced = next(iter(sent))
+            spans = await read_spans(
+                bootstrap, project.codec, request_id=traced, since=Position(timestamp_ms=started_ms)
+            )
+            console.print(f"one request's trace, read back from podium.telemetry (`podium trace {traced}`):")
+            console.print(waterfall_table(waterfall(spans)))
         return 1 if missing or report.missing else 0
     finally:
         if started_broker:

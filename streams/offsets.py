@@ -75,6 +75,13 @@ class OffsetTracker:
             return part.running() if part else 0
         return sum(p.running() for p in self._partitions.values())
 
+    def oldest_unsettled(self, tp: PartitionKey) -> int | None:
+        """The next offset that still needs work here (None before anything was read)."""
+        part = self._partitions.get(tp)
+        if part is None:
+            return None
+        return part.started[0] if part.started else part.position
+
     def to_commit(self) -> dict[PartitionKey, int]:
         """Positions that moved since the last :meth:`committed` call."""
         return {

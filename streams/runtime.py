@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
@@ -123,6 +124,18 @@ class StageWorker:
         meter = self._telemetry.meter("podium.streams")
         self._duration = meter.create_histogram(
             "messaging.process.duration", unit="s", description="Time to settle one record"
+        )
+        self._retries = meter.create_counter(
+            "podium.stage.retries", description="Handler runs that failed and were retried (now or later)"
+        )
+        self._dead_letters = meter.create_counter(
+            "podium.stage.dead_letters", description="Records sent to the dead-letter topic, by error type"
+        )
+        meter.create_observable_gauge(
+            "podium.stage.consumer_lag",
+            callbacks=[self._observe_lag],
+            unit="{record}",
+            description="Records on the consumed topics not yet settled by this worker, per partition",
         )
         # Built once: the SDK hashes attribute sets on every record() call, dicts need not be new.
         self._outcome_attrs = {
@@ -360,9 +373,11 @@ class StageWorker:
                     },
                 )
                 if isinstance(decision, RetryNow):
+                    self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "now"})
                     await self._sleep(decision.delay_s, record)
                     continue
                 if isinstance(decision, RetryLater):
+                    self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "topic"})
                     later = replace(
                         headers,
                         round=decision.next_round,
@@ -437,6 +452,7 @@ class StageWorker:
         span: trace.Span,
     ) -> _Out:
         span.set_attribute("error.type", kind)
+        self._dead_letters.add(1, {"podium.stage": self.stage.name, "error.type": kind})
         letter = {
             "stage": self.stage.name,
             "error_type": kind,
@@ -538,6 +554,23 @@ class StageWorker:
     def _wake_sleepers(self) -> None:
         self._wake.set()
         self._wake = asyncio.Event()
+
+    def _observe_lag(self, _: CallbackOptions) -> list[Observation]:
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        observations = []
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            low = self._tracker.oldest_unsettled((tp.topic, tp.partition))
+            if high is not None and low is not None:
+                attrs = {
+                    "podium.stage": self.stage.name,
+                    "messaging.destination.name": tp.topic,
+                    "messaging.destination.partition.id": str(tp.partition),
+                }
+                observations.append(Observation(max(0, high - low), attrs))
+        return observations
 
     # -- commits --------------------------------------------------------------------------
     async def _commit_loop(self) -> None:

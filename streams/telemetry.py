@@ -8,8 +8,6 @@ the trace context still propagates, at a fraction of the per-record cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from streams.codec import Codec
+from streams.errors import ConfigError
 
 __all__ = ["Telemetry", "current_trace_headers", "extract_context"]
 
@@ -51,9 +52,22 @@ def current_trace_headers() -> tuple[str | None, str | None]:
 class Telemetry:
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
+    metrics_server: Any = None  # the Prometheus HTTP server, when one was started
 
     @classmethod
-    def configure(cls, exporter: str, service_name: str = "podium") -> Telemetry:
+    def configure(
+        cls,
+        exporter: str,
+        service_name: str = "podium",
+        *,
+        bootstrap: str | None = None,
+        codec: Codec | None = None,
+        prometheus_port: int | None = None,
+    ) -> Telemetry:
+        """``exporter``: none | console | otlp | kafka (spans to podium.telemetry).
+
+        ``prometheus_port`` serves ``/metrics`` on that port (a free one if it is taken).
+        """
         resource = Resource.create({"service.name": service_name})
         sampler = ALWAYS_OFF if exporter == "none" else ParentBased(ALWAYS_ON)
         tracer_provider = TracerProvider(resource=resource, sampler=sampler)
@@ -69,9 +83,31 @@ class Telemetry:
 
             span_exporter = OTLPSpanExporter()
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), 10_000))
+        elif exporter == "kafka":
+            from streams.spanlog import KafkaSpanExporter
+
+            if bootstrap is None or codec is None:
+                raise ConfigError("the kafka span exporter needs a bootstrap address and a codec")
+            span_exporter = KafkaSpanExporter(bootstrap, codec)
+        elif exporter != "none":
+            raise ConfigError(f"PODIUM_OTEL_EXPORTER={exporter}: use none, console, otlp or kafka")
         if span_exporter is not None:
-            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-        return cls(tracer_provider, MeterProvider(resource=resource, metric_readers=readers))
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=500))
+        server = None
+        if prometheus_port is not None:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+
+            readers.append(PrometheusMetricReader())
+            try:
+                server, _ = start_http_server(prometheus_port, addr="127.0.0.1")
+            except OSError:
+                server, _ = start_http_server(0, addr="127.0.0.1")
+        return cls(tracer_provider, MeterProvider(resource=resource, metric_readers=readers), server)
+
+    @property
+    def metrics_port(self) -> int | None:
+        return int(self.metrics_server.server_port) if self.metrics_server is not None else None
 
     def tracer(self, name: str) -> trace.Tracer:
         return self.tracer_provider.get_tracer(name)
@@ -82,12 +118,6 @@ class Telemetry:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
-
-
-@contextmanager
-def attached(ctx: otel_context.Context) -> Iterator[Any]:
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()

@@ -5,14 +5,15 @@ import pytest
 from streams.admin import ExistingTopic, plan
 from streams.catalog import load_catalog, parse_catalog
 from streams.errors import CatalogError
+from streams.schemas import SchemaStore
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = ["podium.demo.Note", "podium.DeadLetter", "podium.Redrive"]
+SCHEMAS = ["podium.demo.Note", "podium.DeadLetter"]
 P = Path("topics.yaml")
 
 
-def test_repo_catalog_derives_retry_and_dlq_for_every_consumed_topic() -> None:
-    catalog = load_catalog(REPO / "topics.yaml", SCHEMAS)
+def test_repo_catalog_derives_retry_and_dlq_for_every_consumed_topic(schema_store: SchemaStore) -> None:
+    catalog = load_catalog(REPO / "topics.yaml", schema_store.names())
     consumed = [t for t in catalog if t.role == "main" and t.consumer]
     assert consumed
     for topic in consumed:
