@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench broker-fetch clean
+.PHONY: install lint test test-unit demo up bench broker-fetch browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 broker-fetch: install
 	$(BIN)/podium broker fetch
 
+# Debian's Chromium renders `podium report` in a test (it is not on a fresh machine).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || (echo "install Debian's chromium (apt-get install chromium): the report test needs it" && exit 1)
+
 lint: install
 	$(BIN)/ruff check streams agents tests bench
 	$(BIN)/ruff format --check streams agents tests bench
@@ -25,7 +30,7 @@ lint: install
 
 # The whole suite against a real broker that the tests start themselves.
 # pytest exits 5 when it collects no tests: make treats that as the failure it is.
-test: lint broker-fetch
+test: lint broker-fetch browser
 	$(BIN)/pytest -q
 
 test-unit: install

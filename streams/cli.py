@@ -599,6 +599,60 @@ def trace_cmd(
     console.print(waterfall_table(rows))
 
 
+@app.command("report")
+def report_cmd(
+    pipeline: str,
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    since: Annotated[str, typer.Option("--since", help="Offset, age (15m) or ISO time.")] = "1h",
+    until: Annotated[str | None, typer.Option("--until")] = None,
+    baseline_since: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline-since", help="Compare with this window (ends at --baseline-until or at --since)."
+        ),
+    ] = None,
+    baseline_until: Annotated[str | None, typer.Option("--baseline-until")] = None,
+) -> None:
+    """One self-contained HTML file: pipeline graph, latency, outcomes over time, cost, slowest traces."""
+    from streams.audit import pipeline_topics, run_audit
+    from streams.headers import now_ms
+    from streams.reading import parse_position
+    from streams.report import render, summarize_spans
+    from streams.waterfall import read_window
+
+    project = _guard(_project)
+    stages = _guard(lambda: resolve_stages(pipeline))
+    input_topic, terminal = _guard(lambda: pipeline_topics(stages, project.catalog))
+    start = _guard(lambda: parse_position(since))
+    end = _guard(lambda: parse_position(until)) if until else None
+
+    async def go() -> str:
+        bootstrap = project.bootstrap()
+        spans = await read_window(bootstrap, project.codec, start, end)
+        audit = await run_audit(
+            bootstrap, input_topic, terminal, since=start, now_ms=now_ms(), grace_ms=60_000
+        )
+        baseline = None
+        if baseline_since:
+            b_end = parse_position(baseline_until) if baseline_until else start
+            baseline = summarize_spans(
+                await read_window(bootstrap, project.codec, parse_position(baseline_since), b_end)
+            )
+        return render(
+            pipeline=pipeline,
+            stages=stages,
+            catalog=project.catalog,
+            summary=summarize_spans(spans),
+            audit=audit,
+            baseline=baseline,
+            window=f"since {since}" + (f" until {until}" if until else ""),
+        )
+
+    document = _run(go)
+    out.write_text(document)
+    console.print(f"wrote {out} ({len(document) // 1024} KiB); open it in a browser")
+
+
 @app.command("audit")
 def audit(
     pipeline: str,

@@ -33,10 +33,15 @@ class Position:
 
 
 def parse_position(text: str, at_ms: int | None = None) -> Position:
-    """``1200`` (offset), ``15m``/``2h``/``1d`` (that long ago) or an ISO 8601 time."""
+    """``1200`` (offset), ``15m``/``2h``/``1d`` (that long ago) or an ISO 8601 time.
+
+    A number of 13 digits or more is a time in epoch milliseconds (no partition reaches 10**12
+    records), so ``--since "$(date +%s%3N)"`` does what it says.
+    """
     text = text.strip()
     if text.isdigit():
-        return Position(offset=int(text))
+        number = int(text)
+        return Position(timestamp_ms=number) if number >= 10**12 else Position(offset=number)
     if match := _RELATIVE.match(text):
         return Position(timestamp_ms=(at_ms or now_ms()) - int(match["n"]) * _UNIT_MS[match["unit"]])
     try:

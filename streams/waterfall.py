@@ -15,7 +15,7 @@ from streams.errors import PodiumError
 from streams.reading import Position, Selection, TopicReader
 from streams.spanlog import TELEMETRY_TOPIC
 
-__all__ = ["Row", "read_spans", "waterfall", "waterfall_table"]
+__all__ = ["Row", "read_spans", "read_window", "waterfall", "waterfall_table"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,22 @@ def waterfall_table(rows: list[Row], width: int = 40) -> Table:
     return table
 
 
+async def read_window(
+    bootstrap: str, codec: Codec, since: Position | None = None, until: Position | None = None
+) -> list[dict[str, Any]]:
+    """Every span written between two positions of the telemetry topic."""
+    spans: list[dict[str, Any]] = []
+    async with TopicReader(bootstrap) as reader:
+        async for record in reader.read(
+            await reader.plan(Selection(TELEMETRY_TOPIC, start=since, end=until))
+        ):
+            try:
+                spans.append(codec.decode("podium.Span", record.value or b""))
+            except PodiumError:
+                continue  # not a span podium wrote: `podium tail podium.telemetry` shows it
+    return spans
+
+
 async def read_spans(
     bootstrap: str,
     codec: Codec,
@@ -112,13 +128,7 @@ async def read_spans(
     since: Position | None = None,
 ) -> list[dict[str, Any]]:
     """Spans of a trace, or of every trace that touched a request id."""
-    spans: list[dict[str, Any]] = []
-    async with TopicReader(bootstrap) as reader:
-        async for record in reader.read(await reader.plan(Selection(TELEMETRY_TOPIC, start=since))):
-            try:
-                spans.append(codec.decode("podium.Span", record.value or b""))
-            except PodiumError:
-                continue
+    spans = await read_window(bootstrap, codec, since)
     if request_id is not None:
         traces = {s["trace_id"] for s in spans if s["attributes"].get("podium.request_id") == request_id}
     else:

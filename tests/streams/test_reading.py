@@ -10,6 +10,7 @@ TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 def test_positions_are_offsets_ages_or_times() -> None:
     assert parse_position("1200") == Position(offset=1200)
+    assert parse_position("1795626000000") == Position(timestamp_ms=1_795_626_000_000)
     assert parse_position("15m", at_ms=1_000_000) == Position(timestamp_ms=100_000)
     assert parse_position("2026-11-25T17:00:00Z") == Position(timestamp_ms=1_795_626_000_000)
     with pytest.raises(ConfigError, match="use an offset"):
