@@ -79,9 +79,11 @@ async def run_audit(
     async with TopicReader(bootstrap) as reader:
         async for record in reader.read(await reader.plan(Selection(input_topic, start=since))):
             entered.setdefault(_request_id(record), record.timestamp)
-    arrivals: dict[str, list[str]] = {}
+    timed: dict[str, list[tuple[int, str]]] = {}
     for topic in terminal:
         async with TopicReader(bootstrap) as reader:
             async for record in reader.read(await reader.plan(Selection(topic, start=since))):
-                arrivals.setdefault(_request_id(record), []).append(topic)
+                timed.setdefault(_request_id(record), []).append((record.timestamp, topic))
+    # In time order, so a dead letter that was redriven and then answered ends in the answer.
+    arrivals = {rid: [topic for _, topic in sorted(items)] for rid, items in timed.items()}
     return classify(entered, arrivals, now_ms, grace_ms)

@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from streams.audit import pipeline_topics, run_audit
 from streams.codec import SingleObjectCodec
 from streams.deadletters import read_dead_letters, redrive, summarize
 from streams.errors import PermanentError
 from streams.follow import Follower
-from streams.headers import header_value, parse_headers
+from streams.headers import header_value, now_ms, parse_headers
 from streams.publish import Publisher
 from streams.reading import Position, Selection
 from streams.replay import REPLAY_MARK, REPLAY_OF, replay
@@ -175,3 +176,8 @@ async def test_redrive_after_fixing_the_cause_reaches_the_output_once(
         again = await read_dead_letters(bootstrap, catalog, codec, stage=stage.name)
         assert await redrive(bootstrap, catalog, codec, again) == (0, 3)
         assert await follower.poll(1.5) == {}
+
+    # The audit now finds every request answered: the redriven ones ended in the output last.
+    input_topic, terminal = pipeline_topics([stage], catalog)
+    report = await run_audit(bootstrap, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
+    assert report.missing == [] and report.by_topic == {f"{unique}.out": 4}
