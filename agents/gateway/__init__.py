@@ -1,0 +1,45 @@
+"""The model gateway's decisions, free of I/O: what an error means, how long to wait, whether a
+circuit lets a call through, how fast a worker may call, what a call costs, and how a stream
+adds up. The providers over httpx and the gateway that composes these come next (issue 3)."""
+
+from agents.gateway.backoff import Backoff
+from agents.gateway.breaker import CircuitBreaker
+from agents.gateway.errors import (
+    ContentRefused,
+    ContextTooLong,
+    Overloaded,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    StreamBroken,
+    Unreachable,
+    classify_response,
+)
+from agents.gateway.pricing import Price, PriceTable, Usage
+from agents.gateway.ratelimit import RateLimiter
+from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
+
+__all__ = [
+    "AnthropicStream",
+    "Backoff",
+    "CircuitBreaker",
+    "ContentRefused",
+    "ContextTooLong",
+    "OpenAIStream",
+    "Overloaded",
+    "Price",
+    "PriceTable",
+    "ProviderError",
+    "QuotaExhausted",
+    "RateLimited",
+    "RateLimiter",
+    "RequestRejected",
+    "ServerError",
+    "SseDecoder",
+    "StreamBroken",
+    "Unreachable",
+    "Usage",
+    "classify_response",
+]

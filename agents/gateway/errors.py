@@ -1,0 +1,161 @@
+"""What a provider's failure means for the gateway, decided from the HTTP answer alone.
+
+Each error carries the flags the gateway acts on, so no caller needs an isinstance chain:
+
+``retryable``   the same call may succeed later (rate limit, overload, 5xx, timeout, broken stream)
+``failover``    switch to the next model in the chain *now*, without waiting
+``fallback_to`` which kind of alternate helps: ``any``, ``longer_context`` or ``other_policy``
+
+::
+
+    ProviderError (PodiumError)
+    ├── RateLimited          429 rate_limit_exceeded / rate_limit_error   retryable
+    ├── QuotaExhausted       429 insufficient_quota, spend limits         failover (any)
+    ├── Overloaded           529 / overloaded_error, mid-stream too       retryable, failover (any)
+    ├── ServerError          5xx                                          retryable
+    ├── Unreachable          connect error, timeout, reset                retryable
+    ├── StreamBroken         stream cut or error event after 200          retryable, failover (any)
+    ├── ContextTooLong       context window exceeded                      failover (longer_context)
+    ├── ContentRefused       content policy refusal                       failover (other_policy)
+    └── RequestRejected      400, 401, 403, 404 and other 4xx             neither
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streams.errors import PodiumError
+
+__all__ = [
+    "ContentRefused",
+    "ContextTooLong",
+    "Overloaded",
+    "ProviderError",
+    "QuotaExhausted",
+    "RateLimited",
+    "RequestRejected",
+    "ServerError",
+    "StreamBroken",
+    "Unreachable",
+    "classify_response",
+]
+
+
+class ProviderError(PodiumError):
+    retryable = False
+    failover = False
+    fallback_to = "any"
+    dead_letter_reason = "provider"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(ProviderError):
+    retryable = True
+    dead_letter_reason = "rate_limited"
+
+
+class QuotaExhausted(ProviderError):
+    failover = True
+    dead_letter_reason = "quota_exhausted"
+
+
+class Overloaded(ProviderError):
+    retryable = True
+    failover = True
+    dead_letter_reason = "overloaded"
+
+
+class ServerError(ProviderError):
+    retryable = True
+    dead_letter_reason = "provider_5xx"
+
+
+class Unreachable(ProviderError):
+    retryable = True
+    dead_letter_reason = "provider_unreachable"
+
+
+class StreamBroken(ProviderError):
+    retryable = True
+    failover = True
+    dead_letter_reason = "stream_broken"
+
+
+class ContextTooLong(ProviderError):
+    failover = True
+    fallback_to = "longer_context"
+    dead_letter_reason = "context_too_long"
+
+
+class ContentRefused(ProviderError):
+    failover = True
+    fallback_to = "other_policy"
+    dead_letter_reason = "content_refused"
+
+
+class RequestRejected(ProviderError):
+    dead_letter_reason = "request_rejected"
+
+
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "spend_limit_exceeded", "billing_error"}
+_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
+_CONTEXT_WORDS = (
+    "context window",
+    "context length",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+)
+_POLICY_CODES = {"content_policy_violation", "content_filter"}
+
+
+def _error_fields(body: Any) -> tuple[str, str, str]:
+    """(code, type, message) from an OpenAI ``{"error": {...}}`` or Anthropic ``{"type": "error", ...}``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", "", str(body)[:300] if body else ""
+    return str(error.get("code") or ""), str(error.get("type") or ""), str(error.get("message") or "")
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` first (OpenAI), then ``retry-after`` in seconds; an HTTP date is ignored."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = lowered.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+def classify_response(status: int, body: Any, headers: Mapping[str, str]) -> ProviderError:
+    """The error for a non-2xx answer (``body``: the parsed JSON, or text when it was not JSON)."""
+    code, kind, message = _error_fields(body)
+    text = f"HTTP {status}: {message or code or kind or 'no detail'}"
+    wait = retry_after_s(headers)
+    lowered = f"{code} {kind} {message}".lower()
+    if status == 429:
+        if code in _QUOTA_CODES or kind in _QUOTA_CODES or "quota" in lowered or "spend limit" in lowered:
+            return QuotaExhausted(text, status=status)
+        return RateLimited(text, status=status, retry_after_s=wait)
+    if status == 529 or kind == "overloaded_error":
+        return Overloaded(text, status=status, retry_after_s=wait)
+    if code in _CONTEXT_CODES or any(word in lowered for word in _CONTEXT_WORDS):
+        return ContextTooLong(text, status=status)
+    if code in _POLICY_CODES or kind in _POLICY_CODES or "content policy" in lowered:
+        return ContentRefused(text, status=status)
+    if status in (408, 409) or status >= 500:
+        return ServerError(text, status=status, retry_after_s=wait)
+    return RequestRejected(text, status=status)

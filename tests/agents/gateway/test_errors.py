@@ -1,0 +1,84 @@
+import pytest
+
+from agents.gateway.errors import (
+    ContentRefused,
+    ContextTooLong,
+    Overloaded,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    classify_response,
+    retry_after_s,
+)
+from streams.errors import is_retryable
+
+
+def openai(code: str, message: str = "", kind: str = "") -> dict[str, object]:
+    return {"error": {"code": code, "type": kind, "message": message}}
+
+
+def anthropic(kind: str, message: str = "") -> dict[str, object]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retryable", "failover"),
+    [
+        (429, openai("rate_limit_exceeded"), {"retry-after-ms": "1500"}, RateLimited, True, False),
+        (
+            429,
+            openai("insufficient_quota", "You exceeded your current quota"),
+            {},
+            QuotaExhausted,
+            False,
+            True,
+        ),
+        (429, anthropic("rate_limit_error"), {"retry-after": "7"}, RateLimited, True, False),
+        (529, anthropic("overloaded_error", "Overloaded"), {}, Overloaded, True, True),
+        (500, openai("server_error"), {}, ServerError, True, False),
+        (503, "upstream connect error", {}, ServerError, True, False),
+        (408, {}, {}, ServerError, True, False),
+        (
+            400,
+            openai("context_length_exceeded", "maximum context length is 8192 tokens"),
+            {},
+            ContextTooLong,
+            False,
+            True,
+        ),
+        (
+            400,
+            anthropic("invalid_request_error", "prompt is too long: 210000 tokens"),
+            {},
+            ContextTooLong,
+            False,
+            True,
+        ),
+        (400, openai("content_policy_violation"), {}, ContentRefused, False, True),
+        (400, openai("invalid_value", "temperature must be <= 2"), {}, RequestRejected, False, False),
+        (401, anthropic("authentication_error"), {}, RequestRejected, False, False),
+        (403, {}, {}, RequestRejected, False, False),
+        (404, openai("model_not_found"), {}, RequestRejected, False, False),
+    ],
+)
+def test_each_answer_maps_to_the_right_decision(
+    status: int, body: object, headers: dict[str, str], expected: type, retryable: bool, failover: bool
+) -> None:
+    error = classify_response(status, body, headers)
+    assert type(error) is expected
+    assert (error.retryable, error.failover, is_retryable(error)) == (retryable, failover, retryable)
+    assert error.status == status and f"HTTP {status}" in str(error)
+
+
+def test_fallback_kinds_say_which_alternate_helps() -> None:
+    assert classify_response(400, openai("context_length_exceeded"), {}).fallback_to == "longer_context"
+    assert classify_response(400, openai("content_policy_violation"), {}).fallback_to == "other_policy"
+    assert classify_response(529, {}, {}).fallback_to == "any"
+
+
+def test_retry_after_prefers_milliseconds_and_ignores_dates() -> None:
+    assert retry_after_s({"Retry-After-Ms": "250", "Retry-After": "9"}) == 0.25
+    assert retry_after_s({"retry-after": "3"}) == 3.0
+    assert retry_after_s({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert classify_response(429, openai("rate_limit_exceeded"), {"retry-after": "2"}).retry_after_s == 2.0
