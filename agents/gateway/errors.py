@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agents.gateway.pricing import Usage
 from streams.errors import PodiumError
 
 __all__ = [
@@ -54,6 +55,8 @@ class ProviderError(PodiumError):
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
+        # What a broken stream had used when it broke (counted, marked estimated): it is billed.
+        self.partial_usage: Usage | None = None
 
 
 class RateLimited(ProviderError):

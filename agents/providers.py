@@ -1,0 +1,284 @@
+"""Model providers over httpx: OpenAI-compatible chat completions and Anthropic Messages.
+
+One pooled ``httpx.AsyncClient`` per provider, no retries of its own (the gateway is the one
+retry layer), every call bounded by a timeout the caller passes (never beyond the request's
+deadline). Failures become :mod:`agents.gateway.errors` types; an API key is sent in a header
+and nowhere else (its repr is masked).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from agents.gateway.errors import ProviderError, StreamBroken, Unreachable, classify_response
+from agents.gateway.pricing import Usage
+from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder, estimate_tokens
+
+__all__ = ["AnthropicProvider", "ChatRequest", "Completion", "OpenAIProvider", "Provider", "StreamPiece"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int = 512
+    temperature: float | None = None
+    system: str | None = None
+
+    def prompt_tokens_estimate(self) -> int:
+        text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
+        return estimate_tokens(text)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    finish_reason: str | None
+    usage: Usage
+    provider: str
+    latency_s: float
+    first_chunk_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StreamPiece:
+    """A text delta, or (``final`` set) the end of the stream with its usage."""
+
+    text: str = ""
+    final: Completion | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, request: ChatRequest, timeout_s: float) -> Completion: ...
+
+    def stream(self, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(repr=False)
+class _HttpProvider:
+    name: str
+    base_url: str
+    api_key: str = field(default="")
+    transport: httpx.AsyncBaseTransport | None = None
+
+    def __post_init__(self) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url.rstrip("/"),
+            transport=self.transport,
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+            headers=self._auth_headers(),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=***)"
+
+    def _auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(
+        self, path: str, body: dict[str, Any], timeout_s: float, extra: dict[str, str]
+    ) -> httpx.Response:
+        try:
+            response = await self._client.post(path, json=body, timeout=timeout_s, headers=extra)
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"{self.name}: no answer within {timeout_s:.2f}s") from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _status_error(response)
+        return response
+
+    async def _open_stream(
+        self, path: str, body: dict[str, Any], timeout_s: float, extra: dict[str, str]
+    ) -> AsyncIterator[bytes]:
+        try:
+            async with self._client.stream(
+                "POST", path, json=body, timeout=timeout_s, headers=extra
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _status_error(response)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.TimeoutException as exc:
+            raise StreamBroken(f"{self.name}: stream stalled past {timeout_s:.2f}s") from exc
+        except httpx.TransportError as exc:
+            raise StreamBroken(f"{self.name}: stream cut: {type(exc).__name__}") from exc
+
+
+def _status_error(response: httpx.Response) -> ProviderError:
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = response.text[:300]
+    return classify_response(response.status_code, body, response.headers)
+
+
+class OpenAIProvider(_HttpProvider):
+    """Any OpenAI-compatible ``/chat/completions`` (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter)."""
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        messages = (
+            [{"role": "system", "content": request.system}] if request.system else []
+        ) + request.messages
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        return body
+
+    async def complete(
+        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> Completion:
+        started = time.perf_counter()
+        data = (
+            await self._post("/chat/completions", self._body(request, False), timeout_s, headers or {})
+        ).json()
+        choice = (data.get("choices") or [{}])[0]
+        usage = data.get("usage") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0
+        return Completion(
+            text=(choice.get("message") or {}).get("content") or "",
+            model=data.get("model", request.model),
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(usage.get("prompt_tokens", 0) - cached, usage.get("completion_tokens", 0), cached),
+            provider=self.name,
+            latency_s=time.perf_counter() - started,
+        )
+
+    async def stream(
+        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[StreamPiece]:
+        started, first = time.perf_counter(), None
+        decoder, state = SseDecoder(), OpenAIStream(prompt_tokens_estimate=request.prompt_tokens_estimate())
+        try:
+            async for chunk in self._open_stream(
+                "/chat/completions", self._body(request, True), timeout_s, headers or {}
+            ):
+                for event in decoder.feed(chunk):
+                    text = state.add(event)
+                    if text:
+                        first = first if first is not None else time.perf_counter() - started
+                        yield StreamPiece(text=text)
+        except StreamBroken as exc:
+            exc.partial_usage = state.final_usage()
+            raise
+        if not state.done:
+            broken = StreamBroken(f"{self.name}: stream ended without [DONE]")
+            broken.partial_usage = state.final_usage()
+            raise broken
+        yield StreamPiece(
+            final=Completion(
+                state.text,
+                request.model,
+                state.finish_reason,
+                state.final_usage(),
+                self.name,
+                time.perf_counter() - started,
+                first,
+            )
+        )
+
+
+class AnthropicProvider(_HttpProvider):
+    """Anthropic Messages (``/v1/messages``)."""
+
+    def _auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": "2023-06-01"}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        return headers
+
+    def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+        }
+        if request.system:
+            body["system"] = request.system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if stream:
+            body["stream"] = True
+        return body
+
+    async def complete(
+        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> Completion:
+        started = time.perf_counter()
+        data = (await self._post("/v1/messages", self._body(request, False), timeout_s, headers or {})).json()
+        usage = data.get("usage") or {}
+        text = "".join(
+            block.get("text", "") for block in data.get("content") or [] if block.get("type") == "text"
+        )
+        return Completion(
+            text=text,
+            model=data.get("model", request.model),
+            finish_reason=data.get("stop_reason"),
+            usage=Usage(
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cache_read_input_tokens", 0) or 0,
+            ),
+            provider=self.name,
+            latency_s=time.perf_counter() - started,
+        )
+
+    async def stream(
+        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[StreamPiece]:
+        started, first = time.perf_counter(), None
+        decoder, state = (
+            SseDecoder(),
+            AnthropicStream(prompt_tokens_estimate=request.prompt_tokens_estimate()),
+        )
+        try:
+            async for chunk in self._open_stream(
+                "/v1/messages", self._body(request, True), timeout_s, headers or {}
+            ):
+                for event in decoder.feed(chunk):
+                    text = state.add(event)
+                    if text:
+                        first = first if first is not None else time.perf_counter() - started
+                        yield StreamPiece(text=text)
+        except ProviderError as exc:
+            exc.partial_usage = state.final_usage()
+            raise
+        if not state.done:
+            broken = StreamBroken(f"{self.name}: stream ended without message_stop")
+            broken.partial_usage = state.final_usage()
+            raise broken
+        yield StreamPiece(
+            final=Completion(
+                state.text,
+                request.model,
+                state.finish_reason,
+                state.final_usage(),
+                self.name,
+                time.perf_counter() - started,
+                first,
+            )
+        )

@@ -1,0 +1,358 @@
+"""``podium sim``: a local stand-in for model providers. It is NOT a model.
+
+It speaks the OpenAI chat-completions protocol (JSON and SSE, with the ``include_usage`` chunk)
+and the Anthropic Messages protocol (JSON and SSE events), answers with deterministic filler
+text labelled ``[sim]``, and injects the faults real providers produce: 429 with Retry-After,
+quota 429, 500, 529, timeouts, connection resets, streams cut mid-way and error events after a
+200. Faults are drawn from a seeded generator, or forced per request with the ``x-sim-fault``
+header (tests use that, so they do not depend on arrival order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["FAULTS", "SimConfig", "SimulatorServer", "make_app"]
+
+FAULTS = (
+    "rate_limit",
+    "quota",
+    "server_error",
+    "overloaded",
+    "timeout",
+    "reset",
+    "cut_stream",
+    "error_event",
+)
+_WORDS = (
+    "the",
+    "request",
+    "answer",
+    "pipeline",
+    "kafka",
+    "stage",
+    "model",
+    "retry",
+    "budget",
+    "trace",
+    "record",
+    "topic",
+    "stream",
+    "token",
+    "latency",
+    "cost",
+    "screen",
+    "draft",
+    "context",
+    "reply",
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 7
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = FAULTS
+    latency_ms: float = 20.0
+    jitter_ms: float = 10.0
+    tokens_per_s: float = 2000.0
+    retry_after_s: float = 1.0
+    timeout_s: float = 60.0  # how long a "timeout" fault keeps the caller waiting
+    context_window: int = 8192
+
+
+class _Sim:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.calls = 0
+
+    def fault(self, request: Request) -> str | None:
+        self.calls += 1
+        forced = request.headers.get("x-sim-fault")
+        if forced:
+            return forced if forced in FAULTS else None
+        if self.config.faults and self.rng.random() < self.config.fault_rate:
+            return self.rng.choice(self.config.faults)
+        return None
+
+    async def first_byte(self) -> None:
+        delay = max(0.0, self.rng.gauss(self.config.latency_ms, self.config.jitter_ms)) / 1000
+        await asyncio.sleep(delay)
+
+
+def _tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+def _answer(prompt: str, max_tokens: int) -> list[str]:
+    digest = hashlib.sha256(prompt.encode()).digest()
+    count = min(max_tokens, 12 + digest[0] % 30)
+    return ["[sim]"] + [_WORDS[digest[i % 32] % len(_WORDS)] for i in range(1, count)]
+
+
+def _prompt(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for m in messages:
+        content = m.get("content", "")
+        if isinstance(content, list):
+            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+        parts.append(str(content))
+    return "\n".join(parts)
+
+
+def _error(
+    flavour: str, status: int, kind: str, message: str, code: str | None = None, **headers: str
+) -> Response:
+    if flavour == "anthropic":
+        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _fault_response(sim: _Sim, fault: str | None, flavour: str) -> Response | None:
+    wait = str(sim.config.retry_after_s)
+    if fault == "rate_limit":
+        kind = "rate_limit_error" if flavour == "anthropic" else "requests"
+        return _error(
+            flavour, 429, kind, "simulated rate limit", "rate_limit_exceeded", **{"retry-after": wait}
+        )
+    if fault == "quota":
+        kind = "billing_error" if flavour == "anthropic" else "insufficient_quota"
+        return _error(flavour, 429, kind, "You exceeded your current quota (simulated)", "insufficient_quota")
+    if fault == "server_error":
+        return _error(flavour, 500, "api_error", "simulated server error", "server_error")
+    if fault == "overloaded":
+        return _error(flavour, 529, "overloaded_error", "Overloaded (simulated)", "overloaded")
+    if fault == "timeout":
+        await asyncio.sleep(sim.config.timeout_s)
+        return _error(flavour, 504, "timeout", "simulated timeout", "timeout")
+    if fault == "reset":
+
+        async def broken() -> AsyncIterator[bytes]:
+            yield b'{"partial": '
+            raise ConnectionResetError("simulated connection reset")
+
+        return StreamingResponse(broken(), media_type="application/json")
+    return None
+
+
+def make_app(config: SimConfig) -> Starlette:
+    sim = _Sim(config)
+
+    async def openai_chat(request: Request) -> Response:
+        body = await request.json()
+        fault = sim.fault(request)
+        await sim.first_byte()
+        if (early := await _fault_response(sim, fault, "openai")) is not None:
+            return early
+        prompt = _prompt(body.get("messages", []))
+        prompt_tokens = _tokens(prompt)
+        if prompt_tokens > config.context_window:
+            return _error(
+                "openai",
+                400,
+                "invalid_request_error",
+                f"This model's maximum context length is {config.context_window} tokens",
+                "context_length_exceeded",
+            )
+        words = _answer(prompt, int(body.get("max_tokens") or body.get("max_completion_tokens") or 256))
+        model, created, rid = body.get("model", "sim"), int(time.time()), f"chatcmpl-sim-{sim.calls}"
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        }
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": usage,
+                }
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            payload = {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            }
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        async def events() -> AsyncIterator[bytes]:
+            yield chunk({"role": "assistant", "content": ""})
+            for i, word in enumerate(words):
+                if fault in ("cut_stream", "error_event") and i == len(words) // 2:
+                    if fault == "error_event":
+                        error = {"error": {"message": "simulated error mid-stream", "type": "server_error"}}
+                        yield f"data: {json.dumps(error)}\n\n".encode()
+                        return
+                    raise ConnectionResetError("simulated stream cut")
+                await asyncio.sleep(1 / config.tokens_per_s)
+                yield chunk({"content": word if i == 0 else " " + word})
+            yield chunk({}, "stop")
+            if include_usage:
+                payload = {
+                    "id": rid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+                yield f"data: {json.dumps(payload)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def anthropic_messages(request: Request) -> Response:
+        body = await request.json()
+        fault = sim.fault(request)
+        await sim.first_byte()
+        if (early := await _fault_response(sim, fault, "anthropic")) is not None:
+            return early
+        prompt = _prompt(body.get("messages", [])) + _prompt([{"content": body.get("system", "")}])
+        prompt_tokens = _tokens(prompt)
+        if prompt_tokens > config.context_window:
+            return _error(
+                "anthropic",
+                400,
+                "invalid_request_error",
+                f"prompt is too long: {prompt_tokens} tokens > {config.context_window} maximum",
+            )
+        words = _answer(prompt, int(body.get("max_tokens") or 256))
+        model, mid = body.get("model", "sim"), f"msg_sim_{sim.calls}"
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": " ".join(words)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": prompt_tokens,
+                        "output_tokens": len(words),
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0,
+                    },
+                }
+            )
+
+        def event(name: str, payload: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps({'type': name, **payload})}\n\n".encode()
+
+        async def events() -> AsyncIterator[bytes]:
+            yield event(
+                "message_start",
+                {
+                    "message": {
+                        "id": mid,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {
+                            "input_tokens": prompt_tokens,
+                            "output_tokens": 1,
+                            "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": 0,
+                        },
+                    }
+                },
+            )
+            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield event("ping", {})
+            for i, word in enumerate(words):
+                if fault in ("cut_stream", "error_event") and i == len(words) // 2:
+                    if fault == "error_event":
+                        yield event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+                        return
+                    raise ConnectionResetError("simulated stream cut")
+                await asyncio.sleep(1 / config.tokens_per_s)
+                yield event(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "text_delta", "text": word if i == 0 else " " + word}},
+                )
+            yield event("content_block_stop", {"index": 0})
+            yield event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": len(words)},
+                },
+            )
+            yield event("message_stop", {})
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/v1/messages", anthropic_messages, methods=["POST"]),
+        ]
+    )
+
+
+class SimulatorServer:
+    """Runs the simulator on a real port in a background thread: ``with SimulatorServer() as url:``."""
+
+    def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                make_app(config or SimConfig()),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, name="podium-sim", daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the provider simulator did not start")
+            time.sleep(0.02)
+        sockets = self._server.servers[0].sockets
+        host, port = sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *_: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
