@@ -16,6 +16,7 @@ import json
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,9 +81,12 @@ class _Sim:
         self.config = config
         self.rng = random.Random(config.seed)
         self.calls = 0
+        self.queued: deque[str | None] = deque()  # faults for the next calls, in order (tests)
 
     def fault(self, request: Request) -> str | None:
         self.calls += 1
+        if self.queued:
+            return self.queued.popleft()
         forced = request.headers.get("x-sim-fault")
         if forced:
             return forced if forced in FAULTS else None
@@ -139,6 +143,8 @@ async def _fault_response(sim: _Sim, fault: str | None, flavour: str) -> Respons
         return _error(flavour, 500, "api_error", "simulated server error", "server_error")
     if fault == "overloaded":
         return _error(flavour, 529, "overloaded_error", "Overloaded (simulated)", "overloaded")
+    if fault == "bad_request":
+        return _error(flavour, 400, "invalid_request_error", "simulated invalid request", "invalid_value")
     if fault == "timeout":
         await asyncio.sleep(sim.config.timeout_s)
         return _error(flavour, 504, "timeout", "simulated timeout", "timeout")
@@ -319,21 +325,25 @@ def make_app(config: SimConfig) -> Starlette:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai_chat, methods=["POST"]),
             Route("/v1/messages", anthropic_messages, methods=["POST"]),
         ]
     )
+    app.state.sim = sim  # SimulatorServer reads it to queue faults and count calls
+    return app
 
 
 class SimulatorServer:
     """Runs the simulator on a real port in a background thread: ``with SimulatorServer() as url:``."""
 
     def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = make_app(config or SimConfig())
+        self._sim: _Sim = app.state.sim
         self._server = uvicorn.Server(
             uvicorn.Config(
-                make_app(config or SimConfig()),
+                app,
                 host=host,
                 port=port,
                 log_level="warning",
@@ -341,6 +351,7 @@ class SimulatorServer:
             )
         )
         self._thread = threading.Thread(target=self._server.run, name="podium-sim", daemon=True)
+        self.url = ""
 
     def __enter__(self) -> str:
         self._thread.start()
@@ -349,9 +360,17 @@ class SimulatorServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("the provider simulator did not start")
             time.sleep(0.02)
-        sockets = self._server.servers[0].sockets
-        host, port = sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def queue(self, *faults: str | None) -> None:
+        """Serve these faults (None: a normal answer) to the next calls, whatever their headers."""
+        self._sim.queued.extend(faults)
+
+    @property
+    def calls(self) -> int:
+        return self._sim.calls
 
     def __exit__(self, *_: object) -> None:
         self._server.should_exit = True

@@ -1,0 +1,226 @@
+"""The model gateway: one call through a fallback chain, with exactly one retry layer.
+
+For each route in the chain (provider + model), in order:
+
+1. skip it when its circuit is open (no waiting for a provider that is known to be down);
+2. wait for the client-side rate limit, but never past the request's deadline;
+3. call with a timeout no longer than what is left of the deadline;
+4. on success: close the books (usage -> cost at the table's price) and return;
+5. on failure, read the error's flags: ``failover`` moves to the next suitable route at once
+   (a longer-context model for context errors, another provider for refusals); ``retryable``
+   waits (Retry-After or jittered backoff, bounded by the deadline) and tries the same route
+   again while the *shared* retry budget lasts, else moves on; anything else is final.
+
+Retries are counted for the whole call, so falling back does not restart the retry cycle.
+Every attempt is recorded (provider, model, outcome, latency, usage, cost): the result carries
+what was spent, including the estimated usage of streams that broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from agents.gateway.backoff import Backoff
+from agents.gateway.breaker import CircuitBreaker
+from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected
+from agents.gateway.pricing import PriceTable, Usage
+from agents.gateway.ratelimit import RateLimiter
+from agents.providers import ChatRequest, Completion, Provider
+from streams.errors import DeadlineExceeded, error_type
+
+__all__ = ["Attempt", "CallPolicy", "GatewayResult", "ModelGateway", "Route"]
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    model: str
+    context_window: int = 8192
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    chain: tuple[Route, ...]
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    provider: str
+    model: str
+    outcome: str  # "ok" or the error type
+    latency_s: float
+    usage: Usage
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    completion: Completion
+    route: Route
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def fallbacks(self) -> int:
+        return len({(a.provider, a.model) for a in self.attempts}) - 1
+
+    @property
+    def retries(self) -> int:
+        return len(self.attempts) - 1 - self.fallbacks
+
+
+class GatewayError(ProviderError):
+    """Every route failed; carries the attempts so their cost is still accounted."""
+
+    def __init__(self, last: ProviderError, attempts: tuple[Attempt, ...]) -> None:
+        super().__init__(f"all routes failed; last: {last}", status=last.status)
+        self.retryable = last.retryable
+        self.dead_letter_reason = last.dead_letter_reason
+        self.attempts = attempts
+
+
+# Errors that say nothing about the provider's health do not count against its circuit.
+_NOT_THE_PROVIDERS_FAULT = (RequestRejected, ContextTooLong, ContentRefused)
+
+
+class ModelGateway:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        prices: PriceTable,
+        *,
+        limits: Mapping[str, RateLimiter] | None = None,
+        breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._providers = dict(providers)
+        self._prices = prices
+        self._limits = dict(limits or {})
+        self._new_breaker = breaker
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._clock = clock
+        self._sleep = sleep
+
+    def breaker(self, route: Route) -> CircuitBreaker:
+        key = (route.provider, route.model)
+        if key not in self._breakers:
+            self._breakers[key] = self._new_breaker()
+        return self._breakers[key]
+
+    def circuit_states(self) -> dict[str, str]:
+        return {f"{p}/{m}": b.state for (p, m), b in self._breakers.items()}
+
+    async def complete(
+        self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
+    ) -> GatewayResult:
+        """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given)."""
+        attempts: list[Attempt] = []
+        retries = 0
+        last: ProviderError | None = None
+        index = 0
+        chain = policy.chain
+        while index < len(chain):
+            route = chain[index]
+            breaker = self.breaker(route)
+            if not breaker.allow(self._clock()):
+                last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
+                index += 1
+                continue
+            try:
+                return await self._call(route, request, policy, deadline, attempts)
+            except ProviderError as exc:
+                last = exc
+                if exc.failover:
+                    index = _next_route(chain, index, exc)
+                    continue
+                if exc.retryable:
+                    retries += 1
+                    delay = policy.backoff.delay_s(
+                        retries, hint_s=exc.retry_after_s, remaining_s=_left(deadline, self._clock())
+                    )
+                    if delay is None:
+                        index += 1  # out of retries or budget here: the next route, at once
+                    else:
+                        await self._sleep(delay)
+                    continue
+                raise GatewayError(exc, tuple(attempts)) from exc
+        assert last is not None, "a policy needs at least one route"
+        raise GatewayError(last, tuple(attempts)) from last
+
+    async def _call(
+        self,
+        route: Route,
+        request: ChatRequest,
+        policy: CallPolicy,
+        deadline: float | None,
+        attempts: list[Attempt],
+    ) -> GatewayResult:
+        provider = self._providers[route.provider]
+        breaker = self.breaker(route)
+        limiter = self._limits.get(route.provider)
+        if limiter is not None:
+            wait = limiter.reserve(request.prompt_tokens_estimate() + request.max_tokens, self._clock())
+            left = _left(deadline, self._clock())
+            if left is not None and wait >= left:
+                raise DeadlineExceeded(f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left")
+            if wait > 0:
+                await self._sleep(wait)
+        left = _left(deadline, self._clock())
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("no budget left for a model call")
+        timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
+        started = self._clock()
+        try:
+            completion = await provider.complete(replace(request, model=route.model), timeout)
+        except ProviderError as exc:
+            usage = exc.partial_usage or Usage()
+            attempts.append(
+                Attempt(
+                    route.provider,
+                    route.model,
+                    error_type(exc),
+                    self._clock() - started,
+                    usage,
+                    self._prices.cost(route.model, usage),
+                )
+            )
+            if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
+                breaker.record(False, self._clock())
+            raise
+        breaker.record(True, self._clock())
+        attempts.append(
+            Attempt(
+                route.provider,
+                route.model,
+                "ok",
+                self._clock() - started,
+                completion.usage,
+                self._prices.cost(route.model, completion.usage),
+            )
+        )
+        return GatewayResult(completion, route, tuple(attempts))
+
+
+def _left(deadline: float | None, now: float) -> float | None:
+    return None if deadline is None else deadline - now
+
+
+def _next_route(chain: tuple[Route, ...], index: int, exc: ProviderError) -> int:
+    current = chain[index]
+    for candidate in range(index + 1, len(chain)):
+        route = chain[candidate]
+        if exc.fallback_to == "longer_context" and route.context_window <= current.context_window:
+            continue
+        if exc.fallback_to == "other_policy" and route.provider == current.provider:
+            continue
+        return candidate
+    return len(chain)

@@ -1,0 +1,156 @@
+"""The gateway against the simulator over real HTTP: retries, failover, breaker, deadline, cost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from agents.gateway.backoff import Backoff
+from agents.gateway.breaker import CircuitBreaker
+from agents.gateway.gateway import CallPolicy, GatewayError, ModelGateway, Route
+from agents.gateway.pricing import Price, PriceTable
+from agents.providers import AnthropicProvider, ChatRequest, OpenAIProvider
+from agents.simulator import FAULTS, SimConfig, SimulatorServer
+from streams.errors import DeadlineExceeded
+
+PRICES = PriceTable({"small": Price(0.15, 0.6), "large": Price(3.0, 15.0), "long": Price(5.0, 20.0)})
+REQUEST = ChatRequest(model="", messages=[{"role": "user", "content": "Where is my invoice?"}], max_tokens=64)
+FAST = Backoff(base_s=0.01, cap_s=0.05, max_retries=2)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorServer]:
+    server = SimulatorServer(SimConfig(latency_ms=2, jitter_ms=1, retry_after_s=0.3, timeout_s=2.0))
+    with server:
+        yield server
+
+
+@pytest.fixture
+async def gateway(sim: SimulatorServer) -> AsyncIterator[ModelGateway]:
+    url = sim.url
+    providers = {"oa": OpenAIProvider("oa", url + "/v1"), "an": AnthropicProvider("an", url)}
+    yield ModelGateway(
+        providers,
+        PRICES,
+        breaker=lambda: CircuitBreaker(window_s=30, min_calls=3, failure_rate=0.5, cooldown_s=0.5),
+    )
+    for provider in providers.values():
+        await provider.aclose()
+
+
+def policy(*routes: Route, backoff: Backoff = FAST) -> CallPolicy:
+    return CallPolicy(chain=routes, backoff=backoff, timeout_s=5.0)
+
+
+async def test_retryable_errors_are_retried_and_retry_after_is_honoured(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    sim.queue("server_error", "rate_limit", None)
+    started = time.monotonic()
+    result = await gateway.complete(REQUEST, policy(Route("oa", "small")))
+    assert time.monotonic() - started >= 0.3  # the 429's Retry-After
+    assert [a.outcome for a in result.attempts] == ["provider_5xx", "rate_limited", "ok"]
+    assert (result.retries, result.fallbacks) == (2, 0)
+    assert result.cost_usd == PRICES.cost("small", result.completion.usage) > 0  # failures cost nothing
+
+
+async def test_a_non_retryable_error_is_not_retried(sim: SimulatorServer, gateway: ModelGateway) -> None:
+    sim.queue("bad_request")
+    calls = sim.calls
+    with pytest.raises(GatewayError) as caught:
+        await gateway.complete(REQUEST, policy(Route("oa", "small"), Route("an", "large")))
+    assert sim.calls == calls + 1 and not caught.value.retryable
+    assert caught.value.dead_letter_reason == "request_rejected"
+
+
+async def test_quota_fails_over_at_once_without_waiting(sim: SimulatorServer, gateway: ModelGateway) -> None:
+    sim.queue("quota", None)
+    started = time.monotonic()
+    result = await gateway.complete(
+        REQUEST, policy(Route("oa", "small"), Route("an", "large"), backoff=Backoff(base_s=5, cap_s=5))
+    )
+    assert time.monotonic() - started < 1.0
+    assert (result.route.provider, result.fallbacks, result.retries) == ("an", 1, 0)
+
+
+async def test_a_context_error_goes_to_a_longer_context_model(gateway: ModelGateway) -> None:
+    long_request = ChatRequest(model="", messages=[{"role": "user", "content": "x" * 40_000}], max_tokens=16)
+    chain = (Route("oa", "small", 8192), Route("an", "large", 8192), Route("oa", "long", 200_000))
+    # The simulator's window is 8192 for every model; "long" is declared longer, so it is chosen,
+    # and its call fails the same way: what matters here is which routes were tried.
+    with pytest.raises(GatewayError) as caught:
+        await gateway.complete(long_request, policy(*chain))
+    assert [(a.provider, a.model) for a in caught.value.attempts] == [("oa", "small"), ("oa", "long")]
+    assert caught.value.dead_letter_reason == "context_too_long"
+
+
+async def test_the_breaker_opens_then_probes_after_cooldown(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    route = Route("an", "large")
+    sim.queue("overloaded", "overloaded", "overloaded")
+    for _ in range(3):  # each overload fails over to the end of a one-route chain
+        with pytest.raises(GatewayError):
+            await gateway.complete(REQUEST, policy(route))
+    assert gateway.breaker(route).state == "open"
+    calls = sim.calls
+    with pytest.raises(GatewayError):
+        await gateway.complete(REQUEST, policy(route))
+    assert sim.calls == calls  # an open circuit makes no HTTP call
+    await asyncio.sleep(0.6)
+    result = await gateway.complete(REQUEST, policy(route))  # the probe
+    assert result.completion.text and gateway.breaker(route).state == "closed"
+
+
+async def test_the_deadline_bounds_retries_and_waits(sim: SimulatorServer, gateway: ModelGateway) -> None:
+    sim.queue("rate_limit", "rate_limit")
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as caught:  # Retry-After 0.3 s does not fit in 0.2 s
+        await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() + 0.2)
+    assert time.monotonic() - started < 0.3 and caught.value.retryable
+    with pytest.raises(DeadlineExceeded):
+        await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() - 1)
+
+
+async def test_a_fault_storm_ends_with_every_request_answered_or_failed_with_a_reason(
+    sim: SimulatorServer,
+) -> None:
+    storm = SimConfig(
+        seed=11,
+        fault_rate=0.3,
+        faults=tuple(f for f in FAULTS if f != "timeout"),
+        latency_ms=1,
+        jitter_ms=1,
+        retry_after_s=0.05,
+    )
+    with SimulatorServer(storm) as url:
+        providers = {"oa": OpenAIProvider("oa", url + "/v1"), "an": AnthropicProvider("an", url)}
+        gw = ModelGateway(providers, PRICES, breaker=lambda: CircuitBreaker(min_calls=10**9))
+        chain = policy(Route("oa", "small"), Route("an", "large"))
+        limit = asyncio.Semaphore(100)
+
+        async def one(i: int) -> tuple[str, float, float]:
+            async with limit:
+                request = ChatRequest(
+                    model="", messages=[{"role": "user", "content": f"ticket {i}"}], max_tokens=32
+                )
+                try:
+                    result = await gw.complete(request, chain)
+                except GatewayError as exc:
+                    assert exc.dead_letter_reason  # a reason for the dead letter
+                    return "failed", sum(a.cost_usd for a in exc.attempts), 0.0
+                ok = [a for a in result.attempts if a.outcome == "ok"]
+                assert len(ok) == 1
+                return "answered", result.cost_usd, PRICES.cost(result.route.model, result.completion.usage)
+
+        outcomes = await asyncio.gather(*(one(i) for i in range(2000)))
+        for provider in providers.values():
+            await provider.aclose()
+    answered = [o for o in outcomes if o[0] == "answered"]
+    assert len(outcomes) == 2000 and len(answered) > 1800
+    # Charged once per successful call: the cost is the price of the one call that answered.
+    assert all(abs(cost - expected) < 1e-12 for _, cost, expected in answered)
+    assert all(cost == 0.0 for kind, cost, _ in outcomes if kind == "failed")
