@@ -23,6 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected
@@ -30,6 +33,7 @@ from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.ratelimit import RateLimiter
 from agents.providers import ChatRequest, Completion, Provider
 from streams.errors import DeadlineExceeded, error_type
+from streams.telemetry import Telemetry
 
 __all__ = ["Attempt", "CallPolicy", "GatewayResult", "ModelGateway", "Route"]
 
@@ -101,6 +105,7 @@ class ModelGateway:
         breaker: Callable[[], CircuitBreaker] = CircuitBreaker,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._prices = prices
@@ -109,6 +114,24 @@ class ModelGateway:
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._clock = clock
         self._sleep = sleep
+        telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = telemetry.tracer("podium.gateway")
+        meter = telemetry.meter("podium.gateway")
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="Duration of each model call",
+            explicit_bucket_boundaries_advisory=[0.01 * 2**i for i in range(14)],
+        )
+        self._tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens per model call",
+            explicit_bucket_boundaries_advisory=[4**i for i in range(14)],
+        )
+        self._cost = meter.create_counter(
+            "podium.gen_ai.cost", unit="USD", description="What model calls cost"
+        )
 
     def breaker(self, route: Route) -> CircuitBreaker:
         key = (route.provider, route.model)
@@ -178,13 +201,26 @@ class ModelGateway:
         if left is not None and left <= 0:
             raise DeadlineExceeded("no budget left for a model call")
         timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
-        started = self._clock()
-        try:
-            completion = await provider.complete(replace(request, model=route.model), timeout)
-        except ProviderError as exc:
-            usage = exc.partial_usage or Usage()
-            attempts.append(
-                Attempt(
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": route.provider,
+            "gen_ai.request.model": route.model,
+        }
+        with self._tracer.start_as_current_span(f"chat {route.model}", kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        **attrs,
+                        "gen_ai.request.max_tokens": request.max_tokens,
+                        "podium.gateway.timeout_s": timeout,
+                    }
+                )
+            started = self._clock()
+            try:
+                completion = await provider.complete(replace(request, model=route.model), timeout)
+            except ProviderError as exc:
+                usage = exc.partial_usage or Usage()
+                attempt = Attempt(
                     route.provider,
                     route.model,
                     error_type(exc),
@@ -192,13 +228,14 @@ class ModelGateway:
                     usage,
                     self._prices.cost(route.model, usage),
                 )
-            )
-            if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
-                breaker.record(False, self._clock())
-            raise
-        breaker.record(True, self._clock())
-        attempts.append(
-            Attempt(
+                attempts.append(attempt)
+                self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
+                    breaker.record(False, self._clock())
+                raise
+            breaker.record(True, self._clock())
+            attempt = Attempt(
                 route.provider,
                 route.model,
                 "ok",
@@ -206,8 +243,33 @@ class ModelGateway:
                 completion.usage,
                 self._prices.cost(route.model, completion.usage),
             )
-        )
+            attempts.append(attempt)
+            self._observe(span, attempt, {**attrs, "gen_ai.response.model": completion.model})
+            if span.is_recording() and completion.finish_reason:
+                span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
         return GatewayResult(completion, route, tuple(attempts))
+
+    def _observe(self, span: trace.Span, attempt: Attempt, attrs: dict[str, str]) -> None:
+        """One model call in the trace and the metrics (gen_ai names; cost in podium.cost.usd)."""
+        usage = attempt.usage
+        self._duration.record(attempt.latency_s, attrs)
+        self._tokens.record(
+            usage.input_tokens + usage.cache_read_tokens, {**attrs, "gen_ai.token.type": "input"}
+        )
+        self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
+        if attempt.cost_usd:
+            self._cost.add(attempt.cost_usd, attrs)
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    **attrs,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
+                    "podium.usage.estimated": usage.estimated,
+                    "podium.cost.usd": round(attempt.cost_usd, 10),
+                }
+            )
 
 
 def _left(deadline: float | None, now: float) -> float | None:

@@ -106,7 +106,7 @@ async def test_the_breaker_opens_then_probes_after_cooldown(
 
 
 async def test_the_deadline_bounds_retries_and_waits(sim: SimulatorServer, gateway: ModelGateway) -> None:
-    sim.queue("rate_limit", "rate_limit")
+    sim.queue("rate_limit")
     started = time.monotonic()
     with pytest.raises(GatewayError) as caught:  # Retry-After 0.3 s does not fit in 0.2 s
         await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() + 0.2)
@@ -154,3 +154,37 @@ async def test_a_fault_storm_ends_with_every_request_answered_or_failed_with_a_r
     # Charged once per successful call: the cost is the price of the one call that answered.
     assert all(abs(cost - expected) < 1e-12 for _, cost, expected in answered)
     assert all(cost == 0.0 for kind, cost, _ in outcomes if kind == "failed")
+
+
+async def test_each_model_call_is_a_gen_ai_span_and_metric_with_its_cost(sim: SimulatorServer) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from streams.telemetry import Telemetry
+
+    spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[metrics]))
+    provider = OpenAIProvider("oa", sim.url + "/v1", api_key="sk-planted-key-123")
+    gw = ModelGateway({"oa": provider}, PRICES, telemetry=telemetry)
+    sim.queue("server_error", None)
+    result = await gw.complete(REQUEST, policy(Route("oa", "small")))
+    await provider.aclose()
+    failed, ok = spans.get_finished_spans()
+    assert ok.name == failed.name == "chat small"
+    attrs = dict(ok.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "oa"
+    assert attrs["gen_ai.usage.output_tokens"] == result.completion.usage.output_tokens
+    assert attrs["podium.cost.usd"] == pytest.approx(result.cost_usd)
+    assert dict(failed.attributes or {})["error.type"] == "provider_5xx"
+    data = metrics.get_metrics_data()
+    assert data is not None
+    names = {m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}
+    assert {"gen_ai.client.operation.duration", "gen_ai.client.token.usage", "podium.gen_ai.cost"} <= names
+    # The API key is in no span attribute, event or name.
+    dumped = "".join(str(s.to_json()) for s in spans.get_finished_spans())
+    assert "planted" not in dumped
