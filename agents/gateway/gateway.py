@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from opentelemetry import trace
@@ -35,7 +35,7 @@ from agents.providers import ChatRequest, Completion, Provider
 from streams.errors import DeadlineExceeded, error_type
 from streams.telemetry import Telemetry
 
-__all__ = ["Attempt", "CallPolicy", "GatewayResult", "ModelGateway", "Route"]
+__all__ = ["Attempt", "CallPolicy", "GatewayResult", "ModelGateway", "Reset", "Route", "StreamEvent"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,17 @@ class GatewayError(ProviderError):
         self.retryable = last.retryable
         self.dead_letter_reason = last.dead_letter_reason
         self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class Reset:
+    """The text streamed so far is void: the stream broke and an alternate starts over."""
+
+    reason: str
+    next_route: Route
+
+
+StreamEvent = str | Reset | GatewayResult  # a text delta, a reset marker, or the end
 
 
 # Errors that say nothing about the provider's health do not count against its circuit.
@@ -176,6 +187,86 @@ class ModelGateway:
                         await self._sleep(delay)
                     continue
                 raise GatewayError(exc, tuple(attempts)) from exc
+        assert last is not None, "a policy needs at least one route"
+        raise GatewayError(last, tuple(attempts)) from last
+
+    async def stream(
+        self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Text deltas as they arrive; a :class:`Reset` when a stream breaks and the next route
+        starts over (the consumer discards what it had); the :class:`GatewayResult` last.
+
+        Errors before the first delta follow the same rules as :meth:`complete`; a break after
+        it always fails over (a retry of the same stream would repeat the text).
+        """
+        attempts: list[Attempt] = []
+        retries = 0
+        index = 0
+        last: ProviderError | None = None
+        chain = policy.chain
+        while index < len(chain):
+            route = chain[index]
+            breaker = self.breaker(route)
+            if not breaker.allow(self._clock()):
+                last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
+                index += 1
+                continue
+            left = _left(deadline, self._clock())
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("no budget left for a model call")
+            timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
+            started, streamed = self._clock(), False
+            try:
+                async for piece in self._providers[route.provider].stream(
+                    replace(request, model=route.model), timeout
+                ):
+                    if piece.final is not None:
+                        breaker.record(True, self._clock())
+                        attempts.append(
+                            Attempt(
+                                route.provider,
+                                route.model,
+                                "ok",
+                                self._clock() - started,
+                                piece.final.usage,
+                                self._prices.cost(route.model, piece.final.usage),
+                            )
+                        )
+                        yield GatewayResult(piece.final, route, tuple(attempts))
+                        return
+                    streamed = True
+                    yield piece.text
+            except ProviderError as exc:
+                last = exc
+                usage = exc.partial_usage or Usage()
+                attempts.append(
+                    Attempt(
+                        route.provider,
+                        route.model,
+                        error_type(exc),
+                        self._clock() - started,
+                        usage,
+                        self._prices.cost(route.model, usage),
+                    )
+                )
+                if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
+                    breaker.record(False, self._clock())
+                if exc.failover or streamed:
+                    index = _next_route(chain, index, exc)
+                elif exc.retryable:
+                    retries += 1
+                    delay = policy.backoff.delay_s(
+                        retries, hint_s=exc.retry_after_s, remaining_s=_left(deadline, self._clock())
+                    )
+                    if delay is None:
+                        index += 1
+                    else:
+                        await self._sleep(delay)
+                        continue
+                else:
+                    raise GatewayError(exc, tuple(attempts)) from exc
+                if streamed and index < len(chain):
+                    yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts)) from last
 

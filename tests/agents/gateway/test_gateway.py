@@ -188,3 +188,32 @@ async def test_each_model_call_is_a_gen_ai_span_and_metric_with_its_cost(sim: Si
     # The API key is in no span attribute, event or name.
     dumped = "".join(str(s.to_json()) for s in spans.get_finished_spans())
     assert "planted" not in dumped
+
+
+async def test_a_stream_that_breaks_mid_way_resets_and_fails_over(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    from agents.gateway.gateway import GatewayResult, Reset
+
+    sim.queue("cut_stream", None)
+    events = [e async for e in gateway.stream(REQUEST, policy(Route("oa", "small"), Route("an", "large")))]
+    resets = [i for i, e in enumerate(events) if isinstance(e, Reset)]
+    assert len(resets) == 1 and resets[0] > 0  # some text came before the break
+    assert isinstance(events[resets[0]], Reset) and events[resets[0]].next_route == Route("an", "large")
+    result = events[-1]
+    assert isinstance(result, GatewayResult) and result.route.provider == "an"
+    # The consumer rebuilds the exact final text from what followed the reset.
+    assert "".join(e for e in events[resets[0] + 1 : -1] if isinstance(e, str)) == result.completion.text
+    broken, ok = result.attempts
+    assert broken.outcome == "stream_broken" and broken.usage.estimated and broken.cost_usd > 0
+    assert result.cost_usd == broken.cost_usd + ok.cost_usd  # what the broken stream used is billed too
+
+
+async def test_a_stream_without_faults_is_one_attempt(gateway: ModelGateway) -> None:
+    from agents.gateway.gateway import GatewayResult
+
+    events = [e async for e in gateway.stream(REQUEST, policy(Route("an", "large")))]
+    result = events[-1]
+    assert isinstance(result, GatewayResult) and len(result.attempts) == 1
+    assert "".join(e for e in events[:-1] if isinstance(e, str)) == result.completion.text
+    assert not result.completion.usage.estimated
