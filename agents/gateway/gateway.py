@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
+from agents.gateway.cache import ResponseCache, cache_key
 from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.ratelimit import RateLimiter
@@ -80,6 +81,10 @@ class GatewayResult:
     def retries(self) -> int:
         return len(self.attempts) - 1 - self.fallbacks
 
+    @property
+    def cache_hit(self) -> bool:
+        return self.attempts[-1].outcome == "cache_hit"
+
 
 class GatewayError(ProviderError):
     """Every route failed; carries the attempts so their cost is still accounted."""
@@ -117,6 +122,7 @@ class ModelGateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._prices = prices
@@ -125,6 +131,7 @@ class ModelGateway:
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
         self._clock = clock
         self._sleep = sleep
+        self._cache = cache
         telemetry = telemetry or Telemetry.configure("none")
         self._tracer = telemetry.tracer("podium.gateway")
         meter = telemetry.meter("podium.gateway")
@@ -157,6 +164,24 @@ class ModelGateway:
         self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
     ) -> GatewayResult:
         """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given)."""
+        key = cache_key(request, policy.chain[0].model) if self._cache is not None else ""
+        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+            usage = Usage(hit.input_tokens, hit.output_tokens)
+            completion = Completion(hit.text, hit.model, hit.finish_reason, usage, "cache", 0.0)
+            # Labelled as a hit, and free: the answer was paid for when it was first made.
+            attempt = Attempt("cache", hit.model, "cache_hit", 0.0, usage, 0.0)
+            return GatewayResult(completion, Route("cache", hit.model), (attempt,))
+        result = await self._complete(request, policy, deadline)
+        if self._cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
+            c = result.completion
+            await self._cache.put(
+                key, c.text, c.model, c.finish_reason, c.usage.input_tokens, c.usage.output_tokens
+            )
+        return result
+
+    async def _complete(
+        self, request: ChatRequest, policy: CallPolicy, deadline: float | None
+    ) -> GatewayResult:
         attempts: list[Attempt] = []
         retries = 0
         last: ProviderError | None = None

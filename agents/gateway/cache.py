@@ -1,0 +1,123 @@
+"""Exact-match response cache: same normalised request, same answer, at no cost.
+
+The key is a sha256 of the request with its text whitespace-normalised and its JSON keys
+sorted, plus the primary model of the policy (another model may answer differently). Entries
+expire after a TTL. :class:`KafkaCacheStore` persists them in the compacted ``podium.cache``
+topic, so a restarted worker starts warm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agents.providers import ChatRequest
+from streams.codec import Codec
+from streams.headers import now_ms
+from streams.publish import Publisher
+from streams.reading import Selection, TopicReader
+
+__all__ = ["CACHE_TOPIC", "CacheEntry", "KafkaCacheStore", "ResponseCache", "cache_key"]
+
+CACHE_TOPIC = "podium.cache"
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+def cache_key(request: ChatRequest, model: str) -> str:
+    body = {
+        "model": model,
+        "messages": request.messages,
+        "system": request.system,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    return hashlib.sha256(json.dumps(_normalise(body), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    text: str
+    model: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    created_ms: int
+    expires_ms: int
+
+
+class CacheStore(Protocol):
+    async def save(self, entry: CacheEntry) -> None: ...
+
+    async def load(self) -> list[CacheEntry]: ...
+
+
+class ResponseCache:
+    def __init__(self, ttl_s: float, store: CacheStore | None = None) -> None:
+        self._ttl_ms = int(ttl_s * 1000)
+        self._store = store
+        self._entries: dict[str, CacheEntry] = {}
+
+    async def warm(self) -> int:
+        """Load what the store kept (newest entry per key wins); returns how many are live."""
+        if self._store is not None:
+            for entry in await self._store.load():
+                self._entries[entry.key] = entry
+        now = now_ms()
+        self._entries = {k: e for k, e in self._entries.items() if e.expires_ms > now}
+        return len(self._entries)
+
+    def get(self, key: str) -> CacheEntry | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.expires_ms <= now_ms():
+            self._entries.pop(key, None)
+            return None
+        return entry
+
+    async def put(
+        self,
+        key: str,
+        text: str,
+        model: str,
+        finish_reason: str | None,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        created = now_ms()
+        entry = CacheEntry(
+            key, text, model, finish_reason, input_tokens, output_tokens, created, created + self._ttl_ms
+        )
+        self._entries[key] = entry
+        if self._store is not None:
+            await self._store.save(entry)
+
+
+class KafkaCacheStore:
+    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str = CACHE_TOPIC) -> None:
+        self._bootstrap = bootstrap
+        self._publisher = publisher
+        self._codec = codec
+        self._topic = topic
+
+    async def save(self, entry: CacheEntry) -> None:
+        value = self._codec.encode("podium.CachedAnswer", entry.__dict__)
+        await self._publisher.send_raw(self._topic, entry.key.encode(), value, [])
+
+    async def load(self) -> list[CacheEntry]:
+        entries = []
+        async with TopicReader(self._bootstrap) as reader:
+            async for record in reader.read(await reader.plan(Selection(self._topic))):
+                if record.value is not None:
+                    entries.append(CacheEntry(**self._codec.decode("podium.CachedAnswer", record.value)))
+        return entries

@@ -1,0 +1,72 @@
+"""The exact-match cache: normalised keys, TTL, no HTTP call on a hit, warm after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from agents.gateway.cache import KafkaCacheStore, ResponseCache, cache_key
+from agents.gateway.gateway import CallPolicy, ModelGateway, Route
+from agents.gateway.pricing import Price, PriceTable
+from agents.providers import ChatRequest, OpenAIProvider
+from agents.simulator import SimConfig, SimulatorServer
+from streams.codec import SingleObjectCodec
+from streams.publish import Publisher
+from streams.schemas import SchemaStore
+
+
+def ask(text: str) -> ChatRequest:
+    return ChatRequest(model="", messages=[{"role": "user", "content": text}], max_tokens=32)
+
+
+def test_keys_ignore_whitespace_but_not_words_or_model() -> None:
+    assert cache_key(ask("reset  my\npassword"), "small") == cache_key(ask(" reset my password "), "small")
+    assert cache_key(ask("reset my password"), "small") != cache_key(ask("reset my passwords"), "small")
+    assert cache_key(ask("reset my password"), "small") != cache_key(ask("reset my password"), "large")
+
+
+async def test_entries_expire() -> None:
+    cache = ResponseCache(ttl_s=0.05)
+    await cache.put("k", "text", "m", "stop", 1, 1)
+    assert cache.get("k") is not None
+    await asyncio.sleep(0.1)
+    assert cache.get("k") is None
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorServer]:
+    server = SimulatorServer(SimConfig(latency_ms=2, jitter_ms=1))
+    with server:
+        yield server
+
+
+async def test_a_hit_makes_no_call_costs_nothing_and_survives_a_restart(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, sim: SimulatorServer
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(
+        f"topics:\n  {unique}.cache: {{value: podium.CachedAnswer, cleanup: compact}}\n", unique
+    )
+    codec = SingleObjectCodec(schema_store)
+    prices = PriceTable({"small": Price(0.15, 0.6)})
+    policy = CallPolicy(chain=(Route("oa", "small"),))
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        store = KafkaCacheStore(bootstrap, publisher, codec, topic=f"{unique}.cache")
+        gateway = ModelGateway({"oa": provider}, prices, cache=ResponseCache(ttl_s=600, store=store))
+        first = await gateway.complete(ask("Where is my   invoice?"), policy)
+        calls = sim.calls
+        second = await gateway.complete(ask("Where is my invoice?"), policy)
+        assert sim.calls == calls, "a cache hit makes no HTTP call"
+        assert not first.cache_hit and first.cost_usd > 0
+        assert second.cache_hit and second.cost_usd == 0.0 and second.completion.text == first.completion.text
+
+        # A new worker: its cache is empty until it reads the compacted topic back.
+        restarted = ResponseCache(ttl_s=600, store=store)
+        assert await restarted.warm() >= 1
+        again = await ModelGateway({"oa": provider}, prices, cache=restarted).complete(
+            ask("Where is my invoice?"), policy
+        )
+        assert again.cache_hit and sim.calls == calls
+    await provider.aclose()
