@@ -151,6 +151,11 @@ class ModelGateway:
             "podium.gen_ai.cost", unit="USD", description="What model calls cost"
         )
 
+    async def aclose(self) -> None:
+        """Close every provider's connection pool."""
+        for provider in self._providers.values():
+            await provider.aclose()
+
     def breaker(self, route: Route) -> CircuitBreaker:
         key = (route.provider, route.model)
         if key not in self._breakers:

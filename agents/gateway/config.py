@@ -1,0 +1,165 @@
+"""``models.yaml``: providers, prices and the call policy of each stage, read once and validated.
+
+::
+
+    providers:
+      sim-openai: {kind: openai, base_url: http://127.0.0.1:8900/v1}
+      openai: {kind: openai, base_url: https://api.openai.com/v1, api_key_env: OPENAI_API_KEY,
+               requests_per_minute: 500, tokens_per_minute: 200000}
+      anthropic: {kind: anthropic, base_url: https://api.anthropic.com, api_key_file: /run/secrets/anthropic}
+    prices:            # USD per million tokens
+      gpt-4o-mini: {input: 0.15, output: 0.6, cached_input: 0.075}
+    stages:
+      generate:
+        chain:
+          - {provider: openai, model: gpt-4o-mini}
+          - {provider: anthropic, model: claude-haiku, context_window: 200000}
+        timeout_s: 20
+        max_retries: 2
+    cache_ttl_s: 3600
+
+API keys come from an environment variable or a secret file named here, never from the file
+itself; they are held as ``SecretStr`` and only ever reach an HTTP header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from agents.gateway.backoff import Backoff
+from agents.gateway.cache import ResponseCache
+from agents.gateway.gateway import CallPolicy, ModelGateway, Route
+from agents.gateway.pricing import Price, PriceTable
+from agents.gateway.ratelimit import RateLimiter
+from agents.providers import AnthropicProvider, OpenAIProvider, Provider
+from streams.errors import ConfigError
+from streams.telemetry import Telemetry
+
+__all__ = ["GatewayConfig", "build_gateway", "load_gateway_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    kind: Literal["openai", "anthropic"]
+    base_url: str
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+
+
+class RouteConfig(_Strict):
+    provider: str
+    model: str
+    context_window: int = Field(default=8192, gt=0)
+
+
+class StagePolicy(_Strict):
+    chain: list[RouteConfig] = Field(min_length=1)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_cap_s: float = Field(default=8.0, gt=0)
+
+
+class PriceConfig(_Strict):
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class GatewayConfig(_Strict):
+    providers: dict[str, ProviderConfig]
+    prices: dict[str, PriceConfig]
+    stages: dict[str, StagePolicy]
+    cache_ttl_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        for stage, policy in self.stages.items():
+            for i, route in enumerate(policy.chain):
+                if route.provider not in self.providers:
+                    raise ValueError(f"stages.{stage}.chain.{i}.provider: no provider '{route.provider}'")
+                if route.model not in self.prices:
+                    raise ValueError(
+                        f"stages.{stage}.chain.{i}.model: no price for '{route.model}' "
+                        "(a model without a price would be counted as free)"
+                    )
+        return self
+
+    def policy(self, stage: str) -> CallPolicy:
+        try:
+            p = self.stages[stage]
+        except KeyError:
+            raise ConfigError(
+                f"no gateway policy for stage '{stage}' (known: {', '.join(self.stages)})"
+            ) from None
+        return CallPolicy(
+            chain=tuple(Route(r.provider, r.model, r.context_window) for r in p.chain),
+            backoff=Backoff(p.backoff_base_s, p.backoff_cap_s, p.max_retries),
+            timeout_s=p.timeout_s,
+        )
+
+    def price_table(self) -> PriceTable:
+        return PriceTable({m: Price(p.input, p.output, p.cached_input) for m, p in self.prices.items()})
+
+    def limiters(self) -> dict[str, RateLimiter]:
+        return {
+            name: RateLimiter(p.requests_per_minute, p.tokens_per_minute)
+            for name, p in self.providers.items()
+            if p.requests_per_minute or p.tokens_per_minute
+        }
+
+    def api_key(self, provider: str, environ: dict[str, str]) -> SecretStr:
+        p = self.providers[provider]
+        if p.api_key_env:
+            if p.api_key_env not in environ:
+                raise ConfigError(f"provider {provider}: environment variable {p.api_key_env} is not set")
+            return SecretStr(environ[p.api_key_env])
+        if p.api_key_file:
+            try:
+                return SecretStr(p.api_key_file.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(
+                    f"provider {provider}: cannot read {p.api_key_file} ({exc.strerror})"
+                ) from exc
+        return SecretStr("")
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the model gateway configuration: {exc}") from exc
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+
+
+def build_gateway(
+    config: GatewayConfig,
+    environ: dict[str, str],
+    *,
+    telemetry: Telemetry | None = None,
+    cache: ResponseCache | None = None,
+) -> ModelGateway:
+    """Providers (one pooled client each, keys from env or secret files), limits, prices."""
+    providers: dict[str, Provider] = {}
+    for name, p in config.providers.items():
+        key = config.api_key(name, environ).get_secret_value()
+        kind = OpenAIProvider if p.kind == "openai" else AnthropicProvider
+        providers[name] = kind(name, p.base_url, api_key=key)
+    return ModelGateway(
+        providers, config.price_table(), limits=config.limiters(), telemetry=telemetry, cache=cache
+    )

@@ -1,0 +1,98 @@
+"""models.yaml: validated at start with the key named; API keys from env or files, never leaked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agents.gateway.config import build_gateway, load_gateway_config
+from agents.providers import ChatRequest
+from agents.simulator import SimConfig, SimulatorServer
+from streams.errors import ConfigError
+from streams.telemetry import Telemetry
+
+REPO = Path(__file__).resolve().parents[3]
+PLANTED = "sk-planted-4f1c9e2a7b"
+
+
+def test_the_repository_configuration_is_valid() -> None:
+    config = load_gateway_config(REPO / "models.yaml")
+    policy = config.policy("generate")
+    assert [r.model for r in policy.chain] == ["sim-large", "sim-large", "sim-long"]
+    assert policy.chain[2].context_window == 200_000 and policy.backoff.max_retries == 2
+    with pytest.raises(ConfigError, match="no gateway policy for stage 'summarize'"):
+        config.policy("summarize")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("providers: {}\nprices: {}\nstages:\n  g: {chain: [{provider: x, model: m}]}\n", "no provider 'x'"),
+        (
+            "providers: {p: {kind: openai, base_url: u}}\nprices: {}\n"
+            "stages:\n  g: {chain: [{provider: p, model: m}]}\n",
+            "no price for 'm'",
+        ),
+        ("providers: {p: {kind: gemini, base_url: u}}\nprices: {}\nstages: {}\n", "providers.p.kind"),
+        ("providers: {}\nprices: {m: {input: -1, output: 1}}\nstages: {}\n", "prices.m.input"),
+        ("providers: {}\nprices: {}\nstages: {}\ncolour: red\n", "colour"),
+    ],
+)
+def test_a_bad_configuration_fails_at_start_naming_file_and_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_gateway_config(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorServer]:
+    server = SimulatorServer(SimConfig(latency_ms=1, jitter_ms=0))
+    with server:
+        yield server
+
+
+async def test_a_planted_key_reaches_the_provider_header_and_no_log_or_span(
+    tmp_path: Path, sim: SimulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_file = tmp_path / "anthropic.key"
+    secret_file.write_text(PLANTED + "-file\n")
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        f"providers:\n  oa: {{kind: openai, base_url: '{sim.url}/v1', api_key_env: PLANTED_KEY}}\n"
+        f"  an: {{kind: anthropic, base_url: '{sim.url}', api_key_file: '{secret_file}'}}\n"
+        "prices: {m: {input: 1, output: 1}}\n"
+        "stages:\n  g: {chain: [{provider: oa, model: m}, {provider: an, model: m}]}\n"
+    )
+    config = load_gateway_config(path)
+    with pytest.raises(ConfigError, match="PLANTED_KEY is not set"):
+        build_gateway(config, {})
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    gateway = build_gateway(
+        config, {"PLANTED_KEY": PLANTED}, telemetry=Telemetry(tracer_provider, MeterProvider())
+    )
+    caplog.set_level(logging.DEBUG)
+    sim.queue("quota", None)  # the first provider fails over to the second: both keys are used
+    result = await gateway.complete(
+        ChatRequest(model="", messages=[{"role": "user", "content": "hi"}]), config.policy("g")
+    )
+    await gateway.aclose()
+    await asyncio.sleep(0.05)  # let the loop finish closing the sockets before the session ends
+    assert result.route.provider == "an"
+    everything = (
+        caplog.text + "".join(s.to_json() for s in spans.get_finished_spans()) + repr(gateway._providers)
+    )
+    assert PLANTED not in everything
