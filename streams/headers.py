@@ -9,6 +9,7 @@
 ``podium-round``            Deliveries through the stage's retry topic so far
 ``podium-not-before-ms``    On retry topics: do not run before this time (epoch ms)
 ``podium-path``             Stages passed, comma separated
+``podium-cost-usd``         What the request has cost so far (model calls of all stages passed)
 ==========================  ===============================================================
 
 Headers arrive from anywhere, so parsing never raises: a header that is not UTF-8, too long,
@@ -49,7 +50,8 @@ ATTEMPT = "podium-attempt"
 ROUND = "podium-round"
 NOT_BEFORE = "podium-not-before-ms"
 PATH = "podium-path"
-_OWN = {TRACEPARENT, TRACESTATE, REQUEST_ID, DEADLINE, ATTEMPT, ROUND, NOT_BEFORE, PATH}
+COST = "podium-cost-usd"
+_OWN = {TRACEPARENT, TRACESTATE, REQUEST_ID, DEADLINE, ATTEMPT, ROUND, NOT_BEFORE, PATH, COST}
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -74,6 +76,7 @@ class RequestHeaders:
     round: int = 0
     not_before_ms: int | None = None
     path: tuple[str, ...] = ()
+    cost_usd: float = 0.0
     passthrough: tuple[tuple[str, bytes], ...] = ()
     problems: tuple[str, ...] = field(default=(), compare=False)
 
@@ -104,13 +107,19 @@ class RequestHeaders:
             out.append((NOT_BEFORE, str(self.not_before_ms).encode()))
         if self.path:
             out.append((PATH, ",".join(self.path).encode()))
+        if self.cost_usd:
+            out.append((COST, f"{self.cost_usd:.10g}".encode()))
         out.extend(self.passthrough)
         return out
 
-    def for_next_hop(self, stage: str, traceparent: str | None, tracestate: str | None) -> RequestHeaders:
-        """What a stage's output carries: same request and deadline, fresh attempt counters."""
+    def for_next_hop(
+        self, stage: str, traceparent: str | None, tracestate: str | None, spent_usd: float = 0.0
+    ) -> RequestHeaders:
+        """What a stage's output carries: same request and deadline, fresh attempt counters,
+        and the cost so far plus what this stage spent."""
         return replace(
             self,
+            cost_usd=self.cost_usd + spent_usd,
             traceparent=traceparent,
             tracestate=tracestate,
             attempt=0,
@@ -131,6 +140,19 @@ def _int(value: str, name: str, problems: list[str], minimum: int = 0) -> int | 
         problems.append(f"{name}: out of range")
         return None
     return number
+
+
+def _cost(value: str | None, problems: list[str]) -> float:
+    if value is None:
+        return 0.0
+    try:
+        cost = float(value)
+    except ValueError:
+        cost = -1.0
+    if not 0.0 <= cost < 1e9:  # also rejects nan and inf
+        problems.append(f"{COST}: not a cost, reset to 0")
+        return 0.0
+    return cost
 
 
 def parse_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> RequestHeaders:
@@ -183,6 +205,7 @@ def parse_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> RequestHead
         round=number(ROUND) or 0,
         not_before_ms=number(NOT_BEFORE),
         path=path[-_MAX_PATH_STAGES:],
+        cost_usd=_cost(seen.get(COST), problems),
         passthrough=tuple(passthrough),
         problems=tuple(problems),
     )

@@ -346,7 +346,8 @@ class StageWorker:
             attempt_in_round += 1
             headers = replace(headers, attempt=headers.attempt + 1)
             try:
-                return self._results(await self._run_handler(record, headers, decoded), headers), "ok"
+                emits, context = await self._run_handler(record, headers, decoded)
+                return self._results(emits, headers, context.spent_usd), "ok"
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
@@ -395,7 +396,7 @@ class StageWorker:
 
     async def _run_handler(
         self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, decoded: dict[str, Any]
-    ) -> list[Emit]:
+    ) -> tuple[list[Emit], StageContext]:
         timeout = self.stage.handler_timeout_s
         remaining = headers.remaining_s()
         if remaining is not None:
@@ -422,11 +423,11 @@ class StageWorker:
                 raise RoutingError(
                     f"stage {self.stage.name} may produce to {sorted(self._out_schemas)}, not {emit.topic}"
                 )
-        return emits
+        return emits, context
 
-    def _results(self, emits: list[Emit], headers: RequestHeaders) -> list[_Out]:
+    def _results(self, emits: list[Emit], headers: RequestHeaders, spent_usd: float) -> list[_Out]:
         traceparent, tracestate = current_trace_headers()
-        next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate).to_kafka()
+        next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate, spent_usd).to_kafka()
         key = (headers.request_id or "").encode()
         outputs = [
             _Out(e.topic, key, self._codec.encode(self._out_schemas[e.topic], e.value), next_headers)

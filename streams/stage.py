@@ -47,6 +47,22 @@ class StageContext:
     offset: int
     headers: RequestHeaders
     attempt: int  # 1 on the first run of this record by this stage
+    _spent: list[float] = field(default_factory=list, compare=False, repr=False)
+
+    def add_cost(self, usd: float) -> None:
+        """Charge a model call to this request; the sum travels on in ``podium-cost-usd``."""
+        if usd < 0:
+            raise ValueError("a cost cannot be negative")
+        self._spent.append(usd)
+
+    @property
+    def spent_usd(self) -> float:
+        return sum(self._spent)
+
+    @property
+    def cost_so_far_usd(self) -> float:
+        """What earlier stages and this one have spent on the request."""
+        return self.headers.cost_usd + self.spent_usd
 
     @property
     def request_id(self) -> str:

@@ -69,3 +69,12 @@ def test_ingress_sets_a_deadline_from_the_budget() -> None:
     remaining = headers.remaining_s(now_ms())
     assert remaining is not None and 1.5 < remaining <= 2.0
     assert ingress_headers().remaining_s() is None
+
+
+def test_cost_travels_and_adds_up_and_nonsense_is_reset() -> None:
+    headers = RequestHeaders(request_id="r", cost_usd=0.0125)
+    assert parse_headers(headers.to_kafka()).cost_usd == 0.0125
+    assert headers.for_next_hop("s", None, None, spent_usd=0.0075).cost_usd == 0.02
+    for bad in (b"-1", b"nan", b"inf", b"lots"):
+        parsed = parse_headers([("podium-cost-usd", bad)])
+        assert parsed.cost_usd == 0.0 and parsed.problems

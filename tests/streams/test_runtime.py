@@ -14,6 +14,7 @@ from typing import Any
 import avro.io
 import avro.schema
 import fastavro
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.codec import SingleObjectCodec
@@ -467,3 +468,33 @@ async def test_a_handler_cancelled_from_inside_is_dead_lettered_and_the_stage_go
     assert arrivals[cancelled][0].topic == f"{unique}.in.dlq"
     assert codec.decode("podium.DeadLetter", arrivals[cancelled][0].value or b"")["error_type"] == "cancelled"
     assert arrivals[fine][0].topic == f"{unique}.out"
+
+
+async def test_what_each_stage_spends_is_summed_into_the_cost_header(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(CHAIN, unique)
+    codec = SingleObjectCodec(schema_store)
+
+    def spender(name: str, to: str, usd: float) -> Stage:
+        async def handler(note: dict[str, Any], ctx: StageContext) -> Emit:
+            ctx.add_cost(usd)  # as a stage does with GatewayResult.cost_usd
+            return Emit(to, note)
+
+        return Stage(
+            name=name,
+            consumes=f"{unique}.in" if name == "first" else f"{unique}.mid",
+            produces=(to,),
+            handler=handler,
+        )
+
+    stages = [spender("first", f"{unique}.mid", 0.0015), spender("second", f"{unique}.out", 0.0025)]
+    workers = [
+        StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-{s.name}")
+        for s in stages
+    ]
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(*workers):
+        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
+        arrivals = await follower.collect({rid}, timeout_s=30)
+    assert parse_headers(arrivals[rid][0].headers).cost_usd == pytest.approx(0.004)
