@@ -105,14 +105,24 @@ async def test_the_breaker_opens_then_probes_after_cooldown(
     assert result.completion.text and gateway.breaker(route).state == "closed"
 
 
-async def test_the_deadline_bounds_retries_and_waits(sim: SimulatorServer, gateway: ModelGateway) -> None:
+async def test_the_deadline_bounds_retries_and_waits(sim: SimulatorServer) -> None:
+    waits: list[float] = []
+
+    async def record_wait(seconds: float) -> None:
+        waits.append(seconds)
+
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    gateway = ModelGateway({"oa": provider}, PRICES, sleep=record_wait)
     sim.queue("rate_limit")
-    started = time.monotonic()
-    with pytest.raises(GatewayError) as caught:  # Retry-After 0.3 s does not fit in 0.2 s
-        await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() + 0.2)
-    assert time.monotonic() - started < 0.3 and caught.value.retryable
+    with pytest.raises(GatewayError) as caught:  # Retry-After 0.3 s does not fit in...
+        await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() + 0.25)
+    assert waits == [] and caught.value.retryable  # ...0.25 s: it gave up instead of waiting
+    sim.queue("rate_limit", None)
+    await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() + 5)
+    assert waits == [0.3]  # with budget to spare, the hint is honoured exactly
     with pytest.raises(DeadlineExceeded):
         await gateway.complete(REQUEST, policy(Route("oa", "small")), deadline=time.monotonic() - 1)
+    await gateway.aclose()
 
 
 async def test_a_fault_storm_ends_with_every_request_answered_or_failed_with_a_reason(
