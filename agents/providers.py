@@ -89,6 +89,45 @@ class _HttpProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    # Subclasses name their endpoint, request body and stream accumulator.
+    _path = ""
+    _end_marker = ""
+
+    def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _accumulator(self, request: ChatRequest) -> OpenAIStream | AnthropicStream:
+        raise NotImplementedError
+
+    async def stream(
+        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[StreamPiece]:
+        """Text deltas, then one piece with the final completion. A stream that errors or ends
+        early raises a ProviderError carrying what it used (``partial_usage``, estimated)."""
+        started, first = time.perf_counter(), None
+        decoder, state = SseDecoder(), self._accumulator(request)
+        try:
+            async for chunk in self._open_stream(
+                self._path, self._body(request, True), timeout_s, headers or {}
+            ):
+                for event in decoder.feed(chunk):
+                    text = state.add(event)
+                    if text:
+                        first = first if first is not None else time.perf_counter() - started
+                        yield StreamPiece(text=text)
+        except ProviderError as exc:
+            exc.partial_usage = state.final_usage()
+            raise
+        if not state.done:
+            broken = StreamBroken(f"{self.name}: stream ended without {self._end_marker}")
+            broken.partial_usage = state.final_usage()
+            raise broken
+        elapsed = time.perf_counter() - started
+        final = Completion(
+            state.text, request.model, state.finish_reason, state.final_usage(), self.name, elapsed, first
+        )
+        yield StreamPiece(final=final)
+
     async def _post(
         self, path: str, body: dict[str, Any], timeout_s: float, extra: dict[str, str]
     ) -> httpx.Response:
@@ -131,6 +170,12 @@ def _status_error(response: httpx.Response) -> ProviderError:
 class OpenAIProvider(_HttpProvider):
     """Any OpenAI-compatible ``/chat/completions`` (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter)."""
 
+    _path = "/chat/completions"
+    _end_marker = "[DONE]"
+
+    def _accumulator(self, request: ChatRequest) -> OpenAIStream:
+        return OpenAIStream(prompt_tokens_estimate=request.prompt_tokens_estimate())
+
     def _auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
@@ -153,9 +198,7 @@ class OpenAIProvider(_HttpProvider):
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
     ) -> Completion:
         started = time.perf_counter()
-        data = (
-            await self._post("/chat/completions", self._body(request, False), timeout_s, headers or {})
-        ).json()
+        data = (await self._post(self._path, self._body(request, False), timeout_s, headers or {})).json()
         choice = (data.get("choices") or [{}])[0]
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0
@@ -168,42 +211,15 @@ class OpenAIProvider(_HttpProvider):
             latency_s=time.perf_counter() - started,
         )
 
-    async def stream(
-        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
-    ) -> AsyncIterator[StreamPiece]:
-        started, first = time.perf_counter(), None
-        decoder, state = SseDecoder(), OpenAIStream(prompt_tokens_estimate=request.prompt_tokens_estimate())
-        try:
-            async for chunk in self._open_stream(
-                "/chat/completions", self._body(request, True), timeout_s, headers or {}
-            ):
-                for event in decoder.feed(chunk):
-                    text = state.add(event)
-                    if text:
-                        first = first if first is not None else time.perf_counter() - started
-                        yield StreamPiece(text=text)
-        except StreamBroken as exc:
-            exc.partial_usage = state.final_usage()
-            raise
-        if not state.done:
-            broken = StreamBroken(f"{self.name}: stream ended without [DONE]")
-            broken.partial_usage = state.final_usage()
-            raise broken
-        yield StreamPiece(
-            final=Completion(
-                state.text,
-                request.model,
-                state.finish_reason,
-                state.final_usage(),
-                self.name,
-                time.perf_counter() - started,
-                first,
-            )
-        )
-
 
 class AnthropicProvider(_HttpProvider):
     """Anthropic Messages (``/v1/messages``)."""
+
+    _path = "/v1/messages"
+    _end_marker = "message_stop"
+
+    def _accumulator(self, request: ChatRequest) -> AnthropicStream:
+        return AnthropicStream(prompt_tokens_estimate=request.prompt_tokens_estimate())
 
     def _auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": "2023-06-01"}
@@ -229,7 +245,7 @@ class AnthropicProvider(_HttpProvider):
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
     ) -> Completion:
         started = time.perf_counter()
-        data = (await self._post("/v1/messages", self._body(request, False), timeout_s, headers or {})).json()
+        data = (await self._post(self._path, self._body(request, False), timeout_s, headers or {})).json()
         usage = data.get("usage") or {}
         text = "".join(
             block.get("text", "") for block in data.get("content") or [] if block.get("type") == "text"
@@ -245,40 +261,4 @@ class AnthropicProvider(_HttpProvider):
             ),
             provider=self.name,
             latency_s=time.perf_counter() - started,
-        )
-
-    async def stream(
-        self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
-    ) -> AsyncIterator[StreamPiece]:
-        started, first = time.perf_counter(), None
-        decoder, state = (
-            SseDecoder(),
-            AnthropicStream(prompt_tokens_estimate=request.prompt_tokens_estimate()),
-        )
-        try:
-            async for chunk in self._open_stream(
-                "/v1/messages", self._body(request, True), timeout_s, headers or {}
-            ):
-                for event in decoder.feed(chunk):
-                    text = state.add(event)
-                    if text:
-                        first = first if first is not None else time.perf_counter() - started
-                        yield StreamPiece(text=text)
-        except ProviderError as exc:
-            exc.partial_usage = state.final_usage()
-            raise
-        if not state.done:
-            broken = StreamBroken(f"{self.name}: stream ended without message_stop")
-            broken.partial_usage = state.final_usage()
-            raise broken
-        yield StreamPiece(
-            final=Completion(
-                state.text,
-                request.model,
-                state.finish_reason,
-                state.final_usage(),
-                self.name,
-                time.perf_counter() - started,
-                first,
-            )
         )

@@ -203,20 +203,14 @@ class ModelGateway:
                 return await self._call(route, request, policy, deadline, attempts)
             except ProviderError as exc:
                 last = exc
-                if exc.failover:
-                    index = _next_route(chain, index, exc)
-                    continue
-                if exc.retryable:
-                    retries += 1
-                    delay = policy.backoff.delay_s(
-                        retries, hint_s=exc.retry_after_s, remaining_s=_left(deadline, self._clock())
-                    )
-                    if delay is None:
-                        index += 1  # out of retries or budget here: the next route, at once
-                    else:
-                        await self._sleep(delay)
-                    continue
-                raise GatewayError(exc, tuple(attempts)) from exc
+                step = _after_failure(
+                    exc, chain, index, retries, policy.backoff, _left(deadline, self._clock())
+                )
+                if step is None:
+                    raise GatewayError(exc, tuple(attempts)) from exc
+                index, retries, delay = step
+                if delay is not None:
+                    await self._sleep(delay)
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts)) from last
 
@@ -268,33 +262,18 @@ class ModelGateway:
                     yield piece.text
             except ProviderError as exc:
                 last = exc
-                usage = exc.partial_usage or Usage()
-                attempts.append(
-                    Attempt(
-                        route.provider,
-                        route.model,
-                        error_type(exc),
-                        self._clock() - started,
-                        usage,
-                        self._prices.cost(route.model, usage),
-                    )
+                self._failed(route, exc, self._clock() - started, attempts)
+                remaining = _left(deadline, self._clock())
+                step = _after_failure(
+                    exc, chain, index, retries, policy.backoff, remaining, streamed=streamed
                 )
-                if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
-                    breaker.record(False, self._clock())
-                if exc.failover or streamed:
-                    index = _next_route(chain, index, exc)
-                elif exc.retryable:
-                    retries += 1
-                    delay = policy.backoff.delay_s(
-                        retries, hint_s=exc.retry_after_s, remaining_s=_left(deadline, self._clock())
-                    )
-                    if delay is None:
-                        index += 1
-                    else:
-                        await self._sleep(delay)
-                        continue
-                else:
+                if step is None:
                     raise GatewayError(exc, tuple(attempts)) from exc
+                next_index, retries, delay = step
+                if delay is not None:
+                    await self._sleep(delay)
+                    continue
+                index = next_index
                 if streamed and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
         assert last is not None, "a policy needs at least one route"
@@ -340,20 +319,9 @@ class ModelGateway:
             try:
                 completion = await provider.complete(replace(request, model=route.model), timeout)
             except ProviderError as exc:
-                usage = exc.partial_usage or Usage()
-                attempt = Attempt(
-                    route.provider,
-                    route.model,
-                    error_type(exc),
-                    self._clock() - started,
-                    usage,
-                    self._prices.cost(route.model, usage),
-                )
-                attempts.append(attempt)
+                attempt = self._failed(route, exc, self._clock() - started, attempts)
                 self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
-                    breaker.record(False, self._clock())
                 raise
             breaker.record(True, self._clock())
             attempt = Attempt(
@@ -369,6 +337,22 @@ class ModelGateway:
             if span.is_recording() and completion.finish_reason:
                 span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
         return GatewayResult(completion, route, tuple(attempts))
+
+    def _failed(self, route: Route, exc: ProviderError, latency_s: float, attempts: list[Attempt]) -> Attempt:
+        """Book a failed call (a broken stream's usage is billed) and tell the route's breaker."""
+        usage = exc.partial_usage or Usage()
+        attempt = Attempt(
+            route.provider,
+            route.model,
+            error_type(exc),
+            latency_s,
+            usage,
+            self._prices.cost(route.model, usage),
+        )
+        attempts.append(attempt)
+        if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
+            self.breaker(route).record(False, self._clock())
+        return attempt
 
     def _observe(self, span: trace.Span, attempt: Attempt, attrs: dict[str, str]) -> None:
         """One model call in the trace and the metrics (gen_ai names; cost in podium.cost.usd)."""
@@ -395,6 +379,29 @@ class ModelGateway:
 
 def _left(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else deadline - now
+
+
+def _after_failure(
+    exc: ProviderError,
+    chain: tuple[Route, ...],
+    index: int,
+    retries: int,
+    backoff: Backoff,
+    remaining_s: float | None,
+    *,
+    streamed: bool = False,
+) -> tuple[int, int, float | None] | None:
+    """Where a failed call goes next: (route index, retries used, delay before trying that same
+    route again), or None when the failure is final. A stream that already sent text is never
+    retried on the same route: the text would be repeated, so it fails over."""
+    if exc.failover or streamed:
+        return _next_route(chain, index, exc), retries, None
+    if not exc.retryable:
+        return None
+    delay = backoff.delay_s(retries + 1, hint_s=exc.retry_after_s, remaining_s=remaining_s)
+    if delay is None:
+        return index + 1, retries + 1, None  # out of retries or budget here: the next route, at once
+    return index, retries + 1, delay
 
 
 def _next_route(chain: tuple[Route, ...], index: int, exc: ProviderError) -> int:
