@@ -692,6 +692,84 @@ def audit(
         raise typer.Exit(1)
 
 
+models_app = typer.Typer(help="The model gateway's providers, prices and policies.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("status")
+def models_status(
+    probe: Annotated[bool, typer.Option("--probe", help="Call each route once.")] = False,
+) -> None:
+    """Providers (and where their keys come from), prices, each stage's chain; --probe calls them."""
+    import os
+    import time
+    from dataclasses import replace
+
+    from agents.gateway.config import build_gateway, load_gateway_config
+    from agents.providers import ChatRequest
+
+    project = _guard(_project)
+    config = _guard(lambda: load_gateway_config(project.settings.models_file))
+    providers = Table("provider", "kind", "base url", "key from", "req/min", "tok/min")
+    for name, p in config.providers.items():
+        source = f"${p.api_key_env}" if p.api_key_env else (str(p.api_key_file) if p.api_key_file else "-")
+        providers.add_row(
+            name,
+            p.kind,
+            p.base_url,
+            source,
+            str(p.requests_per_minute or "-"),
+            str(p.tokens_per_minute or "-"),
+        )
+    console.print(providers)
+    prices = Table("model", "input $/Mtok", "output $/Mtok", "cached input $/Mtok")
+    for model, price in config.prices.items():
+        prices.add_row(
+            model,
+            f"{price.input:g}",
+            f"{price.output:g}",
+            "-" if price.cached_input is None else f"{price.cached_input:g}",
+        )
+    console.print(prices)
+    routes = Table("stage", "chain (fallback order)", "timeout s", "retries")
+    for stage, policy in config.stages.items():
+        chain = " -> ".join(f"{r.provider}/{r.model}" for r in policy.chain)
+        routes.add_row(stage, chain, f"{policy.timeout_s:g}", str(policy.max_retries))
+    console.print(routes)
+    if not probe:
+        return
+
+    async def go() -> list[tuple[str, str, str]]:
+        gateway = build_gateway(config, dict(os.environ))
+        rows = []
+        ping = ChatRequest(model="", messages=[{"role": "user", "content": "ping"}], max_tokens=8)
+        try:
+            for stage in config.stages:
+                for route in config.policy(stage).chain:
+                    started = time.perf_counter()
+                    try:
+                        await gateway.provider(route.provider).complete(
+                            replace(ping, model=route.model), 10.0
+                        )
+                        rows.append(
+                            (
+                                f"{route.provider}/{route.model}",
+                                "ok",
+                                f"{(time.perf_counter() - started) * 1000:.0f} ms",
+                            )
+                        )
+                    except PodiumError as exc:
+                        rows.append((f"{route.provider}/{route.model}", "[red]failed[/]", str(exc)[:80]))
+        finally:
+            await gateway.aclose()
+        return rows
+
+    probes = Table("route", "probe", "detail")
+    for row in _run(go):
+        probes.add_row(*row)
+    console.print(probes)
+
+
 @app.command("sim")
 def sim(
     port: Annotated[int, typer.Option("--port")] = 8900,

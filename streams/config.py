@@ -13,6 +13,7 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 ``PODIUM_BROKER_HEAP``         Java heap of the local broker. ``768m``
 ``PODIUM_TOPICS``              The topic catalog. ``./topics.yaml``
 ``PODIUM_SCHEMAS``             The Avro schema directory. ``./schemas``
+``PODIUM_MODELS``              The model gateway's providers, prices, policies. ``./models.yaml``
 ``PODIUM_SCHEMA_REGISTRY_URL`` Use the Confluent wire format through this registry instead
                                of Avro single-object encoding.
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     broker_heap: str = Field(default="768m", alias="PODIUM_BROKER_HEAP", pattern=r"^\d+[mg]$")
     topics_file: Path = Field(default=Path("topics.yaml"), alias="PODIUM_TOPICS")
     schemas_dir: Path = Field(default=Path("schemas"), alias="PODIUM_SCHEMAS")
+    models_file: Path = Field(default=Path("models.yaml"), alias="PODIUM_MODELS")
     schema_registry_url: str | None = Field(default=None, alias="PODIUM_SCHEMA_REGISTRY_URL")
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(

@@ -59,6 +59,7 @@ class RouteConfig(_Strict):
     provider: str
     model: str
     context_window: int = Field(default=8192, gt=0)
+    min_budget_s: float = Field(default=0.0, ge=0)
 
 
 class StagePolicy(_Strict):
@@ -102,7 +103,7 @@ class GatewayConfig(_Strict):
                 f"no gateway policy for stage '{stage}' (known: {', '.join(self.stages)})"
             ) from None
         return CallPolicy(
-            chain=tuple(Route(r.provider, r.model, r.context_window) for r in p.chain),
+            chain=tuple(Route(r.provider, r.model, r.context_window, r.min_budget_s) for r in p.chain),
             backoff=Backoff(p.backoff_base_s, p.backoff_cap_s, p.max_retries),
             timeout_s=p.timeout_s,
         )

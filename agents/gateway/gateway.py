@@ -44,6 +44,9 @@ class Route:
     provider: str
     model: str
     context_window: int = 8192
+    # The least budget this route needs to be worth trying (a large model's usual latency).
+    # With less left, the gateway skips to a faster route and records why.
+    min_budget_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class GatewayResult:
     completion: Completion
     route: Route
     attempts: tuple[Attempt, ...]
+    decisions: tuple[str, ...] = ()  # e.g. "skipped oa/large: 0.8s left, needs 2.0s"
 
     @property
     def cost_usd(self) -> float:
@@ -151,6 +155,9 @@ class ModelGateway:
             "podium.gen_ai.cost", unit="USD", description="What model calls cost"
         )
 
+    def provider(self, name: str) -> Provider:
+        return self._providers[name]
+
     async def aclose(self) -> None:
         """Close every provider's connection pool."""
         for provider in self._providers.values():
@@ -188,6 +195,7 @@ class ModelGateway:
         self, request: ChatRequest, policy: CallPolicy, deadline: float | None
     ) -> GatewayResult:
         attempts: list[Attempt] = []
+        decisions: list[str] = []
         retries = 0
         last: ProviderError | None = None
         index = 0
@@ -196,11 +204,21 @@ class ModelGateway:
             route = chain[index]
             breaker = self.breaker(route)
             if not breaker.allow(self._clock()):
+                decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
                 index += 1
                 continue
+            left = _left(deadline, self._clock())
+            if left is not None and left < route.min_budget_s and index + 1 < len(chain):
+                decisions.append(
+                    f"skipped {route.provider}/{route.model}: {left:.2f}s left, "
+                    f"needs {route.min_budget_s:.2f}s"
+                )
+                index += 1
+                continue
             try:
-                return await self._call(route, request, policy, deadline, attempts)
+                result = await self._call(route, request, policy, deadline, attempts)
+                return replace(result, decisions=tuple(decisions))
             except ProviderError as exc:
                 last = exc
                 step = _after_failure(

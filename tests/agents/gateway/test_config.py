@@ -96,3 +96,17 @@ async def test_a_planted_key_reaches_the_provider_header_and_no_log_or_span(
         caplog.text + "".join(s.to_json() for s in spans.get_finished_spans()) + repr(gateway._providers)
     )
     assert PLANTED not in everything
+
+
+def test_models_status_probes_every_route(tmp_path: Path, sim: SimulatorServer) -> None:
+    from tests.streams.running import podium
+
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        f"providers:\n  oa: {{kind: openai, base_url: '{sim.url}/v1', api_key_env: PLANTED_KEY}}\n"
+        "prices: {m: {input: 1, output: 2}}\nstages:\n  g: {chain: [{provider: oa, model: m}]}\n"
+    )
+    result = podium("models", "status", "--probe", env={"PODIUM_MODELS": str(path), "PLANTED_KEY": PLANTED})
+    assert result.returncode == 0, result.stderr
+    assert "$PLANTED_KEY" in result.stdout and PLANTED not in result.stdout
+    assert "oa/m" in result.stdout and " ok " in result.stdout

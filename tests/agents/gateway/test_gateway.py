@@ -227,3 +227,16 @@ async def test_a_stream_without_faults_is_one_attempt(gateway: ModelGateway) -> 
     assert isinstance(result, GatewayResult) and len(result.attempts) == 1
     assert "".join(e for e in events[:-1] if isinstance(e, str)) == result.completion.text
     assert not result.completion.usage.estimated
+
+
+async def test_a_short_budget_skips_the_slow_route_and_says_so(gateway: ModelGateway) -> None:
+    chain = policy(Route("an", "large", min_budget_s=2.0), Route("oa", "small"))
+    result = await gateway.complete(REQUEST, chain, deadline=time.monotonic() + 0.8)
+    assert result.route.model == "small"
+    assert (
+        len(result.decisions) == 1
+        and "skipped an/large" in result.decisions[0]
+        and "needs 2.00s" in result.decisions[0]
+    )
+    roomy = await gateway.complete(REQUEST, chain, deadline=time.monotonic() + 10)
+    assert roomy.route.model == "large" and roomy.decisions == ()
