@@ -73,18 +73,14 @@ def waterfall(spans: list[dict[str, Any]]) -> list[Row]:
 def waterfall_table(rows: list[Row], width: int = 40) -> Table:
     """The rows as a terminal picture: one bar per span on a shared time axis."""
     total = max((r.start_ms + r.duration_ms for r in rows), default=0.0) or 1.0
-    table = Table(
-        "span",
-        "stage",
-        "start ms",
-        "ms",
-        f"0 .. {total:.0f} ms",
-        "status",
-        "retries",
-        "model",
-        "tokens",
-        "cost",
-    )
+    table = Table()
+    table.add_column("span", no_wrap=True)
+    for name in ("stage", "start ms", "ms"):
+        table.add_column(name)
+    # The bars are the picture: their column never wraps or shrinks.
+    table.add_column(f"0 .. {total:.0f} ms", no_wrap=True, min_width=width)
+    for name in ("status", "retries", "model", "tokens", "cost"):
+        table.add_column(name)
     for r in rows:
         left = int(r.start_ms / total * width)
         bar = " " * left + "█" * max(1, round(r.duration_ms / total * width))
