@@ -641,7 +641,6 @@ def report_cmd(
         return render(
             pipeline=pipeline,
             stages=stages,
-            catalog=project.catalog,
             summary=summarize_spans(spans),
             audit=audit,
             baseline=baseline,

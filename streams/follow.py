@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from streams.headers import REQUEST_ID, header_value
+from streams.reading import partitions_of
 
 __all__ = ["Arrival", "Follower"]
 
@@ -38,20 +39,12 @@ class Follower:
 
     async def __aenter__(self) -> Follower:
         await self._consumer.start()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in self._topics
-            for p in sorted(self._consumer.partitions_for_topic(topic) or await self._partitions(topic))
-        ]
+        partitions = [tp for topic in self._topics for tp in await partitions_of(self._consumer, topic)]
         self._consumer.assign(partitions)
         ends = await self._consumer.end_offsets(partitions)
         for tp, end in ends.items():
             self._consumer.seek(tp, end)
         return self
-
-    async def _partitions(self, topic: str) -> set[int]:
-        await self._consumer._client.force_metadata_update()
-        return self._consumer.partitions_for_topic(topic) or set()
 
     async def __aexit__(self, *_: object) -> None:
         await self._consumer.stop()

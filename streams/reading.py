@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from streams.errors import BrokerError, ConfigError
 from streams.headers import REQUEST_ID, header_value, now_ms, parse_headers
 
-__all__ = ["Position", "Selection", "TopicReader", "parse_position"]
+__all__ = ["Position", "Selection", "TopicReader", "parse_position", "partitions_of"]
 
 _RELATIVE = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|h|d)$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -71,6 +71,18 @@ class Selection:
         return self.trace_id is None or parse_headers(headers).trace_id == self.trace_id
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """A topic's partitions, asking the cluster when this consumer has not seen the topic yet."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        # aiokafka has no public call to refresh metadata for a topic not yet assigned
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise ConfigError(f"topic {topic} does not exist on the cluster (run `podium topics apply`)")
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 class TopicReader:
     def __init__(self, bootstrap: str) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -107,14 +119,7 @@ class TopicReader:
     async def plan(
         self, selection: Selection, resume: dict[int, int] | None = None
     ) -> dict[TopicPartition, tuple[int, int]]:
-        partitions = self._consumer.partitions_for_topic(selection.topic)
-        if not partitions:
-            # aiokafka has no public call to refresh metadata for a topic not yet assigned
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(selection.topic)
-        if not partitions:
-            raise ConfigError(f"topic {selection.topic} does not exist on the cluster")
-        tps = [TopicPartition(selection.topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(self._consumer, selection.topic)
         beginnings = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
         starts = await self._resolve(tps, selection.start, beginnings)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.audit import AuditReport
-from streams.catalog import Catalog
 from streams.stage import Stage
 from streams.waterfall import Row, waterfall
 
@@ -199,7 +198,6 @@ def render(
     *,
     pipeline: str,
     stages: Sequence[Stage[Any]],
-    catalog: Catalog,
     summary: Summary,
     audit: AuditReport,
     baseline: Summary | None = None,

@@ -160,7 +160,6 @@ class StageWorker:
         self._failure: BaseException | None = None
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
-        self.settled = {"ok": 0, "retry": 0, "dlq": 0}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -275,7 +274,6 @@ class StageWorker:
         try:
             outcome = await self._process(record)
             self._tracker.finished((record.topic, record.partition), record.offset)
-            self.settled[outcome] += 1
         except _Abandon:
             self._tracker.abandoned((record.topic, record.partition), record.offset)
         except asyncio.CancelledError:
