@@ -35,6 +35,7 @@ from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.gateway.ratelimit import RateLimiter
+from agents.local import LocalProvider
 from agents.providers import AnthropicProvider, OpenAIProvider, Provider
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
@@ -47,8 +48,9 @@ class _Strict(BaseModel):
 
 
 class ProviderConfig(_Strict):
-    kind: Literal["openai", "anthropic"]
-    base_url: str
+    # local: the offline models in agents/local.py (no base_url, no key, no cost).
+    kind: Literal["openai", "anthropic", "local"]
+    base_url: str = ""
     api_key_env: str | None = None
     api_key_file: Path | None = None
     requests_per_minute: float | None = Field(default=None, gt=0)
@@ -84,6 +86,9 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
+        for name, p in self.providers.items():
+            if p.kind != "local" and not p.base_url:
+                raise ValueError(f"providers.{name}.base_url: required for a {p.kind} provider")
         for stage, policy in self.stages.items():
             for i, route in enumerate(policy.chain):
                 if route.provider not in self.providers:
@@ -158,6 +163,9 @@ def build_gateway(
     """Providers (one pooled client each, keys from env or secret files), limits, prices."""
     providers: dict[str, Provider] = {}
     for name, p in config.providers.items():
+        if p.kind == "local":
+            providers[name] = LocalProvider(name)
+            continue
         key = config.api_key(name, environ).get_secret_value()
         kind = OpenAIProvider if p.kind == "openai" else AnthropicProvider
         providers[name] = kind(name, p.base_url, api_key=key)

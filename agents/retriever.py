@@ -1,0 +1,118 @@
+"""The offline retriever: BM25 over knowledge bases shipped in the repo, several sources merged.
+
+A :class:`KnowledgeSource` is one searchable collection (the product docs, the FAQ), indexed
+with bm25s at open (milliseconds for a few hundred passages) with English stop words and a
+Snowball stemmer, so "billed" finds "billing". It is a local lexical index, not an embedding
+model; another retriever (a vector store, a search API) fits the :class:`Retriever` protocol.
+
+:func:`merge` is the pure part: interleave several sources' ranked lists, drop duplicates (same
+passage id, or near-identical text from two sources) and keep the best ``k``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import bm25s
+import Stemmer
+
+__all__ = ["DOCS", "FAQ", "KnowledgeSource", "Passage", "Retriever", "merge"]
+
+KB = Path(__file__).with_name("data") / "kb"
+DOCS = KB / "docs.jsonl"
+FAQ = KB / "faq.jsonl"
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    source: str
+    title: str
+    url: str
+    text: str
+    score: float
+
+
+class Retriever(Protocol):
+    name: str
+
+    async def search(self, query: str, k: int) -> list[Passage]: ...
+
+
+# bm25s logs every index build at DEBUG on a logger it configures itself.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+_STEMMER = Stemmer.Stemmer("english")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class KnowledgeSource:
+    """One collection of passages from a JSON-lines file: docs rows have ``title`` and ``text``,
+    FAQ rows ``question`` and ``answer`` (the question is indexed with the answer)."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.passages: list[Passage] = []
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            title = row.get("title") or row["question"]
+            text = row.get("text") or row["answer"]
+            self.passages.append(Passage(row["id"], name, title, row["url"], text, 0.0))
+        corpus = [f"{p.title}. {p.text}" for p in self.passages]
+        self._index = bm25s.BM25()
+        self._index.index(_tokenize(corpus), show_progress=False)
+
+    async def search(self, query: str, k: int) -> list[Passage]:
+        return self.search_now(query, k)
+
+    def search_now(self, query: str, k: int) -> list[Passage]:
+        tokens = _tokenize([query])
+        if not tokens.vocab:  # nothing but stop words: no evidence either way
+            return []
+        k = min(k, len(self.passages))
+        ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)
+        found = []
+        for i, score in zip(ids[0], scores[0], strict=True):
+            if score > 0:
+                p = self.passages[int(i)]
+                found.append(Passage(p.id, p.source, p.title, p.url, p.text, round(float(score), 4)))
+        return found
+
+
+def _tokenize(texts: list[str]) -> bm25s.tokenization.Tokenized:
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False)
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def _near_duplicate(a: Passage, b: Passage, threshold: float = 0.8) -> bool:
+    wa, wb = _words(a.text), _words(b.text)
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / len(wa | wb) >= threshold
+
+
+def merge(results: Sequence[Sequence[Passage]], k: int) -> list[Passage]:
+    """Round-robin over the sources' ranked lists (each source's best first, since BM25 scores
+    of different collections are not comparable), skipping duplicates, up to ``k`` passages."""
+    merged: list[Passage] = []
+    depth = max((len(r) for r in results), default=0)
+    for rank in range(depth):
+        for ranked in results:
+            if rank >= len(ranked) or len(merged) >= k:
+                continue
+            candidate = ranked[rank]
+            if any(candidate.id == p.id or _near_duplicate(candidate, p) for p in merged):
+                continue
+            merged.append(candidate)
+    return merged
