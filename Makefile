@@ -36,8 +36,10 @@ test: lint broker-fetch browser
 test-unit: install
 	$(BIN)/pytest -q -m "not kafka"
 
+# PROVIDER=sim runs the generate stages against the provider simulator with injected faults.
+PROVIDER ?= local
 demo: install
-	$(BIN)/podium demo
+	$(BIN)/podium demo --provider $(PROVIDER)
 
 bench: install
 	$(BIN)/python bench/stage_throughput.py

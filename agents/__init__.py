@@ -1,11 +1,30 @@
-"""The stages of podium's pipelines, by name, and the pipelines they form."""
+"""The stages of podium's pipelines, by pipeline name.
 
+A pipeline is built from the settings at the entry point (``podium run``, ``podium demo``):
+its stages may share resources (models, a gateway) that their workers open and close.
+"""
+
+from collections.abc import Callable
 from typing import Any
 
 from agents.passthrough import FINISH, STAMP
+from agents.support.services import SupportConfig
+from agents.support.stages import support_stages
+from streams.config import Settings
 from streams.stage import Stage
 
-__all__ = ["PIPELINES", "STAGES"]
+__all__ = ["PIPELINES", "build_pipeline"]
 
-STAGES: dict[str, Stage[Any]] = {stage.name: stage for stage in (STAMP, FINISH)}
-PIPELINES: dict[str, tuple[str, ...]] = {"demo": ("stamp", "finish")}
+
+def _support(settings: Settings) -> list[Stage[Any]]:
+    return support_stages(SupportConfig(models=settings.models_file))
+
+
+PIPELINES: dict[str, Callable[[Settings], list[Stage[Any]]]] = {
+    "demo": lambda _settings: [STAMP, FINISH],
+    "support": _support,
+}
+
+
+def build_pipeline(name: str, settings: Settings) -> list[Stage[Any]]:
+    return PIPELINES[name](settings)

@@ -16,7 +16,7 @@ from streams.publish import Publisher
 from streams.retry import RetryPolicy
 from streams.runtime import StageWorker
 from streams.schemas import SchemaStore
-from streams.stage import Emit, Record, Stage, StageContext
+from streams.stage import Emit, Record, SharedResource, Stage, StageContext, StageEnv
 
 __all__ = [
     "Catalog",
@@ -34,9 +34,11 @@ __all__ = [
     "RetryPolicy",
     "SchemaStore",
     "Settings",
+    "SharedResource",
     "SingleObjectCodec",
     "Stage",
     "StageContext",
+    "StageEnv",
     "StageWorker",
     "TopicSpec",
     "TransientError",

@@ -49,6 +49,7 @@ _TOPIC_FIELDS = {
     "consumer",
     "description",
     "dlq_retention",
+    "budget",
 }
 
 
@@ -74,6 +75,8 @@ class TopicSpec:
     description: str = ""
     role: str = "main"  # main | retry | dlq
     parent: str | None = None
+    # The latency budget ingress gives a new request on this topic unless the caller names one.
+    budget_ms: int | None = None
 
     def kafka_configs(self) -> dict[str, str]:
         return {
@@ -218,6 +221,7 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
             description=reader.scalar(fields["description"], "description")
             if "description" in fields
             else "",
+            budget_ms=reader.duration_ms(fields["budget"], "budget") if "budget" in fields else None,
         )
         topics.append(spec)
         if spec.consumer:

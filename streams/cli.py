@@ -267,7 +267,7 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     project = _guard(_project)
-    stages = _guard(lambda: [s for t in targets for s in resolve_stages(t)])
+    stages = _guard(lambda: resolve_stages(targets, project.settings))
     if max_in_flight is not None:
         stages = [dataclasses.replace(s, max_in_flight=max_in_flight) for s in stages]
 
@@ -621,7 +621,7 @@ def report_cmd(
     from streams.waterfall import read_window
 
     project = _guard(_project)
-    stages = _guard(lambda: resolve_stages(pipeline))
+    stages = _guard(lambda: resolve_stages(pipeline, project.settings))
     input_topic, terminal = _guard(lambda: pipeline_topics(stages, project.catalog))
     start = _guard(lambda: parse_position(since))
     end = _guard(lambda: parse_position(until)) if until else None
@@ -664,7 +664,7 @@ def audit(
     from streams.reading import parse_position
 
     project = _guard(_project)
-    stages = _guard(lambda: resolve_stages(pipeline))
+    stages = _guard(lambda: resolve_stages(pipeline, project.settings))
     input_topic, terminal = _guard(lambda: pipeline_topics(stages, project.catalog))
     position = _guard(lambda: parse_position(since)) if since else None
     report = _run(
@@ -813,13 +813,26 @@ def sim(
 
 
 @app.command("demo")
-def demo() -> None:
-    """The main job end to end: broker, topics, stages, sample records, where each one ended."""
-    from streams.demo import run_demo
+def demo(
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="local: the offline models (models.yaml). sim: the provider simulator with injected "
+            "faults (models.sim.yaml), to watch retries and fallbacks."
+        ),
+    ] = "local",
+) -> None:
+    """The support pipeline end to end: broker, topics, stages, sample tickets, where each ended."""
+    from agents.support.demo import run_support_demo
 
+    if provider not in ("local", "sim"):
+        err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
+        raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING)
     project = _guard(_project)
-    code = _run(lambda: run_demo(project, console))
+    if provider == "sim":
+        project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
+    code = _run(lambda: run_support_demo(project, console, provider))
     raise typer.Exit(code)
 
 

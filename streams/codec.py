@@ -35,6 +35,8 @@ class Codec(Protocol):
 
     def decode(self, schema_name: str, data: bytes) -> Record: ...
 
+    def field_names(self, schema_name: str) -> list[str]: ...
+
 
 class SchemaIdResolver(Protocol):
     def id_for(self, version: SchemaVersion) -> int: ...
@@ -79,6 +81,9 @@ class SingleObjectCodec:
         version = self._store.current(schema_name)
         return _write(version, record, SINGLE_OBJECT_MAGIC + version.fingerprint)
 
+    def field_names(self, schema_name: str) -> list[str]:
+        return [f["name"] for f in self._store.current(schema_name).raw["fields"]]
+
     def decode(self, schema_name: str, data: bytes) -> Record:
         try:
             reader = self._store.current(schema_name)
@@ -111,6 +116,9 @@ class ConfluentCodec:
         version = self._store.current(schema_name)
         schema_id = self._resolver.id_for(version)
         return _write(version, record, CONFLUENT_MAGIC + schema_id.to_bytes(4, "big"))
+
+    def field_names(self, schema_name: str) -> list[str]:
+        return [f["name"] for f in self._store.current(schema_name).raw["fields"]]
 
     def decode(self, schema_name: str, data: bytes) -> Record:
         try:

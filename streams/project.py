@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -54,14 +55,32 @@ class Project:
         return state.bootstrap
 
 
-def resolve_stages(target: str) -> list[Stage[Any]]:
-    """A stage name, a pipeline name, or ``module:attribute`` (a Stage, a list, or a factory)."""
-    from agents import PIPELINES, STAGES
+def resolve_stages(targets: str | Sequence[str], settings: Settings) -> list[Stage[Any]]:
+    """Pipeline names, stages of one, or ``module:attribute`` (a Stage, a list, or a factory).
 
-    if target in STAGES:
-        return [STAGES[target]]
+    Each pipeline is built once, so stages of one pipeline named together share its resources.
+    """
+    from agents import PIPELINES
+
+    built: dict[str, list[Stage[Any]]] = {}
+
+    def pipeline(name: str) -> list[Stage[Any]]:
+        if name not in built:
+            built[name] = PIPELINES[name](settings)
+        return built[name]
+
+    chosen: list[Stage[Any]] = []
+    for target in [targets] if isinstance(targets, str) else targets:
+        found = _resolve(target, pipeline)
+        chosen += [s for s in found if all(s.name != c.name for c in chosen)]
+    return chosen
+
+
+def _resolve(target: str, pipeline: Callable[[str], list[Stage[Any]]]) -> list[Stage[Any]]:
+    from agents import PIPELINES
+
     if target in PIPELINES:
-        return [STAGES[name] for name in PIPELINES[target]]
+        return pipeline(target)
     if ":" in target:
         module_name, _, attribute = target.partition(":")
         try:
@@ -74,5 +93,12 @@ def resolve_stages(target: str) -> list[Stage[Any]]:
         if not stages or not all(isinstance(s, Stage) for s in stages):
             raise ConfigError(f"'{target}' is not a Stage or a list of stages")
         return stages
-    known = ", ".join([*STAGES, *PIPELINES])
-    raise ConfigError(f"unknown stage or pipeline '{target}' (known: {known}, or module:attribute)")
+    known: list[str] = []
+    for name in PIPELINES:
+        stages = pipeline(name)
+        known += [name, *(s.name for s in stages)]
+        if any(s.name == target for s in stages):
+            return [s for s in stages if s.name == target]
+    raise ConfigError(
+        f"unknown stage or pipeline '{target}' (known: {', '.join(known)}, or module:attribute)"
+    )

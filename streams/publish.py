@@ -59,9 +59,18 @@ class Publisher:
         budget_s: float | None = None,
         extra_headers: Sequence[tuple[str, bytes]] = (),
     ) -> str:
-        """Encode, send and wait for the broker's acknowledgement; returns the request id."""
+        """Encode, send and wait for the broker's acknowledgement; returns the request id.
+
+        The request id is ``request_id``, else the record's own ``request_id`` field, else new;
+        a record whose schema has an empty ``request_id`` field gets it filled in. Without
+        ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one).
+        """
         spec = self._catalog.get(topic)
-        headers = ingress_headers(request_id, budget_s)
+        if budget_s is None and spec.budget_ms is not None:
+            budget_s = spec.budget_ms / 1000
+        headers = ingress_headers(request_id or record.get("request_id") or None, budget_s)
+        if "request_id" in self._codec.field_names(spec.value_schema) and not record.get("request_id"):
+            record = {**record, "request_id": headers.request_id}
         value = self._codec.encode(spec.value_schema, record)
         with self._tracer.start_as_current_span(
             f"send {topic}",

@@ -52,7 +52,7 @@ from streams.errors import (
 from streams.headers import RequestHeaders, new_request_id, now_ms, parse_headers
 from streams.offsets import OffsetTracker
 from streams.retry import DeadLetter, RetryLater, RetryNow, decide
-from streams.stage import Emit, Stage, StageContext
+from streams.stage import Emit, Resource, Stage, StageContext, StageEnv
 from streams.telemetry import Telemetry, current_trace_headers, extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
@@ -106,6 +106,8 @@ class StageWorker:
         self.stage = stage
         self._bootstrap = bootstrap
         self._codec = codec
+        self._catalog = catalog
+        self._resources: list[Resource] = []
         self._group = group_id or f"podium.{stage.name}"
         self._commit_interval_s = commit_interval_s
         self._drain_timeout_s = drain_timeout_s
@@ -163,6 +165,17 @@ class StageWorker:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
+        opened: list[Resource] = []
+        try:
+            for resource in self.stage.resources:
+                await resource.open(env)
+                opened.append(resource)
+        except BaseException:
+            for resource in reversed(opened):
+                await resource.close()
+            raise
+        self._resources = opened
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             acks="all",
@@ -186,6 +199,7 @@ class StageWorker:
             await self._consumer.start()
         except KafkaError as exc:
             await self._close_clients()
+            await self._close_resources()
             raise PodiumError(
                 f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
             ) from exc
@@ -397,12 +411,18 @@ class StageWorker:
     ) -> tuple[list[Emit], StageContext]:
         timeout = self.stage.handler_timeout_s
         remaining = headers.remaining_s()
-        if remaining is not None:
+        if remaining is not None and not self.stage.answers_expired:
             if remaining <= 0:
                 raise DeadlineExceeded(f"latency budget spent {-remaining:.3f}s ago")
             timeout = min(timeout, remaining)
         context = StageContext(
-            self.stage.name, record.topic, record.partition, record.offset, headers, headers.attempt
+            self.stage.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            headers,
+            headers.attempt,
+            timestamp_ms=record.timestamp,
         )
         try:
             async with asyncio.timeout(timeout):
@@ -624,6 +644,12 @@ class StageWorker:
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._commit()
         await self._close_clients()
+        await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        resources, self._resources = self._resources, []
+        for resource in reversed(resources):
+            await resource.close()
 
     async def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer

@@ -19,14 +19,29 @@ error: every record must end somewhere (its next topic, a retry topic or the DLQ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from streams.headers import RequestHeaders, now_ms
 from streams.retry import RetryPolicy
 
-__all__ = ["Emit", "Handler", "Record", "Stage", "StageContext"]
+if TYPE_CHECKING:
+    from streams.catalog import Catalog
+    from streams.codec import Codec
+    from streams.telemetry import Telemetry
+
+__all__ = [
+    "Emit",
+    "Handler",
+    "Record",
+    "Resource",
+    "SharedResource",
+    "Stage",
+    "StageContext",
+    "StageEnv",
+]
 
 Record = dict[str, Any]
 
@@ -47,6 +62,7 @@ class StageContext:
     offset: int
     headers: RequestHeaders
     attempt: int  # 1 on the first run of this record by this stage
+    timestamp_ms: int = 0  # when the consumed record was written (the producer's clock)
     _spent: list[float] = field(default_factory=list, compare=False, repr=False)
 
     def add_cost(self, usd: float) -> None:
@@ -74,6 +90,54 @@ class StageContext:
         return self.headers.remaining_s(now_ms())
 
 
+@dataclass(frozen=True)
+class StageEnv:
+    """What a worker hands the resources of its stage when it starts."""
+
+    bootstrap: str
+    catalog: Catalog
+    codec: Codec
+    telemetry: Telemetry
+
+
+class Resource(Protocol):
+    """Something a stage's handler needs open (models, a gateway, a cache): opened by the worker
+    before it consumes, closed after its last record settled."""
+
+    async def open(self, env: StageEnv) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SharedResource:
+    """A resource several stages of one process share: the first worker to start opens it,
+    the last to stop closes it. Subclasses implement ``_open`` and ``_close``."""
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    async def open(self, env: StageEnv) -> None:
+        async with self._lock:
+            if self._users == 0:
+                await self._open(env)
+            self._users += 1
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0:
+                await self._close()
+
+    async def _open(self, env: StageEnv) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
 # The input type is the decoded Avro record of the consumed topic: a dict at run time, best
 # described by a TypedDict that mirrors the .avsc (see agents.passthrough.Note).
 In = TypeVar("In")
@@ -92,6 +156,11 @@ class Stage(Generic[In]):
     handler_timeout_s: float = 30.0
     max_value_bytes: int = 1024 * 1024
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # False: a record whose latency budget is spent goes to the DLQ unhandled. True: the handler
+    # still runs (bounded by handler_timeout_s) because it answers late requests itself, e.g.
+    # with a degraded response, so the caller never waits for silence.
+    answers_expired: bool = False
+    resources: tuple[Resource, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:

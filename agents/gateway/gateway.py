@@ -36,7 +36,16 @@ from agents.providers import ChatRequest, Completion, Provider
 from streams.errors import DeadlineExceeded, error_type
 from streams.telemetry import Telemetry
 
-__all__ = ["Attempt", "CallPolicy", "GatewayResult", "ModelGateway", "Reset", "Route", "StreamEvent"]
+__all__ = [
+    "Attempt",
+    "BudgetSpent",
+    "CallPolicy",
+    "GatewayResult",
+    "ModelGateway",
+    "Reset",
+    "Route",
+    "StreamEvent",
+]
 
 
 @dataclass(frozen=True)
@@ -93,11 +102,23 @@ class GatewayResult:
 class GatewayError(ProviderError):
     """Every route failed; carries the attempts so their cost is still accounted."""
 
-    def __init__(self, last: ProviderError, attempts: tuple[Attempt, ...]) -> None:
+    def __init__(
+        self, last: ProviderError, attempts: tuple[Attempt, ...], decisions: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(f"all routes failed; last: {last}", status=last.status)
         self.retryable = last.retryable
         self.dead_letter_reason = last.dead_letter_reason
         self.attempts = attempts
+        self.decisions = decisions  # routes skipped on the way (open circuits, short budget)
+
+
+class BudgetSpent(DeadlineExceeded):
+    """The request's deadline left no time for (another) call; carries what was tried."""
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...], decisions: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.decisions = decisions
 
 
 @dataclass(frozen=True)
@@ -219,18 +240,22 @@ class ModelGateway:
             try:
                 result = await self._call(route, request, policy, deadline, attempts)
                 return replace(result, decisions=tuple(decisions))
+            except BudgetSpent:
+                raise
+            except DeadlineExceeded as exc:
+                raise BudgetSpent(str(exc), tuple(attempts), tuple(decisions)) from exc
             except ProviderError as exc:
                 last = exc
                 step = _after_failure(
                     exc, chain, index, retries, policy.backoff, _left(deadline, self._clock())
                 )
                 if step is None:
-                    raise GatewayError(exc, tuple(attempts)) from exc
+                    raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
                 index, retries, delay = step
                 if delay is not None:
                     await self._sleep(delay)
         assert last is not None, "a policy needs at least one route"
-        raise GatewayError(last, tuple(attempts)) from last
+        raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
 
     async def stream(
         self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None

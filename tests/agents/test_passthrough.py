@@ -3,8 +3,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import get_type_hints
 
-from agents import PIPELINES, STAGES
+from agents import build_pipeline
 from agents.passthrough import Note, finish, stamp
+from streams.config import Settings
 from streams.headers import RequestHeaders
 from streams.stage import StageContext
 
@@ -30,6 +31,6 @@ async def test_each_stage_stamps_its_name_and_routes_onward() -> None:
 
 
 def test_the_demo_pipeline_chains_its_topics() -> None:
-    stages = [STAGES[name] for name in PIPELINES["demo"]]
+    stages = build_pipeline("demo", Settings())
     for upstream, downstream in pairwise(stages):
         assert downstream.consumes in upstream.produces

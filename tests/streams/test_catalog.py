@@ -24,6 +24,17 @@ def test_repo_catalog_derives_retry_and_dlq_for_every_consumed_topic(schema_stor
         assert dlq.max_message_bytes > topic.max_message_bytes
 
 
+def test_an_input_topic_may_declare_the_budget_ingress_gives_new_requests(schema_store: SchemaStore) -> None:
+    catalog = load_catalog(REPO / "topics.yaml", schema_store.names())
+    assert catalog.get("support.requests").budget_ms == 8000
+    assert (
+        catalog.get("support.requests.retry").budget_ms == 8000
+        and catalog.get("demo.notes").budget_ms is None
+    )
+    with pytest.raises(CatalogError, match=r"topics\.yaml:3: field 'budget' must be a duration"):
+        parse_catalog("topics:\n  a:\n    budget: soon\n    value: podium.demo.Note\n", P, SCHEMAS)
+
+
 def test_defaults_apply_and_topics_override() -> None:
     catalog = parse_catalog(
         "defaults:\n  partitions: 2\n  retention: 1d\ntopics:\n"

@@ -23,13 +23,23 @@ REPO = Path(__file__).resolve().parents[3]
 PLANTED = "sk-planted-4f1c9e2a7b"
 
 
-def test_the_repository_configuration_is_valid() -> None:
-    config = load_gateway_config(REPO / "models.yaml")
-    policy = config.policy("generate")
-    assert [r.model for r in policy.chain] == ["sim-large", "sim-large", "sim-long"]
+def test_the_repository_configurations_are_valid() -> None:
+    offline = load_gateway_config(REPO / "models.yaml")
+    assert [r.provider for r in offline.policy("generate").chain] == ["local"]
+    assert [r.model for r in offline.policy("generate-direct").chain] == ["local-reply"]
+    sim = load_gateway_config(REPO / "models.sim.yaml")
+    policy = sim.policy("generate")
+    assert [r.model for r in policy.chain] == [
+        "sim-large",
+        "sim-large",
+        "sim-long",
+        "sim-small",
+        "local-extractive",
+    ]
     assert policy.chain[2].context_window == 200_000 and policy.backoff.max_retries == 2
+    assert policy.chain[0].min_budget_s == 1.5 and policy.chain[-1].provider == "local"
     with pytest.raises(ConfigError, match="no gateway policy for stage 'summarize'"):
-        config.policy("summarize")
+        sim.policy("summarize")
 
 
 @pytest.mark.parametrize(

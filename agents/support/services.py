@@ -1,0 +1,120 @@
+"""What the support stages of one process share: the local models, the knowledge sources, the
+model gateway and the answer cache. Opened by the first support worker, closed by the last."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.classifier import IntentClassifier
+from agents.gateway.cache import KafkaCacheStore, ResponseCache
+from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
+from agents.gateway.gateway import CallPolicy, ModelGateway
+from agents.retriever import DOCS, FAQ, KnowledgeSource
+from agents.safety import Screen
+from agents.support.routing import answer_key
+from streams.publish import Publisher
+from streams.stage import SharedResource, StageEnv
+
+__all__ = ["CachedReply", "SupportConfig", "SupportServices"]
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    """Read once at the entry point (``podium run``, ``podium demo``) and passed down."""
+
+    models: Path  # models.yaml: providers, prices, the generate policies
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    answer_ttl_s: float = 3600.0
+    passages: int = 4  # kept after merging the sources
+    per_source: int = 4
+    direct_at: float = 0.5  # classifier confidence needed for the direct route
+    block_at: float = 0.6  # safety classifier probability that blocks
+    # Answers cached under one scope are served only under it: change it with the models or
+    # the knowledge base (the demo uses a scope per run, so each run shows every route).
+    cache_scope: str = "support"
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    answer: str
+    citations: list[dict[str, object]]
+    model: str
+
+
+class SupportServices(SharedResource):
+    def __init__(self, config: SupportConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._gateway_config: GatewayConfig | None = None
+        self._gateway: ModelGateway | None = None
+        self._publisher: Publisher | None = None
+        self._intents: IntentClassifier | None = None
+        self._screen: Screen | None = None
+        self._answers: ResponseCache | None = None
+        self.sources: dict[str, KnowledgeSource] = {}
+
+    async def _open(self, env: StageEnv) -> None:
+        # Config errors first, before anything is trained or connected.
+        gateway_config = load_gateway_config(self.config.models)
+        for stage in ("generate", "generate-direct"):
+            gateway_config.policy(stage)
+        self._intents, self._screen, docs, faq = await asyncio.gather(
+            asyncio.to_thread(IntentClassifier.trained),
+            asyncio.to_thread(Screen.trained, block_at=self.config.block_at),
+            asyncio.to_thread(KnowledgeSource, "docs", DOCS),
+            asyncio.to_thread(KnowledgeSource, "faq", FAQ),
+        )
+        self.sources = {"docs": docs, "faq": faq}
+        publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+        await publisher.__aenter__()
+        self._publisher = publisher
+        ttl = gateway_config.cache_ttl_s or self.config.answer_ttl_s
+        self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
+        await self._answers.warm()
+        self._gateway_config = gateway_config
+        self._gateway = build_gateway(gateway_config, self.config.environ, telemetry=env.telemetry)
+
+    async def _close(self) -> None:
+        gateway, publisher = self._gateway, self._publisher
+        self._gateway = self._publisher = None
+        if gateway is not None:
+            await gateway.aclose()
+        if publisher is not None:
+            await publisher.__aexit__(None, None, None)
+
+    # -- what the handlers use (only while open) ------------------------------------------
+    @property
+    def intents(self) -> IntentClassifier:
+        assert self._intents is not None, "support services are not open"
+        return self._intents
+
+    @property
+    def screen(self) -> Screen:
+        assert self._screen is not None, "support services are not open"
+        return self._screen
+
+    @property
+    def gateway(self) -> ModelGateway:
+        assert self._gateway is not None, "support services are not open"
+        return self._gateway
+
+    def policy(self, stage: str) -> CallPolicy:
+        assert self._gateway_config is not None, "support services are not open"
+        return self._gateway_config.policy(stage)
+
+    def cached_reply(self, body: str) -> CachedReply | None:
+        assert self._answers is not None, "support services are not open"
+        entry = self._answers.get(answer_key(body, self.config.cache_scope))
+        if entry is None:
+            return None
+        saved = json.loads(entry.text)
+        return CachedReply(saved["answer"], saved["citations"], entry.model)
+
+    async def remember_reply(self, body: str, reply: CachedReply, tokens: tuple[int, int]) -> None:
+        assert self._answers is not None, "support services are not open"
+        text = json.dumps({"answer": reply.answer, "citations": reply.citations})
+        await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)

@@ -1,0 +1,343 @@
+"""The support pipeline's stages: classify, retrieve, generate, generate-direct, screen.
+
+::
+
+    support.requests -> classify -> support.rag    -> retrieve -> support.grounded -> generate --+
+                                 -> support.direct -> generate-direct ---------------------------+
+                                 -> support.responses (cached answer)                            |
+                                 -> support.rejected  (input screen)                              v
+                                      support.responses <- screen <- support.drafts <-------------+
+                                      support.rejected  <-
+
+Each stage appends a ``Step`` (model, time, tokens, cost, decision) to the ticket, so the
+response shows what every stage did. Every stage reads the remaining latency budget: retrieve
+skips optional sources, generate lets the gateway pick a faster model or answers degraded, and
+a request whose budget is gone still gets an answer (``answers_expired``), never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
+from agents.local import SYSTEM, Source, grounded_prompt
+from agents.providers import ChatRequest
+from agents.retriever import Passage, merge
+from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
+from agents.support.services import CachedReply, SupportConfig, SupportServices
+from streams.headers import now_ms
+from streams.stage import Emit, Record, Stage, StageContext
+
+__all__ = ["support_stages"]
+
+# What generate keeps for the screen and the hand-off after it when it sets a model's deadline.
+SCREEN_RESERVE_S = 0.3
+
+
+def _step(stage: str, started: float, decision: str, **fields: Any) -> Record:
+    return {
+        "stage": stage,
+        "model": "",
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "model_ms": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": 0.0,
+        "cache_hit": False,
+        "retries": 0,
+        "fallbacks": 0,
+        "decision": decision,
+        **fields,
+    }
+
+
+def _response(ticket: Record, ctx: StageContext, answer: str, **fields: Any) -> Record:
+    received = ticket.get("received_ms") or ctx.timestamp_ms
+    return {
+        "request_id": ticket["request_id"],
+        "tenant": ticket.get("tenant"),
+        "answer": answer,
+        "citations": ticket.get("citations", []),
+        "route": ticket.get("route", ""),
+        "intent": ticket.get("intent", ""),
+        "steps": ticket.get("steps", []),
+        "degraded": ticket.get("degraded", False),
+        "cost_usd": round(ctx.cost_so_far_usd, 8),
+        "latency_ms": float(max(0, now_ms() - received)),
+        "trace_id": ctx.headers.trace_id or "",
+        **fields,
+    }
+
+
+def _rejected(ticket: Record, ctx: StageContext, reasons: Sequence[str]) -> Record:
+    received = ticket.get("received_ms") or ctx.timestamp_ms
+    return {
+        "request_id": ticket["request_id"],
+        "tenant": ticket.get("tenant"),
+        "stage": ctx.stage,
+        "reasons": list(reasons),
+        "route": ticket.get("route", ""),
+        "intent": ticket.get("intent", ""),
+        "steps": ticket.get("steps", []),
+        "cost_usd": round(ctx.cost_so_far_usd, 8),
+        "latency_ms": float(max(0, now_ms() - received)),
+        "trace_id": ctx.headers.trace_id or "",
+    }
+
+
+class SupportStages:
+    def __init__(self, services: SupportServices) -> None:
+        self.services = services
+
+    # -- classify ------------------------------------------------------------------------
+    async def classify(self, request: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        body: str = request["body"]
+        ticket: Record = {
+            "request_id": ctx.request_id,
+            "body": body,
+            "subject": request.get("subject"),
+            "tenant": request.get("tenant"),
+            "customer": request.get("customer"),
+            "channel": request.get("channel") or "api",
+            "received_ms": ctx.timestamp_ms,
+        }
+        verdict = self.services.screen.check(body)
+        predicted = self.services.intents.predict(body)
+        cached = None if verdict.blocked else self.services.cached_reply(body)
+        decision = route_ticket(
+            predicted.intent,
+            predicted.confidence,
+            blocked_because=verdict.reasons if verdict.blocked else (),
+            cached=cached is not None,
+            direct_at=self.services.config.direct_at,
+        )
+        ticket |= {"intent": predicted.intent, "confidence": predicted.confidence, "route": decision.route}
+        budget = Budget(ctx.remaining_s())
+        note = f"route {decision.route}: {decision.reason}"
+        if budget.spent and decision.route in ("rag", "direct"):
+            note += f"; budget spent {-(budget.remaining_s or 0):.2f}s ago: answered degraded"
+            ticket |= {"degraded": True, "steps": [_step("classify", started, note, model="local/intent")]}
+            return Emit("support.responses", _response(ticket, ctx, degraded_answer([])))
+        step = _step("classify", started, note, model="local/intent", cache_hit=cached is not None)
+        ticket["steps"] = [step]
+        if decision.route == "rejected":
+            return Emit("support.rejected", _rejected(ticket, ctx, verdict.reasons))
+        if cached is not None:
+            ticket["citations"] = cached.citations
+            return Emit("support.responses", _response(ticket, ctx, cached.answer, screen="pass"))
+        return Emit(f"support.{decision.route}", ticket)
+
+    # -- retrieve ------------------------------------------------------------------------
+    async def retrieve(self, ticket: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        plan = plan_retrieval(list(self.services.sources), Budget(ctx.remaining_s()))
+        notes = [plan.reason] if plan.reason else []
+
+        async def search(name: str) -> list[Passage]:
+            source = self.services.sources[name]
+            async with asyncio.timeout(plan.timeout_s):
+                return await source.search(ticket["body"], self.services.config.per_source)
+
+        # Independent sources run side by side; one failing or slow source is not fatal.
+        found = await asyncio.gather(*(search(n) for n in plan.sources), return_exceptions=True)
+        ranked: list[list[Passage]] = []
+        for name, result in zip(plan.sources, found, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                notes.append(f"source {name} failed: {type(result).__name__}: {result}")
+                continue
+            ranked.append(result)
+        passages = merge(ranked, self.services.config.passages)
+        counts = ", ".join(f"{n}: {len(r)}" for n, r in zip(plan.sources, ranked, strict=False))
+        notes.insert(0, f"{len(passages)} passages after merging ({counts})")
+        ticket = {
+            **ticket,
+            "passages": [p.__dict__ for p in passages],
+            "steps": [*ticket["steps"], _step("retrieve", started, "; ".join(notes), model="local/bm25")],
+        }
+        return Emit("support.grounded", ticket)
+
+    # -- generate ------------------------------------------------------------------------
+    async def generate(self, ticket: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        stage = ctx.stage
+        passages = ticket.get("passages", [])
+        budget = Budget(ctx.remaining_s())
+        if budget.spent or not budget.allows(SCREEN_RESERVE_S):
+            why = "no budget left for a model call"
+            return self._degraded(ticket, ctx, started, why)
+        sources = [Source(p["title"], p["url"], p["text"]) for p in passages]
+        request = ChatRequest(
+            model="",  # each route of the policy names its model
+            system=SYSTEM,
+            messages=grounded_prompt(ticket["body"], ticket.get("intent", ""), sources),
+            max_tokens=400,
+            temperature=0.2,
+        )
+        policy = self.services.policy(stage)
+        deadline = None
+        if budget.remaining_s is not None:
+            deadline = time.monotonic() + budget.remaining_s - SCREEN_RESERVE_S
+        try:
+            result = await self.services.gateway.complete(request, policy, deadline)
+        except (GatewayError, BudgetSpent) as exc:
+            # What the failed attempts used is still charged (a broken stream is billed).
+            for attempt in exc.attempts:
+                ctx.add_cost(attempt.cost_usd)
+            failure = (
+                f"budget ran out: {exc}" if isinstance(exc, BudgetSpent) else f"every model failed: {exc}"
+            )
+            left = ctx.remaining_s()
+            why = "; ".join(
+                [*exc.decisions, failure, *([f"{left:.2f}s of budget left"] if left is not None else [])]
+            )
+            return self._degraded(ticket, ctx, started, why, attempts=len(exc.attempts))
+        ctx.add_cost(result.cost_usd)
+        answer = result.completion.text
+        citations = [
+            {
+                "number": n,
+                "id": passages[n - 1]["id"],
+                "title": passages[n - 1]["title"],
+                "url": passages[n - 1]["url"],
+            }
+            for n in cited_numbers(answer, len(passages))
+        ]
+        notes = [*result.decisions]
+        if result.fallbacks:
+            notes.append(
+                f"fell back {result.fallbacks}x: "
+                + ", ".join(f"{a.provider}/{a.model} {a.outcome}" for a in result.attempts)
+            )
+        step = _step(
+            stage,
+            started,
+            "; ".join(notes) or f"answered by {result.route.provider}/{result.route.model}",
+            **_usage(result),
+        )
+        degraded = ticket.get("degraded", False) or bool(result.decisions)
+        out = {
+            **ticket,
+            "answer": answer,
+            "citations": citations,
+            "steps": [*ticket["steps"], step],
+            "degraded": degraded,
+        }
+        return Emit("support.drafts", out)
+
+    def _degraded(
+        self, ticket: Record, ctx: StageContext, started: float, why: str, attempts: int = 0
+    ) -> Emit:
+        passages = ticket.get("passages", [])
+        answer = degraded_answer([(p["title"], p["url"]) for p in passages[:2]])
+        citations = [
+            {"number": n, "id": p["id"], "title": p["title"], "url": p["url"]}
+            for n, p in enumerate(passages[:2], 1)
+        ]
+        step = _step(
+            ctx.stage,
+            started,
+            f"degraded: {why}",
+            retries=max(0, attempts - 1),
+            cost_usd=round(ctx.spent_usd, 8),
+        )
+        out = {
+            **ticket,
+            "answer": answer,
+            "citations": citations,
+            "steps": [*ticket["steps"], step],
+            "degraded": True,
+        }
+        return Emit("support.drafts", out)
+
+    # -- screen --------------------------------------------------------------------------
+    async def screen(self, ticket: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        answer = ticket.get("answer") or ""
+        verdict = self.services.screen.check(answer, block_labels=("unsafe",))
+        note = f"{verdict.action}" + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
+        ticket = {**ticket, "steps": [*ticket["steps"], _step("screen", started, note, model="local/safety")]}
+        if verdict.blocked:
+            return Emit(
+                "support.rejected", _rejected(ticket, ctx, [f"draft blocked: {r}" for r in verdict.reasons])
+            )
+        response = _response(
+            ticket, ctx, verdict.text, screen=verdict.action, screen_reasons=list(verdict.reasons)
+        )
+        if verdict.action == "pass" and ticket.get("route") == "rag" and not ticket.get("degraded"):
+            generated = ticket["steps"][-2]
+            await self.services.remember_reply(
+                ticket["body"],
+                CachedReply(verdict.text, ticket.get("citations", []), generated.get("model", "")),
+                (generated.get("input_tokens", 0), generated.get("output_tokens", 0)),
+            )
+        return Emit("support.responses", response)
+
+
+def _usage(result: GatewayResult) -> dict[str, Any]:
+    return {
+        "model": f"{result.route.provider}/{result.route.model}",
+        "model_ms": round(sum(a.latency_s for a in result.attempts) * 1000, 3),
+        "input_tokens": sum(a.usage.input_tokens for a in result.attempts),
+        "output_tokens": sum(a.usage.output_tokens for a in result.attempts),
+        "cost_usd": round(result.cost_usd, 8),
+        "cache_hit": result.cache_hit,
+        "retries": result.retries,
+        "fallbacks": result.fallbacks,
+    }
+
+
+def support_stages(config: SupportConfig) -> list[Stage[Any]]:
+    """The five stages, sharing one set of services per process."""
+    services = SupportServices(config)
+    s = SupportStages(services)
+    shared = (services,)
+    return [
+        Stage(
+            "classify",
+            "support.requests",
+            ("support.rag", "support.direct", "support.responses", "support.rejected"),
+            s.classify,
+            answers_expired=True,
+            resources=shared,
+        ),
+        Stage(
+            "retrieve",
+            "support.rag",
+            ("support.grounded",),
+            s.retrieve,
+            answers_expired=True,
+            resources=shared,
+        ),
+        Stage(
+            "generate",
+            "support.grounded",
+            ("support.drafts",),
+            s.generate,
+            answers_expired=True,
+            resources=shared,
+            handler_timeout_s=60.0,
+        ),
+        Stage(
+            "generate-direct",
+            "support.direct",
+            ("support.drafts",),
+            s.generate,
+            answers_expired=True,
+            resources=shared,
+            handler_timeout_s=60.0,
+        ),
+        Stage(
+            "screen",
+            "support.drafts",
+            ("support.responses", "support.rejected"),
+            s.screen,
+            answers_expired=True,
+            resources=shared,
+        ),
+    ]

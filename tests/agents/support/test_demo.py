@@ -1,0 +1,20 @@
+"""`podium demo` as a user runs it, against the session's real broker."""
+
+import pytest
+
+from tests.streams.running import podium
+
+
+@pytest.mark.parametrize("provider", ["local", "sim"])
+def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, provider: str) -> None:
+    done = podium(
+        "demo", "--provider", provider, env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"}
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "0 missing, 0 duplicated" in out
+    assert "ended in support.requests.dlq" in out  # the two malformed records
+    assert "routes as labelled in agents/data/support_tickets.jsonl: 60/60" in out
+    if provider == "sim":
+        assert "provider simulator (a stand-in, not a model)" in out
+        assert "sim-openai/sim-large" in out
