@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -319,10 +320,21 @@ def publish(
     topic: str,
     record_json: Annotated[str | None, typer.Option("--json", help="One record as JSON.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="JSON lines, one record each.")] = None,
-    budget: Annotated[float | None, typer.Option(help="Latency budget in seconds.")] = None,
+    budget: Annotated[
+        float | None, typer.Option(help="Latency budget in seconds (default: the topic's budget).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow each request to its terminal topic; print it as JSON.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="How long --wait waits, in seconds.")] = 30.0,
 ) -> None:
-    """Validate, encode and publish records; prints each request id."""
+    """Validate, encode and publish records; prints each request id (or, with --wait, where
+    each request ended and the record it ended as)."""
+    from streams.audit import pipeline_topics
+    from streams.follow import Follower
+    from streams.project import pipeline_from
     from streams.publish import Publisher
+    from streams.render import describe
 
     if (record_json is None) == (file is None):
         err.print("give exactly one of --json or --file")
@@ -338,15 +350,45 @@ def publish(
             err.print(f"[red]error:[/] record {number} is not JSON: {exc}")
             raise typer.Exit(2) from None
     project = _guard(_project)
+    terminal: list[str] = []
+    if wait:
+        stages = _guard(lambda: pipeline_from(topic, project.settings))
+        if stages is None:
+            err.print(
+                f"[red]error:[/] no pipeline starts at {topic}, so there is no terminal topic to wait on"
+            )
+            raise typer.Exit(2)
+        terminal = pipeline_topics(stages, project.catalog)[1]
 
-    async def go() -> None:
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+    async def go() -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            follower = (
+                await stack.enter_async_context(Follower(project.bootstrap(), terminal)) if wait else None
+            )
+            pub = await stack.enter_async_context(
+                Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+            )
+            ids = []
             for record in records:
-                print(await pub.publish(topic, record, budget_s=budget))
+                ids.append(await pub.publish(topic, record, budget_s=budget))
+                if not wait:
+                    print(ids[-1], flush=True)
+            if follower is None:
+                return 0
+            arrived = await follower.collect(set(ids), timeout_s=timeout)
+            for rid in ids:
+                if rid in arrived:
+                    print(json.dumps(describe(arrived[rid][0], project.catalog, project.codec)), flush=True)
+            missing = [rid for rid in ids if rid not in arrived]
+            for rid in missing:
+                err.print(
+                    f"[yellow]{rid}[/] reached none of {', '.join(terminal)} within {timeout:.0f}s: are "
+                    f"the stages running (`podium up` or `podium run ...`)? `podium trace {rid}` shows "
+                    "how far it got"
+                )
+            return 1 if missing else 0
 
-    _run(go)
+    raise typer.Exit(_run(go))
 
 
 # -- debug: tail, replay, dlq ----------------------------------------------------------------
@@ -810,6 +852,87 @@ def sim(
         f"{', '.join(chosen)}; force one with the header x-sim-fault"
     )
     uvicorn.run(make_app(config), host="127.0.0.1", port=port, log_level="warning")
+
+
+@app.command("up")
+def up(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines or stages (default: support).")
+    ] = None,
+    provider: Annotated[
+        str, typer.Option(help="local (models.yaml) or sim (simulator + models.sim.yaml).")
+    ] = "local",
+    keep_broker: Annotated[bool, typer.Option(help="Leave a broker this command started running.")] = False,
+) -> None:
+    """Start everything (broker, topics, stages) and keep it running until Ctrl-C."""
+    from agents.support.demo import simulator
+    from streams.stack import Stack
+
+    if provider not in ("local", "sim"):
+        err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = _guard(_project)
+    if provider == "sim":
+        project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
+    stages = _guard(lambda: resolve_stages(targets or ["support"], project.settings))
+    tune_worker_process()
+
+    async def go() -> None:
+        with simulator(provider, console):
+            stack = Stack(
+                project,
+                stages,
+                echo=console.print,
+                service_name="podium-up",
+                metrics_port=project.settings.metrics_port,
+                keep_broker=keep_broker,
+            )
+            async with stack:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stack.request_stop)
+                first = stages[0].consumes
+                console.print(
+                    f"[green]up[/]: {len(stages)} stage(s) consuming from {first}; metrics on "
+                    f"http://127.0.0.1:{stack.metrics_port}/metrics. In another terminal:\n"
+                    f'  podium publish {first} --json \'{{"body": "How do I reset my password?"}}\' --wait\n'
+                    f"  podium tail support.responses    podium trace <request-id>    podium dlq list\n"
+                    "Ctrl-C drains in-flight work, commits and stops."
+                )
+                await stack.wait()
+
+    _run(go)
+
+
+@app.command("serve")
+def serve(
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines to front (default: support).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8080,
+    publish_timeout: Annotated[
+        float, typer.Option(help="Seconds before an unacknowledged publish is a 503.")
+    ] = 5.0,
+) -> None:
+    """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>."""
+    import uvicorn
+
+    from streams.audit import pipeline_topics
+    from streams.ingress import Entry, create_app
+
+    project = _guard(_project)
+    entries = []
+    for name in pipelines or ["support"]:
+        stages = _guard(lambda name=name: resolve_stages(name, project.settings))  # type: ignore[misc]
+        input_topic, terminal = pipeline_topics(stages, project.catalog)
+        entries.append(Entry(name, input_topic, tuple(terminal)))
+    bootstrap = _guard(project.bootstrap)
+    app_ = create_app(project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout)
+    console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {bootstrap}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command("demo")

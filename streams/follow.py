@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,10 @@ class Arrival:
     value: bytes | None
     headers: list[tuple[str, bytes]]
     timestamp_ms: int
+
+    @property
+    def timestamp(self) -> int:  # named as on aiokafka's ConsumerRecord
+        return self.timestamp_ms
 
 
 class Follower:
@@ -47,7 +52,14 @@ class Follower:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            # With the broker gone, aiokafka's fetcher.close() re-raises the cancellation of
+            # its own fetch tasks; only a cancellation of this task is ours to pass on.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
     async def collect(
         self, request_ids: set[str], timeout_s: float, per_id: int = 1

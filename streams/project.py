@@ -17,7 +17,7 @@ from streams.registry import SchemaRegistryClient
 from streams.schemas import SchemaStore
 from streams.stage import Stage
 
-__all__ = ["Project", "resolve_stages"]
+__all__ = ["Project", "pipeline_from", "resolve_stages"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,17 @@ def resolve_stages(targets: str | Sequence[str], settings: Settings) -> list[Sta
         found = _resolve(target, pipeline)
         chosen += [s for s in found if all(s.name != c.name for c in chosen)]
     return chosen
+
+
+def pipeline_from(topic: str, settings: Settings) -> list[Stage[Any]] | None:
+    """The pipeline whose first stage consumes ``topic`` (None: no pipeline starts there)."""
+    from agents import PIPELINES
+
+    for build in PIPELINES.values():
+        stages = build(settings)
+        if stages and stages[0].consumes == topic:
+            return stages
+    return None
 
 
 def _resolve(target: str, pipeline: Callable[[str], list[Stage[Any]]]) -> list[Stage[Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,9 +20,13 @@ from streams.telemetry import Telemetry, current_trace_headers
 
 __all__ = ["Publisher"]
 
+log = logging.getLogger(__name__)
+
 
 class Publisher:
     """``async with Publisher(...) as pub: request_id = await pub.publish(topic, record)``"""
+
+    CLOSE_TIMEOUT_S = 5.0
 
     def __init__(
         self, *, bootstrap: str, catalog: Catalog, codec: Codec, telemetry: Telemetry | None = None
@@ -48,7 +54,13 @@ class Publisher:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self._producer.stop()
+        try:
+            await asyncio.wait_for(self._producer.stop(), self.CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            # Kafka is unreachable and aiokafka's stop() waits for unsent records forever.
+            # Their senders already gave up (a 503, a timeout): close the connections and go.
+            log.warning("publisher closed with records unsent: Kafka at %s is unreachable", self._bootstrap)
+            await self._producer.client.close()
 
     async def publish(
         self,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
-
-from aiokafka import ConsumerRecord
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from streams.catalog import Catalog
 from streams.codec import Codec
@@ -35,7 +34,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def describe(record: ConsumerRecord[bytes, bytes], catalog: Catalog, codec: Codec) -> dict[str, Any]:
+class KafkaRecord(Protocol):
+    """What aiokafka's ConsumerRecord and a follower's Arrival both have."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+def describe(record: KafkaRecord, catalog: Catalog, codec: Codec) -> dict[str, Any]:
     headers = parse_headers(record.headers)
     out: dict[str, Any] = {
         "topic": record.topic,

@@ -37,6 +37,7 @@ class Stack:
         echo: Callable[[str], None] = print,
         service_name: str = "podium",
         metrics_port: int | None = None,
+        keep_broker: bool = False,
     ) -> None:
         self.project = project
         self.stages = list(stages)
@@ -44,6 +45,7 @@ class Stack:
         self._service_name = service_name
         self._metrics_port = metrics_port
         self._started_broker = False
+        self._keep_broker = keep_broker
         self.bootstrap = ""
         self.telemetry: Telemetry | None = None
         self._workers: list[StageWorker] = []
@@ -101,6 +103,10 @@ class Stack:
         if self._runs:
             await asyncio.wait(self._runs, return_when=asyncio.FIRST_COMPLETED)
 
+    @property
+    def metrics_port(self) -> int | None:
+        return self.telemetry.metrics_port if self.telemetry is not None else None
+
     def request_stop(self) -> None:
         for worker in self._workers:
             worker.request_stop()
@@ -119,7 +125,9 @@ class Stack:
 
     async def _stop(self) -> None:
         await self.stop_workers()
-        if self._started_broker:
+        if self._started_broker and self._keep_broker:
+            self._echo("the broker keeps running: `podium broker stop` stops it")
+        elif self._started_broker:
             self._echo("stopping the broker this command started")
             with contextlib.suppress(Exception):
                 self.project.broker.stop()

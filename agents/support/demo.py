@@ -33,13 +33,13 @@ from streams.reading import Position
 from streams.stack import Stack
 from streams.waterfall import read_spans, waterfall, waterfall_table
 
-__all__ = ["run_support_demo"]
+__all__ = ["run_support_demo", "simulator"]
 
 SIM_PORT = 8900
 
 
 @contextlib.contextmanager
-def _simulator(provider: str, console: Console) -> Iterator[None]:
+def simulator(provider: str, console: Console) -> Iterator[None]:
     if provider != "sim":
         yield
         return
@@ -61,7 +61,7 @@ async def run_support_demo(project: Project, console: Console, provider: str = "
     stages = support_stages(config)
     tickets = load_tickets()
     started_ms = now_ms()
-    with _simulator(provider, console):
+    with simulator(provider, console):
         async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:
             input_topic, terminal = pipeline_topics(stages, project.catalog)
             t0 = time.perf_counter()

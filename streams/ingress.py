@@ -1,0 +1,190 @@
+"""``podium serve``: the HTTP gateway in front of the pipelines.
+
+- ``POST /v1/{pipeline}/requests``: validate the JSON body against the pipeline's input schema
+  (422 names the field), publish it with a request id, trace and deadline, and wait (bounded by
+  ``wait_s``) for the record it ends as: 200 with the result and the topic it ended in, or 202
+  with the request id when it is still on its way. A broker that does not acknowledge within
+  ``publish_timeout_s`` gives 503, never a hang.
+- ``GET /v1/requests/{id}``: ``done`` with the result, ``pending``, or 404.
+- ``GET /healthz``; the OpenAPI spec at ``/openapi.json`` and its page at ``/docs``.
+
+Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
+OpenAPI spec shows the same fields the topics carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, create_model
+
+from streams.errors import PodiumError
+from streams.follow import Arrival
+from streams.headers import new_request_id
+from streams.project import Project
+from streams.publish import Publisher
+from streams.render import describe
+from streams.replies import ReplyRouter
+
+__all__ = ["Entry", "create_app", "model_for_schema"]
+
+_PRIMITIVES: dict[str, Any] = {
+    "string": str,
+    "int": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "boolean": bool,
+    "bytes": str,
+}
+
+
+def _python_type(avro: Any) -> Any:
+    if isinstance(avro, str):
+        return _PRIMITIVES.get(avro, Any)
+    if isinstance(avro, list):
+        others = [t for t in avro if t != "null"]
+        inner = _python_type(others[0]) if len(others) == 1 else Any
+        return inner | None if "null" in avro else inner
+    if isinstance(avro, dict) and avro.get("type") == "array":
+        return list[_python_type(avro["items"])]  # type: ignore[misc]
+    if isinstance(avro, dict) and avro.get("type") == "map":
+        return dict[str, _python_type(avro["values"])]  # type: ignore[misc]
+    return Any
+
+
+def model_for_schema(schema: dict[str, Any], skip: Sequence[str] = ()) -> type[BaseModel]:
+    """A pydantic model with the record schema's fields (required unless they have a default)."""
+    fields: dict[str, Any] = {}
+    for f in schema["fields"]:
+        if f["name"] in skip:
+            continue
+        default = f.get("default", ...)
+        fields[f["name"]] = (_python_type(f["type"]), default)
+    config = ConfigDict(extra="forbid", title=schema["name"])
+    return create_model(schema["name"], __config__=config, **fields)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pipeline the gateway fronts: where requests go in and where they end."""
+
+    pipeline: str
+    input_topic: str
+    terminal: tuple[str, ...]
+
+
+class Accepted(BaseModel):
+    request_id: str
+    status: str  # done | pending
+    topic: str | None = None
+    trace_id: str | None = None
+    result: dict[str, Any] | None = None
+
+
+def create_app(
+    project: Project,
+    entries: Sequence[Entry],
+    *,
+    bootstrap: str,
+    publish_timeout_s: float = 5.0,
+    max_wait_s: float = 30.0,
+) -> FastAPI:
+    terminal = sorted({t for e in entries for t in e.terminal})
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with (
+            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+            ReplyRouter(bootstrap, terminal) as router,
+        ):
+            state.update(publisher=publisher, router=router)
+            yield
+
+    app = FastAPI(
+        title="podium",
+        summary="Publish requests to podium's pipelines and read their results.",
+        lifespan=lifespan,
+    )
+
+    def result(arrival: Arrival) -> Accepted:
+        described = describe(arrival, project.catalog, project.codec)
+        return Accepted(
+            request_id=arrival.request_id,
+            status="done",
+            topic=arrival.topic,
+            trace_id=described["trace_id"],
+            result=described["value"],
+        )
+
+    for entry in entries:
+        schema = project.schemas.current(project.catalog.get(entry.input_topic).value_schema).raw
+        body_model = model_for_schema(schema, skip=("request_id",))
+        _add_route(app, entry, body_model, state, result, publish_timeout_s, max_wait_s)
+
+    @app.get("/v1/requests/{request_id}", response_model=Accepted)
+    async def status(request_id: str) -> Accepted:
+        router: ReplyRouter = state["router"]
+        if (done := router.recent(request_id)) is not None:
+            return result(done)
+        if router.pending(request_id):
+            return Accepted(request_id=request_id, status="pending")
+        raise HTTPException(
+            404,
+            f"request {request_id} is unknown here (not published through this gateway "
+            "since it started, and no result seen since then)",
+        )
+
+    @app.get("/healthz")
+    async def health() -> dict[str, bool]:
+        router: ReplyRouter | None = state.get("router")
+        return {"ok": router is not None and router.healthy}
+
+    return app
+
+
+def _add_route(
+    app: FastAPI,
+    entry: Entry,
+    body_model: type[BaseModel],
+    state: dict[str, Any],
+    result: Any,
+    publish_timeout_s: float,
+    max_wait_s: float,
+) -> None:
+    async def submit(body: BaseModel, wait_s: float = Query(10.0, ge=0, le=max_wait_s)) -> Any:
+        publisher: Publisher = state["publisher"]
+        router: ReplyRouter = state["router"]
+        record = body.model_dump()
+        request_id = new_request_id()
+        router.expect(request_id)
+        try:
+            async with asyncio.timeout(publish_timeout_s):
+                await publisher.publish(entry.input_topic, record, request_id=request_id)
+        except (TimeoutError, PodiumError) as exc:
+            router.forget(request_id)
+            detail = "Kafka did not acknowledge in time" if isinstance(exc, TimeoutError) else str(exc)
+            return JSONResponse({"detail": f"could not accept the request: {detail}"}, status_code=503)
+        arrival = await router.wait(request_id, wait_s)
+        if arrival is None:
+            return JSONResponse(
+                Accepted(request_id=request_id, status="pending").model_dump(), status_code=202
+            )
+        return result(arrival)
+
+    # FastAPI reads the body's model from the annotation: this pipeline's own (the module's
+    # postponed annotations are strings, so the class is set here, not in the signature).
+    submit.__annotations__["body"] = body_model
+    app.post(
+        f"/v1/{entry.pipeline}/requests",
+        response_model=Accepted,
+        summary=f"Publish a request to {entry.input_topic} and wait for where it ends",
+        responses={202: {"model": Accepted}, 503: {"description": "Kafka unreachable or not acknowledging"}},
+    )(submit)

@@ -1,0 +1,118 @@
+"""Request-reply over Kafka: wait for the record a request ends as, by request id.
+
+A :class:`ReplyRouter` reads every partition of a pipeline's terminal topics from the moment it
+starts (no consumer group, so each replica of an HTTP gateway reads them all) and hands each
+record to whoever waits for its request id. Nobody else's reply can reach a caller: a waiter is
+keyed by the request id its own publish returned. Replies nobody waits for (a request sent
+through another replica, or one whose caller gave up) are kept in a bounded recent-replies map,
+so ``GET /v1/requests/{id}`` answers on any replica.
+
+Register before publishing (:meth:`expect`), then publish, then :meth:`wait`: a reply cannot
+slip in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+
+from streams.follow import Arrival, Follower
+
+__all__ = ["ReplyRouter"]
+
+log = logging.getLogger(__name__)
+
+
+class ReplyRouter:
+    def __init__(self, bootstrap: str, topics: list[str], keep: int = 10_000) -> None:
+        self._follower = Follower(bootstrap, topics)
+        self._keep = keep
+        self._waiting: dict[str, asyncio.Future[Arrival]] = {}
+        self._recent: OrderedDict[str, Arrival] = OrderedDict()
+        self._sent: OrderedDict[str, None] = OrderedDict()  # published here, to tell pending from unknown
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._follower.__aenter__()
+        self._task = asyncio.create_task(self._route(), name="reply-router")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._follower.__aexit__(None, None, None)
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
+
+    async def __aenter__(self) -> ReplyRouter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def expect(self, request_id: str) -> None:
+        """Call before publishing the request, so its reply cannot arrive unnoticed."""
+        self._sent[request_id] = None
+        self._sent.move_to_end(request_id)
+        while len(self._sent) > self._keep:
+            self._sent.popitem(last=False)
+        if request_id not in self._waiting:
+            self._waiting[request_id] = asyncio.get_running_loop().create_future()
+
+    def forget(self, request_id: str) -> None:
+        """The request was not published after all."""
+        self._sent.pop(request_id, None)
+        future = self._waiting.pop(request_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    def pending(self, request_id: str) -> bool:
+        """Published through this router and not answered yet."""
+        return request_id in self._sent and request_id not in self._recent
+
+    def recent(self, request_id: str) -> Arrival | None:
+        return self._recent.get(request_id)
+
+    async def wait(self, request_id: str, timeout_s: float) -> Arrival | None:
+        """The reply, or None when it did not come within ``timeout_s`` (the request stays
+        expected: its reply will be kept for a later :meth:`recent`)."""
+        if (done := self._recent.get(request_id)) is not None:
+            return done
+        future = self._waiting.get(request_id)
+        if future is None:
+            return None  # not expected here: only replies that already arrived are known
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            # Stop holding a waiter; a late reply still lands in the recent replies.
+            self._waiting.pop(request_id, None)
+            return None
+
+    async def _route(self) -> None:
+        while True:
+            try:
+                batch = await self._follower.poll(0.5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the follower reconnects by itself; keep routing
+                log.exception("reply router: poll failed")
+                await asyncio.sleep(0.5)
+                continue
+            for request_id, arrivals in batch.items():
+                self._recent[request_id] = arrivals[0]
+                self._recent.move_to_end(request_id)
+                while len(self._recent) > self._keep:
+                    self._recent.popitem(last=False)
+                future = self._waiting.pop(request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(arrivals[0])

@@ -1,0 +1,56 @@
+"""`podium up` keeps the support stack running; `podium publish --wait` follows a request to the
+topic it ends in. Both as a user runs them, against the session's real broker."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.streams.running import REPO, podium
+
+
+def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str) -> None:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "up"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            lines.append(line)
+            if line.startswith("up:") or not line:
+                break
+        assert lines[-1].startswith("up:"), "".join(lines)
+
+        body = {"body": "Can I export a dashboard to PDF?", "tenant": "globex"}
+        done = podium("publish", "support.requests", "--json", json.dumps(body), "--wait", env=env)
+        assert done.returncode == 0, done.stderr
+        ended = json.loads(done.stdout)
+        assert ended["topic"] == "support.responses"
+        assert ended["value"]["tenant"] == "globex" and ended["value"]["route"] == "rag"
+        assert ended["request_id"] == ended["value"]["request_id"] == ended["key"]
+        assert ended["deadline_ms"] is not None  # the topic's 8 s budget was applied at ingress
+
+        bad = podium("publish", "support.requests", "--json", '{"subject": "no body"}', "--wait", env=env)
+        assert bad.returncode != 0 and "body" in bad.stderr
+    finally:
+        up.send_signal(signal.SIGINT)
+        out, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, out
+
+
+def test_wait_says_what_to_do_when_no_pipeline_starts_at_the_topic(bootstrap: str) -> None:
+    done = podium(
+        "publish", "support.responses", "--json", "{}", "--wait", env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    )
+    assert done.returncode == 2 and "no pipeline starts at support.responses" in done.stderr
