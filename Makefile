@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/stage_cpu.py
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/faust_commit_probe.py --records 1500 --concurrency 500
+	$(BIN)/python bench/support_pipeline.py
 
 clean:
 	-$(BIN)/podium broker stop

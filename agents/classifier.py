@@ -54,9 +54,15 @@ class IntentClassifier:
         return cls(*load_examples(path))
 
     def predict(self, text: str) -> Prediction:
-        probabilities = self._pipeline.predict_proba([text])[0]
-        best = int(probabilities.argmax())
-        return Prediction(str(self._pipeline.classes_[best]), float(probabilities[best]))
+        return self.predict_many([text])[0]
+
+    def predict_many(self, texts: list[str]) -> list[Prediction]:
+        """One vectorised call for many texts (see :mod:`agents.batching`)."""
+        out = []
+        for probabilities in self._pipeline.predict_proba(texts):
+            best = int(probabilities.argmax())
+            out.append(Prediction(str(self._pipeline.classes_[best]), float(probabilities[best])))
+        return out
 
 
 @dataclass(frozen=True)

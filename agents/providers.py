@@ -72,13 +72,32 @@ class _HttpProvider:
     api_key: str = field(default="")
     transport: httpx.AsyncBaseTransport | None = None
 
+    # httpcore's pool walks all of its connections on every request, and quadratically when
+    # many are idle: with hundreds of calls in flight one big pool spent most of a worker's CPU
+    # (bench/support_pipeline.py under cProfile). Several small pools keep each walk short.
+    POOLS = 16
+    CONNECTIONS_PER_POOL = 64
+
     def __post_init__(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url.rstrip("/"),
-            transport=self.transport,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-            headers=self._auth_headers(),
-        )
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/"),
+                transport=self.transport,
+                limits=httpx.Limits(
+                    max_connections=self.CONNECTIONS_PER_POOL,
+                    max_keepalive_connections=self.CONNECTIONS_PER_POOL,
+                ),
+                headers=self._auth_headers(),
+            )
+            for _ in range(self.POOLS if self.transport is None else 1)
+        ]
+        self._next = 0
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The next pool, round robin."""
+        self._next = (self._next + 1) % len(self._clients)
+        return self._clients[self._next]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=***)"
@@ -87,7 +106,8 @@ class _HttpProvider:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
     # Subclasses name their endpoint, request body and stream accumulator.
     _path = ""

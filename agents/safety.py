@@ -143,11 +143,14 @@ class Screen:
         return cls([r["text"] for r in rows], [r["label"] for r in rows], block_at)
 
     def scores(self, text: str) -> dict[str, float]:
-        probabilities = self._pipeline.predict_proba([text])[0]
-        return {
-            str(label): round(float(p), 4)
-            for label, p in zip(self._pipeline.classes_, probabilities, strict=True)
-        }
+        return self.scores_many([text])[0]
+
+    def scores_many(self, texts: list[str]) -> list[dict[str, float]]:
+        labels = [str(label) for label in self._pipeline.classes_]
+        return [
+            {label: round(float(p), 4) for label, p in zip(labels, row, strict=True)}
+            for row in self._pipeline.predict_proba(texts)
+        ]
 
     def check(
         self,
@@ -158,12 +161,35 @@ class Screen:
         """``block_labels``: the classifier labels that block. Tickets are screened for both;
         drafts only for ``unsafe`` (injection is a property of what people send, and a draft
         that obeyed one shows as unsafe content or as a leaked secret)."""
-        findings = also(text)
-        sensitive = [f for f in findings if f.kind not in _BLOCKING]
+        return self.check_many([text], block_labels, also)[0]
+
+    def check_many(
+        self,
+        texts: list[str],
+        block_labels: tuple[str, ...] = ("injection", "unsafe"),
+        also: Callable[[str], list[Finding]] = find_sensitive,
+    ) -> list[Verdict]:
+        """:meth:`check` for many texts with one classifier call (see :mod:`agents.batching`)."""
+        found = [also(text) for text in texts]
+        sensitive = [[f for f in findings if f.kind not in _BLOCKING] for findings in found]
         # The classifier reads the redacted text: an email address or a card number in a
         # legitimate ticket is personal data to remove, not evidence of abuse.
-        redacted = _redact(text, sensitive)
-        scores = self.scores(redacted)
+        redacted = [_redact(text, s) for text, s in zip(texts, sensitive, strict=True)]
+        scored = self.scores_many(redacted)
+        return [
+            self._verdict(*args, block_labels)
+            for args in zip(texts, found, sensitive, redacted, scored, strict=True)
+        ]
+
+    def _verdict(
+        self,
+        text: str,
+        findings: list[Finding],
+        sensitive: list[Finding],
+        redacted: str,
+        scores: dict[str, float],
+        block_labels: tuple[str, ...],
+    ) -> Verdict:
         reasons: list[str] = []
         for kind, label in _BLOCKING.items():
             hits = [f for f in findings if f.kind == kind]

@@ -8,13 +8,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from agents.classifier import IntentClassifier
+from agents.batching import Batcher
+from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, ModelGateway
 from agents.retriever import DOCS, FAQ, KnowledgeSource
-from agents.safety import Screen
+from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
 from streams.publish import Publisher
 from streams.stage import SharedResource, StageEnv
@@ -38,6 +40,13 @@ class SupportConfig:
     cache_scope: str = "support"
 
 
+def _closed_batcher() -> Batcher[str, Any]:
+    def closed(_: list[str]) -> list[Any]:
+        raise RuntimeError("support services are not open")
+
+    return Batcher(closed)
+
+
 @dataclass(frozen=True)
 class CachedReply:
     answer: str
@@ -52,9 +61,10 @@ class SupportServices(SharedResource):
         self._gateway_config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
         self._publisher: Publisher | None = None
-        self._intents: IntentClassifier | None = None
-        self._screen: Screen | None = None
         self._answers: ResponseCache | None = None
+        self._predict: Batcher[str, Prediction] = _closed_batcher()
+        self._check_ticket: Batcher[str, Verdict] = _closed_batcher()
+        self._check_draft: Batcher[str, Verdict] = _closed_batcher()
         self.sources: dict[str, KnowledgeSource] = {}
 
     async def _open(self, env: StageEnv) -> None:
@@ -62,13 +72,16 @@ class SupportServices(SharedResource):
         gateway_config = load_gateway_config(self.config.models)
         for stage in ("generate", "generate-direct"):
             gateway_config.policy(stage)
-        self._intents, self._screen, docs, faq = await asyncio.gather(
+        intents, screen, docs, faq = await asyncio.gather(
             asyncio.to_thread(IntentClassifier.trained),
             asyncio.to_thread(Screen.trained, block_at=self.config.block_at),
             asyncio.to_thread(KnowledgeSource, "docs", DOCS),
             asyncio.to_thread(KnowledgeSource, "faq", FAQ),
         )
         self.sources = {"docs": docs, "faq": faq}
+        self._predict = Batcher(intents.predict_many)
+        self._check_ticket = Batcher(lambda texts: screen.check_many(texts, ("injection", "unsafe")))
+        self._check_draft = Batcher(lambda texts: screen.check_many(texts, ("unsafe",)))
         publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
         await publisher.__aenter__()
         self._publisher = publisher
@@ -87,15 +100,17 @@ class SupportServices(SharedResource):
             await publisher.__aexit__(None, None, None)
 
     # -- what the handlers use (only while open) ------------------------------------------
-    @property
-    def intents(self) -> IntentClassifier:
-        assert self._intents is not None, "support services are not open"
-        return self._intents
+    async def predict_intent(self, text: str) -> Prediction:
+        """The intent classifier, batched with the other records in flight."""
+        return await self._predict(text)
 
-    @property
-    def screen(self) -> Screen:
-        assert self._screen is not None, "support services are not open"
-        return self._screen
+    async def screen_ticket(self, text: str) -> Verdict:
+        """What a customer sent: injection and unsafe content block, personal data is redacted."""
+        return await self._check_ticket(text)
+
+    async def screen_draft(self, text: str) -> Verdict:
+        """A drafted answer: unsafe content blocks, secrets and personal data are redacted."""
+        return await self._check_draft(text)
 
     @property
     def gateway(self) -> ModelGateway:

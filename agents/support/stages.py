@@ -89,8 +89,13 @@ def _rejected(ticket: Record, ctx: StageContext, reasons: Sequence[str]) -> Reco
 
 
 class SupportStages:
-    def __init__(self, services: SupportServices) -> None:
+    def __init__(self, services: SupportServices, prefix: str = "") -> None:
         self.services = services
+        self.prefix = prefix
+
+    def t(self, topic: str) -> str:
+        """A topic's name under this pipeline's prefix (benchmarks run beside the real one)."""
+        return self.prefix + topic
 
     # -- classify ------------------------------------------------------------------------
     async def classify(self, request: Record, ctx: StageContext) -> Emit:
@@ -105,8 +110,9 @@ class SupportStages:
             "channel": request.get("channel") or "api",
             "received_ms": ctx.timestamp_ms,
         }
-        verdict = self.services.screen.check(body)
-        predicted = self.services.intents.predict(body)
+        verdict, predicted = await asyncio.gather(
+            self.services.screen_ticket(body), self.services.predict_intent(body)
+        )
         cached = None if verdict.blocked else self.services.cached_reply(body)
         decision = route_ticket(
             predicted.intent,
@@ -121,15 +127,15 @@ class SupportStages:
         if budget.spent and decision.route in ("rag", "direct"):
             note += f"; budget spent {-(budget.remaining_s or 0):.2f}s ago: answered degraded"
             ticket |= {"degraded": True, "steps": [_step("classify", started, note, model="local/intent")]}
-            return Emit("support.responses", _response(ticket, ctx, degraded_answer([])))
+            return Emit(self.t("support.responses"), _response(ticket, ctx, degraded_answer([])))
         step = _step("classify", started, note, model="local/intent", cache_hit=cached is not None)
         ticket["steps"] = [step]
         if decision.route == "rejected":
-            return Emit("support.rejected", _rejected(ticket, ctx, verdict.reasons))
+            return Emit(self.t("support.rejected"), _rejected(ticket, ctx, verdict.reasons))
         if cached is not None:
             ticket["citations"] = cached.citations
-            return Emit("support.responses", _response(ticket, ctx, cached.answer, screen="pass"))
-        return Emit(f"support.{decision.route}", ticket)
+            return Emit(self.t("support.responses"), _response(ticket, ctx, cached.answer, screen="pass"))
+        return Emit(self.t(f"support.{decision.route}"), ticket)
 
     # -- retrieve ------------------------------------------------------------------------
     async def retrieve(self, ticket: Record, ctx: StageContext) -> Emit:
@@ -144,23 +150,23 @@ class SupportStages:
 
         # Independent sources run side by side; one failing or slow source is not fatal.
         found = await asyncio.gather(*(search(n) for n in plan.sources), return_exceptions=True)
-        ranked: list[list[Passage]] = []
+        ranked: dict[str, list[Passage]] = {}
         for name, result in zip(plan.sources, found, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
                 notes.append(f"source {name} failed: {type(result).__name__}: {result}")
                 continue
-            ranked.append(result)
-        passages = merge(ranked, self.services.config.passages)
-        counts = ", ".join(f"{n}: {len(r)}" for n, r in zip(plan.sources, ranked, strict=False))
+            ranked[name] = result
+        passages = merge(list(ranked.values()), self.services.config.passages)
+        counts = ", ".join(f"{name}: {len(r)}" for name, r in ranked.items())
         notes.insert(0, f"{len(passages)} passages after merging ({counts})")
         ticket = {
             **ticket,
             "passages": [p.__dict__ for p in passages],
             "steps": [*ticket["steps"], _step("retrieve", started, "; ".join(notes), model="local/bm25")],
         }
-        return Emit("support.grounded", ticket)
+        return Emit(self.t("support.grounded"), ticket)
 
     # -- generate ------------------------------------------------------------------------
     async def generate(self, ticket: Record, ctx: StageContext) -> Emit:
@@ -228,7 +234,7 @@ class SupportStages:
             "steps": [*ticket["steps"], step],
             "degraded": degraded,
         }
-        return Emit("support.drafts", out)
+        return Emit(self.t("support.drafts"), out)
 
     def _degraded(
         self, ticket: Record, ctx: StageContext, started: float, why: str, attempts: int = 0
@@ -253,18 +259,19 @@ class SupportStages:
             "steps": [*ticket["steps"], step],
             "degraded": True,
         }
-        return Emit("support.drafts", out)
+        return Emit(self.t("support.drafts"), out)
 
     # -- screen --------------------------------------------------------------------------
     async def screen(self, ticket: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
         answer = ticket.get("answer") or ""
-        verdict = self.services.screen.check(answer, block_labels=("unsafe",))
+        verdict = await self.services.screen_draft(answer)
         note = f"{verdict.action}" + (f": {'; '.join(verdict.reasons)}" if verdict.reasons else "")
         ticket = {**ticket, "steps": [*ticket["steps"], _step("screen", started, note, model="local/safety")]}
         if verdict.blocked:
             return Emit(
-                "support.rejected", _rejected(ticket, ctx, [f"draft blocked: {r}" for r in verdict.reasons])
+                self.t("support.rejected"),
+                _rejected(ticket, ctx, [f"draft blocked: {r}" for r in verdict.reasons]),
             )
         response = _response(
             ticket, ctx, verdict.text, screen=verdict.action, screen_reasons=list(verdict.reasons)
@@ -276,7 +283,7 @@ class SupportStages:
                 CachedReply(verdict.text, ticket.get("citations", []), generated.get("model", "")),
                 (generated.get("input_tokens", 0), generated.get("output_tokens", 0)),
             )
-        return Emit("support.responses", response)
+        return Emit(self.t("support.responses"), response)
 
 
 def _usage(result: GatewayResult) -> dict[str, Any]:
@@ -292,32 +299,33 @@ def _usage(result: GatewayResult) -> dict[str, Any]:
     }
 
 
-def support_stages(config: SupportConfig) -> list[Stage[Any]]:
-    """The five stages, sharing one set of services per process."""
+def support_stages(config: SupportConfig, prefix: str = "") -> list[Stage[Any]]:
+    """The five stages, sharing one set of services per process. ``prefix`` renames every
+    topic (``<prefix>support.requests``, ...): a benchmark or test beside the real pipeline."""
     services = SupportServices(config)
-    s = SupportStages(services)
+    s = SupportStages(services, prefix)
     shared = (services,)
     return [
         Stage(
             "classify",
-            "support.requests",
-            ("support.rag", "support.direct", "support.responses", "support.rejected"),
+            s.t("support.requests"),
+            (s.t("support.rag"), s.t("support.direct"), s.t("support.responses"), s.t("support.rejected")),
             s.classify,
             answers_expired=True,
             resources=shared,
         ),
         Stage(
             "retrieve",
-            "support.rag",
-            ("support.grounded",),
+            s.t("support.rag"),
+            (s.t("support.grounded"),),
             s.retrieve,
             answers_expired=True,
             resources=shared,
         ),
         Stage(
             "generate",
-            "support.grounded",
-            ("support.drafts",),
+            s.t("support.grounded"),
+            (s.t("support.drafts"),),
             s.generate,
             answers_expired=True,
             resources=shared,
@@ -325,8 +333,8 @@ def support_stages(config: SupportConfig) -> list[Stage[Any]]:
         ),
         Stage(
             "generate-direct",
-            "support.direct",
-            ("support.drafts",),
+            s.t("support.direct"),
+            (s.t("support.drafts"),),
             s.generate,
             answers_expired=True,
             resources=shared,
@@ -334,8 +342,8 @@ def support_stages(config: SupportConfig) -> list[Stage[Any]]:
         ),
         Stage(
             "screen",
-            "support.drafts",
-            ("support.responses", "support.rejected"),
+            s.t("support.drafts"),
+            (s.t("support.responses"), s.t("support.rejected")),
             s.screen,
             answers_expired=True,
             resources=shared,
