@@ -928,7 +928,16 @@ def serve(
     for name in pipelines or ["support"]:
         stages = _guard(lambda name=name: resolve_stages(name, project.settings))  # type: ignore[misc]
         input_topic, terminal = pipeline_topics(stages, project.catalog)
-        entries.append(Entry(name, input_topic, tuple(terminal)))
+        # A pipeline streams tokens when the catalog has a chunk topic under its name.
+        stream_topic = next(
+            (
+                t.name
+                for t in project.catalog
+                if t.value_schema == "podium.StreamChunk" and t.name.startswith(f"{name}.")
+            ),
+            None,
+        )
+        entries.append(Entry(name, input_topic, tuple(terminal), stream_topic))
     bootstrap = _guard(project.bootstrap)
     app_ = create_app(project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout)
     console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {bootstrap}")

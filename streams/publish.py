@@ -106,6 +106,17 @@ class Publisher:
             await self.send_raw(topic, headers.request_id.encode(), value, headers.to_kafka())
         return headers.request_id
 
+    async def enqueue(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        """Hand a record to the producer and return its acknowledgement, not yet awaited: a
+        stream of chunks goes out at the producer's pace and is awaited once, in order."""
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key, headers=headers)
+        except KafkaError as exc:
+            raise BrokerError(f"could not publish to {topic}: {exc}") from exc
+        return future
+
     async def send_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> None:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from streams.follow import Arrival, Follower
 
-__all__ = ["ReplyRouter"]
+__all__ = ["ReplyRouter", "StreamRouter"]
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +116,47 @@ class ReplyRouter:
                 future = self._waiting.pop(request_id, None)
                 if future is not None and not future.done():
                     future.set_result(arrivals[0])
+
+
+class StreamRouter:
+    """Every record of the given topics, per request id, to whoever subscribed to that id
+    (token chunks for a server-sent-events relay). Subscribe before publishing."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._follower = Follower(bootstrap, topics)
+        self._queues: dict[str, asyncio.Queue[Arrival]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> StreamRouter:
+        await self._follower.__aenter__()
+        self._task = asyncio.create_task(self._route(), name="stream-router")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._follower.__aexit__(None, None, None)
+
+    def subscribe(self, request_id: str) -> asyncio.Queue[Arrival]:
+        return self._queues.setdefault(request_id, asyncio.Queue())
+
+    def unsubscribe(self, request_id: str) -> None:
+        self._queues.pop(request_id, None)
+
+    async def _route(self) -> None:
+        while True:
+            try:
+                batch = await self._follower.poll(0.5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the follower reconnects by itself; keep routing
+                log.exception("stream router: poll failed")
+                await asyncio.sleep(0.5)
+                continue
+            for request_id, arrivals in batch.items():
+                queue = self._queues.get(request_id)
+                if queue is not None:
+                    for arrival in arrivals:
+                        queue.put_nowait(arrival)

@@ -7,21 +7,25 @@ model, usage and cost. :func:`rebuild` turns the chunks back into the exact fina
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from agents.gateway.gateway import GatewayResult, Reset, StreamEvent
 
-__all__ = ["STREAM_SUFFIX", "chunk_records", "rebuild"]
+__all__ = ["STREAM_SUFFIX", "chunk_records", "coalesce", "rebuild"]
 
 STREAM_SUFFIX = ".stream"
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-async def chunk_records(request_id: str, events: AsyncIterator[StreamEvent], send: Send) -> GatewayResult:
-    """Send one record per event, in order; returns the gateway's result."""
-    seq = 0
+async def chunk_records(
+    request_id: str, events: AsyncIterator[StreamEvent], send: Send, first_seq: int = 0
+) -> GatewayResult:
+    """Send one record per event, in order; returns the gateway's result. A re-run of the same
+    request starts at a higher ``first_seq`` (and with a RESET), so ordering by seq still works."""
+    seq = first_seq
     async for event in events:
         if isinstance(event, GatewayResult):
             usage = event.completion.usage
@@ -46,6 +50,35 @@ async def chunk_records(request_id: str, events: AsyncIterator[StreamEvent], sen
             await send({"request_id": request_id, "seq": seq, "kind": "TEXT", "text": event})
         seq += 1
     raise RuntimeError("the gateway stream ended without a result")
+
+
+async def coalesce(
+    events: AsyncIterator[StreamEvent],
+    max_wait_s: float = 0.05,
+    max_chars: int = 512,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[StreamEvent]:
+    """Merge text deltas that arrive close together into one: a token per Kafka record would
+    cost a record per word. A merged delta goes out when it is ``max_wait_s`` old at the next
+    event, reaches ``max_chars``, or a reset or the result follows; nothing is reordered."""
+    buffered: list[str] = []
+    since = 0.0
+    async for event in events:
+        if isinstance(event, str):
+            if not buffered:
+                since = clock()
+            buffered.append(event)
+            if clock() - since < max_wait_s and sum(map(len, buffered)) < max_chars:
+                continue
+            yield "".join(buffered)
+            buffered = []
+            continue
+        if buffered:
+            yield "".join(buffered)
+            buffered = []
+        yield event
+    if buffered:
+        yield "".join(buffered)
 
 
 def rebuild(chunks: Iterable[dict[str, Any]]) -> tuple[str, bool]:

@@ -267,6 +267,7 @@ class ModelGateway:
         it always fails over (a retry of the same stream would repeat the text).
         """
         attempts: list[Attempt] = []
+        decisions: list[str] = []
         retries = 0
         index = 0
         last: ProviderError | None = None
@@ -275,12 +276,20 @@ class ModelGateway:
             route = chain[index]
             breaker = self.breaker(route)
             if not breaker.allow(self._clock()):
+                decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
                 index += 1
                 continue
             left = _left(deadline, self._clock())
             if left is not None and left <= 0:
-                raise DeadlineExceeded("no budget left for a model call")
+                raise BudgetSpent("no budget left for a model call", tuple(attempts), tuple(decisions))
+            if left is not None and left < route.min_budget_s and index + 1 < len(chain):
+                decisions.append(
+                    f"skipped {route.provider}/{route.model}: {left:.2f}s left, "
+                    f"needs {route.min_budget_s:.2f}s"
+                )
+                index += 1
+                continue
             timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
             started, streamed = self._clock(), False
             try:
@@ -299,7 +308,7 @@ class ModelGateway:
                                 self._prices.cost(route.model, piece.final.usage),
                             )
                         )
-                        yield GatewayResult(piece.final, route, tuple(attempts))
+                        yield GatewayResult(piece.final, route, tuple(attempts), tuple(decisions))
                         return
                     streamed = True
                     yield piece.text
@@ -311,7 +320,7 @@ class ModelGateway:
                     exc, chain, index, retries, policy.backoff, remaining, streamed=streamed
                 )
                 if step is None:
-                    raise GatewayError(exc, tuple(attempts)) from exc
+                    raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
                 next_index, retries, delay = step
                 if delay is not None:
                     await self._sleep(delay)
@@ -320,7 +329,7 @@ class ModelGateway:
                 if streamed and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
         assert last is not None, "a policy needs at least one route"
-        raise GatewayError(last, tuple(attempts)) from last
+        raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
 
     async def _call(
         self,

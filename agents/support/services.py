@@ -18,10 +18,14 @@ from agents.gateway.gateway import CallPolicy, ModelGateway
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
+from streams.codec import Codec
+from streams.headers import REQUEST_ID
 from streams.publish import Publisher
 from streams.stage import SharedResource, StageEnv
 
-__all__ = ["CachedReply", "SupportConfig", "SupportServices"]
+__all__ = ["CachedReply", "ChunkSink", "SupportConfig", "SupportServices"]
+
+STREAM_CHUNK = "podium.StreamChunk"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,41 @@ def _closed_batcher() -> Batcher[str, Any]:
     return Batcher(closed)
 
 
+class ChunkSink:
+    """One request's token chunks on ``<topic>.stream``: sent at the producer's pace (not one
+    acknowledgement per chunk), all acknowledged by :meth:`flushed` before the draft moves on."""
+
+    def __init__(
+        self, publisher: Publisher, codec: Codec, topic: str, request_id: str, first_seq: int
+    ) -> None:
+        self._publisher = publisher
+        self._codec = codec
+        self._topic = topic
+        self._request_id = request_id
+        self.next_seq = first_seq
+        self._acks: list[asyncio.Future[Any]] = []
+
+    async def send(self, chunk: dict[str, Any]) -> None:
+        value = self._codec.encode(STREAM_CHUNK, chunk)
+        key = self._request_id.encode()
+        self._acks.append(await self._publisher.enqueue(self._topic, key, value, [(REQUEST_ID, key)]))
+        self.next_seq = max(self.next_seq, int(chunk["seq"]) + 1)
+
+    async def replace_with(self, text: str, reason: str) -> None:
+        """Void what was streamed (a RESET) and stream ``text`` as the whole answer."""
+        rid, seq = self._request_id, self.next_seq
+        await self.send({"request_id": rid, "seq": seq, "kind": "RESET", "text": reason[:500]})
+        await self.send({"request_id": rid, "seq": seq + 1, "kind": "TEXT", "text": text})
+        await self.send({"request_id": rid, "seq": seq + 2, "kind": "FINAL", "text": ""})
+
+    async def flushed(self) -> None:
+        acks, self._acks = self._acks, []
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
 @dataclass(frozen=True)
 class CachedReply:
     answer: str
@@ -62,6 +101,7 @@ class SupportServices(SharedResource):
         self._gateway: ModelGateway | None = None
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
+        self._codec: Codec | None = None
         self._predict: Batcher[str, Prediction] = _closed_batcher()
         self._check_ticket: Batcher[str, Verdict] = _closed_batcher()
         self._check_draft: Batcher[str, Verdict] = _closed_batcher()
@@ -82,6 +122,7 @@ class SupportServices(SharedResource):
         self._predict = Batcher(intents.predict_many)
         self._check_ticket = Batcher(lambda texts: screen.check_many(texts, ("injection", "unsafe")))
         self._check_draft = Batcher(lambda texts: screen.check_many(texts, ("unsafe",)))
+        self._codec = env.codec
         publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
         await publisher.__aenter__()
         self._publisher = publisher
@@ -116,6 +157,10 @@ class SupportServices(SharedResource):
     def gateway(self) -> ModelGateway:
         assert self._gateway is not None, "support services are not open"
         return self._gateway
+
+    def chunk_sink(self, topic: str, request_id: str, first_seq: int) -> ChunkSink:
+        assert self._publisher is not None and self._codec is not None, "support services are not open"
+        return ChunkSink(self._publisher, self._codec, topic, request_id, first_seq)
 
     def policy(self, stage: str) -> CallPolicy:
         assert self._gateway_config is not None, "support services are not open"

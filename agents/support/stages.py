@@ -22,12 +22,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
 from agents.local import SYSTEM, Source, grounded_prompt
 from agents.providers import ChatRequest
 from agents.retriever import Passage, merge
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
-from agents.support.services import CachedReply, SupportConfig, SupportServices
+from agents.support.services import CachedReply, ChunkSink, SupportConfig, SupportServices
 from streams.headers import now_ms
 from streams.stage import Emit, Record, Stage, StageContext
 
@@ -170,13 +171,29 @@ class SupportStages:
 
     # -- generate ------------------------------------------------------------------------
     async def generate(self, ticket: Record, ctx: StageContext) -> Emit:
+        """Drafts the answer, streaming its tokens to ``support.drafts.stream`` as they come:
+        ordered chunks, a RESET when a broken stream fails over (or when this request runs
+        again), and a FINAL; every chunk is acknowledged before the draft is emitted."""
         started = time.perf_counter()
-        stage = ctx.stage
+        # A re-run starts above everything an earlier run may have streamed, with a RESET.
+        rerun = ctx.attempt > 1 or ctx.headers.round > 0
+        sink = self.services.chunk_sink(
+            self.t("support.drafts.stream"),
+            ctx.request_id,
+            first_seq=(ctx.headers.round * 100 + ctx.attempt - 1) * 100_000,
+        )
+        try:
+            return await self._generate(ticket, ctx, started, sink, rerun)
+        finally:
+            await sink.flushed()
+
+    async def _generate(
+        self, ticket: Record, ctx: StageContext, started: float, sink: ChunkSink, rerun: bool
+    ) -> Emit:
         passages = ticket.get("passages", [])
         budget = Budget(ctx.remaining_s())
         if budget.spent or not budget.allows(SCREEN_RESERVE_S):
-            why = "no budget left for a model call"
-            return self._degraded(ticket, ctx, started, why)
+            return await self._degraded(ticket, ctx, started, sink, "no budget left for a model call")
         sources = [Source(p["title"], p["url"], p["text"]) for p in passages]
         request = ChatRequest(
             model="",  # each route of the policy names its model
@@ -185,12 +202,17 @@ class SupportStages:
             max_tokens=400,
             temperature=0.2,
         )
-        policy = self.services.policy(stage)
         deadline = None
         if budget.remaining_s is not None:
             deadline = time.monotonic() + budget.remaining_s - SCREEN_RESERVE_S
         try:
-            result = await self.services.gateway.complete(request, policy, deadline)
+            if rerun:
+                seq = sink.next_seq
+                await sink.send(
+                    {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
+                )
+            events = self.services.gateway.stream(request, self.services.policy(ctx.stage), deadline)
+            result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
         except (GatewayError, BudgetSpent) as exc:
             # What the failed attempts used is still charged (a broken stream is billed).
             for attempt in exc.attempts:
@@ -202,7 +224,7 @@ class SupportStages:
             why = "; ".join(
                 [*exc.decisions, failure, *([f"{left:.2f}s of budget left"] if left is not None else [])]
             )
-            return self._degraded(ticket, ctx, started, why, attempts=len(exc.attempts))
+            return await self._degraded(ticket, ctx, started, sink, why, attempts=len(exc.attempts))
         ctx.add_cost(result.cost_usd)
         answer = result.completion.text
         citations = [
@@ -221,7 +243,7 @@ class SupportStages:
                 + ", ".join(f"{a.provider}/{a.model} {a.outcome}" for a in result.attempts)
             )
         step = _step(
-            stage,
+            ctx.stage,
             started,
             "; ".join(notes) or f"answered by {result.route.provider}/{result.route.model}",
             **_usage(result),
@@ -236,11 +258,12 @@ class SupportStages:
         }
         return Emit(self.t("support.drafts"), out)
 
-    def _degraded(
-        self, ticket: Record, ctx: StageContext, started: float, why: str, attempts: int = 0
+    async def _degraded(
+        self, ticket: Record, ctx: StageContext, started: float, sink: ChunkSink, why: str, attempts: int = 0
     ) -> Emit:
         passages = ticket.get("passages", [])
         answer = degraded_answer([(p["title"], p["url"]) for p in passages[:2]])
+        await sink.replace_with(answer, f"degraded: {why}")
         citations = [
             {"number": n, "id": p["id"], "title": p["title"], "url": p["url"]}
             for n, p in enumerate(passages[:2], 1)

@@ -4,6 +4,7 @@ and a 503 (not a hang) when Kafka goes away."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -57,7 +58,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 def support_entry(project: Project) -> Entry:
     stages = support_stages(SupportConfig(models=REPO / "models.yaml"))
     input_topic, terminal = pipeline_topics(stages, project.catalog)
-    return Entry("support", input_topic, tuple(terminal))
+    return Entry("support", input_topic, tuple(terminal), "support.drafts.stream")
 
 
 async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_result(
@@ -103,6 +104,32 @@ async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_res
         assert (await client.get(f"{first}/v1/requests/nope")).status_code == 404
         spec = (await client.get(f"{first}/openapi.json")).json()
         assert "/v1/support/requests" in spec["paths"]
+
+        # Streaming: the draft's tokens as they are written, then the screened result.
+        body = {"body": "How do I reset my password? (streamed)"}
+        events: list[tuple[str, dict[str, object]]] = []
+        async with client.stream(
+            "POST", f"{second}/v1/support/requests", json=body, params={"stream": "true"}
+        ) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[len("event: ") :]
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line[len("data: ") :])))
+        names = [name for name, _ in events]
+        assert names[0] == "accepted" and names[-1] == "final" and "draft_done" in names
+        assert "token" in names and names.index("token") < names.index("draft_done")
+        text = ""
+        for name, data in events:
+            if name == "reset":
+                text = ""
+            elif name == "token":
+                text += str(data["text"])
+        final = events[-1][1]
+        assert final["topic"] == "support.responses"
+        assert text == final["result"]["answer"]  # type: ignore[index]  # nothing redacted: draft == answer
 
 
 async def test_a_broker_outage_is_a_503_not_a_hang(
