@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -777,6 +778,7 @@ def models_status(
         chain = " -> ".join(f"{r.provider}/{r.model}" for r in policy.chain)
         routes.add_row(stage, chain, f"{policy.timeout_s:g}", str(policy.max_retries))
     console.print(routes)
+    _print_circuits(project)
     if not probe:
         return
 
@@ -809,6 +811,40 @@ def models_status(
     for row in _run(go):
         probes.add_row(*row)
     console.print(probes)
+
+
+def _print_circuits(project: Project) -> None:
+    """The circuits the workers reported to podium.circuits, newest state per worker and route."""
+    from streams.errors import BrokerError
+    from streams.reading import Selection, TopicReader
+
+    async def read() -> dict[bytes, dict[str, Any]]:
+        latest: dict[bytes, dict[str, Any]] = {}
+        async with TopicReader(project.bootstrap()) as reader:
+            async for record in reader.read(await reader.plan(Selection("podium.circuits"))):
+                if record.key is not None and record.value is not None:
+                    latest[record.key] = project.codec.decode("podium.CircuitState", record.value)
+        return latest
+
+    try:
+        latest = asyncio.run(read())
+    except (BrokerError, PodiumError) as exc:
+        console.print(f"circuits: not read ({exc})")
+        return
+    if not latest:
+        console.print("circuits: no worker has reported a change (every circuit closed since start)")
+        return
+    table = Table("route", "worker", "state", "since", title="circuits reported by the workers")
+    now = time.time()
+    for state in sorted(latest.values(), key=lambda c: (c["provider"], c["model"], c["worker"])):
+        colour = {"open": "red", "half_open": "yellow"}.get(state["state"], "green")
+        table.add_row(
+            f"{state['provider']}/{state['model']}",
+            state["worker"],
+            f"[{colour}]{state['state']}[/]",
+            f"{now - state['changed_ms'] / 1000:.0f}s ago",
+        )
+    console.print(table)
 
 
 @models_app.command("eval-classifier")

@@ -24,6 +24,7 @@ itself; they are held as ``SecretStr`` and only ever reach an HTTP header.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -159,6 +160,7 @@ def build_gateway(
     *,
     telemetry: Telemetry | None = None,
     cache: ResponseCache | None = None,
+    on_circuit: Callable[[str, str, str], None] | None = None,
 ) -> ModelGateway:
     """Providers (one pooled client each, keys from env or secret files), limits, prices."""
     providers: dict[str, Provider] = {}
@@ -170,5 +172,10 @@ def build_gateway(
         kind = OpenAIProvider if p.kind == "openai" else AnthropicProvider
         providers[name] = kind(name, p.base_url, api_key=key)
     return ModelGateway(
-        providers, config.price_table(), limits=config.limiters(), telemetry=telemetry, cache=cache
+        providers,
+        config.price_table(),
+        limits=config.limiters(),
+        telemetry=telemetry,
+        cache=cache,
+        on_circuit=on_circuit,
     )

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents.gateway.backoff import Backoff
@@ -132,6 +133,8 @@ class Reset:
 StreamEvent = str | Reset | GatewayResult  # a text delta, a reset marker, or the end
 
 
+_CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
 # Errors that say nothing about the provider's health do not count against its circuit.
 _NOT_THE_PROVIDERS_FAULT = (RequestRejected, ContextTooLong, ContentRefused)
 
@@ -148,8 +151,11 @@ class ModelGateway:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Telemetry | None = None,
         cache: ResponseCache | None = None,
+        on_circuit: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        """``on_circuit(provider, model, state)`` hears every change of a route's circuit."""
         self._providers = dict(providers)
+        self._on_circuit = on_circuit
         self._prices = prices
         self._limits = dict(limits or {})
         self._new_breaker = breaker
@@ -175,6 +181,11 @@ class ModelGateway:
         self._cost = meter.create_counter(
             "podium.gen_ai.cost", unit="USD", description="What model calls cost"
         )
+        meter.create_observable_gauge(
+            "podium.gen_ai.circuit.state",
+            callbacks=[self._observe_circuits],
+            description="Circuit of each provider+model: 0 closed, 1 half-open, 2 open",
+        )
 
     def provider(self, name: str) -> Provider:
         return self._providers[name]
@@ -192,6 +203,29 @@ class ModelGateway:
 
     def circuit_states(self) -> dict[str, str]:
         return {f"{p}/{m}": b.state for (p, m), b in self._breakers.items()}
+
+    def _allow(self, route: Route) -> bool:
+        breaker = self.breaker(route)
+        before = breaker.state
+        allowed = breaker.allow(self._clock())
+        self._changed(route, before, breaker.state)
+        return allowed
+
+    def _record(self, route: Route, ok: bool) -> None:
+        breaker = self.breaker(route)
+        before = breaker.state
+        breaker.record(ok, self._clock())
+        self._changed(route, before, breaker.state)
+
+    def _changed(self, route: Route, before: str, after: str) -> None:
+        if before != after and self._on_circuit is not None:
+            self._on_circuit(route.provider, route.model, after)
+
+    def _observe_circuits(self, _: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(_CIRCUIT_VALUE[b.state], {"gen_ai.provider.name": p, "gen_ai.request.model": m})
+            for (p, m), b in self._breakers.items()
+        ]
 
     async def complete(
         self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
@@ -223,8 +257,7 @@ class ModelGateway:
         chain = policy.chain
         while index < len(chain):
             route = chain[index]
-            breaker = self.breaker(route)
-            if not breaker.allow(self._clock()):
+            if not self._allow(route):
                 decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
                 index += 1
@@ -274,8 +307,7 @@ class ModelGateway:
         chain = policy.chain
         while index < len(chain):
             route = chain[index]
-            breaker = self.breaker(route)
-            if not breaker.allow(self._clock()):
+            if not self._allow(route):
                 decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
                 index += 1
@@ -297,7 +329,7 @@ class ModelGateway:
                     replace(request, model=route.model), timeout
                 ):
                     if piece.final is not None:
-                        breaker.record(True, self._clock())
+                        self._record(route, True)
                         attempts.append(
                             Attempt(
                                 route.provider,
@@ -340,7 +372,6 @@ class ModelGateway:
         attempts: list[Attempt],
     ) -> GatewayResult:
         provider = self._providers[route.provider]
-        breaker = self.breaker(route)
         limiter = self._limits.get(route.provider)
         if limiter is not None:
             wait = limiter.reserve(request.prompt_tokens_estimate() + request.max_tokens, self._clock())
@@ -375,7 +406,7 @@ class ModelGateway:
                 self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 raise
-            breaker.record(True, self._clock())
+            self._record(route, True)
             attempt = Attempt(
                 route.provider,
                 route.model,
@@ -403,7 +434,7 @@ class ModelGateway:
         )
         attempts.append(attempt)
         if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
-            self.breaker(route).record(False, self._clock())
+            self._record(route, False)
         return attempt
 
     def _observe(self, span: trace.Span, attempt: Attempt, attrs: dict[str, str]) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,17 @@ from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
 from streams.codec import Codec
-from streams.headers import REQUEST_ID
+from streams.headers import REQUEST_ID, now_ms
 from streams.publish import Publisher
 from streams.stage import SharedResource, StageEnv
 
 __all__ = ["CachedReply", "ChunkSink", "SupportConfig", "SupportServices"]
 
 STREAM_CHUNK = "podium.StreamChunk"
+CIRCUITS_TOPIC = "podium.circuits"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class SupportServices(SharedResource):
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
         self._codec: Codec | None = None
+        self._pending: set[asyncio.Task[None]] = set()
         self._predict: Batcher[str, Prediction] = _closed_batcher()
         self._check_ticket: Batcher[str, Verdict] = _closed_batcher()
         self._check_draft: Batcher[str, Verdict] = _closed_batcher()
@@ -130,15 +137,44 @@ class SupportServices(SharedResource):
         self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
         await self._answers.warm()
         self._gateway_config = gateway_config
-        self._gateway = build_gateway(gateway_config, self.config.environ, telemetry=env.telemetry)
+        self._gateway = build_gateway(
+            gateway_config, self.config.environ, telemetry=env.telemetry, on_circuit=self._circuit_changed
+        )
 
     async def _close(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
         gateway, publisher = self._gateway, self._publisher
         self._gateway = self._publisher = None
         if gateway is not None:
             await gateway.aclose()
         if publisher is not None:
             await publisher.__aexit__(None, None, None)
+
+    def _circuit_changed(self, provider: str, model: str, state: str) -> None:
+        """Written to the compacted podium.circuits topic for `podium models status`; the
+        acknowledgement is watched, not awaited (a handler is mid-call when this happens)."""
+        if self._publisher is None or self._codec is None:
+            return
+        record = {
+            "worker": WORKER,
+            "provider": provider,
+            "model": model,
+            "state": state,
+            "changed_ms": now_ms(),
+        }
+        key = f"{WORKER}/{provider}/{model}".encode()
+        value = self._codec.encode("podium.CircuitState", record)
+        log.warning("circuit of %s/%s is now %s", provider, model, state)
+        task = asyncio.get_running_loop().create_task(
+            self._publisher.send_raw(CIRCUITS_TOPIC, key, value, []), name=f"circuit-{provider}/{model}"
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._circuit_sent)
+
+    def _circuit_sent(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record a circuit change: %s", task.exception())
 
     # -- what the handlers use (only while open) ------------------------------------------
     async def predict_intent(self, text: str) -> Prediction:
