@@ -17,6 +17,9 @@
         timeout_s: 20
         max_retries: 2
     cache_ttl_s: 3600
+    budgets:           # optional: what one request may spend on models, all stages together
+      per_request_usd: 0.02
+      tenants: {free-tier-co: 0.002}
 
 API keys come from an environment variable or a secret file named here, never from the file
 itself; they are held as ``SecretStr`` and only ever reach an HTTP header.
@@ -79,11 +82,24 @@ class PriceConfig(_Strict):
     cached_input: float | None = Field(default=None, ge=0)
 
 
+class BudgetsConfig(_Strict):
+    """What one request may spend on models, all stages together; tenants may differ."""
+
+    per_request_usd: float | None = Field(default=None, gt=0)
+    tenants: dict[str, float] = Field(default_factory=dict)
+
+    def limit_for(self, tenant: str | None) -> float | None:
+        if tenant is not None and tenant in self.tenants:
+            return self.tenants[tenant]
+        return self.per_request_usd
+
+
 class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     prices: dict[str, PriceConfig]
     stages: dict[str, StagePolicy]
     cache_ttl_s: float | None = Field(default=None, gt=0)
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -17,7 +17,9 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
     ├── StreamBroken         stream cut or error event after 200          retryable, failover (any)
     ├── ContextTooLong       context window exceeded                      failover (longer_context)
     ├── ContentRefused       content policy refusal                       failover (other_policy)
-    └── RequestRejected      400, 401, 403, 404 and other 4xx             neither
+    ├── RequestRejected      400, 401, 403, 404 and other 4xx             neither
+    └── CostCapReached       no route fits the request's cost cap (not    neither
+                             an HTTP answer: nothing was called)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from streams.errors import PodiumError
 __all__ = [
     "ContentRefused",
     "ContextTooLong",
+    "CostCapReached",
     "Overloaded",
     "ProviderError",
     "QuotaExhausted",
@@ -105,6 +108,12 @@ class ContentRefused(ProviderError):
 
 class RequestRejected(ProviderError):
     dead_letter_reason = "request_rejected"
+
+
+class CostCapReached(ProviderError):
+    """No route of the chain fits what the request may still spend (nothing was called)."""
+
+    dead_letter_reason = "cost_cap"
 
 
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "spend_limit_exceeded", "billing_error"}

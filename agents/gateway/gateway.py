@@ -30,7 +30,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.cache import ResponseCache, cache_key
-from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected
+from agents.gateway.errors import (
+    ContentRefused,
+    ContextTooLong,
+    CostCapReached,
+    ProviderError,
+    RequestRejected,
+)
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.ratelimit import RateLimiter
 from agents.providers import ChatRequest, Completion, Provider
@@ -41,6 +47,7 @@ __all__ = [
     "Attempt",
     "BudgetSpent",
     "CallPolicy",
+    "CostCap",
     "GatewayResult",
     "ModelGateway",
     "Reset",
@@ -57,6 +64,16 @@ class Route:
     # The least budget this route needs to be worth trying (a large model's usual latency).
     # With less left, the gateway skips to a faster route and records why.
     min_budget_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CostCap:
+    """What a request may still spend: ``limit_usd`` in all, ``spent_usd`` of it already
+    (earlier stages; the ``podium-cost-usd`` header). A route whose worst case (the prompt plus
+    ``max_tokens`` of output at its price) does not fit is skipped, and the decision recorded."""
+
+    limit_usd: float
+    spent_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -204,6 +221,20 @@ class ModelGateway:
     def circuit_states(self) -> dict[str, str]:
         return {f"{p}/{m}": b.state for (p, m), b in self._breakers.items()}
 
+    def _unaffordable(
+        self, route: Route, request: ChatRequest, cap: CostCap | None, attempts: list[Attempt]
+    ) -> str | None:
+        if cap is None:
+            return None
+        spent = cap.spent_usd + sum(a.cost_usd for a in attempts)
+        worst = self._prices.cost(route.model, Usage(request.prompt_tokens_estimate(), request.max_tokens))
+        if spent + worst <= cap.limit_usd:
+            return None
+        return (
+            f"skipped {route.provider}/{route.model}: could cost ${worst:.6f}, "
+            f"${max(0.0, cap.limit_usd - spent):.6f} of the ${cap.limit_usd:g} cap left"
+        )
+
     def _allow(self, route: Route) -> bool:
         breaker = self.breaker(route)
         before = breaker.state
@@ -228,7 +259,11 @@ class ModelGateway:
         ]
 
     async def complete(
-        self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
+        self,
+        request: ChatRequest,
+        policy: CallPolicy,
+        deadline: float | None = None,
+        cost_cap: CostCap | None = None,
     ) -> GatewayResult:
         """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given)."""
         key = cache_key(request, policy.chain[0].model) if self._cache is not None else ""
@@ -238,7 +273,7 @@ class ModelGateway:
             # Labelled as a hit, and free: the answer was paid for when it was first made.
             attempt = Attempt("cache", hit.model, "cache_hit", 0.0, usage, 0.0)
             return GatewayResult(completion, Route("cache", hit.model), (attempt,))
-        result = await self._complete(request, policy, deadline)
+        result = await self._complete(request, policy, deadline, cost_cap)
         if self._cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
             c = result.completion
             await self._cache.put(
@@ -247,7 +282,7 @@ class ModelGateway:
         return result
 
     async def _complete(
-        self, request: ChatRequest, policy: CallPolicy, deadline: float | None
+        self, request: ChatRequest, policy: CallPolicy, deadline: float | None, cost_cap: CostCap | None
     ) -> GatewayResult:
         attempts: list[Attempt] = []
         decisions: list[str] = []
@@ -260,6 +295,11 @@ class ModelGateway:
             if not self._allow(route):
                 decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
+                index += 1
+                continue
+            if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
+                decisions.append(too_dear)
+                last = last or CostCapReached(too_dear)
                 index += 1
                 continue
             left = _left(deadline, self._clock())
@@ -291,7 +331,11 @@ class ModelGateway:
         raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
 
     async def stream(
-        self, request: ChatRequest, policy: CallPolicy, deadline: float | None = None
+        self,
+        request: ChatRequest,
+        policy: CallPolicy,
+        deadline: float | None = None,
+        cost_cap: CostCap | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Text deltas as they arrive; a :class:`Reset` when a stream breaks and the next route
         starts over (the consumer discards what it had); the :class:`GatewayResult` last.
@@ -310,6 +354,11 @@ class ModelGateway:
             if not self._allow(route):
                 decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
                 last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
+                index += 1
+                continue
+            if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
+                decisions.append(too_dear)
+                last = last or CostCapReached(too_dear)
                 index += 1
                 continue
             left = _left(deadline, self._clock())

@@ -16,7 +16,7 @@ from agents.batching import Batcher
 from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
-from agents.gateway.gateway import CallPolicy, ModelGateway
+from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
@@ -197,6 +197,12 @@ class SupportServices(SharedResource):
     def chunk_sink(self, topic: str, request_id: str, first_seq: int) -> ChunkSink:
         assert self._publisher is not None and self._codec is not None, "support services are not open"
         return ChunkSink(self._publisher, self._codec, topic, request_id, first_seq)
+
+    def cost_cap(self, tenant: str | None, spent_usd: float) -> CostCap | None:
+        """The request's cap from ``budgets`` in models.yaml (None: no cap)."""
+        assert self._gateway_config is not None, "support services are not open"
+        limit = self._gateway_config.budgets.limit_for(tenant)
+        return None if limit is None else CostCap(limit, spent_usd)
 
     def policy(self, stage: str) -> CallPolicy:
         assert self._gateway_config is not None, "support services are not open"

@@ -211,7 +211,8 @@ class SupportStages:
                 await sink.send(
                     {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
                 )
-            events = self.services.gateway.stream(request, self.services.policy(ctx.stage), deadline)
+            cap = self.services.cost_cap(ticket.get("tenant"), ctx.cost_so_far_usd)
+            events = self.services.gateway.stream(request, self.services.policy(ctx.stage), deadline, cap)
             result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
         except (GatewayError, BudgetSpent) as exc:
             # What the failed attempts used is still charged (a broken stream is billed).

@@ -38,6 +38,8 @@ def test_the_repository_configurations_are_valid() -> None:
     ]
     assert policy.chain[2].context_window == 200_000 and policy.backoff.max_retries == 2
     assert policy.chain[0].min_budget_s == 1.5 and policy.chain[-1].provider == "local"
+    assert sim.budgets.limit_for("umbrella") == 0.002 and sim.budgets.limit_for("acme-corp") == 0.05
+    assert sim.budgets.limit_for(None) == 0.05 and offline.budgets.limit_for("umbrella") is None
     with pytest.raises(ConfigError, match="no gateway policy for stage 'summarize'"):
         sim.policy("summarize")
 

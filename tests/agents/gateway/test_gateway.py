@@ -10,8 +10,8 @@ import pytest
 
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
-from agents.gateway.gateway import CallPolicy, GatewayError, ModelGateway, Route
-from agents.gateway.pricing import Price, PriceTable
+from agents.gateway.gateway import CallPolicy, CostCap, GatewayError, GatewayResult, ModelGateway, Route
+from agents.gateway.pricing import Price, PriceTable, Usage
 from agents.providers import AnthropicProvider, ChatRequest, OpenAIProvider
 from agents.simulator import FAULTS, SimConfig, SimulatorServer
 from streams.errors import DeadlineExceeded
@@ -247,3 +247,28 @@ async def test_a_short_budget_skips_the_slow_route_and_says_so(gateway: ModelGat
     )
     roomy = await gateway.complete(REQUEST, chain, deadline=time.monotonic() + 10)
     assert roomy.route.model == "large" and roomy.decisions == ()
+
+
+async def test_a_cost_cap_skips_routes_it_cannot_afford_and_says_so(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    chain = policy(Route("oa", "large"), Route("oa", "small"))
+    worst_large = PRICES.cost("large", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
+    worst_small = PRICES.cost("small", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
+    assert worst_small < worst_large
+    calls = sim.calls
+    # Enough left for the small model only: the large one is skipped before any call.
+    cheap = await gateway.complete(
+        REQUEST, chain, cost_cap=CostCap(limit_usd=0.01, spent_usd=0.01 - worst_small)
+    )
+    assert cheap.route.model == "small" and sim.calls == calls + 1
+    assert cheap.decisions and "skipped oa/large: could cost" in cheap.decisions[0]
+    assert cheap.cost_usd <= worst_small
+    # Nothing affordable: no call at all, and an error that says why.
+    with pytest.raises(GatewayError) as caught:
+        await gateway.complete(REQUEST, chain, cost_cap=CostCap(limit_usd=0.001, spent_usd=0.001))
+    assert caught.value.dead_letter_reason == "cost_cap" and sim.calls == calls + 1
+    assert len(caught.value.decisions) == 2 and not caught.value.attempts
+    # Streams obey the same cap.
+    events = [e async for e in gateway.stream(REQUEST, chain, cost_cap=CostCap(0.01, 0.01 - worst_small))]
+    assert isinstance(events[-1], GatewayResult) and events[-1].route.model == "small"
