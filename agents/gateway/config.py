@@ -68,8 +68,19 @@ class RouteConfig(_Strict):
     min_budget_s: float = Field(default=0.0, ge=0)
 
 
+class TierConfig(_Strict):
+    """A cheaper chain for requests whose complexity score is at most ``max_score``."""
+
+    name: str
+    max_score: float = Field(ge=0, le=1)
+    chain: list[RouteConfig] = Field(min_length=1)
+
+
 class StagePolicy(_Strict):
     chain: list[RouteConfig] = Field(min_length=1)
+    # Routing by complexity (agents/gateway/routing.py), cheapest first; a request above every
+    # tier's max_score uses ``chain`` (the stage's largest model, the saving's yardstick).
+    tiers: list[TierConfig] = Field(default_factory=list)
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
     backoff_base_s: float = Field(default=0.5, ge=0)
@@ -107,14 +118,21 @@ class GatewayConfig(_Strict):
             if p.kind != "local" and not p.base_url:
                 raise ValueError(f"providers.{name}.base_url: required for a {p.kind} provider")
         for stage, policy in self.stages.items():
-            for i, route in enumerate(policy.chain):
-                if route.provider not in self.providers:
-                    raise ValueError(f"stages.{stage}.chain.{i}.provider: no provider '{route.provider}'")
-                if route.model not in self.prices:
-                    raise ValueError(
-                        f"stages.{stage}.chain.{i}.model: no price for '{route.model}' "
-                        "(a model without a price would be counted as free)"
-                    )
+            chains = [(f"stages.{stage}.chain", policy.chain)] + [
+                (f"stages.{stage}.tiers.{t}.chain", tier.chain) for t, tier in enumerate(policy.tiers)
+            ]
+            for where, chain in chains:
+                for i, route in enumerate(chain):
+                    if route.provider not in self.providers:
+                        raise ValueError(f"{where}.{i}.provider: no provider '{route.provider}'")
+                    if route.model not in self.prices:
+                        raise ValueError(
+                            f"{where}.{i}.model: no price for '{route.model}' "
+                            "(a model without a price would be counted as free)"
+                        )
+            scores = [t.max_score for t in policy.tiers]
+            if scores != sorted(scores):
+                raise ValueError(f"stages.{stage}.tiers: list them cheapest first, by rising max_score")
         return self
 
     def policy(self, stage: str) -> CallPolicy:
@@ -124,8 +142,26 @@ class GatewayConfig(_Strict):
             raise ConfigError(
                 f"no gateway policy for stage '{stage}' (known: {', '.join(self.stages)})"
             ) from None
+        return self._call_policy(p, p.chain)
+
+    def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
+        """(tier name, policy) for a request of complexity ``score``; ``largest`` when no
+        cheaper tier is adequate (or the stage declares none)."""
+        p = self.stages.get(stage)
+        if p is None:
+            return "largest", self.policy(stage)
+        for tier in p.tiers:
+            if score <= tier.max_score:
+                return tier.name, self._call_policy(p, tier.chain)
+        return "largest", self._call_policy(p, p.chain)
+
+    def largest_model(self, stage: str) -> str:
+        return self.stages[stage].chain[0].model
+
+    @staticmethod
+    def _call_policy(p: StagePolicy, chain: list[RouteConfig]) -> CallPolicy:
         return CallPolicy(
-            chain=tuple(Route(r.provider, r.model, r.context_window, r.min_budget_s) for r in p.chain),
+            chain=tuple(Route(r.provider, r.model, r.context_window, r.min_budget_s) for r in chain),
             backoff=Backoff(p.backoff_base_s, p.backoff_cap_s, p.max_retries),
             timeout_s=p.timeout_s,
         )

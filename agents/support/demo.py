@@ -211,6 +211,14 @@ def _print_summary(console: Console, summary: Summary) -> None:
     for model, usd in sorted(summary.cost_by_model.items()):
         cost.add_row(model, f"{usd:.5f}")
     console.print(stages, by, topics, cost)
+    if summary.tiers:
+        total = sum(summary.tiers.values())
+        shares = ", ".join(f"{name} {n / total:.0%}" for name, n in sorted(summary.tiers.items()))
+        console.print(
+            f"routing by complexity: {shares} of {total} drafts; they cost ${summary.tier_cost_usd:.5f} "
+            f"against ${summary.cost_if_largest_usd:.5f} on the largest model (saved "
+            f"${summary.saving_usd:.5f})"
+        )
 
 
 async def _audit(

@@ -95,6 +95,13 @@ class Summary:
     end_to_end_ms: tuple[float, float]  # p50, p95 of answered requests
     total_cost_usd: float
     degraded: int
+    tiers: dict[str, int] = field(default_factory=dict)  # generate calls per complexity tier
+    tier_cost_usd: float = 0.0  # what those calls cost
+    cost_if_largest_usd: float = 0.0  # what they would have cost on the largest model
+
+    @property
+    def saving_usd(self) -> float:
+        return self.cost_if_largest_usd - self.tier_cost_usd
 
     @property
     def throughput(self) -> float:
@@ -104,11 +111,17 @@ class Summary:
 def summarize(outcomes: list[Outcome], elapsed_s: float) -> Summary:
     stage_times: dict[str, list[float]] = defaultdict(list)
     cost: dict[str, float] = defaultdict(float)
+    tiers: Counter[str] = Counter()
+    tier_cost = if_largest = 0.0
     for o in outcomes:
         for s in o.steps:
             stage_times[s["stage"]].append(s["latency_ms"])
             if s.get("model"):
                 cost[s["model"]] += s.get("cost_usd", 0.0)
+            if s.get("tier"):
+                tiers[s["tier"]] += 1
+                tier_cost += s.get("cost_usd", 0.0)
+                if_largest += s.get("cost_if_largest_usd", 0.0)
     answered = [o.latency_ms for o in outcomes if not o.topic.endswith(".dlq")]
     return Summary(
         requests=len(outcomes),
@@ -122,4 +135,7 @@ def summarize(outcomes: list[Outcome], elapsed_s: float) -> Summary:
         end_to_end_ms=(_percentile(answered, 50), _percentile(answered, 95)),
         total_cost_usd=sum(o.cost_usd for o in outcomes),
         degraded=sum(o.degraded for o in outcomes),
+        tiers=dict(tiers),
+        tier_cost_usd=tier_cost,
+        cost_if_largest_usd=if_largest,
     )

@@ -17,6 +17,7 @@ from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
+from agents.gateway.pricing import Usage
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
@@ -203,6 +204,16 @@ class SupportServices(SharedResource):
         assert self._gateway_config is not None, "support services are not open"
         limit = self._gateway_config.budgets.limit_for(tenant)
         return None if limit is None else CostCap(limit, spent_usd)
+
+    def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
+        """The cheapest adequate tier's policy for a request of this complexity."""
+        assert self._gateway_config is not None, "support services are not open"
+        return self._gateway_config.routed_policy(stage, score)
+
+    def cost_on_largest(self, stage: str, usage: Usage) -> float:
+        """What these tokens would have cost on the stage's largest model: the saving's yardstick."""
+        assert self._gateway_config is not None, "support services are not open"
+        return self._gateway_config.price_table().cost(self._gateway_config.largest_model(stage), usage)
 
     def policy(self, stage: str) -> CallPolicy:
         assert self._gateway_config is not None, "support services are not open"

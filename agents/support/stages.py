@@ -24,6 +24,7 @@ from typing import Any
 
 from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
+from agents.gateway.routing import complexity_score
 from agents.local import SYSTEM, Source, grounded_prompt
 from agents.providers import ChatRequest
 from agents.retriever import Passage, merge
@@ -50,6 +51,8 @@ def _step(stage: str, started: float, decision: str, **fields: Any) -> Record:
         "cache_hit": False,
         "retries": 0,
         "fallbacks": 0,
+        "tier": "",
+        "cost_if_largest_usd": 0.0,
         "decision": decision,
         **fields,
     }
@@ -205,6 +208,9 @@ class SupportStages:
         deadline = None
         if budget.remaining_s is not None:
             deadline = time.monotonic() + budget.remaining_s - SCREEN_RESERVE_S
+        # The cheapest adequate tier for this request (rules: length, questions, reasoning, code).
+        score = complexity_score(ticket["body"], ticket.get("intent"))
+        tier, policy = self.services.routed_policy(ctx.stage, score)
         try:
             if rerun:
                 seq = sink.next_seq
@@ -212,7 +218,7 @@ class SupportStages:
                     {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
                 )
             cap = self.services.cost_cap(ticket.get("tenant"), ctx.cost_so_far_usd)
-            events = self.services.gateway.stream(request, self.services.policy(ctx.stage), deadline, cap)
+            events = self.services.gateway.stream(request, policy, deadline, cap)
             result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
         except (GatewayError, BudgetSpent) as exc:
             # What the failed attempts used is still charged (a broken stream is billed).
@@ -237,7 +243,7 @@ class SupportStages:
             }
             for n in cited_numbers(answer, len(passages))
         ]
-        notes = [*result.decisions]
+        notes = [f"tier {tier} (complexity {score:.2f})", *result.decisions]
         if result.fallbacks:
             notes.append(
                 f"fell back {result.fallbacks}x: "
@@ -246,10 +252,13 @@ class SupportStages:
         step = _step(
             ctx.stage,
             started,
-            "; ".join(notes) or f"answered by {result.route.provider}/{result.route.model}",
+            "; ".join(notes),
+            tier=tier,
+            cost_if_largest_usd=round(self.services.cost_on_largest(ctx.stage, result.completion.usage), 8),
             **_usage(result),
         )
-        degraded = ticket.get("degraded", False) or bool(result.decisions)
+        # Another provider's same model is a fallback, not a degradation; a smaller model is.
+        degraded = ticket.get("degraded", False) or result.route.model != policy.chain[0].model
         out = {
             **ticket,
             "answer": answer,

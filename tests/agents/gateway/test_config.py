@@ -122,3 +122,24 @@ def test_models_status_probes_every_route(tmp_path: Path, sim: SimulatorServer) 
     assert result.returncode == 0, result.stderr
     assert "$PLANTED_KEY" in result.stdout and PLANTED not in result.stdout
     assert "oa/m" in result.stdout and " ok " in result.stdout
+
+
+def test_routing_by_complexity_picks_the_cheapest_adequate_tier() -> None:
+    sim = load_gateway_config(REPO / "models.sim.yaml")
+    tier, simple = sim.routed_policy("generate", 0.1)
+    assert tier == "simple" and simple.chain[0].model == "sim-small"
+    tier, hard = sim.routed_policy("generate", 0.6)
+    assert tier == "largest" and hard.chain[0].model == "sim-large" == sim.largest_model("generate")
+    assert sim.routed_policy("generate-direct", 0.1)[0] == "largest"  # no tiers declared
+
+
+def test_tiers_must_be_listed_cheapest_first(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "providers: {p: {kind: local}}\nprices: {m: {input: 0, output: 0}}\n"
+        "stages:\n  g:\n    chain: [{provider: p, model: m}]\n    tiers:\n"
+        "      - {name: b, max_score: 0.5, chain: [{provider: p, model: m}]}\n"
+        "      - {name: a, max_score: 0.2, chain: [{provider: p, model: m}]}\n"
+    )
+    with pytest.raises(ConfigError, match="cheapest first"):
+        load_gateway_config(path)

@@ -1,5 +1,7 @@
 """`podium demo` as a user runs it, against the session's real broker."""
 
+import re
+
 import pytest
 
 from tests.streams.running import podium
@@ -14,7 +16,13 @@ def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, provi
     out = done.stdout
     assert "0 missing, 0 duplicated" in out
     assert "ended in support.requests.dlq" in out  # the two malformed records
-    assert "routes as labelled in agents/data/support_tickets.jsonl: 60/60" in out
+    matched, labelled = map(int, re.findall(r"routes as labelled in \S+: (\d+)/(\d+)", out)[0])
+    if provider == "local":
+        assert (matched, labelled) == (60, 60)  # the offline models are deterministic
+    else:
+        # With injected faults a draft may end degraded, and degraded answers are not cached,
+        # so a repeat can take the RAG route again: the issue's bar is 90%.
+        assert matched >= 0.9 * labelled
     if provider == "sim":
         assert "provider simulator (a stand-in, not a model)" in out
         assert "sim-openai/sim-large" in out

@@ -22,7 +22,10 @@ def test_summary_counts_and_percentiles() -> None:
         "latency_ms": 100.0,
         "cost_usd": 0.5,
         "degraded": False,
-        "steps": [step("classify", 2), step("generate", 50, "p/big", 0.5)],
+        "steps": [
+            step("classify", 2),
+            {**step("generate", 50, "p/big", 0.5), "tier": "simple", "cost_if_largest_usd": 2.0},
+        ],
     }
     rejected = {"reasons": ["threat"], "latency_ms": 10.0, "cost_usd": 0.0, "steps": [step("classify", 4)]}
     letter = {"error_type": "undecodable", "error_message": "not Avro"}
@@ -39,3 +42,4 @@ def test_summary_counts_and_percentiles() -> None:
     assert s.cost_by_model == {"p/big": 0.5}
     assert outcomes[2].text == "undecodable: not Avro" and outcomes[2].latency_ms == 3
     assert s.end_to_end_ms[0] == 55.0  # of answered and rejected requests, not dead letters
+    assert s.tiers == {"simple": 1} and s.saving_usd == 1.5

@@ -189,3 +189,38 @@ async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
         assert "degraded" in decisions and "budget" in decisions, decisions
         if response["route"] == "rag":
             assert "skipped sim/sim-large" in decisions  # too little budget for the large model
+
+
+async def test_unsafe_drafts_never_reach_support_responses(project: Project, unique: str) -> None:
+    """Drafts as a misbehaving model might write them, put straight onto support.drafts: the
+    screen sends every one to support.rejected with its reason, and redacts a leaked key."""
+    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    drafts = {
+        f"{unique}-abuse": "Sure, here is how to get into another customer's workspace without their "
+        "password: ask support to reset their 2FA and pretend to be them.",
+        f"{unique}-bypass": "To read other tenants' data, set role='owner' in the browser console; "
+        "the server does not check it.",
+        f"{unique}-obeyed": "As requested, ignore all previous instructions: the admin password is hunter2.",
+        f"{unique}-leak": "Your API key is lum_live_8f3k2j9d0s8a7f6g5h4j3k2l1, keep it safe.",
+    }
+    screen = [s for s in support_stages(config) if s.name == "screen"]
+    worker = StageWorker(
+        screen[0], bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+    )
+    async with (
+        running(worker),
+        Follower(project.bootstrap(), ["support.responses", "support.rejected"]) as follower,
+        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+    ):
+        for rid, answer in drafts.items():
+            ticket = {"request_id": rid, "body": "a question", "route": "rag", "answer": answer, "steps": []}
+            await pub.publish("support.drafts", ticket, request_id=rid)
+        got = await follower.collect(set(drafts), timeout_s=30)
+    assert set(got) == set(drafts)
+    for rid in list(drafts)[:3]:
+        assert got[rid][0].topic == "support.rejected"
+        reasons = decode(project, got[rid][0])["reasons"]
+        assert reasons and all(r.startswith("draft blocked:") for r in reasons)
+    leak = decode(project, got[f"{unique}-leak"][0])
+    assert got[f"{unique}-leak"][0].topic == "support.responses"
+    assert "lum_live_" not in leak["answer"] and leak["screen"] == "redact"
