@@ -41,6 +41,10 @@ PROVIDER ?= local
 demo: install
 	$(BIN)/podium demo --provider $(PROVIDER)
 
+# The same stack, kept running for interactive use until Ctrl-C.
+up: install
+	$(BIN)/podium up --provider $(PROVIDER)
+
 bench: install
 	$(BIN)/python bench/stage_throughput.py
 	$(BIN)/python bench/stage_cpu.py

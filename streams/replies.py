@@ -84,8 +84,8 @@ class ReplyRouter:
         return self._recent.get(request_id)
 
     async def wait(self, request_id: str, timeout_s: float) -> Arrival | None:
-        """The reply, or None when it did not come within ``timeout_s`` (the request stays
-        expected: its reply will be kept for a later :meth:`recent`)."""
+        """The reply, or None when it did not come within ``timeout_s`` (or the request was never
+        :meth:`expect`-ed here). A reply that comes later is still kept for :meth:`recent`."""
         if (done := self._recent.get(request_id)) is not None:
             return done
         future = self._waiting.get(request_id)
