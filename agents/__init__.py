@@ -16,15 +16,17 @@ from streams.stage import Stage
 __all__ = ["PIPELINES", "build_pipeline"]
 
 
-def _support(settings: Settings) -> list[Stage[Any]]:
-    return support_stages(SupportConfig(models=settings.models_file))
+def _support(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
+    return support_stages(SupportConfig(models=settings.models_file, dry_run=dry_run))
 
 
-PIPELINES: dict[str, Callable[[Settings], list[Stage[Any]]]] = {
-    "demo": lambda _settings: [STAMP, FINISH],
+# A factory per pipeline: settings -> stages. ``dry_run`` stages publish nothing of their own
+# beside what their handlers return (for `podium replay --stage --with`).
+PIPELINES: dict[str, Callable[[Settings, bool], list[Stage[Any]]]] = {
+    "demo": lambda _settings, _dry_run: [STAMP, FINISH],
     "support": _support,
 }
 
 
-def build_pipeline(name: str, settings: Settings) -> list[Stage[Any]]:
-    return PIPELINES[name](settings)
+def build_pipeline(name: str, settings: Settings, dry_run: bool = False) -> list[Stage[Any]]:
+    return PIPELINES[name](settings, dry_run)

@@ -55,7 +55,9 @@ class Project:
         return state.bootstrap
 
 
-def resolve_stages(targets: str | Sequence[str], settings: Settings) -> list[Stage[Any]]:
+def resolve_stages(
+    targets: str | Sequence[str], settings: Settings, dry_run: bool = False
+) -> list[Stage[Any]]:
     """Pipeline names, stages of one, or ``module:attribute`` (a Stage, a list, or a factory).
 
     Each pipeline is built once, so stages of one pipeline named together share its resources.
@@ -66,7 +68,7 @@ def resolve_stages(targets: str | Sequence[str], settings: Settings) -> list[Sta
 
     def pipeline(name: str) -> list[Stage[Any]]:
         if name not in built:
-            built[name] = PIPELINES[name](settings)
+            built[name] = PIPELINES[name](settings, dry_run)
         return built[name]
 
     chosen: list[Stage[Any]] = []
@@ -81,7 +83,7 @@ def pipeline_from(topic: str, settings: Settings) -> list[Stage[Any]] | None:
     from agents import PIPELINES
 
     for build in PIPELINES.values():
-        stages = build(settings)
+        stages = build(settings, False)
         if stages and stages[0].consumes == topic:
             return stages
     return None

@@ -46,6 +46,7 @@ class Summary:
     timeline: list[tuple[int, int, int, int]]  # bucket start ms, ok, retries, dead letters
     slowest: list[tuple[str, float, list[Row]]]  # trace id, total ms, waterfall rows
     cost_by_model: dict[str, float]
+    cost_by_route: dict[str, float] = field(default_factory=dict)  # podium.route of the trace
 
 
 def summarize_spans(spans: Sequence[dict[str, Any]], buckets: int = 24) -> Summary:
@@ -84,12 +85,21 @@ def summarize_spans(spans: Sequence[dict[str, Any]], buckets: int = 24) -> Summa
         if "podium.cost.usd" in s["attributes"]:
             model = s["attributes"].get("gen_ai.request.model", "unknown")
             cost[model] = cost.get(model, 0.0) + float(s["attributes"]["podium.cost.usd"])
+    # A pipeline's router stamps its decision on its span (podium.route); every model call in
+    # the same trace is charged to that route.
+    by_route: dict[str, float] = {}
+    for ss in traces.values():
+        route = next((x["attributes"]["podium.route"] for x in ss if "podium.route" in x["attributes"]), None)
+        spent = sum(float(x["attributes"].get("podium.cost.usd", 0.0)) for x in ss)
+        if route is not None:
+            by_route[route] = by_route.get(route, 0.0) + spent
     return Summary(
         window_s=max((end - start) / 1000, 0.001),
         stages=stages,
         timeline=[(a, b, c, d) for a, b, c, d in timeline],
         slowest=[(tid, total, waterfall(traces[tid])) for tid, total in totals[:8]],
         cost_by_model=cost,
+        cost_by_route=by_route,
     )
 
 
@@ -248,6 +258,13 @@ def render(
         if summary.cost_by_model
         else "<p class='empty'>No model calls with a cost were recorded in this window.</p>"
     )
+    if summary.cost_by_route:
+        cost += _bars(
+            "cost by route (USD)",
+            list(summary.cost_by_route),
+            {"cost": list(summary.cost_by_route.values())},
+            "USD",
+        )
     slow = "".join(
         f"<li><a href='#trace-{tid}'>{tid}</a> {total:.1f} ms</li>" for tid, total, _ in summary.slowest
     )

@@ -49,6 +49,9 @@ class SupportConfig:
     # Answers cached under one scope are served only under it: change it with the models or
     # the knowledge base (the demo uses a scope per run, so each run shows every route).
     cache_scope: str = "support"
+    # Publish nothing besides the stages' own outputs: no token chunks, no answer-cache or
+    # circuit records. `podium replay --stage --with` runs handlers this way.
+    dry_run: bool = False
 
 
 def _closed_batcher() -> Batcher[str, Any]:
@@ -63,8 +66,15 @@ class ChunkSink:
     acknowledgement per chunk), all acknowledged by :meth:`flushed` before the draft moves on."""
 
     def __init__(
-        self, publisher: Publisher, codec: Codec, topic: str, request_id: str, first_seq: int
+        self,
+        publisher: Publisher,
+        codec: Codec,
+        topic: str,
+        request_id: str,
+        first_seq: int,
+        dry_run: bool = False,
     ) -> None:
+        self.dry_run = dry_run  # encode (so a bad chunk still fails) but send nothing
         self._publisher = publisher
         self._codec = codec
         self._topic = topic
@@ -75,7 +85,8 @@ class ChunkSink:
     async def send(self, chunk: dict[str, Any]) -> None:
         value = self._codec.encode(STREAM_CHUNK, chunk)
         key = self._request_id.encode()
-        self._acks.append(await self._publisher.enqueue(self._topic, key, value, [(REQUEST_ID, key)]))
+        if not self.dry_run:
+            self._acks.append(await self._publisher.enqueue(self._topic, key, value, [(REQUEST_ID, key)]))
         self.next_seq = max(self.next_seq, int(chunk["seq"]) + 1)
 
     async def replace_with(self, text: str, reason: str) -> None:
@@ -154,7 +165,7 @@ class SupportServices(SharedResource):
     def _circuit_changed(self, provider: str, model: str, state: str) -> None:
         """Written to the compacted podium.circuits topic for `podium models status`; the
         acknowledgement is watched, not awaited (a handler is mid-call when this happens)."""
-        if self._publisher is None or self._codec is None:
+        if self._publisher is None or self._codec is None or self.config.dry_run:
             return
         record = {
             "worker": WORKER,
@@ -197,7 +208,7 @@ class SupportServices(SharedResource):
 
     def chunk_sink(self, topic: str, request_id: str, first_seq: int) -> ChunkSink:
         assert self._publisher is not None and self._codec is not None, "support services are not open"
-        return ChunkSink(self._publisher, self._codec, topic, request_id, first_seq)
+        return ChunkSink(self._publisher, self._codec, topic, request_id, first_seq, self.config.dry_run)
 
     def cost_cap(self, tenant: str | None, spent_usd: float) -> CostCap | None:
         """The request's cap from ``budgets`` in models.yaml (None: no cap)."""
@@ -229,5 +240,7 @@ class SupportServices(SharedResource):
 
     async def remember_reply(self, body: str, reply: CachedReply, tokens: tuple[int, int]) -> None:
         assert self._answers is not None, "support services are not open"
+        if self.config.dry_run:
+            return
         text = json.dumps({"answer": reply.answer, "citations": reply.citations})
         await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)

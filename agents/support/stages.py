@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry import trace
+
 from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
 from agents.gateway.routing import complexity_score
@@ -126,6 +128,8 @@ class SupportStages:
             direct_at=self.services.config.direct_at,
         )
         ticket |= {"intent": predicted.intent, "confidence": predicted.confidence, "route": decision.route}
+        # On the stage's span, so `podium report` can charge the trace's model calls to a route.
+        trace.get_current_span().set_attribute("podium.route", decision.route)
         budget = Budget(ctx.remaining_s())
         note = f"route {decision.route}: {decision.reason}"
         if budget.spent and decision.route in ("rag", "direct"):

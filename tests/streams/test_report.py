@@ -71,6 +71,19 @@ def test_summary_counts_outcomes_retries_and_percentiles() -> None:
     assert summary.slowest[0][1] == 500
 
 
+def test_model_costs_are_charged_to_the_route_their_trace_took() -> None:
+    classify, generate = span("classify", 1, "ok"), span("generate", 5, "ok")
+    generate["trace_id"] = classify["trace_id"]
+    classify["attributes"]["podium.route"] = "rag"
+    call = {**span("generate", 4, "ok"), "trace_id": classify["trace_id"], "name": "chat large"}
+    call["attributes"] = {"gen_ai.request.model": "large", "podium.cost.usd": "0.25"}
+    direct = span("classify", 1, "ok")
+    direct["attributes"]["podium.route"] = "direct"
+    summary = summarize_spans([classify, generate, call, direct])
+    assert summary.cost_by_route == {"rag": 0.25, "direct": 0.0}
+    assert summary.cost_by_model == {"large": 0.25}
+
+
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     assert path, "Debian's chromium is needed for this test: `make browser` (apt-get install chromium)"

@@ -224,3 +224,88 @@ async def test_unsafe_drafts_never_reach_support_responses(project: Project, uni
     leak = decode(project, got[f"{unique}-leak"][0])
     assert got[f"{unique}-leak"][0].topic == "support.responses"
     assert "lum_live_" not in leak["answer"] and leak["screen"] == "redact"
+
+
+async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
+    project: Project, unique: str, tmp_path: Path
+) -> None:
+    """`podium replay support.grounded --stage generate --with <models>`: production's draft
+    and the alternative's side by side; no draft and no token chunk is written by the what-if."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.reading import Position, Selection
+    from streams.whatif import what_if
+
+    async def ends() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=project.bootstrap())
+        await consumer.start()
+        try:
+            parts = [
+                TopicPartition(t, p) for t in ("support.drafts", "support.drafts.stream") for p in range(3)
+            ]
+            return await consumer.end_offsets(parts)
+        finally:
+            await consumer.stop()
+
+    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    generate = next(s for s in support_stages(config) if s.name == "generate")
+    started = now_ms()
+    passage = {
+        "id": "docs-x",
+        "source": "docs",
+        "title": "Exports",
+        "url": "https://d/x",
+        "text": "Open the dashboard and choose Export > PDF.",
+        "score": 1.0,
+    }
+    rid = f"{unique}-whatif"
+    ticket = {
+        "request_id": rid,
+        "body": "How do I export to PDF?",
+        "route": "rag",
+        "passages": [passage],
+        "steps": [],
+    }
+    async with (
+        running(
+            StageWorker(generate, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+        ),
+        Follower(project.bootstrap(), ["support.drafts"]) as follower,
+        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+    ):
+        await pub.publish("support.grounded", ticket, request_id=rid, budget_s=30)
+        assert rid in await follower.collect({rid}, timeout_s=30)
+
+    with SimulatorServer(SimConfig(latency_ms=5)) as url:
+        models = tmp_path / "models.yaml"
+        models.write_text(
+            json.dumps(
+                {
+                    "providers": {"sim": {"kind": "openai", "base_url": url + "/v1"}},
+                    "prices": {
+                        "sim-large": {"input": 3, "output": 15},
+                        "sim-small": {"input": 0.1, "output": 0.4},
+                    },
+                    "stages": {
+                        "generate": {"chain": [{"provider": "sim", "model": "sim-large"}]},
+                        "generate-direct": {"chain": [{"provider": "sim", "model": "sim-small"}]},
+                    },
+                }
+            )
+        )
+        alternative = next(
+            s for s in support_stages(SupportConfig(models=models, dry_run=True)) if s.name == "generate"
+        )
+        before = await ends()
+        [comparison] = await what_if(
+            bootstrap=project.bootstrap(),
+            catalog=project.catalog,
+            codec=project.codec,
+            stage=alternative,
+            selection=Selection("support.grounded", start=Position(timestamp_ms=started), request_id=rid),
+        )
+        assert await ends() == before  # nothing published: no draft, no chunk
+    assert comparison.old is not None and comparison.old.model == "local/local-extractive"
+    assert "Export > PDF" in comparison.old.text and comparison.old.cost_usd == 0
+    assert comparison.new.model == "sim/sim-large" and "[sim]" in comparison.new.text
+    assert comparison.new.cost_usd > 0 and comparison.new.topic == "support.drafts"
