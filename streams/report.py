@@ -43,10 +43,11 @@ class StageSummary:
 class Summary:
     window_s: float
     stages: dict[str, StageSummary]
-    timeline: list[tuple[int, int, int, int]]  # bucket start ms, ok, retries, dead letters
+    timeline: list[tuple[int, int, int, int, int]]  # bucket start ms, ok, retries, dead letters, fallbacks
     slowest: list[tuple[str, float, list[Row]]]  # trace id, total ms, waterfall rows
     cost_by_model: dict[str, float]
     cost_by_route: dict[str, float] = field(default_factory=dict)  # podium.route of the trace
+    costliest: list[tuple[str, float, list[Row]]] = field(default_factory=list)  # trace id, USD, rows
 
 
 def summarize_spans(spans: Sequence[dict[str, Any]], buckets: int = 24) -> Summary:
@@ -63,13 +64,14 @@ def summarize_spans(spans: Sequence[dict[str, Any]], buckets: int = 24) -> Summa
     times = [s["start_ns"] // 1_000_000 for s in spans] or [0]
     start, end = min(times), max(times) + 1
     width = max(1, (end - start) // buckets + 1)
-    timeline = [[start + i * width, 0, 0, 0] for i in range(buckets)]
+    timeline = [[start + i * width, 0, 0, 0, 0] for i in range(buckets)]
     for s in process:
         slot = timeline[min(buckets - 1, (s["start_ns"] // 1_000_000 - start) // width)]
         outcome = s["attributes"].get("podium.outcome")
         slot[1] += outcome == "ok"
         slot[3] += outcome == "dlq"
         slot[2] += sum(1 for e in s["events"] if e["name"] == "podium.attempt.failed")
+        slot[4] += sum(1 for e in s["events"] if e["name"] == "podium.fallback")
     traces: dict[str, list[dict[str, Any]]] = {}
     for s in spans:
         traces.setdefault(s["trace_id"], []).append(s)
@@ -88,18 +90,25 @@ def summarize_spans(spans: Sequence[dict[str, Any]], buckets: int = 24) -> Summa
     # A pipeline's router stamps its decision on its span (podium.route); every model call in
     # the same trace is charged to that route.
     by_route: dict[str, float] = {}
-    for ss in traces.values():
+    by_trace: dict[str, float] = {}
+    for tid, ss in traces.items():
         route = next((x["attributes"]["podium.route"] for x in ss if "podium.route" in x["attributes"]), None)
         spent = sum(float(x["attributes"].get("podium.cost.usd", 0.0)) for x in ss)
+        if spent > 0:
+            by_trace[tid] = spent
         if route is not None:
             by_route[route] = by_route.get(route, 0.0) + spent
     return Summary(
         window_s=max((end - start) / 1000, 0.001),
         stages=stages,
-        timeline=[(a, b, c, d) for a, b, c, d in timeline],
+        timeline=[(a, b, c, d, f) for a, b, c, d, f in timeline],
         slowest=[(tid, total, waterfall(traces[tid])) for tid, total in totals[:8]],
         cost_by_model=cost,
         cost_by_route=by_route,
+        costliest=[
+            (tid, usd, waterfall(traces[tid]))
+            for tid, usd in sorted(by_trace.items(), key=lambda item: -item[1])[:8]
+        ],
     )
 
 
@@ -239,12 +248,13 @@ def render(
         "ms",
     )
     over_time = _bars(
-        "settled, retried and dead-lettered over time",
+        "settled, retried, dead-lettered and model fallbacks over time",
         [f"+{(t - summary.timeline[0][0]) / 1000:.0f}s" for t, *_ in summary.timeline],
         {
-            "ok": [float(ok) for _, ok, _, _ in summary.timeline],
-            "retries": [float(r) for _, _, r, _ in summary.timeline],
-            "dead letters": [float(d) for _, _, _, d in summary.timeline],
+            "ok": [float(row[1]) for row in summary.timeline],
+            "retries": [float(row[2]) for row in summary.timeline],
+            "dead letters": [float(row[3]) for row in summary.timeline],
+            "model fallbacks": [float(row[4]) for row in summary.timeline],
         },
         "records",
     )
@@ -268,9 +278,17 @@ def render(
     slow = "".join(
         f"<li><a href='#trace-{tid}'>{tid}</a> {total:.1f} ms</li>" for tid, total, _ in summary.slowest
     )
+    dear = "".join(
+        f"<li><a href='#trace-{tid}'>{tid}</a> ${usd:.6f}</li>" for tid, usd, _ in summary.costliest
+    )
+    shown = {tid for tid, _, _ in summary.slowest}
     waterfalls = "".join(
         f"<section id='trace-{tid}'><h3>trace {tid} · {total:.1f} ms</h3>{_waterfall_svg(r)}</section>"
         for tid, total, r in summary.slowest
+    ) + "".join(
+        f"<section id='trace-{tid}'><h3>trace {tid} · ${usd:.6f}</h3>{_waterfall_svg(r)}</section>"
+        for tid, usd, r in summary.costliest
+        if tid not in shown
     )
     compare = ""
     if baseline is not None:
@@ -281,9 +299,11 @@ def render(
             f"<td>{s.percentile(0.5):.1f}</td><td>{before[s.stage].count}</td><td>{s.count}</td></tr>"
             for s in ordered
         )
+        cost_now, cost_before = sum(summary.cost_by_model.values()), sum(baseline.cost_by_model.values())
         compare = (
             "<h2>Compared with the baseline window</h2><table><tr><th>stage</th><th>p50 ms before</th>"
             f"<th>p50 ms now</th><th>records before</th><th>records now</th></tr>{lines}</table>"
+            f"<p>Model cost: ${cost_before:.6f} before, ${cost_now:.6f} now.</p>"
         )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>podium report: {_e(pipeline)}</title><style>{_STYLE}</style></head><body>
@@ -294,5 +314,6 @@ def render(
 <h2>Stages</h2><table id="stages"><tr><th>stage</th><th>records</th><th>p50 ms</th><th>p95 ms</th>
 <th>p99 ms</th><th>retries</th><th>dead letters</th><th>error rate</th></tr>{rows}</table>
 {latency}{over_time}<h2>Cost</h2>{cost}{compare}
-<h2>Slowest requests</h2><ol>{slow}</ol>{waterfalls}
+<h2>Slowest requests</h2><ol>{slow}</ol>
+<h2>Most expensive requests</h2><ol>{dear or "<li>no model cost recorded</li>"}</ol>{waterfalls}
 </body></html>"""

@@ -198,6 +198,12 @@ class ModelGateway:
         self._cost = meter.create_counter(
             "podium.gen_ai.cost", unit="USD", description="What model calls cost"
         )
+        self._retries = meter.create_counter(
+            "podium.gen_ai.retries", description="Model calls tried again on the same route"
+        )
+        self._fallbacks = meter.create_counter(
+            "podium.gen_ai.fallbacks", description="Model calls that moved on to the next route"
+        )
         meter.create_observable_gauge(
             "podium.gen_ai.circuit.state",
             callbacks=[self._observe_circuits],
@@ -220,6 +226,27 @@ class ModelGateway:
 
     def circuit_states(self) -> dict[str, str]:
         return {f"{p}/{m}": b.state for (p, m), b in self._breakers.items()}
+
+    def _note_next(
+        self, route: Route, chain: tuple[Route, ...], step: tuple[int, int, float | None], exc: ProviderError
+    ) -> None:
+        """Count a retry or a fallback, and mark a fallback on the caller's span (the report
+        draws fallbacks over time from these events)."""
+        index, _, delay = step
+        attrs = {"gen_ai.provider.name": route.provider, "gen_ai.request.model": route.model}
+        if delay is not None:
+            self._retries.add(1, attrs)
+            return
+        self._fallbacks.add(1, attrs)
+        target = chain[index] if index < len(chain) else None
+        trace.get_current_span().add_event(
+            "podium.fallback",
+            {
+                "podium.fallback.from": f"{route.provider}/{route.model}",
+                "podium.fallback.to": f"{target.provider}/{target.model}" if target else "",
+                "error.type": error_type(exc),
+            },
+        )
 
     def _unaffordable(
         self, route: Route, request: ChatRequest, cap: CostCap | None, attempts: list[Attempt]
@@ -324,6 +351,7 @@ class ModelGateway:
                 )
                 if step is None:
                     raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
+                self._note_next(route, chain, step, exc)
                 index, retries, delay = step
                 if delay is not None:
                     await self._sleep(delay)
@@ -402,6 +430,7 @@ class ModelGateway:
                 )
                 if step is None:
                     raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
+                self._note_next(route, chain, step, exc)
                 next_index, retries, delay = step
                 if delay is not None:
                     await self._sleep(delay)

@@ -79,9 +79,12 @@ def test_model_costs_are_charged_to_the_route_their_trace_took() -> None:
     call["attributes"] = {"gen_ai.request.model": "large", "podium.cost.usd": "0.25"}
     direct = span("classify", 1, "ok")
     direct["attributes"]["podium.route"] = "direct"
+    generate["events"] = [{"name": "podium.fallback", "time_ns": 0, "attributes": {}}]
     summary = summarize_spans([classify, generate, call, direct])
     assert summary.cost_by_route == {"rag": 0.25, "direct": 0.0}
     assert summary.cost_by_model == {"large": 0.25}
+    assert [(tid, usd) for tid, usd, _ in summary.costliest] == [(classify["trace_id"], 0.25)]
+    assert sum(row[4] for row in summary.timeline) == 1  # the fallback, over time
 
 
 def chromium() -> str:
