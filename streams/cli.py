@@ -362,12 +362,26 @@ def publish(
         terminal = pipeline_topics(stages, project.catalog)[1]
 
     async def go() -> int:
+        # Ingress decides that the request is traced: its span is recorded and exported like the
+        # workers' (PODIUM_OTEL_EXPORTER), so `podium trace` shows the whole journey.
+        telemetry = Telemetry.configure(
+            project.settings.otel_exporter,
+            "podium-publish",
+            bootstrap=project.bootstrap(),
+            codec=project.codec,
+        )
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(telemetry.shutdown)
             follower = (
                 await stack.enter_async_context(Follower(project.bootstrap(), terminal)) if wait else None
             )
             pub = await stack.enter_async_context(
-                Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+                Publisher(
+                    bootstrap=project.bootstrap(),
+                    catalog=project.catalog,
+                    codec=project.codec,
+                    telemetry=telemetry,
+                )
             )
             ids = []
             for record in records:
@@ -708,14 +722,15 @@ def trace_cmd(
 
     project = _guard(_project)
     position = _guard(lambda: parse_position(since))
-    is_trace = re.fullmatch(r"[0-9a-f]{32}", ident) is not None
+    # Request ids podium makes are 32 hex digits too: look the identifier up as both.
+    could_be_trace = re.fullmatch(r"[0-9a-f]{32}", ident) is not None
     spans = _run(
         lambda: read_spans(
             project.bootstrap(),
             project.codec,
             since=position,
-            trace_id=ident if is_trace else None,
-            request_id=None if is_trace else ident,
+            trace_id=ident if could_be_trace else None,
+            request_id=ident,
         )
     )
     if not spans:
@@ -725,7 +740,7 @@ def trace_cmd(
         )
         raise typer.Exit(1)
     rows = waterfall(spans)
-    console.print(f"trace {rows[0].trace_id}" + ("" if is_trace else f" (request {ident})"))
+    console.print(f"trace {rows[0].trace_id}" + ("" if rows[0].trace_id == ident else f" (request {ident})"))
     console.print(waterfall_table(rows))
 
 
@@ -1062,9 +1077,17 @@ def serve(
         )
         entries.append(Entry(name, input_topic, tuple(terminal), stream_topic))
     bootstrap = _guard(project.bootstrap)
-    app_ = create_app(project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout)
+    telemetry = Telemetry.configure(
+        project.settings.otel_exporter, "podium-serve", bootstrap=bootstrap, codec=project.codec
+    )
+    app_ = create_app(
+        project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout, telemetry=telemetry
+    )
     console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {bootstrap}")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    finally:
+        telemetry.shutdown()
 
 
 @app.command("demo")

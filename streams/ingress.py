@@ -36,6 +36,7 @@ from streams.project import Project
 from streams.publish import Publisher
 from streams.render import describe
 from streams.replies import ReplyRouter, StreamRouter
+from streams.telemetry import Telemetry
 
 __all__ = ["Entry", "create_app", "model_for_schema"]
 
@@ -101,7 +102,9 @@ def create_app(
     bootstrap: str,
     publish_timeout_s: float = 5.0,
     max_wait_s: float = 30.0,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
+    """``telemetry``: where the ingress spans go; requests are traced only when it records."""
     terminal = sorted({t for e in entries for t in e.terminal})
     streams = sorted({e.stream_topic for e in entries if e.stream_topic})
     state: dict[str, Any] = {}
@@ -109,7 +112,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with (
-            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+            Publisher(
+                bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, telemetry=telemetry
+            ) as publisher,
             ReplyRouter(bootstrap, terminal) as router,
             StreamRouter(bootstrap, streams) as chunks,
         ):

@@ -123,10 +123,9 @@ async def read_spans(
     request_id: str | None = None,
     since: Position | None = None,
 ) -> list[dict[str, Any]]:
-    """Spans of a trace, or of every trace that touched a request id."""
+    """Spans of a trace, and of every trace that touched a request id (either may be given)."""
     spans = await read_window(bootstrap, codec, since)
+    traces = {trace_id} if trace_id else set()
     if request_id is not None:
-        traces = {s["trace_id"] for s in spans if s["attributes"].get("podium.request_id") == request_id}
-    else:
-        traces = {trace_id} if trace_id else set()
+        traces |= {s["trace_id"] for s in spans if s["attributes"].get("podium.request_id") == request_id}
     return [s for s in spans if s["trace_id"] in traces]

@@ -399,7 +399,33 @@ class ModelGateway:
                 )
                 index += 1
                 continue
-            timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
+            wait = self._reserve(route, request)
+            if wait > 0:
+                if left is not None and wait >= left:
+                    raise BudgetSpent(
+                        f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left",
+                        tuple(attempts),
+                        tuple(decisions),
+                    )
+                await self._sleep(wait)
+                left = _left(deadline, self._clock())
+            timeout = policy.timeout_s if left is None else max(0.001, min(policy.timeout_s, left))
+            attrs = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": route.provider,
+                "gen_ai.request.model": route.model,
+            }
+            # Started, not made current: this generator yields to its consumer between pieces,
+            # and a current span would be detached in another context.
+            span = self._tracer.start_span(f"chat {route.model}", kind=SpanKind.CLIENT)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        **attrs,
+                        "gen_ai.request.max_tokens": request.max_tokens,
+                        "podium.gateway.timeout_s": timeout,
+                    }
+                )
             started, streamed = self._clock(), False
             try:
                 async for piece in self._providers[route.provider].stream(
@@ -407,23 +433,26 @@ class ModelGateway:
                 ):
                     if piece.final is not None:
                         self._record(route, True)
-                        attempts.append(
-                            Attempt(
-                                route.provider,
-                                route.model,
-                                "ok",
-                                self._clock() - started,
-                                piece.final.usage,
-                                self._prices.cost(route.model, piece.final.usage),
-                            )
+                        attempt = Attempt(
+                            route.provider,
+                            route.model,
+                            "ok",
+                            self._clock() - started,
+                            piece.final.usage,
+                            self._prices.cost(route.model, piece.final.usage),
                         )
+                        attempts.append(attempt)
+                        self._observe(span, attempt, {**attrs, "gen_ai.response.model": piece.final.model})
+                        span.end()
                         yield GatewayResult(piece.final, route, tuple(attempts), tuple(decisions))
                         return
                     streamed = True
                     yield piece.text
             except ProviderError as exc:
                 last = exc
-                self._failed(route, exc, self._clock() - started, attempts)
+                attempt = self._failed(route, exc, self._clock() - started, attempts)
+                self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 remaining = _left(deadline, self._clock())
                 step = _after_failure(
                     exc, chain, index, retries, policy.backoff, remaining, streamed=streamed
@@ -438,8 +467,18 @@ class ModelGateway:
                 index = next_index
                 if streamed and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
+            finally:
+                if span.is_recording():  # an SDK span stops recording once it has ended
+                    span.end()
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
+
+    def _reserve(self, route: Route, request: ChatRequest) -> float:
+        """Seconds to wait for the route's client-side rate limit (0: go now)."""
+        limiter = self._limits.get(route.provider)
+        if limiter is None:
+            return 0.0
+        return limiter.reserve(request.prompt_tokens_estimate() + request.max_tokens, self._clock())
 
     async def _call(
         self,
@@ -450,14 +489,12 @@ class ModelGateway:
         attempts: list[Attempt],
     ) -> GatewayResult:
         provider = self._providers[route.provider]
-        limiter = self._limits.get(route.provider)
-        if limiter is not None:
-            wait = limiter.reserve(request.prompt_tokens_estimate() + request.max_tokens, self._clock())
+        wait = self._reserve(route, request)
+        if wait > 0:
             left = _left(deadline, self._clock())
             if left is not None and wait >= left:
                 raise DeadlineExceeded(f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left")
-            if wait > 0:
-                await self._sleep(wait)
+            await self._sleep(wait)
         left = _left(deadline, self._clock())
         if left is not None and left <= 0:
             raise DeadlineExceeded("no budget left for a model call")

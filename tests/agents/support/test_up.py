@@ -41,6 +41,18 @@ def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str) -> None:
         assert ended["request_id"] == ended["value"]["request_id"] == ended["key"]
         assert ended["deadline_ms"] is not None  # the topic's 8 s budget was applied at ingress
 
+        # The request was traced from the CLI's publish through every stage, read back from
+        # podium.telemetry (the workers export spans every half second).
+        waterfall = ""
+        for _ in range(20):
+            shown = podium("trace", ended["request_id"], env={**env, "COLUMNS": "200"})
+            waterfall = shown.stdout
+            if all(f"process support.{t}" in waterfall for t in ("requests", "rag", "grounded", "drafts")):
+                break
+            time.sleep(0.5)
+        assert "send support.requests" in waterfall, waterfall + shown.stderr
+        assert "process support.drafts" in waterfall and "chat local-extractive" in waterfall, waterfall
+
         bad = podium("publish", "support.requests", "--json", '{"subject": "no body"}', "--wait", env=env)
         assert bad.returncode != 0 and "body" in bad.stderr
     finally:
