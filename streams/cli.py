@@ -32,9 +32,11 @@ topics_app = typer.Typer(help="The topic catalog in topics.yaml.", no_args_is_he
 schemas_app = typer.Typer(help="The Avro contracts in schemas/.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+ingest_app = typer.Typer(help="Real-time feeds in: news (RSS, Atom, JSON).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: what failed, why, and sending it back.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(ingest_app, name="ingest")
 
 # Piped output (CI logs, `| less`) gets a readable width instead of rich's 80 columns.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -960,6 +962,56 @@ def eval_classifier(seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
         f"accuracy {result.accuracy:.1%} on {result.test_size} held-out examples "
         f"(trained on {result.train_size})"
     )
+
+
+@ingest_app.command("news")
+def ingest_news(
+    url: Annotated[str | None, typer.Option("--url", help="An RSS, Atom or JSON feed to poll.")] = None,
+    replay_file: Annotated[
+        Path | None, typer.Option("--replay-file", help="A recorded feed (JSON lines) to play instead.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls of --url.")] = 30.0,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many polls (default: run on).")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay at this many times the recorded pace (default: at once).")
+    ] = None,
+) -> None:
+    """News items onto market.news: new ones once (a restart re-publishes nothing), malformed
+    entries to market.ingest.failed with their raw text."""
+    from streams.feeds import FAILED_TOPIC, NEWS_TOPIC, NewsIngester, poll_feed
+    from streams.feeds import replay_file as play
+    from streams.publish import Publisher
+
+    if (url is None) == (replay_file is None):
+        err.print("give exactly one of --url or --replay-file")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = _guard(_project)
+    source = url or str(replay_file)
+
+    async def go() -> None:
+        async with Publisher(
+            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        ) as pub:
+            ingester = NewsIngester(pub, project.catalog, project.codec, source)
+            known = await ingester.load_seen(project.bootstrap())
+            console.print(f"{known} item(s) already on {NEWS_TOPIC}; they will not be published again")
+            if replay_file is not None:
+                await play(ingester, replay_file, speed)
+            else:
+                assert url is not None
+
+                def report(done: int, new: int, status: str) -> None:
+                    console.print(f"poll {done}: {status}")
+
+                await poll_feed(ingester, url, interval_s=interval, rounds=rounds, on_round=report)
+            console.print(
+                f"{ingester.published} new item(s) on {NEWS_TOPIC}, "
+                f"{ingester.failed} malformed to {FAILED_TOPIC}"
+            )
+
+    _run(go)
 
 
 @app.command("sim")
