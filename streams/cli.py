@@ -32,7 +32,9 @@ topics_app = typer.Typer(help="The topic catalog in topics.yaml.", no_args_is_he
 schemas_app = typer.Typer(help="The Avro contracts in schemas/.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
-ingest_app = typer.Typer(help="Real-time feeds in: news (RSS, Atom, JSON).", no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Real-time feeds in: news (RSS, Atom, JSON) and price ticks.", no_args_is_help=True
+)
 dlq_app = typer.Typer(help="Dead letters: what failed, why, and sending it back.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
@@ -1010,6 +1012,56 @@ def ingest_news(
                 f"{ingester.published} new item(s) on {NEWS_TOPIC}, "
                 f"{ingester.failed} malformed to {FAILED_TOPIC}"
             )
+
+    _run(go)
+
+
+@ingest_app.command("prices")
+def ingest_prices(
+    url: Annotated[
+        str | None, typer.Option("--url", help="http(s):// JSON to poll, or ws(s):// to stream.")
+    ] = None,
+    replay_file: Annotated[
+        Path | None, typer.Option("--replay-file", help="Recorded ticks (JSON lines) to play instead.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls of an http --url.")] = 1.0,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many polls or messages.")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay at this many times the recorded pace (default: at once).")
+    ] = None,
+) -> None:
+    """Price ticks onto market.ticks, keyed by symbol with the source's timestamp; per symbol
+    only newer ticks go out (a restart resumes), unreadable ones to market.ingest.failed."""
+    from streams.publish import Publisher
+    from streams.ticks import TICKS_TOPIC, TickIngester, poll_ticks, replay_ticks, stream_ticks
+
+    if (url is None) == (replay_file is None):
+        err.print("give exactly one of --url or --replay-file")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = _guard(_project)
+
+    async def go() -> None:
+        async with Publisher(
+            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        ) as pub:
+            ingester = TickIngester(pub, project.codec, url or str(replay_file))
+            symbols = await ingester.load_last(project.bootstrap())
+            console.print(f"resuming {symbols} symbol(s) from {TICKS_TOPIC}")
+            if replay_file is not None:
+                await replay_ticks(ingester, replay_file, speed)
+            elif url is not None and url.startswith(("ws://", "wss://")):
+                await stream_ticks(ingester, url, max_messages=rounds)
+            elif url is not None:
+                await poll_ticks(
+                    ingester,
+                    url,
+                    interval_s=interval,
+                    rounds=rounds,
+                    on_round=lambda done, new, status: console.print(f"poll {done}: {status}"),
+                )
+            console.print(f"{ingester.published} tick(s) on {TICKS_TOPIC}, {ingester.failed} unreadable")
 
     _run(go)
 

@@ -41,6 +41,8 @@ __all__ = [
     "parse_feed",
     "poll_feed",
     "replay_file",
+    "send_dead_letter",
+    "source_ms",
 ]
 
 NEWS_TOPIC = "market.news"
@@ -77,7 +79,7 @@ class Malformed:
     reason: str
 
 
-def _ms(value: Any) -> int | None:
+def source_ms(value: Any) -> int | None:
     """Epoch ms from a number (s or ms), an ISO-8601 or an RFC-822 date; None if unreadable."""
     if isinstance(value, int | float):
         return int(value if value > 10**11 else value * 1000)
@@ -100,7 +102,7 @@ def _item(source: str, entry: dict[str, Any]) -> NewsItem | Malformed:
     title = str(entry.get("title") or "").strip()
     if not title:
         return Malformed(raw, "no title")
-    published = _ms(entry.get("published_ms") or entry.get("published") or entry.get("updated"))
+    published = source_ms(entry.get("published_ms") or entry.get("published") or entry.get("updated"))
     if published is None:
         return Malformed(raw, "no readable publication time")
     url = entry.get("link") or entry.get("url")
@@ -174,27 +176,37 @@ class NewsIngester:
         key = hashlib.sha256(f"{self.source}|{entry.raw}".encode()).hexdigest()[:32]
         if key in self.rejected:
             return
-        letter = {
-            "stage": f"ingest-news:{self.source}",
-            "error_type": "malformed_item",
-            "error_message": entry.reason,
-            "original_topic": self.source,
-            "original_partition": -1,
-            "original_offset": -1,
-            "original_timestamp_ms": now_ms(),
-            "original_key": None,
-            "original_value": entry.raw.encode(),
-            "original_headers": [],
-            "attempts": 0,
-            "request_id": key,
-            "trace_id": None,
-            "dead_lettered_at_ms": now_ms(),
-        }
-        value = self._codec.encode(DEAD_LETTER_SCHEMA, letter)
-        await self._publisher.send_raw(FAILED_TOPIC, key.encode(), value, [(REQUEST_ID, key.encode())])
+        await send_dead_letter(
+            self._publisher, self._codec, key, f"ingest-news:{self.source}", self.source, entry
+        )
         self.rejected.add(key)
         self.failed += 1
-        log.warning("feed %s: malformed entry sent to %s: %s", self.source, FAILED_TOPIC, entry.reason)
+
+
+async def send_dead_letter(
+    publisher: Publisher, codec: Codec, key: str, stage: str, source: str, entry: Malformed
+) -> None:
+    """A feed entry that could not be read, as a ``podium.DeadLetter`` on the failed topic: its
+    raw text in ``original_value``, the feed in ``original_topic``, the reason."""
+    letter = {
+        "stage": stage,
+        "error_type": "malformed_item",
+        "error_message": entry.reason,
+        "original_topic": source,
+        "original_partition": -1,
+        "original_offset": -1,
+        "original_timestamp_ms": now_ms(),
+        "original_key": None,
+        "original_value": entry.raw.encode(),
+        "original_headers": [],
+        "attempts": 0,
+        "request_id": key,
+        "trace_id": None,
+        "dead_lettered_at_ms": now_ms(),
+    }
+    value = codec.encode(DEAD_LETTER_SCHEMA, letter)
+    await publisher.send_raw(FAILED_TOPIC, key.encode(), value, [(REQUEST_ID, key.encode())])
+    log.warning("feed %s: malformed entry sent to %s: %s", source, FAILED_TOPIC, entry.reason)
 
 
 async def poll_feed(
