@@ -323,6 +323,11 @@ class LocalBroker:
         controller = wanted_c if _port_free(wanted_c) and wanted_c != port else _any_free_port()
         return port, controller
 
+    def _move_note(self, previous: BrokerState | None, port: int) -> str | None:
+        """What to tell a person whose broker is not where they expect it."""
+        wanted = previous.port if previous else self.settings.broker_port
+        return None if port == wanted else f"port {wanted} is taken; the broker moves to {port}"
+
     def _check_data_dir(self, previous: BrokerState | None) -> None:
         meta = self.data_dir / "meta.properties"
         if not meta.exists():
@@ -347,8 +352,8 @@ class LocalBroker:
         previous = self.state()
         self._check_data_dir(previous)
         port, controller = self._choose_ports(previous)
-        if previous and port != previous.port:
-            echo(f"port {previous.port} is taken; the broker moves to {port}")
+        if (note := self._move_note(previous, port)) is not None:
+            echo(note)
         state = BrokerState(
             version=self.version,
             cluster_id=previous.cluster_id if previous else await asyncio.to_thread(self._random_uuid),

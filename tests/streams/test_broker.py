@@ -48,8 +48,12 @@ def test_a_taken_port_moves_the_broker_elsewhere(tmp_path: Path) -> None:
         held.listen()
         port = held.getsockname()[1]
         settings = load_settings(PODIUM_HOME=str(tmp_path), PODIUM_BROKER_PORT=port)
-        chosen, controller = LocalBroker(settings)._choose_ports(None)
+        broker = LocalBroker(settings)
+        chosen, controller = broker._choose_ports(None)
     assert chosen != port and controller not in (port, chosen)
+    # A fresh data dir says so too, not only a restart.
+    assert broker._move_note(None, chosen) == f"port {port} is taken; the broker moves to {chosen}"
+    assert broker._move_note(None, port) is None
 
 
 def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
