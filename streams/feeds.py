@@ -151,8 +151,10 @@ class NewsIngester:
     async def load_seen(self, bootstrap: str) -> int:
         """Item ids already on market.news (and malformed entries already dead-lettered), so a
         restarted ingester publishes nothing twice."""
-        async with TopicReader(bootstrap) as reader:
-            for topic, keys in ((NEWS_TOPIC, self.seen), (FAILED_TOPIC, self.rejected)):
+        for topic, keys in ((NEWS_TOPIC, self.seen), (FAILED_TOPIC, self.rejected)):
+            # A reader per topic: an aiokafka consumer only refreshes metadata for the topics it
+            # was already given, so a second topic on the same reader may look missing.
+            async with TopicReader(bootstrap) as reader:
                 async for record in reader.read(await reader.plan(Selection(topic))):
                     if record.key is not None:
                         keys.add(record.key.decode("utf-8", "replace"))

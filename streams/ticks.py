@@ -101,6 +101,9 @@ class TickIngester:
 
     async def ingest(self, entries: list[Tick | Malformed]) -> int:
         acks = []
+        # The newest tick per symbol moves on only once the batch is acknowledged: a failed send
+        # leaves it where it was, so those ticks are not skipped as "already published" later.
+        last = dict(self.last)
         for entry in entries:
             if isinstance(entry, Malformed):
                 key = hashlib.sha256(f"{self.source}|{entry.raw}".encode()).hexdigest()[:32]
@@ -109,12 +112,13 @@ class TickIngester:
                 )
                 self.failed += 1
                 continue
-            if entry.source_ms <= self.last.get(entry.symbol, -1):
+            if entry.source_ms <= last.get(entry.symbol, -1):
                 continue  # not newer than what this symbol already has
-            self.last[entry.symbol] = entry.source_ms
+            last[entry.symbol] = entry.source_ms
             value = self._codec.encode("podium.market.Tick", entry.record(self.source))
             acks.append(await self._publisher.enqueue(TICKS_TOPIC, entry.symbol.encode(), value, []))
         await asyncio.gather(*acks)  # every tick of the batch acknowledged before the next batch
+        self.last = last
         self.published += len(acks)
         return len(acks)
 
