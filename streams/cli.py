@@ -966,6 +966,16 @@ def eval_classifier(seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     )
 
 
+def _ingest_project(url: str | None, replay_file: Path | None) -> Project:
+    """What both ingesters check first: exactly one source, quiet client logs, a project."""
+    if (url is None) == (replay_file is None):
+        err.print("give exactly one of --url or --replay-file")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return _guard(_project)
+
+
 @ingest_app.command("news")
 def ingest_news(
     url: Annotated[str | None, typer.Option("--url", help="An RSS, Atom or JSON feed to poll.")] = None,
@@ -984,12 +994,7 @@ def ingest_news(
     from streams.feeds import replay_file as play
     from streams.publish import Publisher
 
-    if (url is None) == (replay_file is None):
-        err.print("give exactly one of --url or --replay-file")
-        raise typer.Exit(2)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    project = _guard(_project)
+    project = _ingest_project(url, replay_file)
     source = url or str(replay_file)
 
     async def go() -> None:
@@ -1035,12 +1040,7 @@ def ingest_prices(
     from streams.publish import Publisher
     from streams.ticks import TICKS_TOPIC, TickIngester, poll_ticks, replay_ticks, stream_ticks
 
-    if (url is None) == (replay_file is None):
-        err.print("give exactly one of --url or --replay-file")
-        raise typer.Exit(2)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    project = _guard(_project)
+    project = _ingest_project(url, replay_file)
 
     async def go() -> None:
         async with Publisher(

@@ -44,6 +44,7 @@ class Publisher:
             client_id="podium-publish",
         )
         self._bootstrap = bootstrap
+        self._request_id_field: dict[str, bool] = {}
 
     async def __aenter__(self) -> Publisher:
         try:
@@ -81,7 +82,7 @@ class Publisher:
         if budget_s is None and spec.budget_ms is not None:
             budget_s = spec.budget_ms / 1000
         headers = ingress_headers(request_id or record.get("request_id") or None, budget_s)
-        if "request_id" in self._codec.field_names(spec.value_schema) and not record.get("request_id"):
+        if self._has_request_id(spec.value_schema) and not record.get("request_id"):
             record = {**record, "request_id": headers.request_id}
         value = self._codec.encode(spec.value_schema, record)
         with self._tracer.start_as_current_span(
@@ -116,6 +117,12 @@ class Publisher:
         except KafkaError as exc:
             raise BrokerError(f"could not publish to {topic}: {exc}") from exc
         return future
+
+    def _has_request_id(self, schema: str) -> bool:
+        """Looked up once per schema, not per record."""
+        if schema not in self._request_id_field:
+            self._request_id_field[schema] = "request_id" in self._codec.field_names(schema)
+        return self._request_id_field[schema]
 
     async def send_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]

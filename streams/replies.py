@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from typing import Self
 
 from streams.follow import Arrival, Follower
 
@@ -25,40 +26,62 @@ __all__ = ["ReplyRouter", "StreamRouter"]
 log = logging.getLogger(__name__)
 
 
-class ReplyRouter:
-    def __init__(self, bootstrap: str, topics: list[str], keep: int = 10_000) -> None:
+class _Router:
+    """Follows topics from the moment it starts (no group: every replica reads every partition)
+    and hands each poll's records, by request id, to :meth:`_deliver`."""
+
+    name = "router"
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self._follower = Follower(bootstrap, topics)
-        self._keep = keep
-        self._waiting: dict[str, asyncio.Future[Arrival]] = {}
-        self._recent: OrderedDict[str, Arrival] = OrderedDict()
-        self._sent: OrderedDict[str, None] = OrderedDict()  # published here, to tell pending from unknown
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Self:
         await self._follower.__aenter__()
-        self._task = asyncio.create_task(self._route(), name="reply-router")
+        self._task = asyncio.create_task(self._route(), name=self.name)
+        return self
 
-    async def stop(self) -> None:
+    async def __aexit__(self, *_: object) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self._follower.__aexit__(None, None, None)
-        for future in self._waiting.values():
-            future.cancel()
-        self._waiting.clear()
-
-    async def __aenter__(self) -> ReplyRouter:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
 
     @property
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def _route(self) -> None:
+        while True:
+            try:
+                batch = await self._follower.poll(0.5)
+            except Exception:  # the follower reconnects by itself; keep routing
+                log.exception("%s: poll failed", self.name)
+                await asyncio.sleep(0.5)
+                continue
+            self._deliver(batch)
+
+    def _deliver(self, batch: dict[str, list[Arrival]]) -> None:
+        raise NotImplementedError
+
+
+class ReplyRouter(_Router):
+    name = "reply-router"
+
+    def __init__(self, bootstrap: str, topics: list[str], keep: int = 10_000) -> None:
+        super().__init__(bootstrap, topics)
+        self._keep = keep
+        self._waiting: dict[str, asyncio.Future[Arrival]] = {}
+        self._recent: OrderedDict[str, Arrival] = OrderedDict()
+        self._sent: OrderedDict[str, None] = OrderedDict()  # published here, to tell pending from unknown
+
+    async def __aexit__(self, *_: object) -> None:
+        await super().__aexit__()
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
 
     def expect(self, request_id: str) -> None:
         """Call before publishing the request, so its reply cannot arrive unnoticed."""
@@ -98,46 +121,26 @@ class ReplyRouter:
             self._waiting.pop(request_id, None)
             return None
 
-    async def _route(self) -> None:
-        while True:
-            try:
-                batch = await self._follower.poll(0.5)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the follower reconnects by itself; keep routing
-                log.exception("reply router: poll failed")
-                await asyncio.sleep(0.5)
-                continue
-            for request_id, arrivals in batch.items():
-                self._recent[request_id] = arrivals[0]
-                self._recent.move_to_end(request_id)
-                while len(self._recent) > self._keep:
-                    self._recent.popitem(last=False)
-                future = self._waiting.pop(request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(arrivals[0])
+    def _deliver(self, batch: dict[str, list[Arrival]]) -> None:
+        for request_id, arrivals in batch.items():
+            self._recent[request_id] = arrivals[0]
+            self._recent.move_to_end(request_id)
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+            future = self._waiting.pop(request_id, None)
+            if future is not None and not future.done():
+                future.set_result(arrivals[0])
 
 
-class StreamRouter:
+class StreamRouter(_Router):
     """Every record of the given topics, per request id, to whoever subscribed to that id
     (token chunks for a server-sent-events relay). Subscribe before publishing."""
 
+    name = "stream-router"
+
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self._follower = Follower(bootstrap, topics)
+        super().__init__(bootstrap, topics)
         self._queues: dict[str, asyncio.Queue[Arrival]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> StreamRouter:
-        await self._follower.__aenter__()
-        self._task = asyncio.create_task(self._route(), name="stream-router")
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._follower.__aexit__(None, None, None)
 
     def subscribe(self, request_id: str) -> asyncio.Queue[Arrival]:
         return self._queues.setdefault(request_id, asyncio.Queue())
@@ -145,18 +148,9 @@ class StreamRouter:
     def unsubscribe(self, request_id: str) -> None:
         self._queues.pop(request_id, None)
 
-    async def _route(self) -> None:
-        while True:
-            try:
-                batch = await self._follower.poll(0.5)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the follower reconnects by itself; keep routing
-                log.exception("stream router: poll failed")
-                await asyncio.sleep(0.5)
-                continue
-            for request_id, arrivals in batch.items():
-                queue = self._queues.get(request_id)
-                if queue is not None:
-                    for arrival in arrivals:
-                        queue.put_nowait(arrival)
+    def _deliver(self, batch: dict[str, list[Arrival]]) -> None:
+        for request_id, arrivals in batch.items():
+            queue = self._queues.get(request_id)
+            if queue is not None:
+                for arrival in arrivals:
+                    queue.put_nowait(arrival)

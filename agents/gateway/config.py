@@ -44,7 +44,7 @@ from agents.providers import AnthropicProvider, OpenAIProvider, Provider
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
 
-__all__ = ["GatewayConfig", "build_gateway", "load_gateway_config"]
+__all__ = ["GatewayConfig", "build_gateway", "choose_policy", "load_gateway_config"]
 
 
 class _Strict(BaseModel):
@@ -144,16 +144,18 @@ class GatewayConfig(_Strict):
             ) from None
         return self._call_policy(p, p.chain)
 
-    def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
-        """(tier name, policy) for a request of complexity ``score``; ``largest`` when no
-        cheaper tier is adequate (or the stage declares none)."""
+    def tier_policies(self, stage: str) -> list[tuple[str, float, CallPolicy]]:
+        """(tier, max_score, policy), cheapest first, ending with ``largest`` (the stage's own
+        chain, adequate for any score). Built once at start; choose with :func:`choose_policy`."""
         p = self.stages.get(stage)
         if p is None:
-            return "largest", self.policy(stage)
-        for tier in p.tiers:
-            if score <= tier.max_score:
-                return tier.name, self._call_policy(p, tier.chain)
-        return "largest", self._call_policy(p, p.chain)
+            return [("largest", 1.0, self.policy(stage))]
+        tiers = [(t.name, t.max_score, self._call_policy(p, t.chain)) for t in p.tiers]
+        return [*tiers, ("largest", 1.0, self._call_policy(p, p.chain))]
+
+    def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
+        """(tier name, policy) for a request of complexity ``score``."""
+        return choose_policy(self.tier_policies(stage), score)
 
     def largest_model(self, stage: str) -> str:
         return self.stages[stage].chain[0].model
@@ -190,6 +192,14 @@ class GatewayConfig(_Strict):
                     f"provider {provider}: cannot read {p.api_key_file} ({exc.strerror})"
                 ) from exc
         return SecretStr("")
+
+
+def choose_policy(tiers: list[tuple[str, float, CallPolicy]], score: float) -> tuple[str, CallPolicy]:
+    """The first tier whose max_score covers ``score``; the last (largest) otherwise."""
+    for name, max_score, policy in tiers:
+        if score <= max_score:
+            return name, policy
+    return tiers[-1][0], tiers[-1][2]
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:

@@ -248,6 +248,30 @@ class ModelGateway:
             },
         )
 
+    def _skip(
+        self,
+        chain: tuple[Route, ...],
+        index: int,
+        request: ChatRequest,
+        cost_cap: CostCap | None,
+        attempts: list[Attempt],
+        deadline: float | None,
+    ) -> tuple[str, ProviderError | None] | None:
+        """Why the route at ``index`` is passed over before any call (the decision to record,
+        and the error to report if no route is left), or None to call it. The one place both
+        :meth:`complete` and :meth:`stream` decide this."""
+        route = chain[index]
+        name = f"{route.provider}/{route.model}"
+        if not self._allow(route):
+            return f"skipped {name}: circuit open", ProviderError(f"circuit open for {name}")
+        if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
+            return too_dear, CostCapReached(too_dear)
+        left = _left(deadline, self._clock())
+        if left is not None and left < route.min_budget_s and index + 1 < len(chain):
+            # A faster route follows; nothing failed, so there is no error to report.
+            return f"skipped {name}: {left:.2f}s left, needs {route.min_budget_s:.2f}s", None
+        return None
+
     def _unaffordable(
         self, route: Route, request: ChatRequest, cap: CostCap | None, attempts: list[Attempt]
     ) -> str | None:
@@ -319,22 +343,10 @@ class ModelGateway:
         chain = policy.chain
         while index < len(chain):
             route = chain[index]
-            if not self._allow(route):
-                decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
-                last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
-                index += 1
-                continue
-            if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
-                decisions.append(too_dear)
-                last = last or CostCapReached(too_dear)
-                index += 1
-                continue
-            left = _left(deadline, self._clock())
-            if left is not None and left < route.min_budget_s and index + 1 < len(chain):
-                decisions.append(
-                    f"skipped {route.provider}/{route.model}: {left:.2f}s left, "
-                    f"needs {route.min_budget_s:.2f}s"
-                )
+            if (skip := self._skip(chain, index, request, cost_cap, attempts, deadline)) is not None:
+                decision, error = skip
+                decisions.append(decision)
+                last = last or error
                 index += 1
                 continue
             try:
@@ -379,26 +391,15 @@ class ModelGateway:
         chain = policy.chain
         while index < len(chain):
             route = chain[index]
-            if not self._allow(route):
-                decisions.append(f"skipped {route.provider}/{route.model}: circuit open")
-                last = last or ProviderError(f"circuit open for {route.provider}/{route.model}")
-                index += 1
-                continue
-            if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
-                decisions.append(too_dear)
-                last = last or CostCapReached(too_dear)
+            if (skip := self._skip(chain, index, request, cost_cap, attempts, deadline)) is not None:
+                decision, error = skip
+                decisions.append(decision)
+                last = last or error
                 index += 1
                 continue
             left = _left(deadline, self._clock())
             if left is not None and left <= 0:
                 raise BudgetSpent("no budget left for a model call", tuple(attempts), tuple(decisions))
-            if left is not None and left < route.min_budget_s and index + 1 < len(chain):
-                decisions.append(
-                    f"skipped {route.provider}/{route.model}: {left:.2f}s left, "
-                    f"needs {route.min_budget_s:.2f}s"
-                )
-                index += 1
-                continue
             wait = self._reserve(route, request)
             if wait > 0:
                 if left is not None and wait >= left:

@@ -15,9 +15,9 @@ from typing import Any
 from agents.batching import Batcher
 from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
-from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
+from agents.gateway.config import GatewayConfig, build_gateway, choose_policy, load_gateway_config
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
-from agents.gateway.pricing import Usage
+from agents.gateway.pricing import PriceTable, Usage
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
@@ -120,6 +120,8 @@ class SupportServices(SharedResource):
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
         self._codec: Codec | None = None
+        self._tiers: dict[str, list[tuple[str, float, CallPolicy]]] = {}
+        self._prices: PriceTable | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._predict: Batcher[str, Prediction] = _closed_batcher()
         self._check_ticket: Batcher[str, Verdict] = _closed_batcher()
@@ -129,8 +131,11 @@ class SupportServices(SharedResource):
     async def _open(self, env: StageEnv) -> None:
         # Config errors first, before anything is trained or connected.
         gateway_config = load_gateway_config(self.config.models)
-        for stage in ("generate", "generate-direct"):
-            gateway_config.policy(stage)
+        # Policies and prices are built once here, not per request.
+        self._tiers = {
+            stage: gateway_config.tier_policies(stage) for stage in ("generate", "generate-direct")
+        }
+        self._prices = gateway_config.price_table()
         intents, screen, docs, faq = await asyncio.gather(
             asyncio.to_thread(IntentClassifier.trained),
             asyncio.to_thread(Screen.trained, block_at=self.config.block_at),
@@ -218,17 +223,12 @@ class SupportServices(SharedResource):
 
     def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
         """The cheapest adequate tier's policy for a request of this complexity."""
-        assert self._gateway_config is not None, "support services are not open"
-        return self._gateway_config.routed_policy(stage, score)
+        return choose_policy(self._tiers[stage], score)
 
     def cost_on_largest(self, stage: str, usage: Usage) -> float:
         """What these tokens would have cost on the stage's largest model: the saving's yardstick."""
-        assert self._gateway_config is not None, "support services are not open"
-        return self._gateway_config.price_table().cost(self._gateway_config.largest_model(stage), usage)
-
-    def policy(self, stage: str) -> CallPolicy:
-        assert self._gateway_config is not None, "support services are not open"
-        return self._gateway_config.policy(stage)
+        assert self._prices is not None, "support services are not open"
+        return self._prices.cost(self._tiers[stage][-1][2].chain[0].model, usage)
 
     def cached_reply(self, body: str) -> CachedReply | None:
         assert self._answers is not None, "support services are not open"

@@ -341,48 +341,26 @@ def support_stages(config: SupportConfig, prefix: str = "") -> list[Stage[Any]]:
     topic (``<prefix>support.requests``, ...): a benchmark or test beside the real pipeline."""
     services = SupportServices(config)
     s = SupportStages(services, prefix)
-    shared = (services,)
+
+    def stage(
+        name: str, consumes: str, produces: tuple[str, ...], handler: Any, timeout_s: float
+    ) -> Stage[Any]:
+        # Every support stage answers late requests itself (degraded) and shares the services.
+        return Stage(
+            name,
+            s.t(consumes),
+            tuple(s.t(t) for t in produces),
+            handler,
+            answers_expired=True,
+            resources=(services,),
+            handler_timeout_s=timeout_s,
+        )
+
+    routes = ("support.rag", "support.direct", "support.responses", "support.rejected")
     return [
-        Stage(
-            "classify",
-            s.t("support.requests"),
-            (s.t("support.rag"), s.t("support.direct"), s.t("support.responses"), s.t("support.rejected")),
-            s.classify,
-            answers_expired=True,
-            resources=shared,
-        ),
-        Stage(
-            "retrieve",
-            s.t("support.rag"),
-            (s.t("support.grounded"),),
-            s.retrieve,
-            answers_expired=True,
-            resources=shared,
-        ),
-        Stage(
-            "generate",
-            s.t("support.grounded"),
-            (s.t("support.drafts"),),
-            s.generate,
-            answers_expired=True,
-            resources=shared,
-            handler_timeout_s=60.0,
-        ),
-        Stage(
-            "generate-direct",
-            s.t("support.direct"),
-            (s.t("support.drafts"),),
-            s.generate,
-            answers_expired=True,
-            resources=shared,
-            handler_timeout_s=60.0,
-        ),
-        Stage(
-            "screen",
-            s.t("support.drafts"),
-            (s.t("support.responses"), s.t("support.rejected")),
-            s.screen,
-            answers_expired=True,
-            resources=shared,
-        ),
+        stage("classify", "support.requests", routes, s.classify, 30.0),
+        stage("retrieve", "support.rag", ("support.grounded",), s.retrieve, 30.0),
+        stage("generate", "support.grounded", ("support.drafts",), s.generate, 60.0),
+        stage("generate-direct", "support.direct", ("support.drafts",), s.generate, 60.0),
+        stage("screen", "support.drafts", ("support.responses", "support.rejected"), s.screen, 30.0),
     ]

@@ -33,6 +33,17 @@ async def running(*workers: StageWorker) -> AsyncIterator[None]:
                 raise result
 
 
+async def read_topic(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
+    """(key, value) of every record on a topic now, all partitions."""
+    from streams.reading import Selection, TopicReader
+
+    async with TopicReader(bootstrap) as reader:
+        return [
+            ((r.key or b"").decode(), r.value or b"")
+            async for r in reader.read(await reader.plan(Selection(topic)))
+        ]
+
+
 async def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

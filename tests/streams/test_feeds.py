@@ -30,8 +30,7 @@ from streams.feeds import (
 )
 from streams.project import Project
 from streams.publish import Publisher
-from streams.reading import Selection, TopicReader
-from tests.streams.running import REPO
+from tests.streams.running import REPO, read_topic
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
 <item><guid>r1</guid><title>ACME beats estimates</title><link>https://n/r1</link>
@@ -59,14 +58,6 @@ def test_rss_atom_and_json_become_items_and_bad_entries_say_why() -> None:
     assert isinstance(garbage, Malformed) and "not RSS or Atom" in garbage.reason
 
 
-async def read(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
-    async with TopicReader(bootstrap) as reader:
-        return [
-            ((r.key or b"").decode(), r.value or b"")
-            async for r in reader.read(await reader.plan(Selection(topic)))
-        ]
-
-
 @pytest.fixture
 async def project(broker_settings: Settings, bootstrap: str) -> Project:
     project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
@@ -78,19 +69,21 @@ async def project(broker_settings: Settings, bootstrap: str) -> Project:
 async def test_a_replayed_feed_publishes_each_item_once_even_after_a_restart(project: Project) -> None:
     bootstrap = project.bootstrap()
     sample = REPO / "agents" / "data" / "market" / "news.jsonl"
-    before = {k for k, _ in await read(bootstrap, NEWS_TOPIC)}
+    before = {k for k, _ in await read_topic(bootstrap, NEWS_TOPIC)}
     for run in range(2):  # the second run is a restarted ingester
         async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
             ingester = NewsIngester(pub, project.catalog, project.codec, str(sample))
             await ingester.load_seen(bootstrap)
             new = await replay_file(ingester, sample)
             assert new == (8 if run == 0 and not before else 0)
-    news = await read(bootstrap, NEWS_TOPIC)
+    news = await read_topic(bootstrap, NEWS_TOPIC)
     keys = [k for k, _ in news]
     assert len(keys) == len(set(keys)) and {"n1", "n8"} <= set(keys)
     item = project.codec.decode("podium.market.NewsItem", dict(news)["n1"])
     assert item["published_ms"] == 1795600000000 and item["symbols"] == ["ACME"]
-    failed = [project.codec.decode("podium.DeadLetter", v) for _, v in await read(bootstrap, FAILED_TOPIC)]
+    failed = [
+        project.codec.decode("podium.DeadLetter", v) for _, v in await read_topic(bootstrap, FAILED_TOPIC)
+    ]
     mine = [f for f in failed if f["original_topic"] == str(sample)]
     assert len(mine) == 1 and mine[0]["error_message"] == "no title"
     assert b"an entry without a title" in mine[0]["original_value"]
@@ -148,4 +141,4 @@ async def test_polling_uses_conditional_requests(
             )
     assert feed_server.requests == 3 and feed_server.not_modified == 2
     assert statuses[1:] == ["not modified", "not modified"]
-    assert "a1" in {k for k, _ in await read(bootstrap, NEWS_TOPIC)}
+    assert "a1" in {k for k, _ in await read_topic(bootstrap, NEWS_TOPIC)}

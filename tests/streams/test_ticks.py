@@ -14,9 +14,8 @@ from streams.config import Settings
 from streams.feeds import FAILED_TOPIC, Malformed
 from streams.project import Project
 from streams.publish import Publisher
-from streams.reading import Selection, TopicReader
 from streams.ticks import TICKS_TOPIC, Tick, TickIngester, parse_ticks, replay_ticks, stream_ticks
-from tests.streams.running import REPO
+from tests.streams.running import REPO, read_topic
 
 
 def test_ticks_keep_the_source_time_and_bad_ones_say_why() -> None:
@@ -45,14 +44,6 @@ def test_ticks_keep_the_source_time_and_bad_ones_say_why() -> None:
     assert isinstance(parse_ticks("{oops")[0], Malformed)
 
 
-async def read(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
-    async with TopicReader(bootstrap) as reader:
-        return [
-            ((r.key or b"").decode(), r.value or b"")
-            async for r in reader.read(await reader.plan(Selection(topic)))
-        ]
-
-
 @pytest.fixture
 async def project(broker_settings: Settings, bootstrap: str) -> Project:
     project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
@@ -74,7 +65,7 @@ async def test_a_replay_publishes_each_tick_once_across_a_restart(project: Proje
     assert published == [480, 0]
     ticks = [
         project.codec.decode("podium.market.Tick", v)
-        for k, v in await read(bootstrap, TICKS_TOPIC)
+        for k, v in await read_topic(bootstrap, TICKS_TOPIC)
         if k == "ACME"
     ]
     assert len(ticks) == 120 and ticks[0]["source_ms"] == 1795600000000
@@ -111,7 +102,7 @@ async def test_a_websocket_stream_is_ingested(project: Project, unique: str) -> 
     assert (ingester.published, ingester.failed) == (2, 1)  # the older 9.0 tick was not newer
     mine = [
         project.codec.decode("podium.market.Tick", v)
-        for k, v in await read(project.bootstrap(), TICKS_TOPIC)
+        for k, v in await read_topic(project.bootstrap(), TICKS_TOPIC)
         if k == symbol
     ]
     assert [t["price"] for t in mine] == [10.0, 10.5]

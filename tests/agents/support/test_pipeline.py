@@ -28,6 +28,23 @@ from streams.runtime import StageWorker
 from tests.streams.running import REPO, running
 
 
+def sim_models(directory: Path, url: str, generate: dict[str, Any]) -> Path:
+    """A models.yaml whose generate stages call the simulator at ``url`` (a stand-in)."""
+    path = directory / "models.yaml"
+    prices = {"sim-large": {"input": 3, "output": 15}, "sim-small": {"input": 0.1, "output": 0.4}}
+    stages = {"generate": generate, "generate-direct": {"chain": [{"provider": "sim", "model": "sim-small"}]}}
+    path.write_text(
+        json.dumps(
+            {
+                "providers": {"sim": {"kind": "openai", "base_url": url + "/v1"}},
+                "prices": prices,
+                "stages": stages,
+            }
+        )
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
     project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
@@ -146,26 +163,15 @@ async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
 ) -> None:
     # The simulator (a stand-in for hosted models) takes 3 s per call; the budget is 2 s.
     with SimulatorServer(SimConfig(latency_ms=3000, jitter_ms=0)) as url:
-        models = tmp_path / "models.yaml"
-        models.write_text(
-            json.dumps(
-                {
-                    "providers": {"sim": {"kind": "openai", "base_url": url + "/v1"}},
-                    "prices": {
-                        "sim-large": {"input": 3, "output": 15},
-                        "sim-small": {"input": 0.1, "output": 0.4},
-                    },
-                    "stages": {
-                        "generate": {
-                            "chain": [
-                                {"provider": "sim", "model": "sim-large", "min_budget_s": 2.5},
-                                {"provider": "sim", "model": "sim-small"},
-                            ]
-                        },
-                        "generate-direct": {"chain": [{"provider": "sim", "model": "sim-small"}]},
-                    },
-                }
-            )
+        models = sim_models(
+            tmp_path,
+            url,
+            {
+                "chain": [
+                    {"provider": "sim", "model": "sim-large", "min_budget_s": 2.5},
+                    {"provider": "sim", "model": "sim-small"},
+                ]
+            },
         )
         config = SupportConfig(models=models, cache_scope=unique)
         questions = ["How do I set up SAML single sign-on?", "Thanks, the new dashboards are great!"]
@@ -277,22 +283,7 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
         assert rid in await follower.collect({rid}, timeout_s=30)
 
     with SimulatorServer(SimConfig(latency_ms=5)) as url:
-        models = tmp_path / "models.yaml"
-        models.write_text(
-            json.dumps(
-                {
-                    "providers": {"sim": {"kind": "openai", "base_url": url + "/v1"}},
-                    "prices": {
-                        "sim-large": {"input": 3, "output": 15},
-                        "sim-small": {"input": 0.1, "output": 0.4},
-                    },
-                    "stages": {
-                        "generate": {"chain": [{"provider": "sim", "model": "sim-large"}]},
-                        "generate-direct": {"chain": [{"provider": "sim", "model": "sim-small"}]},
-                    },
-                }
-            )
-        )
+        models = sim_models(tmp_path, url, {"chain": [{"provider": "sim", "model": "sim-large"}]})
         alternative = next(
             s for s in support_stages(SupportConfig(models=models, dry_run=True)) if s.name == "generate"
         )
