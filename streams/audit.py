@@ -39,11 +39,21 @@ class AuditReport:
 
 
 def pipeline_topics(stages: Sequence[Stage[Any]], catalog: Catalog) -> tuple[str, list[str]]:
-    """The input topic and the terminal topics of a chain of stages."""
-    consumed = {s.consumes for s in stages}
-    outputs = [t for s in stages for t in s.produces if t not in consumed and catalog.get(t).consumer is None]
-    terminal = sorted(set(outputs)) + [dlq_topic(s.consumes) for s in stages]
-    return stages[0].consumes, terminal
+    """The input topic and the terminal topics of a chain of stages.
+
+    A compacted topic a stage writes is its state (a join's table), not where a request ends;
+    a dead-letter topic another stage reads (a join reading its branches' failures) is not
+    either: the request goes on from there.
+    """
+    consumed = {s.consumes for s in stages} | {t for s in stages for t in getattr(s, "also_consumes", ())}
+    outputs = [
+        t
+        for s in stages
+        for t in s.produces
+        if t not in consumed and catalog.get(t).consumer is None and catalog.get(t).cleanup != "compact"
+    ]
+    dead_letters = [dlq_topic(s.consumes) for s in stages if dlq_topic(s.consumes) not in consumed]
+    return stages[0].consumes, sorted(set(outputs)) + dead_letters
 
 
 def classify(

@@ -39,6 +39,7 @@ __all__ = [
     "NewsIngester",
     "NewsItem",
     "parse_feed",
+    "parse_recording",
     "poll_feed",
     "replay_file",
     "send_dead_letter",
@@ -262,21 +263,24 @@ async def poll_feed(
             await http.aclose()
 
 
-async def replay_file(ingester: NewsIngester, path: Path, speed: float | None = None) -> int:
-    """Play a recorded feed (one JSON entry per line, ordered by ``published_ms``): all at once,
-    or spaced as recorded divided by ``speed``. Returns how many items were new."""
-    text = await asyncio.to_thread(path.read_text)
-    lines = [line for line in text.splitlines() if line.strip()]
+def parse_recording(source: str, text: str) -> list[NewsItem | Malformed]:
+    """A recorded feed: one JSON entry per line."""
     entries: list[NewsItem | Malformed] = []
-    for line in lines:
+    for line in (line for line in text.splitlines() if line.strip()):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
             entries.append(Malformed(line, f"not JSON: {exc}"))
             continue
-        entries.append(
-            _item(ingester.source, entry) if isinstance(entry, dict) else Malformed(line, "not an object")
-        )
+        entries.append(_item(source, entry) if isinstance(entry, dict) else Malformed(line, "not an object"))
+    return entries
+
+
+async def replay_file(ingester: NewsIngester, path: Path, speed: float | None = None) -> int:
+    """Play a recorded feed (one JSON entry per line, ordered by ``published_ms``): all at once,
+    or spaced as recorded divided by ``speed``. Returns how many items were new."""
+    text = await asyncio.to_thread(path.read_text)
+    entries = parse_recording(ingester.source, text)
     if speed is None:
         return await ingester.ingest(entries)
     new = 0

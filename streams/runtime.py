@@ -111,9 +111,10 @@ class StageWorker:
         self._group = group_id or f"podium.{stage.name}"
         self._commit_interval_s = commit_interval_s
         self._drain_timeout_s = drain_timeout_s
-        source = catalog.get(stage.consumes)
-        self._value_schema = source.value_schema
         self._retry_topic = retry_topic(stage.consumes)
+        self._value_schemas = {
+            t: catalog.get(t).value_schema for t in (stage.consumes, self._retry_topic, *stage.also_consumes)
+        }
         self._dlq_topic = dlq_topic(stage.consumes)
         self._out_schemas = {t: catalog.get(t).value_schema for t in stage.produces}
         self._out_limits = {
@@ -195,7 +196,7 @@ class StageWorker:
         )
         try:
             await self._producer.start()
-            self._consumer.subscribe([self.stage.consumes, self._retry_topic], listener=_Rebalance(self))
+            self._consumer.subscribe(list(self._value_schemas), listener=_Rebalance(self))
             await self._consumer.start()
         except KafkaError as exc:
             await self._close_clients()
@@ -344,7 +345,7 @@ class StageWorker:
                     f"value is {len(value)} bytes; stage {self.stage.name} accepts at most "
                     f"{self.stage.max_value_bytes}"
                 )
-            decoded = self._codec.decode(self._value_schema, value)
+            decoded = self._codec.decode(self._value_schemas[record.topic], value)
         except CodecError as exc:
             return [self._dead_letter(record, headers, error_type(exc), str(exc), 0, span)], "dlq"
 
@@ -389,6 +390,11 @@ class StageWorker:
                     self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "now"})
                     await self._sleep(decision.delay_s, record)
                     continue
+                if isinstance(decision, RetryLater) and record.topic in self.stage.also_consumes:
+                    decision = DeadLetter(
+                        error_type(exc),
+                        f"{exc} (records of {record.topic} are retried in process only)",
+                    )
                 if isinstance(decision, RetryLater):
                     self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "topic"})
                     later = replace(
@@ -446,15 +452,20 @@ class StageWorker:
     def _results(self, emits: list[Emit], headers: RequestHeaders, spent_usd: float) -> list[_Out]:
         traceparent, tracestate = current_trace_headers()
         next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate, spent_usd).to_kafka()
-        key = (headers.request_id or "").encode()
+        request_key = (headers.request_id or "").encode()
         outputs = [
-            _Out(e.topic, key, self._codec.encode(self._out_schemas[e.topic], e.value), next_headers)
+            _Out(
+                e.topic,
+                request_key if e.key is None else e.key.encode(),
+                self._codec.encode(self._out_schemas[e.topic], e.value),
+                next_headers,
+            )
             for e in emits
         ]
         # Checked before anything is sent, so that a refused output cannot leave its siblings
         # delivered and the input dead-lettered as well.
         for out in outputs:
-            size = len(out.value) + len(key) + sum(len(k) + len(v) for k, v in next_headers)
+            size = len(out.value) + len(out.key or b"") + sum(len(k) + len(v) for k, v in next_headers)
             if size > self._out_limits[out.topic] - _RECORD_OVERHEAD:
                 raise PayloadTooLarge(
                     f"output to {out.topic} is {size} bytes; the topic accepts {self._out_limits[out.topic]}"

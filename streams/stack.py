@@ -22,6 +22,7 @@ from streams.project import Project
 from streams.runtime import StageWorker
 from streams.stage import Stage
 from streams.telemetry import Telemetry
+from streams.windows import WindowWorker, worker_for
 
 __all__ = ["Stack"]
 
@@ -48,7 +49,7 @@ class Stack:
         self._keep_broker = keep_broker
         self.bootstrap = ""
         self.telemetry: Telemetry | None = None
-        self._workers: list[StageWorker] = []
+        self._workers: list[StageWorker | WindowWorker] = []
         self._runs: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Stack:
@@ -84,7 +85,7 @@ class Stack:
             prometheus_port=self._metrics_port,
         )
         self._workers = [
-            StageWorker(
+            worker_for(
                 s,
                 bootstrap=self.bootstrap,
                 catalog=project.catalog,

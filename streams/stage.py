@@ -48,10 +48,15 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class Emit:
-    """One output record: the topic (one of the stage's ``produces``) and its value."""
+    """One output record: the topic (one of the stage's ``produces``) and its value.
+
+    The key is the request id unless ``key`` names another, e.g. a symbol, so that records of
+    one key meet in one partition of a topic that is joined with another.
+    """
 
     topic: str
     value: Record
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,10 @@ class Stage(Generic[In]):
     # with a degraded response, so the caller never waits for silence.
     answers_expired: bool = False
     resources: tuple[Resource, ...] = ()
+    # More topics to read besides ``consumes``, each decoded with its own schema (a join reads
+    # the dead letters of the branches it waits for). Their records are retried in process
+    # only: a failure that would go to a retry topic goes to ``<consumes>.dlq`` instead.
+    also_consumes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:

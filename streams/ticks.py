@@ -81,10 +81,11 @@ def parse_ticks(text: str) -> list[Tick | Malformed]:
 
 
 class TickIngester:
-    def __init__(self, publisher: Publisher, codec: Codec, source: str) -> None:
+    def __init__(self, publisher: Publisher, codec: Codec, source: str, topic: str = TICKS_TOPIC) -> None:
         self._publisher = publisher
         self._codec = codec
         self.source = source
+        self.topic = topic
         self.last: dict[str, int] = {}  # symbol -> source time of the newest tick published
         self.published = 0
         self.failed = 0
@@ -92,7 +93,7 @@ class TickIngester:
     async def load_last(self, bootstrap: str, lookback_ms: int = 3_600_000) -> int:
         """The newest tick per symbol in the last hour of market.ticks (a restart resumes there)."""
         async with TopicReader(bootstrap) as reader:
-            since = Selection(TICKS_TOPIC, start=Position(timestamp_ms=now_ms() - lookback_ms))
+            since = Selection(self.topic, start=Position(timestamp_ms=now_ms() - lookback_ms))
             async for record in reader.read(await reader.plan(since)):
                 if record.value is not None:
                     tick = self._codec.decode("podium.market.Tick", record.value)
@@ -116,7 +117,7 @@ class TickIngester:
                 continue  # not newer than what this symbol already has
             last[entry.symbol] = entry.source_ms
             value = self._codec.encode("podium.market.Tick", entry.record(self.source))
-            acks.append(await self._publisher.enqueue(TICKS_TOPIC, entry.symbol.encode(), value, []))
+            acks.append(await self._publisher.enqueue(self.topic, entry.symbol.encode(), value, []))
         await asyncio.gather(*acks)  # every tick of the batch acknowledged before the next batch
         self.last = last
         self.published += len(acks)

@@ -75,7 +75,8 @@ async def test_a_replayed_feed_publishes_each_item_once_even_after_a_restart(pro
             ingester = NewsIngester(pub, project.catalog, project.codec, str(sample))
             await ingester.load_seen(bootstrap)
             new = await replay_file(ingester, sample)
-            assert new == (8 if run == 0 and not before else 0)
+            # Other tests publish news of their own: only the sample's ids count here.
+            assert new == (len({f"n{i}" for i in range(1, 9)} - before) if run == 0 else 0)
     news = await read_topic(bootstrap, NEWS_TOPIC)
     keys = [k for k, _ in news]
     assert len(keys) == len(set(keys)) and {"n1", "n8"} <= set(keys)

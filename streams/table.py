@@ -1,0 +1,123 @@
+"""A key -> record table kept on a compacted topic: a stage's state that survives restarts.
+
+A stage writes the table by returning ``Emit(<table topic>, value)``: the runtime's commit order
+then makes the new state durable (acknowledged) before the input that caused it is committed.
+Every process that opens the table reads the topic from the start, then follows it, so a worker
+that takes a partition over after a crash or a rebalance finds the state its predecessor wrote.
+
+Reads are *read-your-writes* for the caller: :meth:`Table.put` records a write the caller is
+about to emit; :meth:`Table.get` first waits until the follower has read up to the topic's end
+as of the call when asked to (``fresh=True``), which a handler does before it trusts a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.codec import Codec
+from streams.errors import BrokerError
+from streams.reading import partitions_of
+from streams.stage import Record, SharedResource, StageEnv
+
+__all__ = ["Table"]
+
+log = logging.getLogger("podium.table")
+
+
+class Table(SharedResource):
+    def __init__(self, topic: str, key_of: Callable[[Record], str]) -> None:
+        super().__init__()
+        self.topic = topic
+        self._key_of = key_of
+        self._rows: dict[str, Record] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._codec: Codec | None = None
+        self._schema = ""
+        self._tps: list[TopicPartition] = []
+        self._read_up_to: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+
+    async def _open(self, env: StageEnv) -> None:
+        self._codec = env.codec
+        self._schema = env.catalog.get(self.topic).value_schema
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=env.bootstrap, enable_auto_commit=False)
+        try:
+            await self._consumer.start()
+            self._tps = await partitions_of(self._consumer, self.topic)
+            self._consumer.assign(self._tps)
+            await self._consumer.seek_to_beginning(*self._tps)
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise BrokerError(f"table {self.topic}: cannot read it: {exc}") from exc
+        self._follower = asyncio.create_task(self._follow(), name=f"table-{self.topic}")
+        await self.sync()
+        log.info("table %s: %d rows loaded", self.topic, len(self._rows))
+
+    async def _close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None and self._codec is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    if record.value is None:
+                        self._rows.pop((record.key or b"").decode(), None)
+                        continue
+                    row = self._codec.decode(self._schema, record.value)
+                    self._rows[self._key_of(row)] = row
+            for tp in self._tps:
+                self._read_up_to[tp] = await self._consumer.position(tp)
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    async def sync(self, timeout_s: float = 30.0) -> None:
+        """Return once everything on the topic when called has been read."""
+        assert self._consumer is not None
+        ends = await self._consumer.end_offsets(self._tps)
+        async with asyncio.timeout(timeout_s):
+            while any(self._read_up_to.get(tp, 0) < end for tp, end in ends.items()):
+                if self._follower is not None and self._follower.done():
+                    raise BrokerError(
+                        f"table {self.topic}: its reader stopped: {self._follower.exception()!r}"
+                    )
+                await self._progress.wait()
+
+    async def get(self, key: str, fresh: bool = False) -> Record | None:
+        if fresh:
+            await self.sync()
+        return self._rows.get(key)
+
+    def get_now(self, key: str) -> Record | None:
+        """What this process knows of ``key`` without waiting for the follower."""
+        return self._rows.get(key)
+
+    def put(self, row: Record) -> None:
+        """Remember a row this process is emitting (the follower reads the same value later)."""
+        self._rows[self._key_of(row)] = row
+
+    def rows(self) -> Iterator[Record]:
+        return iter(list(self._rows.values()))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def codec(self) -> Codec:
+        assert self._codec is not None, "the table is not open"
+        return self._codec

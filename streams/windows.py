@@ -1,0 +1,407 @@
+"""A windowed join of two co-partitioned topics, with state that survives restarts.
+
+A :class:`WindowStage` reads ``consumes`` (e.g. price ticks) and ``joins`` (e.g. news signals),
+both keyed the same way with the same partition count, so partition *p* of each holds the same
+keys and one worker owns both. What a window aggregates is the stage's business: it supplies a
+:class:`WindowState` per partition (pure logic, no I/O); this module owns when things are safe.
+
+The commit order of a window worker, one checkpoint every ``checkpoint_interval_s``:
+
+1. fold each fetched record into its partition's state (unreadable ones become dead letters);
+2. send the windows the state says are due (and the dead letters) without waiting;
+3. at a checkpoint, await the broker's acknowledgement of everything sent since the last one;
+4. write each changed partition's snapshot, *with the input positions it covers*, to the
+   compacted ``state_topic`` and await its acknowledgement;
+5. commit the same positions to the consumer group (for lag tools; restarts read step 4).
+
+On assignment a worker restores each partition from its newest snapshot and seeks both inputs
+to the positions in it, so a crash anywhere replays exactly the records the snapshot lacks: the
+state counts every record once. Windows sent after the last snapshot are sent again on replay
+(the same records give the same windows, keyed ``<key>:<window start>``), so readers of the
+output see each window at least once and can drop repeats by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+
+from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
+from streams.codec import Codec
+from streams.errors import CodecError, ConfigError, PodiumError
+from streams.headers import RequestHeaders, now_ms
+from streams.reading import partitions_of
+from streams.stage import Record, Resource, StageEnv
+from streams.telemetry import Telemetry, current_trace_headers
+
+__all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker", "worker_for"]
+
+log = logging.getLogger("podium.windows")
+
+WINDOW_STATE_SCHEMA = "podium.WindowState"
+
+
+class WindowState(Protocol):
+    """The open windows of one partition."""
+
+    def add(self, topic: str, value: Record, timestamp_ms: int) -> None:
+        """Fold one record in; ValueError: the record is unusable (it is dead-lettered)."""
+
+    def due(self, idle: bool) -> list[tuple[str, Record]]:
+        """Windows to emit now as (key, value); ``idle``: the partition has had no input for
+        the stage's ``idle_close_s`` (the feed ended or stalled)."""
+
+    def snapshot(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class WindowStage:
+    name: str
+    consumes: str
+    joins: str
+    produces: tuple[str, ...]  # the first is where windows go
+    state_topic: str
+    new_state: Callable[[bytes | None], WindowState]  # from a snapshot, or empty
+    checkpoint_interval_s: float = 1.0
+    idle_close_s: float = 2.0
+    max_batch: int = 10_000
+    resources: tuple[Resource, ...] = ()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: WindowWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker._release({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._worker._restore({tp.partition for tp in assigned})
+        except Exception as exc:
+            # aiokafka would log it and go on; a worker without its state must not consume.
+            log.exception("stage %s: restoring partitions failed", self._worker.stage.name)
+            self._worker._failure = exc
+            self._worker.request_stop()
+
+
+class WindowWorker:
+    def __init__(
+        self,
+        stage: WindowStage,
+        *,
+        bootstrap: str,
+        catalog: Catalog,
+        codec: Codec,
+        telemetry: Telemetry | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self._bootstrap = bootstrap
+        self._catalog = catalog
+        self._codec = codec
+        self._group = group_id or f"podium.{stage.name}"
+        self._telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.streams")
+        self._schemas = {t: catalog.get(t).value_schema for t in (stage.consumes, stage.joins)}
+        self._out_schema = catalog.get(stage.produces[0]).value_schema
+        self._dlq = dlq_topic(stage.consumes)
+        for topic in (self._dlq, stage.state_topic):
+            catalog.get(topic)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._resources: list[Resource] = []
+        self._states: dict[int, WindowState] = {}
+        self._positions: dict[int, dict[str, int]] = {}
+        self._changed: set[int] = set()
+        self._last_input: dict[int, float] = {}
+        self._unacked: list[asyncio.Future[Any]] = []
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+        self.windows_sent = 0
+        self.records_folded = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
+        for resource in self.stage.resources:
+            await resource.open(env)
+            self._resources.append(resource)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            client_id=f"podium-{self.stage.name}",
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            client_id=f"podium-{self.stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Range assignment gives one member partition p of both inputs: the join needs it.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        try:
+            await self._producer.start()
+            await self._check_copartitioned()
+            self._consumer.subscribe([self.stage.consumes, self.stage.joins], listener=_Rebalance(self))
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._close()
+            raise PodiumError(
+                f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
+            ) from exc
+
+    async def _check_copartitioned(self) -> None:
+        assert self._producer is not None
+        counts = {}
+        for topic in (self.stage.consumes, self.stage.joins):
+            counts[topic] = len(await self._producer.partitions_for(topic))
+        if len(set(counts.values())) != 1:
+            await self._close()
+            raise ConfigError(
+                f"stage {self.stage.name} joins topics with different partition counts {counts}: "
+                "give them the same `partitions:` in topics.yaml"
+            )
+
+    async def run(self) -> None:
+        assert self._consumer is not None, "call start() first"
+        try:
+            await self._loop()
+        finally:
+            await self._shutdown()
+        if self._failure is not None:
+            raise PodiumError(f"stage {self.stage.name} failed: {self._failure}") from self._failure
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def __aenter__(self) -> WindowWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.request_stop()
+        await self._shutdown()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
+            for tp, records in batches.items():
+                if tp.partition not in self._states:
+                    continue  # revoked while fetched
+                for record in records:
+                    self._fold(record)  # step 1
+                self._positions[tp.partition][tp.topic] = records[-1].offset + 1
+                self._changed.add(tp.partition)
+                self._last_input[tp.partition] = time.monotonic()
+            self._emit_due()  # step 2
+            if time.monotonic() >= next_checkpoint:
+                await self._checkpoint(set(self._states))
+                next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
+
+    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        state = self._states[record.partition]
+        try:
+            if record.value is None:
+                raise CodecError("the record has no value (tombstone)")
+            value = self._codec.decode(self._schemas[record.topic], record.value)
+            state.add(record.topic, value, record.timestamp)
+            self.records_folded += 1
+        except (CodecError, ValueError) as exc:
+            self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
+
+    def _emit_due(self) -> None:
+        now = time.monotonic()
+        for partition, state in self._states.items():
+            idle = now - self._last_input.get(partition, now) >= self.stage.idle_close_s
+            due = state.due(idle)
+            if due:
+                self._changed.add(partition)
+            for key, value in due:
+                with self._tracer.start_as_current_span(
+                    f"window {self.stage.consumes}", kind=SpanKind.PRODUCER
+                ) as span:
+                    span.set_attributes({"podium.stage": self.stage.name, "podium.request_id": key})
+                    traceparent, tracestate = current_trace_headers()
+                headers = RequestHeaders(
+                    request_id=key, traceparent=traceparent, tracestate=tracestate, path=(self.stage.name,)
+                ).to_kafka()
+                encoded = self._codec.encode(self._out_schema, value)
+                self._send(self.stage.produces[0], key.encode(), encoded, headers)
+                self.windows_sent += 1
+
+    def _send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        assert self._producer is not None
+        # send() only queues the record; its future resolves on the broker's acknowledgement.
+        queued = asyncio.ensure_future(self._producer.send(topic, value, key=key, headers=headers))
+        self._unacked.append(queued)
+
+    async def _checkpoint(self, partitions: set[int]) -> None:
+        """Steps 3 to 5 for ``partitions``."""
+        assert self._producer is not None and self._consumer is not None
+        sent, self._unacked = self._unacked, []
+        deliveries = await asyncio.gather(*sent)  # step 3: queued ...
+        await asyncio.gather(*deliveries)  # ... and acknowledged; a failure stops the worker
+        changed = partitions & self._changed
+        if not changed:
+            return
+        writes = []
+        for p in sorted(changed):
+            snapshot = {
+                "partition": p,
+                "positions": dict(self._positions[p]),
+                "state": self._states[p].snapshot(),
+                "written_ms": now_ms(),
+            }
+            value = self._codec.encode(WINDOW_STATE_SCHEMA, snapshot)
+            writes.append(await self._producer.send(self.stage.state_topic, value, key=str(p).encode()))
+        await asyncio.gather(*writes)  # step 4
+        self._changed -= changed
+        offsets = {
+            TopicPartition(topic, p): offset
+            for p in changed
+            for topic, offset in self._positions[p].items()
+            if TopicPartition(topic, p) in self._consumer.assignment()
+        }
+        if offsets:
+            with contextlib.suppress(KafkaError):  # informational: restarts read the snapshot
+                await self._consumer.commit(offsets)  # step 5
+
+    # -- assignment -----------------------------------------------------------------------
+    async def _restore(self, partitions: set[int]) -> None:
+        """Each partition's state from its newest snapshot, and both inputs seeked to the
+        positions that snapshot covers (no snapshot: the group's commit, else the beginning).
+        The seek is explicit because aiokafka may have fetched ahead before this ran."""
+        assert self._consumer is not None
+        snapshots = await self._read_snapshots(partitions)
+        starts: dict[TopicPartition, int | None] = {}
+        for p in partitions:
+            covered = snapshots[p]["positions"] if p in snapshots else {}
+            for topic in (self.stage.consumes, self.stage.joins):
+                tp = TopicPartition(topic, p)
+                starts[tp] = covered[topic] if topic in covered else await self._consumer.committed(tp)
+        # No awaits from here on: state and positions change together.
+        for p in sorted(partitions):
+            snapshot = snapshots.get(p)
+            self._states[p] = self.stage.new_state(snapshot["state"] if snapshot else None)
+            self._positions[p] = dict(snapshot["positions"]) if snapshot else {}
+            # A restored window with no more input still closes after idle_close_s.
+            self._last_input[p] = time.monotonic()
+            log.info(
+                "stage %s: partition %d restored from %s",
+                self.stage.name,
+                p,
+                f"snapshot at {self._positions[p]}" if snapshot else "nothing (new)",
+            )
+        beginning = [tp for tp, start in starts.items() if start is None]
+        for tp, start in starts.items():
+            if start is not None:
+                self._consumer.seek(tp, start)
+        if beginning:
+            await self._consumer.seek_to_beginning(*beginning)
+
+    async def _release(self, partitions: set[int]) -> None:
+        owned = partitions & set(self._states)
+        if owned and self._producer is not None:
+            await self._checkpoint(owned)
+        for p in owned:
+            self._states.pop(p, None)
+            self._positions.pop(p, None)
+            self._last_input.pop(p, None)
+
+    async def _read_snapshots(self, partitions: set[int]) -> dict[int, dict[str, Any]]:
+        """The newest snapshot per partition, read from the start of the compacted state topic."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await reader.start()
+        found: dict[int, dict[str, Any]] = {}
+        try:
+            tps = await partitions_of(reader, self.stage.state_topic)
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
+                for records in (await reader.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        if record.value is None:
+                            continue
+                        snapshot = self._codec.decode(WINDOW_STATE_SCHEMA, record.value)
+                        if snapshot["partition"] in partitions:
+                            found[snapshot["partition"]] = snapshot
+        finally:
+            await reader.stop()
+        return found
+
+    # -- shutdown -------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        if self._consumer is None:
+            return
+        with contextlib.suppress(KafkaError):
+            await self._checkpoint(set(self._states))
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+        resources, self._resources = self._resources, []
+        for resource in reversed(resources):
+            await resource.close()
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
+        letter = {
+            "stage": self.stage.name,
+            "error_type": type(exc).__name__,
+            "error_message": str(exc)[:4000],
+            "original_topic": record.topic,
+            "original_partition": record.partition,
+            "original_offset": record.offset,
+            "original_timestamp_ms": record.timestamp,
+            "original_key": record.key,
+            "original_value": record.value,
+            "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
+            "attempts": 1,
+            "request_id": (record.key or b"").decode("utf-8", "replace")[:128] or None,
+            "trace_id": None,
+            "dead_lettered_at_ms": now_ms(),
+        }
+        return self._codec.encode(DEAD_LETTER_SCHEMA, letter)
+
+
+def worker_for(
+    stage: Any,
+    *,
+    bootstrap: str,
+    catalog: Catalog,
+    codec: Codec,
+    telemetry: Telemetry | None = None,
+    group_id: str | None = None,
+) -> Any:
+    """The worker that runs ``stage``: a :class:`WindowWorker` for a window stage, else a
+    :class:`~streams.runtime.StageWorker`. Both have start / run / request_stop."""
+    from streams.runtime import StageWorker
+
+    kind = WindowWorker if isinstance(stage, WindowStage) else StageWorker
+    return kind(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+    )
