@@ -7,6 +7,9 @@ its stages may share resources (models, a gateway) that their workers open and c
 from collections.abc import Callable
 from typing import Any
 
+from agents.content.services import ContentConfig
+from agents.content.stages import content_stages
+from agents.market.stages import market_stages
 from agents.passthrough import FINISH, STAMP
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
@@ -20,11 +23,18 @@ def _support(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
     return support_stages(SupportConfig(models=settings.models_file, dry_run=dry_run))
 
 
+def _content(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
+    return content_stages(ContentConfig(models=settings.models_file, dry_run=dry_run))
+
+
 # A factory per pipeline: settings -> stages. ``dry_run`` stages publish nothing of their own
 # beside what their handlers return (for `podium replay --stage --with`).
 PIPELINES: dict[str, Callable[[Settings, bool], list[Stage[Any]]]] = {
     "demo": lambda _settings, _dry_run: [STAMP, FINISH],
     "support": _support,
+    "content": _content,
+    # The windows stage is a WindowStage (a windowed join), the others are Stages.
+    "market": lambda _settings, _dry_run: market_stages(),
 }
 
 

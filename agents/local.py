@@ -28,7 +28,7 @@ from agents.providers import ChatRequest, Completion, StreamPiece
 
 __all__ = ["LOCAL_MODELS", "LocalProvider", "Source", "compose_extractive", "grounded_prompt"]
 
-LOCAL_MODELS = ("local-extractive", "local-reply")
+LOCAL_MODELS = ("local-extractive", "local-reply", "local-writer")
 
 SYSTEM = (
     "You are the support assistant of Lumen. Answer the customer's question using only the "
@@ -201,6 +201,10 @@ class LocalProvider:
             return compose_extractive(question or prompt, sources)
         if request.model == "local-reply":
             return compose_reply(question or prompt, intent)
+        if request.model == "local-writer":
+            from agents.content.writer import write_from_prompt  # the content pipeline's writer
+
+            return write_from_prompt(prompt)
         raise RequestRejected(f"the local provider has no model '{request.model}' (it has {LOCAL_MODELS})")
 
     async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:

@@ -1,0 +1,273 @@
+"""The content pipeline's stages::
+
+    content.briefs -> draft -+-> content.drafts.factcheck -> factcheck -+-> content.checks -> join
+                             +-> content.drafts.style     -> style     -+
+    join -> content.reviewed -> seo -> content.published
+         -> content.briefs (a revision, with the critique)   | content.rejected
+
+``draft`` fans each draft out to both checks at once; ``join`` waits for both verdicts of a
+round (and for the dead letters of either branch), keeps what arrived in the compacted
+``content.joins`` table, and decides as :mod:`agents.content.review` says.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agents.content import factcheck, style
+from agents.content.review import BRANCHES, arrival, decide, merge_checks, ready
+from agents.content.seo import seo_metadata
+from agents.content.services import CHECKS, JOINS, ContentConfig, ContentServices
+from agents.content.writer import article_prompt
+from agents.local import Source
+from agents.providers import ChatRequest
+from agents.retriever import merge
+from streams.catalog import dlq_topic
+from streams.errors import PermanentError
+from streams.headers import now_ms
+from streams.stage import Emit, Record, Stage, StageContext
+
+__all__ = ["content_stages"]
+
+BRIEFS = "content.briefs"
+TO_FACTCHECK = "content.drafts.factcheck"
+TO_STYLE = "content.drafts.style"
+REVIEWED = "content.reviewed"
+PUBLISHED = "content.published"
+REJECTED = "content.rejected"
+ARTICLE = "podium.content.Article"
+WRITER_SYSTEM = (
+    "You write short articles for Lumen's blog. Use only facts from the numbered sources and the "
+    "points; keep the brand voice plain and direct; apply every line of the critique."
+)
+
+
+def _decision(stage: str, round_: int, decision: str, reason: str) -> Record:
+    return {"stage": stage, "round": round_, "decision": decision, "reason": reason, "at_ms": now_ms()}
+
+
+def _step(stage: str, round_: int, started: float, **fields: Any) -> Record:
+    return {"stage": stage, "round": round_, "ms": round((time.perf_counter() - started) * 1000, 3), **fields}
+
+
+class ContentStages:
+    def __init__(self, services: ContentServices) -> None:
+        self.services = services
+
+    async def draft(self, article: Record, ctx: StageContext) -> list[Emit]:
+        started = time.perf_counter()
+        round_ = article["round"]
+        query = " ".join([article["topic"], *article["points"]])
+        found = merge([s.search_now(query, 4) for s in self.services.sources], 4)
+        sources = [Source(p.title, p.url, p.text) for p in found]
+        messages = article_prompt(
+            article["topic"],
+            article["audience"],
+            article["points"],
+            article["must_include"],
+            sources,
+            article["critique"],
+        )
+        request = ChatRequest(model="", messages=messages, max_tokens=900, system=WRITER_SYSTEM)
+        remaining = ctx.remaining_s()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        result = await self.services.gateway.complete(request, self.services.draft_policy, deadline)
+        ctx.add_cost(result.cost_usd)
+        title, body = _title_and_body(result.completion.text, article["topic"])
+        model = f"{result.route.provider}/{result.route.model}"
+        usage = result.completion.usage
+        drafted = {
+            **article,
+            "status": "drafted",
+            "title": title,
+            "body": body,
+            "checks": [],
+            "created_ms": article["created_ms"] or ctx.timestamp_ms,
+            "steps": [
+                *article["steps"],
+                _step(
+                    "draft",
+                    round_,
+                    started,
+                    model=model,
+                    tokens_in=usage.input_tokens,
+                    tokens_out=usage.output_tokens,
+                    cost_usd=round(result.cost_usd, 8),
+                ),
+            ],
+            "decisions": [
+                *article["decisions"],
+                _decision(
+                    "draft",
+                    round_,
+                    "drafted" if round_ == 0 else "revised",
+                    f"{model} from {len(sources)} sources"
+                    + (f", {len(article['critique'])} critique lines" if round_ else ""),
+                ),
+            ],
+        }
+        return [Emit(TO_FACTCHECK, drafted), Emit(TO_STYLE, drafted)]
+
+    async def factcheck(self, article: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        report = self.services.checker.check(article["body"])
+        threshold = self.services.config.thresholds.factcheck
+        check = {
+            "branch": "factcheck",
+            "round": article["round"],
+            "score": report.score,
+            "threshold": threshold,
+            "passed": report.score >= threshold,
+            "findings": [
+                {"kind": c.verdict, "text": c.claim, "evidence": c.evidence, "source": c.source}
+                for c in report.claims
+            ],
+            "critique": factcheck.critique_lines(report),
+            "model": "local-factcheck (BM25 evidence, number match)",
+        }
+        return Emit(CHECKS, self._checked(article, check, started))
+
+    async def style(self, article: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        if not article["body"].strip():
+            raise PermanentError("the draft has no body: nothing to check against the style guide")
+        report = style.check_style(article["body"], self.services.guide)
+        threshold = self.services.config.thresholds.style
+        check = {
+            "branch": "style",
+            "round": article["round"],
+            "score": report.score,
+            "threshold": threshold,
+            "passed": report.score >= threshold,
+            "findings": [
+                {"kind": f.rule, "text": f.excerpt, "evidence": f.advice, "source": ""}
+                for f in report.findings
+            ],
+            "critique": style.critique_lines(report),
+            "model": "local-style (style_guide.yaml rules)",
+        }
+        return Emit(CHECKS, self._checked(article, check, started))
+
+    @staticmethod
+    def _checked(article: Record, check: Record, started: float) -> Record:
+        step = _step(check["branch"], article["round"], started, model=check["model"])
+        return {**article, "status": "checked", "checks": [check], "steps": [*article["steps"], step]}
+
+    async def join(self, incoming: Record, ctx: StageContext) -> list[Emit]:
+        joins, thresholds = self.services.joins, self.services.config.thresholds
+        failure = ""
+        if ctx.topic in (dlq_topic(TO_FACTCHECK), dlq_topic(TO_STYLE)):
+            article = joins.codec.decode(ARTICLE, incoming["original_value"] or b"")
+            branch = incoming["stage"]
+            failure = incoming["error_message"][:300]
+        else:
+            article = incoming
+            branch = "timeout" if article["status"] == "timeout" else article["checks"][-1]["branch"]
+        rid, round_ = article["request_id"], article["round"]
+        known = joins.get_now(rid)
+        if known is None or known["round"] < round_:
+            known = await joins.get(rid, fresh=True)  # another worker may have written it
+        timeout_ms = int(thresholds.join_timeout_s * 1000)
+        state, stale = arrival(known, rid, round_, now_ms(), timeout_ms)
+        if stale:
+            return [Emit(JOINS, state)]  # decided already: a late verdict or a second reminder
+        if failure:
+            state["failed"][branch] = failure
+        elif branch in BRANCHES:
+            state["arrived"][branch] = joins.codec.encode(ARTICLE, article)
+        if not ready(state, now_ms()):
+            joins.put(state)
+            return [Emit(JOINS, state)]
+        state["status"] = "done"
+        joins.put(state)
+        arrived = {b: joins.codec.decode(ARTICLE, raw) for b, raw in state["arrived"].items()}
+        base = arrived.get("factcheck") or arrived.get("style") or article
+        checks = merge_checks(arrived)
+        outcome = decide(checks, state["failed"], round_, thresholds)
+        decided = {
+            **base,
+            "checks": checks,
+            "steps": _union_steps(arrived.values(), base),
+            "decisions": [
+                *base["decisions"],
+                _decision("join", round_, outcome.action, "; ".join(outcome.reasons)),
+            ],
+        }
+        if outcome.action == "publish":
+            return [Emit(JOINS, state), Emit(REVIEWED, {**decided, "status": "reviewed"})]
+        if outcome.action == "revise":
+            # The writer keeps no memory: every earlier round's critique goes again, or it undoes fixes.
+            critique = list(dict.fromkeys([*base["critique"], *outcome.critique]))
+            brief = {**decided, "status": "brief", "round": round_ + 1, "critique": critique}
+            return [Emit(JOINS, state), Emit(BRIEFS, brief)]
+        rejected = {**decided, "status": "rejected", "reasons": list(outcome.reasons)}
+        return [Emit(JOINS, state), Emit(REJECTED, rejected)]
+
+    async def seo(self, article: Record, ctx: StageContext) -> Emit:
+        started = time.perf_counter()
+        meta = seo_metadata(article["title"], article["body"])
+        seo = {
+            "title": meta.title,
+            "description": meta.description,
+            "keywords": list(meta.keywords),
+            "slug": meta.slug,
+        }
+        return Emit(
+            PUBLISHED,
+            {
+                **article,
+                "status": "published",
+                "seo": seo,
+                "steps": [
+                    *article["steps"],
+                    _step("seo", article["round"], started, model="local-seo (TF-IDF keywords)"),
+                ],
+                "decisions": [
+                    *article["decisions"],
+                    _decision("seo", article["round"], "published", f"slug {meta.slug}"),
+                ],
+            },
+        )
+
+
+def _title_and_body(text: str, topic: str) -> tuple[str, str]:
+    """A draft's first line is its title when it is a heading; a model that wrote none gets the topic."""
+    first, _, rest = text.strip().partition("\n")
+    if first.startswith("#"):
+        return first.lstrip("#").strip() or topic, rest.strip()
+    return topic, text.strip()
+
+
+def _union_steps(articles: Any, base: Record) -> list[Record]:
+    """The base's steps plus the other branch's own step, once each."""
+    steps = list(base["steps"])
+    for article in articles:
+        steps += [s for s in article["steps"] if s not in steps]
+    return steps
+
+
+def content_stages(config: ContentConfig) -> list[Stage[Any]]:
+    services = ContentServices(config)
+    stages = ContentStages(services)
+    shared = (services,)
+    return [
+        Stage(
+            "draft", BRIEFS, (TO_FACTCHECK, TO_STYLE), stages.draft, resources=shared, handler_timeout_s=60.0
+        ),
+        Stage("factcheck", TO_FACTCHECK, (CHECKS,), stages.factcheck, resources=shared),
+        Stage("style", TO_STYLE, (CHECKS,), stages.style, resources=shared),
+        Stage(
+            "join",
+            CHECKS,
+            (JOINS, REVIEWED, BRIEFS, REJECTED),
+            stages.join,
+            resources=shared,
+            # One request's verdicts are decided one after another: the state is read-modify-write.
+            ordered_by_key=True,
+            # A round whose budget ran out is still decided (rejected), never left waiting.
+            answers_expired=True,
+            also_consumes=(dlq_topic(TO_FACTCHECK), dlq_topic(TO_STYLE)),
+        ),
+        Stage("seo", REVIEWED, (PUBLISHED,), stages.seo, resources=shared),
+    ]
