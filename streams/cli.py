@@ -21,8 +21,9 @@ from streams.admin import TopicAdmin, plan
 from streams.config import load_settings
 from streams.errors import PodiumError
 from streams.project import Project, resolve_stages
-from streams.runtime import StageWorker, tune_worker_process
+from streams.runtime import tune_worker_process
 from streams.telemetry import Telemetry
+from streams.windows import worker_for
 
 __all__ = ["app", "main"]
 
@@ -275,7 +276,10 @@ def run(
     project = _guard(_project)
     stages = _guard(lambda: resolve_stages(targets, project.settings))
     if max_in_flight is not None:
-        stages = [dataclasses.replace(s, max_in_flight=max_in_flight) for s in stages]
+        stages = [
+            dataclasses.replace(s, max_in_flight=max_in_flight) if hasattr(s, "max_in_flight") else s
+            for s in stages
+        ]
 
     tune_worker_process()
 
@@ -288,7 +292,7 @@ def run(
             prometheus_port=project.settings.metrics_port,
         )
         workers = [
-            StageWorker(
+            worker_for(
                 s,
                 bootstrap=project.bootstrap(),
                 catalog=project.catalog,
@@ -1203,19 +1207,59 @@ def demo(
             "faults (models.sim.yaml), to watch retries and fallbacks."
         ),
     ] = "local",
+    pipelines: Annotated[
+        str, typer.Option(help="Which pipelines, comma separated: support, content, market.")
+    ] = "support,content,market",
+    reports: Annotated[
+        Path, typer.Option(help="Folder for the content articles and market reports (a run each).")
+    ] = Path("reports"),
 ) -> None:
-    """The support pipeline end to end: broker, topics, stages, sample tickets, where each ended."""
+    """The pipelines end to end on the bundled samples: broker, topics, stages, where each
+    request ended; content articles and market reports with charts written to a folder."""
+    from agents.content.demo import run_content_demo
+    from agents.market.demo import run_market_demo
     from agents.support.demo import run_support_demo
 
     if provider not in ("local", "sim"):
         err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
         raise typer.Exit(2)
+    chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
+    unknown = set(chosen) - {"support", "content", "market"}
+    if unknown or not chosen:
+        err.print(f"[red]error:[/] --pipelines names support, content and market, not {sorted(unknown)}")
+        raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING)
     project = _guard(_project)
     if provider == "sim":
         project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
-    code = _run(lambda: run_support_demo(project, console, provider))
-    raise typer.Exit(code)
+    folder = reports.resolve() / time.strftime("%Y%m%d-%H%M%S")
+
+    async def all_pipelines() -> int:
+        code = 0
+        # One broker for every pipeline: started here when none runs, stopped at the end.
+        started = not project.settings.bootstrap_servers and project.broker.running() is None
+        if started:
+            console.print(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
+            await project.broker.start(echo=console.print)
+        try:
+            if "support" in chosen:
+                console.rule("support: classify, retrieve, generate, screen")
+                code |= await run_support_demo(project, console, provider)
+            if "content" in chosen:
+                console.rule("content: draft, factcheck | style, join, seo")
+                code |= await run_content_demo(project, console, folder / "content")
+            if "market" in chosen:
+                console.rule("market: news and ticks in, signals, windowed join, summaries with charts")
+                code |= await run_market_demo(project, console, folder / "market")
+        finally:
+            if started:
+                console.print("stopping the broker this command started")
+                project.broker.stop()
+        if "content" in chosen or "market" in chosen:
+            console.print(f"[bold]reports written to {folder}[/] (open market/index.html for the charts)")
+        return code
+
+    raise typer.Exit(_run(all_pipelines))
 
 
 def main() -> None:
