@@ -51,6 +51,8 @@ bench: install
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/faust_commit_probe.py --records 1500 --concurrency 500
 	$(BIN)/python bench/support_pipeline.py
+	$(BIN)/python bench/market_windows.py
+	$(BIN)/python bench/content_pipeline.py --provider sim
 
 clean:
 	-$(BIN)/podium broker stop
