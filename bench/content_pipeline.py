@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
 from support_pipeline import simulator
@@ -34,12 +34,11 @@ from support_pipeline import simulator
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
 from streams.admin import TopicAdmin
-from streams.config import load_settings
 from streams.follow import Follower
 from streams.headers import RequestHeaders, new_request_id, now_ms
 from streams.project import Project
 from streams.publish import Publisher
-from streams.runtime import StageWorker, tune_worker_process
+from streams.runtime import StageWorker
 from streams.stage import Emit, Stage, StageContext, StageEnv
 from streams.telemetry import Telemetry
 
@@ -178,15 +177,7 @@ async def main() -> None:
     parser.add_argument("--provider", choices=("sim", "local"), default="sim")
     parser.add_argument("--concurrency", type=int, default=256)  # the stages' max_in_flight
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    tune_worker_process()
-    project = Project(load_settings())
-    started_broker = False
-    if not project.settings.bootstrap_servers and project.broker.running() is None:
-        await project.broker.start(echo=console.print)
-        started_broker = True
-    try:
+    async with bench_project(console) as project:
         bootstrap = project.bootstrap()
         async with TopicAdmin(bootstrap) as admin:
             await admin.apply(project.catalog)
@@ -212,9 +203,6 @@ async def main() -> None:
         table.add_row("in process (handlers)", f"{alone:.1f}", "", json.dumps(alone_ends))
         table.add_row("on Kafka (5 stages)", f"{kafka:.1f}", f"{kafka / alone:.2f}", json.dumps(kafka_ends))
         console.print(table)
-    finally:
-        if started_broker:
-            project.broker.stop()
 
 
 if __name__ == "__main__":

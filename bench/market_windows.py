@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
 
 from agents.market.windows import TickWindows, WindowConfig
 from streams.admin import TopicAdmin
 from streams.catalog import Catalog, parse_catalog
-from streams.config import load_settings
 from streams.project import Project
 from streams.publish import Publisher
-from streams.runtime import tune_worker_process
 from streams.ticks import Tick, TickIngester
 from streams.windows import WindowStage, WindowWorker
 
@@ -108,16 +106,15 @@ def window_worker(prefix: str, run: str, catalog: Catalog, project: Project, boo
 
 
 async def fold_all(worker: WindowWorker, count: int, started: float | None = None) -> float:
-    """Ticks/s from the first folded (or ``started``) until ``count`` were folded."""
+    """Ticks/s from the first records fetched (or ``started``) until ``count`` were folded."""
     await worker.start()
     run = asyncio.create_task(worker.run())
     try:
         # Polling the worker's counter is the measurement: a few ms of resolution on seconds.
-        while worker.records_folded == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        first = started if started is not None else time.perf_counter()
         while worker.records_folded < count:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+        first = started if started is not None else worker.first_fetch_at
+        assert first is not None
         return count / (time.perf_counter() - first)
     finally:
         worker.request_stop()
@@ -131,15 +128,7 @@ async def main() -> None:
     parser.add_argument("--ticks", type=int, default=200_000)
     parser.add_argument("--symbols", type=int, default=50)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    tune_worker_process()
-    project = Project(load_settings())
-    started_broker = False
-    if not project.settings.bootstrap_servers and project.broker.running() is None:
-        await project.broker.start(echo=console.print)
-        started_broker = True
-    try:
+    async with bench_project(console) as project:
         bootstrap = project.bootstrap()
         prefix = f"bench{os.urandom(2).hex()}"
         catalog = catalog_for(prefix, project)
@@ -194,10 +183,9 @@ async def main() -> None:
         for name, rate, ratio in rows:
             table.add_row(name, f"{rate:,.0f}", "" if ratio is None else f"{ratio:.2f}")
         console.print(table)
-        console.print(f"windows emitted by the last two runs: {folded_worker.windows_sent}, {worker.windows_sent}")
-    finally:
-        if started_broker:
-            project.broker.stop()
+        console.print(
+            f"windows emitted by the last two runs: {folded_worker.windows_sent}, {worker.windows_sent}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
 
@@ -44,12 +44,11 @@ from agents.support.stages import support_stages
 from streams.admin import TopicAdmin
 from streams.audit import pipeline_topics
 from streams.catalog import Catalog, parse_catalog
-from streams.config import load_settings
 from streams.follow import Follower
 from streams.headers import RequestHeaders, new_request_id, now_ms
 from streams.project import Project
 from streams.publish import Publisher
-from streams.runtime import StageWorker, tune_worker_process
+from streams.runtime import StageWorker
 from streams.stage import Emit, Stage, StageContext, StageEnv
 from streams.telemetry import Telemetry
 
@@ -259,42 +258,33 @@ async def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    tune_worker_process()
+    async with bench_project(console) as project:
+        bootstrap = project.bootstrap()
+        prefix = f"bench{os.urandom(2).hex()}."
+        catalog = prefixed_catalog(project, prefix)
+        async with TopicAdmin(bootstrap) as admin:
+            await admin.apply(catalog.select(t.name for t in catalog if t.name.startswith(prefix)))
 
-    project = Project(load_settings())
-    started_broker = False
-    if not project.settings.bootstrap_servers and project.broker.running() is None:
-        await project.broker.start(echo=console.print)
-        started_broker = True
-    bootstrap = project.bootstrap()
-    prefix = f"bench{os.urandom(2).hex()}."
-    catalog = prefixed_catalog(project, prefix)
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(catalog.select(t.name for t in catalog if t.name.startswith(prefix)))
-
-    table = Table(
-        title=f"support pipeline: {args.requests} requests as a backlog, {args.latency_requests} at "
-        f"{args.rate:.0f}/s"
-    )
-    for column in (
-        "model latency",
-        "in-process req/s",
-        "Kafka req/s",
-        "ratio",
-        "e2e p50 ms",
-        "e2e p99 ms",
-        "hops p50/p99 ms",
-    ):
-        table.add_column(column, justify="right")
-    stage_table = Table(
-        title="orchestration overhead per stage: handler time minus model time, ms (rate run)"
-    )
-    for column in ("model latency", "stage", "p50", "p99", "records"):
-        stage_table.add_column(column, justify="right")
-    telemetry = Telemetry.configure("none")
-    try:
+        table = Table(
+            title=f"support pipeline: {args.requests} requests as a backlog, {args.latency_requests} at "
+            f"{args.rate:.0f}/s"
+        )
+        for column in (
+            "model latency",
+            "in-process req/s",
+            "Kafka req/s",
+            "ratio",
+            "e2e p50 ms",
+            "e2e p99 ms",
+            "hops p50/p99 ms",
+        ):
+            table.add_column(column, justify="right")
+        stage_table = Table(
+            title="orchestration overhead per stage: handler time minus model time, ms (rate run)"
+        )
+        for column in ("model latency", "stage", "p50", "p99", "records"):
+            stage_table.add_column(column, justify="right")
+        telemetry = Telemetry.configure("none")
         for latency in (float(x) for x in args.latencies.split(",")):
             with tempfile.TemporaryDirectory() as tmp, simulator(latency) as url:
                 config = SupportConfig(
@@ -335,10 +325,7 @@ async def main() -> None:
                 stage_table.add_row(
                     f"{latency:.0f} ms", stage, f"{pct(ms, 50):.2f}", f"{pct(ms, 99):.2f}", str(len(ms))
                 )
-    finally:
-        if started_broker:
-            project.broker.stop()
-    console.print(table, stage_table)
+        console.print(table, stage_table)
 
 
 if __name__ == "__main__":

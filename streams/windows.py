@@ -131,6 +131,7 @@ class WindowWorker:
         self._failure: BaseException | None = None
         self.windows_sent = 0
         self.records_folded = 0
+        self.first_fetch_at: float | None = None  # time.perf_counter() of the first records fetched
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -204,6 +205,8 @@ class WindowWorker:
         next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
         while not self._stopping.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
+            if batches and self.first_fetch_at is None:
+                self.first_fetch_at = time.perf_counter()
             for tp, records in batches.items():
                 if tp.partition not in self._states:
                     continue  # revoked while fetched

@@ -1,0 +1,34 @@
+"""What every pipeline bench starts with: the project, and Kafka to run it on.
+
+The configured cluster (KAFKA_BOOTSTRAP_SERVERS) or the running local broker is used as it is;
+otherwise a local broker is started here and stopped at the end. Logging is quietened and the
+worker tuning `podium run` applies is applied, so a bench measures what a worker does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+
+from streams.config import load_settings
+from streams.project import Project
+from streams.runtime import tune_worker_process
+
+
+@contextlib.asynccontextmanager
+async def bench_project(console: Console) -> AsyncIterator[Project]:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    tune_worker_process()
+    project = Project(load_settings())
+    started = not project.settings.bootstrap_servers and project.broker.running() is None
+    if started:
+        await project.broker.start(echo=console.print)
+    try:
+        yield project
+    finally:
+        if started:
+            project.broker.stop()
