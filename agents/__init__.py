@@ -11,6 +11,7 @@ from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
 from agents.market.stages import market_stages
 from agents.passthrough import FINISH, STAMP
+from agents.pipeline_config import load_pipeline_config
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
 from streams.config import Settings
@@ -24,7 +25,12 @@ def _support(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
 
 
 def _content(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
-    return content_stages(ContentConfig(models=settings.models_file, dry_run=dry_run))
+    gates = load_pipeline_config(settings.pipelines_file).content
+    return content_stages(ContentConfig(models=settings.models_file, thresholds=gates, dry_run=dry_run))
+
+
+def _market(settings: Settings, _dry_run: bool) -> list[Any]:
+    return market_stages(load_pipeline_config(settings.pipelines_file).market)
 
 
 # A factory per pipeline: settings -> stages. ``dry_run`` stages publish nothing of their own
@@ -34,7 +40,7 @@ PIPELINES: dict[str, Callable[[Settings, bool], list[Stage[Any]]]] = {
     "support": _support,
     "content": _content,
     # The windows stage is a WindowStage (a windowed join), the others are Stages.
-    "market": lambda _settings, _dry_run: market_stages(),
+    "market": _market,
 }
 
 

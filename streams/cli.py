@@ -1103,7 +1103,7 @@ def sim(
 @app.command("up")
 def up(
     targets: Annotated[
-        list[str] | None, typer.Argument(help="Pipelines or stages (default: support).")
+        list[str] | None, typer.Argument(help="Pipelines or stages (default: support, content, market).")
     ] = None,
     provider: Annotated[
         str, typer.Option(help="local (models.yaml) or sim (simulator + models.sim.yaml).")
@@ -1122,8 +1122,20 @@ def up(
     project = _guard(_project)
     if provider == "sim":
         project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
-    stages = _guard(lambda: resolve_stages(targets or ["support"], project.settings))
+    stages = _guard(lambda: resolve_stages(targets or ["support", "content", "market"], project.settings))
     tune_worker_process()
+    inputs = {s.consumes for s in stages}
+    examples = [
+        ("support.requests", """podium publish support.requests --json """
+         """'{"body": "How do I reset my password?"}' --wait"""),
+        ("content.briefs", """podium publish content.briefs --json '{"topic": "Exporting dashboards", """
+         """"points": ["CSV exports are capped at 1,000,000 rows per tile."]}' --wait"""),
+        # A recording replayed as it is meets the ingesters' de-duplication and the windows' late
+        # rule after its first run; the market demo replays it shifted to now, as a new session.
+        ("market.ticks", "podium ingest prices --url <json or ws:// feed>    podium ingest news --url <rss>"),
+        ("market.news", "podium demo --pipelines market   (the recorded feeds as a new session)"),
+    ]  # fmt: skip
+    hints = "".join(f"  {command}\n" for topic, command in examples if topic in inputs)
 
     async def go() -> None:
         with simulator(provider, console):
@@ -1139,13 +1151,13 @@ def up(
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, stack.request_stop)
-                first = stages[0].consumes
                 console.print(
-                    f"[green]up[/]: {len(stages)} stage(s) consuming from {first}; metrics on "
-                    f"http://127.0.0.1:{stack.metrics_port}/metrics. In another terminal:\n"
-                    f'  podium publish {first} --json \'{{"body": "How do I reset my password?"}}\' --wait\n'
-                    f"  podium tail support.responses    podium trace <request-id>    podium dlq list\n"
-                    "Ctrl-C drains in-flight work, commits and stops."
+                    f"[green]up[/]: {len(stages)} stage(s): {', '.join(s.name for s in stages)}; metrics on "
+                    f"http://127.0.0.1:{stack.metrics_port}/metrics. In another terminal:\n{hints}"
+                    "  podium tail <topic>    podium trace <request-id>    podium dlq list\n"
+                    "Ctrl-C drains in-flight work, commits and stops.",
+                    highlight=False,
+                    soft_wrap=True,
                 )
                 await stack.wait()
 

@@ -14,6 +14,7 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 ``PODIUM_TOPICS``              The topic catalog. ``./topics.yaml``
 ``PODIUM_SCHEMAS``             The Avro schema directory. ``./schemas``
 ``PODIUM_MODELS``              The model gateway's providers, prices, policies. ``./models.yaml``
+``PODIUM_PIPELINES``           The pipelines' quality gates and windows. ``./pipelines.yaml``
 ``PODIUM_SCHEMA_REGISTRY_URL`` Use the Confluent wire format through this registry instead
                                of Avro single-object encoding.
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     topics_file: Path = Field(default=Path("topics.yaml"), alias="PODIUM_TOPICS")
     schemas_dir: Path = Field(default=Path("schemas"), alias="PODIUM_SCHEMAS")
     models_file: Path = Field(default=Path("models.yaml"), alias="PODIUM_MODELS")
+    pipelines_file: Path = Field(default=Path("pipelines.yaml"), alias="PODIUM_PIPELINES")
     schema_registry_url: str | None = Field(default=None, alias="PODIUM_SCHEMA_REGISTRY_URL")
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(

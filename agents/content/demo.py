@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
+from agents.pipeline_config import load_pipeline_config
 from streams.audit import pipeline_topics
 from streams.follow import Follower
 from streams.project import Project
@@ -26,7 +27,8 @@ BRIEFS = Path(__file__).resolve().parent.parent / "data" / "content" / "briefs.j
 
 
 async def run_content_demo(project: Project, console: Console, folder: Path) -> int:
-    stages = content_stages(ContentConfig(models=project.settings.models_file))
+    gates = load_pipeline_config(project.settings.pipelines_file).content
+    stages = content_stages(ContentConfig(models=project.settings.models_file, thresholds=gates))
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     briefs = [json.loads(line) for line in BRIEFS.read_text().splitlines() if line.strip()]
     ended: dict[str, tuple[str, dict[str, Any]]] = {}

@@ -19,8 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agents.market.stages import REPORTS, MarketConfig, market_stages
+from agents.market.stages import REPORTS, market_stages
 from agents.market.summary import WindowSignal, report_html
+from agents.pipeline_config import load_pipeline_config
 from streams.feeds import Malformed, NewsIngester, NewsItem, parse_recording
 from streams.follow import Follower
 from streams.headers import now_ms
@@ -40,7 +41,7 @@ SPEED = 60.0
 
 
 async def run_market_demo(project: Project, console: Console, folder: Path) -> int:
-    config = MarketConfig(idle_close_s=2.0)
+    config = load_pipeline_config(project.settings.pipelines_file).market
     stages = market_stages(config)
     window_ms = int(config.window_s * 1000)
     source = "agents/data/market (recorded, replayed now)"

@@ -42,6 +42,16 @@ class MarketConfig:
     idle_close_s: float = 2.0
     checkpoint_interval_s: float = 1.0
 
+    def window_config(self) -> WindowConfig:
+        """What the windows stage folds by (checks that the window divides into its points)."""
+        return WindowConfig(
+            TICKS,
+            SIGNALS,
+            size_ms=int(self.window_s * 1000),
+            grace_ms=int(self.grace_s * 1000),
+            points=self.points,
+        )
+
 
 async def signals(item: Record, ctx: StageContext) -> list[Emit]:
     found = extract_signals(item["title"], item["summary"], item["symbols"])
@@ -117,13 +127,7 @@ async def summarize(window: Record, ctx: StageContext) -> Emit:
 
 def market_stages(config: MarketConfig | None = None) -> list[Any]:
     config = config or MarketConfig()
-    windows = WindowConfig(
-        TICKS,
-        SIGNALS,
-        size_ms=int(config.window_s * 1000),
-        grace_ms=int(config.grace_s * 1000),
-        points=config.points,
-    )
+    windows = config.window_config()
     return [
         Stage("signals", NEWS, (SIGNALS, UNMATCHED), signals),
         WindowStage(

@@ -5,10 +5,12 @@ same. Its words come from thresholds named here:
 
 * the change from open to close is "flat" below ``FLAT_PCT`` (0.05%) either way, "sharply"
   from ``SHARP_PCT`` (2%);
-* volatility is the sample standard deviation of tick-to-tick log returns: "calm" below
-  ``CALM_BELOW`` (0.1% per tick), "volatile" from ``VOLATILE_FROM`` (0.5% per tick), "choppy"
-  between. The thresholds are per tick, set for ticks a few seconds apart (the sample feed
-  ticks every 5 s at about 0.25%, so it reads "choppy");
+* volatility is the sample standard deviation of log returns per step, a step being from one
+  tick to the next (:meth:`WindowView.from_ticks`) or from one chart point to the next (a
+  window of the market pipeline keeps the last price of each of 60 slices): "calm" below
+  ``CALM_BELOW`` (0.1% per step), "volatile" from ``VOLATILE_FROM`` (0.5%), "choppy" between.
+  The thresholds suit steps a few seconds apart (the sample feed ticks every 5 s at about
+  0.25%, so it reads "choppy");
 * the net signal is the sum of strengths, up positive and down negative; within
   ``NET_BAND`` (0.1) of zero it is neutral, and the price is then said to follow no news.
 
@@ -95,7 +97,7 @@ class WindowView:
     close: float
     volume: float
     ticks: int
-    volatility: float  # stdev of tick-to-tick log returns; 0.0 with fewer than three ticks
+    volatility: float  # stdev of log returns per step (see above); 0.0 with fewer than three steps
     signals: tuple[NewsSignal, ...] = ()
 
     @classmethod
@@ -186,7 +188,7 @@ def summarize_window(view: WindowView) -> str:
     trading = (
         f"It traded between {view.low:.2f} and {view.high:.2f} on volume {view.volume:,.0f} over"
         f" {view.ticks} {tick_word}; trading was {_temper(view.volatility)}"
-        f" (volatility {view.volatility * 100:.2f}% per tick)."
+        f" (volatility {view.volatility * 100:.2f}% per step)."
     )
     sentences = [move, trading, _signals_sentence(signals)]
     if signals:

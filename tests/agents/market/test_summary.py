@@ -108,7 +108,7 @@ def test_range_volume_and_ticks_are_stated() -> None:
 )
 def test_volatility_words_follow_the_thresholds(volatility: float, word: str, shown: str) -> None:
     text = summarize_window(_view(100.0, 101.0, volatility=volatility))
-    assert f"trading was {word} (volatility {shown} per tick)." in text
+    assert f"trading was {word} (volatility {shown} per step)." in text
 
 
 def test_no_signals_is_said_and_makes_three_sentences() -> None:

@@ -1,0 +1,82 @@
+"""`kill -9` of the process running the join while every join waits for its second verdict:
+a new join process finds the waiting state in content.joins and finishes every brief once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from agents.content.services import ContentConfig
+from agents.content.stages import content_stages
+from streams.admin import TopicAdmin
+from streams.config import Settings
+from streams.follow import Follower
+from streams.project import Project
+from streams.publish import Publisher
+from streams.runtime import StageWorker
+from tests.agents.content.test_pipeline import BRIEFS, TERMINAL, _until_waiting, brief
+from tests.agents.support.test_two_workers import wait_for
+from tests.streams.running import REPO, running
+
+
+def start_join(bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "run", "join"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_a_killed_join_process_loses_no_pending_join(
+    broker_settings: Settings, bootstrap: str, tmp_path: Path
+) -> None:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
+    async with TopicAdmin(bootstrap) as admin:
+        await admin.apply(project.catalog)
+    config = ContentConfig(models=REPO / "models.yaml")
+
+    def workers(*names: str) -> list[StageWorker]:
+        return [
+            StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
+            for s in content_stages(config)
+            if s.name in names
+        ]
+
+    first = start_join(bootstrap, tmp_path / "join-1.log")
+    try:
+        wait_for(tmp_path / "join-1.log", "podium: running")
+        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+            # The style check is down: every join waits with the fact check's verdict only.
+            async with running(*workers("draft", "factcheck")):
+                ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
+                assert await _until_waiting(project, ids) == ids
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = start_join(bootstrap, tmp_path / "join-2.log")
+    try:
+        wait_for(tmp_path / "join-2.log", "podium: running")
+        async with (
+            Follower(bootstrap, TERMINAL) as follower,
+            running(*workers("draft", "factcheck", "style", "seo")),
+        ):
+            got = await follower.collect(ids, timeout_s=60)
+            for rid, more in (await follower.poll(1.5)).items():
+                got.setdefault(rid, []).extend(more)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    assert set(got) == ids, f"lost: {ids - set(got)}"
+    assert all(len(arrivals) == 1 for arrivals in got.values())
+    for arrivals in got.values():
+        article = project.codec.decode("podium.content.Article", arrivals[0].value or b"")
+        assert {c["branch"] for c in article["checks"]} == {"factcheck", "style"}
