@@ -6,5 +6,5 @@ COPY streams ./streams
 COPY agents ./agents
 RUN pip install --no-cache-dir .
 COPY schemas ./schemas
-COPY topics.yaml ./
+COPY topics.yaml models.yaml models.sim.yaml pipelines.yaml ./
 ENTRYPOINT ["podium"]
