@@ -14,7 +14,9 @@ def test_the_shipped_file_states_the_defaults_and_a_missing_file_means_them(tmp_
 
 def test_values_are_read(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("content: {thresholds: {style: 0.5}, max_revisions: 4}\nmarket: {window_s: 60, grace_s: 2}\n")
+    path.write_text(
+        "content: {thresholds: {style: 0.5}, max_revisions: 4}\nmarket: {window_s: 60, grace_s: 2}\n"
+    )
     config = load_pipeline_config(path)
     assert (config.content.style, config.content.factcheck, config.content.max_revisions) == (0.5, 0.7, 4)
     assert (config.market.window_s, config.market.grace_s, config.market.points) == (60.0, 2.0, 60)

@@ -52,20 +52,25 @@ async def project(broker_settings: Settings, bootstrap: str) -> Project:
     return project
 
 
-async def test_a_replay_publishes_each_tick_once_across_a_restart(project: Project) -> None:
+async def test_a_replay_publishes_each_tick_once_across_a_restart(
+    project: Project, make_topics, unique: str
+) -> None:  # type: ignore[no-untyped-def]
     bootstrap = project.bootstrap()
+    # A topic of this test's own: the demo test replays the same sample to market.ticks.
+    await make_topics("topics:\n  {p}.ticks: {value: podium.market.Tick}\n", unique)
+    topic = f"{unique}.ticks"
     sample = REPO / "agents" / "data" / "market" / "ticks.jsonl"
     published = []
     for _ in range(2):
         async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
-            ingester = TickIngester(pub, project.codec, str(sample))
+            ingester = TickIngester(pub, project.codec, str(sample), topic=topic)
             await ingester.load_last(bootstrap)
             published.append(await replay_ticks(ingester, sample))
             assert ingester.failed == 1
     assert published == [480, 0]
     ticks = [
         project.codec.decode("podium.market.Tick", v)
-        for k, v in await read_topic(bootstrap, TICKS_TOPIC)
+        for k, v in await read_topic(bootstrap, topic)
         if k == "ACME"
     ]
     assert len(ticks) == 120 and ticks[0]["source_ms"] == 1795600000000

@@ -52,11 +52,13 @@ async def test_a_killed_join_process_loses_no_pending_join(
     first = start_join(bootstrap, tmp_path / "join-1.log")
     try:
         wait_for(tmp_path / "join-1.log", "podium: running")
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
-            # The style check is down: every join waits with the fact check's verdict only.
-            async with running(*workers("draft", "factcheck")):
-                ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
-                assert await _until_waiting(project, ids) == ids
+        # The style check is down: every join waits with the fact check's verdict only.
+        async with (
+            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
+            running(*workers("draft", "factcheck")),
+        ):
+            ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
+            assert await _until_waiting(project, ids) == ids
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:

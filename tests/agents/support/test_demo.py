@@ -1,6 +1,8 @@
 """`podium demo` as a user runs it, against the session's real broker."""
 
 import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,12 @@ from tests.streams.running import podium
 @pytest.mark.parametrize("provider", ["local", "sim"])
 def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, provider: str) -> None:
     done = podium(
-        "demo", "--provider", provider, env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"}
+        "demo",
+        "--provider",
+        provider,
+        "--pipelines",
+        "support",
+        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
@@ -26,3 +33,36 @@ def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, provi
     if provider == "sim":
         assert "provider simulator (a stand-in, not a model)" in out
         assert "sim-openai/sim-large" in out
+
+
+def test_the_demo_writes_the_articles_and_the_market_reports_with_their_charts(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    done = podium(
+        "demo",
+        "--pipelines",
+        "content,market",
+        "--reports",
+        str(tmp_path),
+        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "12/12 briefs ended" in out and "10 published, 2 rejected" in out
+    [run] = list(tmp_path.iterdir())
+    assert f"reports written to {run}" in out.replace("\n", "")
+    articles = sorted((run / "content").glob("*.md"))
+    assert len(articles) == 12 and sum(a.name.startswith("rejected-") for a in articles) == 2
+    pages = sorted((run / "market").glob("*.html"))
+    charts = sorted((run / "market").glob("*.svg"))
+    # 4 symbols x 6 two-minute windows of the 10-minute recording, and the index.
+    assert len(charts) == 24 and len(pages) == 25
+    for chart in charts:
+        svg = ET.parse(chart).getroot()
+        assert (svg.get("width"), svg.get("height")) == ("720", "320")
+    page = (run / "market" / charts[0].name.replace(".svg", ".html")).read_text()
+    assert "<svg" in page and "price with news signals" in page
+    # Every news signal of the recording met its window (none arrived after its window closed).
+    assert (
+        sum(page.count('class="up"') + page.count('class="down"') for page in map(Path.read_text, pages)) >= 8
+    )
