@@ -30,7 +30,7 @@ def _content(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
 
 
 def _market(settings: Settings, _dry_run: bool) -> list[Any]:
-    return market_stages(load_pipeline_config(settings.pipelines_file).market)
+    return market_stages(load_pipeline_config(settings.pipelines_file).market, settings.models_file)
 
 
 # A factory per pipeline: settings -> stages. ``dry_run`` stages publish nothing of their own

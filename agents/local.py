@@ -28,7 +28,7 @@ from agents.providers import ChatRequest, Completion, StreamPiece
 
 __all__ = ["LOCAL_MODELS", "LocalProvider", "Source", "compose_extractive", "grounded_prompt"]
 
-LOCAL_MODELS = ("local-extractive", "local-reply", "local-writer")
+LOCAL_MODELS = ("local-extractive", "local-reply", "local-writer", "local-lexicon", "local-summary")
 
 SYSTEM = (
     "You are the support assistant of Lumen. Answer the customer's question using only the "
@@ -205,6 +205,10 @@ class LocalProvider:
             from agents.content.writer import write_from_prompt  # the content pipeline's writer
 
             return write_from_prompt(prompt)
+        if request.model in ("local-lexicon", "local-summary"):
+            from agents.market.prompts import answer_signals, answer_summary  # the market pipeline's
+
+            return answer_signals(prompt) if request.model == "local-lexicon" else answer_summary(prompt)
         raise RequestRejected(f"the local provider has no model '{request.model}' (it has {LOCAL_MODELS})")
 
     async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:

@@ -42,7 +42,7 @@ SPEED = 60.0
 
 async def run_market_demo(project: Project, console: Console, folder: Path) -> int:
     config = load_pipeline_config(project.settings.pipelines_file).market
-    stages = market_stages(config)
+    stages = market_stages(config, project.settings.models_file)
     window_ms = int(config.window_s * 1000)
     source = "agents/data/market (recorded, replayed now)"
     news = parse_recording(source, (DATA / "news.jsonl").read_text())

@@ -3,25 +3,41 @@
     market.news  -> signals -> market.signals --+
     market.ticks ------------------------------+-> windows -> market.windows -> summarize -> market.reports
 
-``signals`` reads each news item for per-symbol signals (keyed by symbol, so they meet the
-symbol's ticks in the same partition); ``windows`` is a windowed join (a
-:class:`~streams.windows.WindowStage`, see :mod:`agents.market.windows` for the grace period);
-``summarize`` writes a summary and an SVG chart per symbol and window, carried in the record.
+``signals`` asks the gateway's ``signals`` policy for per-symbol signals in each news item
+(keyed by symbol, so they meet the symbol's ticks in the same partition); ``windows`` is a
+windowed join (a :class:`~streams.windows.WindowStage`, see :mod:`agents.market.windows` for the
+grace period); ``summarize`` asks the ``summarize`` policy for the report's sentences and draws an
+SVG chart per symbol and window, carried in the record. Offline both policies name local models
+(:mod:`agents.market.prompts`); a reply a stage cannot use is replaced by the local model's
+answer, and the record says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from agents.gateway.config import build_gateway, load_gateway_config
+from agents.gateway.gateway import CallPolicy, GatewayError, GatewayResult, ModelGateway
 from agents.market.chart import Marker, price_chart_svg
-from agents.market.signals import extract_signals
-from agents.market.summary import WindowSignal, WindowView, summarize_window
+from agents.market.prompts import (
+    ReplyUnusable,
+    answer_signals,
+    answer_summary,
+    read_signals,
+    signals_prompt,
+    summary_prompt,
+)
+from agents.market.signals import DEFAULT_ALIASES, find_symbols
+from agents.market.summary import WindowSignal, WindowView
 from agents.market.windows import TickWindows, WindowConfig
-from streams.stage import Emit, Record, Stage, StageContext
+from agents.providers import ChatRequest
+from streams.stage import Emit, Record, SharedResource, Stage, StageContext, StageEnv
 from streams.windows import WindowStage
 
-__all__ = ["MarketConfig", "market_stages", "window_view"]
+__all__ = ["MarketConfig", "MarketServices", "market_stages", "window_view"]
 
 NEWS = "market.news"
 TICKS = "market.ticks"
@@ -30,8 +46,6 @@ UNMATCHED = "market.news.unmatched"
 WINDOWS = "market.windows"
 WINDOW_STATE = "market.windows.state"
 REPORTS = "market.reports"
-SIGNAL_MODEL = "local-lexicon (finance phrases, not an LLM)"
-SUMMARY_MODEL = "local-template (not an LLM)"
 
 
 @dataclass(frozen=True)
@@ -53,27 +67,103 @@ class MarketConfig:
         )
 
 
-async def signals(item: Record, ctx: StageContext) -> list[Emit]:
-    found = extract_signals(item["title"], item["summary"], item["symbols"])
-    if not found:
-        return [Emit(UNMATCHED, item)]
-    return [
-        Emit(
-            SIGNALS,
-            {
-                "symbol": s.symbol,
-                "direction": s.direction,
-                "strength": s.strength,
-                "rationale": s.rationale,
-                "item_id": item["item_id"],
-                "title": item["title"],
-                "published_ms": item["published_ms"],
-                "model": SIGNAL_MODEL,
-            },
-            key=s.symbol,
+class MarketServices(SharedResource):
+    """The model gateway of the signals and summarize stages of one process."""
+
+    def __init__(self, models: Path, environ: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.models = models
+        self.environ = dict(os.environ) if environ is None else environ
+        self._gateway: ModelGateway | None = None
+        self.policies: dict[str, CallPolicy] = {}
+
+    async def _open(self, env: StageEnv) -> None:
+        config = load_gateway_config(self.models)  # config errors first
+        self.policies = {stage: config.policy(stage) for stage in ("signals", "summarize")}
+        self._gateway = build_gateway(config, self.environ, telemetry=env.telemetry)
+
+    async def _close(self) -> None:
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None:
+            await gateway.aclose()
+
+    async def ask(self, stage: str, messages: list[dict[str, str]], ctx: StageContext) -> GatewayResult:
+        assert self._gateway is not None, "market services are not open"
+        request = ChatRequest(model="", messages=messages, max_tokens=400)
+        result = await self._gateway.complete(request, self.policies[stage])
+        ctx.add_cost(result.cost_usd)
+        return result
+
+
+@dataclass
+class MarketStages:
+    services: MarketServices = field(repr=False)
+
+    async def signals(self, item: Record, ctx: StageContext) -> list[Emit]:
+        tagged = [s.strip().upper() for s in item["symbols"] if s.strip()]
+        allowed = tagged or find_symbols(f"{item['title']}\n{item['summary']}", DEFAULT_ALIASES)
+        if not allowed:
+            return [Emit(UNMATCHED, item)]
+        prompt = signals_prompt(item["title"], item["summary"], allowed)
+        try:
+            result = await self.services.ask("signals", prompt, ctx)
+            model = f"{result.route.provider}/{result.route.model}"
+            found = read_signals(result.completion.text, allowed)
+        except (GatewayError, ReplyUnusable) as exc:
+            # A model's bad answer or every route down: the lexicon still reads the item.
+            model = f"local/local-lexicon (fallback: {exc})"[:300]
+            found = read_signals(answer_signals(prompt[0]["content"]), allowed)
+        if not found:
+            return [Emit(UNMATCHED, item)]
+        return [
+            Emit(
+                SIGNALS,
+                {
+                    "symbol": s.symbol,
+                    "direction": s.direction,
+                    "strength": s.strength,
+                    "rationale": s.rationale,
+                    "item_id": item["item_id"],
+                    "title": item["title"],
+                    "published_ms": item["published_ms"],
+                    "model": model,
+                },
+                key=s.symbol,
+            )
+            for s in found
+        ]
+
+    async def summarize(self, window: Record, ctx: StageContext) -> Emit:
+        view = window_view(window)
+        prompt = summary_prompt(view)
+        try:
+            result = await self.services.ask("summarize", prompt, ctx)
+            model = f"{result.route.provider}/{result.route.model}"
+            summary = result.completion.text.strip()
+            if view.symbol not in summary:
+                raise ReplyUnusable(f"the reply does not name {view.symbol}")
+        except (GatewayError, ReplyUnusable) as exc:
+            model = f"local/local-summary (fallback: {exc})"[:300]
+            summary = answer_summary(prompt[0]["content"])
+        chart = price_chart_svg(
+            [(p["t_ms"], p["price"]) for p in window["points"]],
+            [Marker(s.t_ms, s.direction, f"{s.title} - {s.rationale}") for s in view.signals],
+            title=f"{window['symbol']} price with news signals",
         )
-        for s in found
-    ]
+        return Emit(
+            REPORTS,
+            {
+                "symbol": window["symbol"],
+                "start_ms": window["start_ms"],
+                "end_ms": window["end_ms"],
+                "summary": summary,
+                "chart_svg": chart,
+                "change_pct": window["change_pct"],
+                "ticks": window["ticks"],
+                "signals": window["signals"],
+                "model": model,
+            },
+        )
 
 
 def window_view(window: Record) -> WindowView:
@@ -102,34 +192,14 @@ def window_view(window: Record) -> WindowView:
     )
 
 
-async def summarize(window: Record, ctx: StageContext) -> Emit:
-    view = window_view(window)
-    chart = price_chart_svg(
-        [(p["t_ms"], p["price"]) for p in window["points"]],
-        [Marker(s.t_ms, s.direction, f"{s.title} - {s.rationale}") for s in view.signals],
-        title=f"{window['symbol']} price with news signals",
-    )
-    return Emit(
-        REPORTS,
-        {
-            "symbol": window["symbol"],
-            "start_ms": window["start_ms"],
-            "end_ms": window["end_ms"],
-            "summary": summarize_window(view),
-            "chart_svg": chart,
-            "change_pct": window["change_pct"],
-            "ticks": window["ticks"],
-            "signals": window["signals"],
-            "model": SUMMARY_MODEL,
-        },
-    )
-
-
-def market_stages(config: MarketConfig | None = None) -> list[Any]:
+def market_stages(config: MarketConfig | None = None, models: Path = Path("models.yaml")) -> list[Any]:
+    """The three stages; ``models`` is the models.yaml with the signals and summarize policies."""
     config = config or MarketConfig()
     windows = config.window_config()
+    stages = MarketStages(MarketServices(models))
+    shared = (stages.services,)
     return [
-        Stage("signals", NEWS, (SIGNALS, UNMATCHED), signals),
+        Stage("signals", NEWS, (SIGNALS, UNMATCHED), stages.signals, resources=shared),
         WindowStage(
             "windows",
             consumes=TICKS,
@@ -140,5 +210,5 @@ def market_stages(config: MarketConfig | None = None) -> list[Any]:
             checkpoint_interval_s=config.checkpoint_interval_s,
             idle_close_s=config.idle_close_s,
         ),
-        Stage("summarize", WINDOWS, (REPORTS,), summarize),
+        Stage("summarize", WINDOWS, (REPORTS,), stages.summarize, resources=shared),
     ]

@@ -20,7 +20,7 @@ from streams.headers import now_ms
 from streams.project import Project
 from streams.publish import Publisher
 from streams.windows import WindowWorker, worker_for
-from tests.streams.running import running
+from tests.streams.running import REPO, running
 
 WINDOW_MS = 60_000
 T0 = 1_795_599_960_000  # a multiple of the window
@@ -38,7 +38,7 @@ def workers(project: Project, only: tuple[str, ...] = ()) -> list[Any]:
     config = MarketConfig(window_s=60, grace_s=5, points=60, idle_close_s=30, checkpoint_interval_s=0.2)
     return [
         worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
-        for s in market_stages(config)
+        for s in market_stages(config, REPO / "models.yaml")
         if not only or s.name in only
     ]
 
@@ -138,3 +138,51 @@ async def _until(done: Any, timeout_s: float = 20.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("timed out")
+
+
+async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_lexicon(
+    project: Project, tmp_path: Any
+) -> None:
+    import json
+
+    from agents.simulator import SimConfig, SimulatorServer
+
+    sym = symbol()
+    # The simulator (a stand-in for a hosted model) answers with placeholder words.
+    with SimulatorServer(SimConfig(latency_ms=0, jitter_ms=0)) as url:
+        models = tmp_path / "models.yaml"
+        chain = {"chain": [{"provider": "sim", "model": "sim-small"}], "max_retries": 0}
+        models.write_text(
+            json.dumps(
+                {
+                    "providers": {"sim": {"kind": "openai", "base_url": url + "/v1"}},
+                    "prices": {"sim-small": {"input": 0.15, "output": 0.6}},
+                    "stages": {"signals": chain, "summarize": chain},
+                }
+            )
+        )
+        [signals] = [
+            worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+            for s in market_stages(MarketConfig(), models)
+            if s.name == "signals"
+        ]
+        async with (
+            running(signals),
+            Follower(project.bootstrap(), ["market.signals"]) as follower,
+            Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        ):
+            news = {
+                "item_id": f"n-{sym}",
+                "source": "test",
+                "title": f"{sym} recalls faulty routers",
+                "summary": "",
+                "url": None,
+                "published_ms": T0,
+                "symbols": [sym],
+                "ingested_ms": now_ms(),
+            }
+            await pub.publish("market.news", news, request_id=f"n-{sym}")
+            got = await follower.collect({f"n-{sym}"}, timeout_s=30)
+    record = project.codec.decode("podium.market.Signal", got[f"n-{sym}"][0].value or b"")
+    assert (record["symbol"], record["direction"]) == (sym, "down")
+    assert record["model"].startswith("local/local-lexicon (fallback: the reply"), record["model"]
