@@ -1230,7 +1230,7 @@ def demo(
     request ended; content articles and market reports with charts written to a folder."""
     from agents.content.demo import run_content_demo
     from agents.market.demo import run_market_demo
-    from agents.support.demo import run_support_demo
+    from agents.support.demo import run_support_demo, simulator
 
     if provider not in ("local", "sim"):
         err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
@@ -1254,15 +1254,16 @@ def demo(
             console.print(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
             await project.broker.start(echo=console.print)
         try:
-            if "support" in chosen:
-                console.rule("support: classify, retrieve, generate, screen")
-                code |= await run_support_demo(project, console, provider)
-            if "content" in chosen:
-                console.rule("content: draft, factcheck | style, join, seo")
-                code |= await run_content_demo(project, console, folder / "content")
-            if "market" in chosen:
-                console.rule("market: news and ticks in, signals, windowed join, summaries with charts")
-                code |= await run_market_demo(project, console, folder / "market")
+            with simulator(provider, console):
+                if "support" in chosen:
+                    console.rule("support: classify, retrieve, generate, screen")
+                    code |= await run_support_demo(project, console)
+                if "content" in chosen:
+                    console.rule("content: draft, factcheck | style, join, seo")
+                    code |= await run_content_demo(project, console, folder / "content")
+                if "market" in chosen:
+                    console.rule("market: news and ticks in, signals, windowed join, summaries with charts")
+                    code |= await run_market_demo(project, console, folder / "market")
         finally:
             if started:
                 console.print("stopping the broker this command started")

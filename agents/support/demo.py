@@ -53,7 +53,8 @@ def simulator(provider: str, console: Console) -> Iterator[None]:
         yield
 
 
-async def run_support_demo(project: Project, console: Console, provider: str = "local") -> int:
+async def run_support_demo(project: Project, console: Console) -> int:
+    """The support part of ``podium demo`` (the caller starts the simulator for ``--provider sim``)."""
     # The group coordinator is elected a moment after the broker starts; aiokafka logs the
     # wait as errors, which would only alarm a newcomer.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -64,34 +65,29 @@ async def run_support_demo(project: Project, console: Console, provider: str = "
     stages = support_stages(config)
     tickets = load_tickets()
     started_ms = now_ms()
-    with simulator(provider, console):
-        async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:
-            input_topic, terminal = pipeline_topics(stages, project.catalog)
-            t0 = time.perf_counter()
-            sent, outcomes = await _publish_and_follow(
-                project, stack, tickets, input_topic, terminal, console
+    async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:
+        input_topic, terminal = pipeline_topics(stages, project.catalog)
+        t0 = time.perf_counter()
+        sent, outcomes = await _publish_and_follow(project, stack, tickets, input_topic, terminal, console)
+        elapsed = time.perf_counter() - t0
+        await stack.stop_workers()
+        _print_outcomes(console, sent, outcomes)
+        _print_summary(console, summarize(list(outcomes.values()), elapsed))
+        matched = sum(
+            1
+            for rid, (t, _) in sent.items()
+            if t is not None and rid in outcomes and outcomes[rid].route == t.expect_route
+        )
+        labelled = sum(1 for t, _ in sent.values() if t is not None)
+        console.print(f"routes as labelled in agents/data/support_tickets.jsonl: {matched}/{labelled}")
+        audit_failed = await _audit(stack.bootstrap, project, input_topic, terminal, started_ms, console)
+        traced = next((rid for rid, o in outcomes.items() if o.route == "rag"), None)
+        if traced and project.settings.otel_exporter == "kafka":
+            spans = await read_spans(
+                stack.bootstrap, project.codec, request_id=traced, since=Position(timestamp_ms=started_ms)
             )
-            elapsed = time.perf_counter() - t0
-            await stack.stop_workers()
-            _print_outcomes(console, sent, outcomes)
-            _print_summary(console, summarize(list(outcomes.values()), elapsed))
-            matched = sum(
-                1
-                for rid, (t, _) in sent.items()
-                if t is not None and rid in outcomes and outcomes[rid].route == t.expect_route
-            )
-            labelled = sum(1 for t, _ in sent.values() if t is not None)
-            console.print(f"routes as labelled in agents/data/support_tickets.jsonl: {matched}/{labelled}")
-            audit_failed = await _audit(stack.bootstrap, project, input_topic, terminal, started_ms, console)
-            traced = next((rid for rid, o in outcomes.items() if o.route == "rag"), None)
-            if traced and project.settings.otel_exporter == "kafka":
-                spans = await read_spans(
-                    stack.bootstrap, project.codec, request_id=traced, since=Position(timestamp_ms=started_ms)
-                )
-                console.print(
-                    f"one request's trace, read back from podium.telemetry (`podium trace {traced}`):"
-                )
-                console.print(waterfall_table(waterfall(spans)))
+            console.print(f"one request's trace, read back from podium.telemetry (`podium trace {traced}`):")
+            console.print(waterfall_table(waterfall(spans)))
     missing = [rid for rid in sent if rid not in outcomes]
     if missing:
         console.print(f"[red]{len(missing)} request(s) reached no terminal topic: {missing}[/]")
