@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,3 +66,24 @@ def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def start_worker(bootstrap: str, log: Path, *targets: str) -> subprocess.Popen[bytes]:
+    """`podium run <targets>` in a process of its own (to be killed), its output in ``log``."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "run", *targets],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_for(log: Path, text: str, timeout_s: float = 60) -> None:
+    """Until ``text`` shows in the log (a worker says it runs)."""
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+        time.sleep(0.2)

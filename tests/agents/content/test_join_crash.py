@@ -3,43 +3,21 @@ a new join process finds the waiting state in content.joins and finishes every b
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from streams.admin import TopicAdmin
-from streams.config import Settings
 from streams.follow import Follower
 from streams.project import Project
 from streams.publish import Publisher
 from streams.runtime import StageWorker
 from tests.agents.content.test_pipeline import BRIEFS, TERMINAL, _until_waiting, brief
-from tests.agents.support.test_two_workers import wait_for
-from tests.streams.running import REPO, running
+from tests.streams.running import REPO, running, start_worker, wait_for
 
 
-def start_join(bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "run", "join"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def test_a_killed_join_process_loses_no_pending_join(
-    broker_settings: Settings, bootstrap: str, tmp_path: Path
-) -> None:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
+async def test_a_killed_join_process_loses_no_pending_join(project: Project, tmp_path: Path) -> None:
+    bootstrap = project.bootstrap()
     config = ContentConfig(models=REPO / "models.yaml")
 
     def workers(*names: str) -> list[StageWorker]:
@@ -49,7 +27,7 @@ async def test_a_killed_join_process_loses_no_pending_join(
             if s.name in names
         ]
 
-    first = start_join(bootstrap, tmp_path / "join-1.log")
+    first = start_worker(bootstrap, tmp_path / "join-1.log", "join")
     try:
         wait_for(tmp_path / "join-1.log", "podium: running")
         # The style check is down: every join waits with the fact check's verdict only.
@@ -64,7 +42,7 @@ async def test_a_killed_join_process_loses_no_pending_join(
     finally:
         if first.poll() is None:
             first.kill()
-    second = start_join(bootstrap, tmp_path / "join-2.log")
+    second = start_worker(bootstrap, tmp_path / "join-2.log", "join")
     try:
         wait_for(tmp_path / "join-2.log", "podium: running")
         async with (

@@ -4,17 +4,12 @@ bound, a failing or missing branch recorded by the join, and a join restart losi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from agents.content.review import Thresholds
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from streams.admin import TopicAdmin
 from streams.audit import pipeline_topics, run_audit
-from streams.config import Settings
 from streams.follow import Arrival, Follower
 from streams.headers import now_ms
 from streams.project import Project
@@ -27,14 +22,6 @@ BRIEFS = [
     json.loads(line) for line in (REPO / "agents/data/content/briefs.jsonl").read_text().splitlines() if line
 ]
 TERMINAL = ["content.published", "content.rejected"]
-
-
-@pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
-    yield project
 
 
 def workers(project: Project, config: ContentConfig, only: tuple[str, ...] = ()) -> list[StageWorker]:

@@ -7,14 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from agents.market.stages import MarketConfig, market_stages
-from streams.admin import TopicAdmin
-from streams.config import Settings
 from streams.follow import Follower
 from streams.headers import now_ms
 from streams.project import Project
@@ -24,14 +21,6 @@ from tests.streams.running import REPO, running
 
 WINDOW_MS = 60_000
 T0 = 1_795_599_960_000  # a multiple of the window
-
-
-@pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
-    yield project
 
 
 def workers(project: Project, only: tuple[str, ...] = ()) -> list[Any]:

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agents.safety import find_sensitive
 from agents.simulator import SimConfig, SimulatorServer
 from agents.support.outcomes import load_tickets
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.admin import TopicAdmin
 from streams.audit import pipeline_topics, run_audit
-from streams.config import Settings
 from streams.follow import Arrival, Follower
 from streams.headers import now_ms
 from streams.project import Project
@@ -43,14 +38,6 @@ def sim_models(directory: Path, url: str, generate: dict[str, Any]) -> Path:
         )
     )
     return path
-
-
-@pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
-    yield project
 
 
 def workers(project: Project, config: SupportConfig) -> list[StageWorker]:

@@ -4,10 +4,7 @@ loses no request: the survivor takes over its partitions from the last committed
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,26 +14,7 @@ from streams.config import Settings
 from streams.follow import Follower
 from streams.project import Project
 from streams.publish import Publisher
-from tests.streams.running import REPO
-
-
-def start_worker(bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "run", "support"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_for(log: Path, text: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
-        time.sleep(0.2)
+from tests.streams.running import start_worker, wait_for
 
 
 async def test_killing_one_of_two_workers_loses_no_request(
@@ -46,7 +24,7 @@ async def test_killing_one_of_two_workers_loses_no_request(
     async with TopicAdmin(bootstrap) as admin:
         await admin.apply(project.catalog)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [start_worker(bootstrap, log) for log in logs]
+    workers = [start_worker(bootstrap, log, "support") for log in logs]
     try:
         for log in logs:
             wait_for(log, "podium: running")
