@@ -50,6 +50,7 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
             grace_s=float(market.get("grace_s", defaults.grace_s)),
             points=int(market.get("points", defaults.points)),
             idle_close_s=float(market.get("idle_close_s", defaults.idle_close_s)),
+            idle_clock_rate=float(market.get("idle_clock_rate", defaults.idle_clock_rate)),
             checkpoint_interval_s=float(market.get("checkpoint_interval_s", defaults.checkpoint_interval_s)),
         )
         windows.window_config()

@@ -32,6 +32,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -42,6 +44,7 @@ from streams.codec import Codec
 from streams.errors import (
     BrokerError,
     CodecError,
+    ConfigError,
     DeadlineExceeded,
     HandlerTimeout,
     PayloadTooLarge,
@@ -193,9 +196,16 @@ class StageWorker:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
             fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+            # Keyed work (ordered lanes, a join's state): one worker gets partition p of every
+            # topic it reads (main, retry, the extra topics), so one key meets one worker.
+            partition_assignment_strategy=(
+                (RangePartitionAssignor,) if self._keyed else (RoundRobinPartitionAssignor,)
+            ),
         )
         try:
             await self._producer.start()
+            if self._keyed:
+                await self._check_copartitioned()
             self._consumer.subscribe(list(self._value_schemas), listener=_Rebalance(self))
             await self._consumer.start()
         except KafkaError as exc:
@@ -204,6 +214,10 @@ class StageWorker:
             raise PodiumError(
                 f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
             ) from exc
+        except ConfigError:
+            await self._close_clients()
+            await self._close_resources()
+            raise
         if self.stage.ordered_by_key:
             lanes = min(self.stage.max_in_flight, 64)
             self._lanes = [asyncio.Queue() for _ in range(lanes)]
@@ -215,6 +229,19 @@ class StageWorker:
         self._background.append(asyncio.create_task(self._send_loop(), name=f"{self.stage.name}-send"))
         for task in self._background:
             task.add_done_callback(self._background_ended)
+
+    @property
+    def _keyed(self) -> bool:
+        return self.stage.ordered_by_key or bool(self.stage.also_consumes)
+
+    async def _check_copartitioned(self) -> None:
+        assert self._producer is not None
+        counts = {t: len(await self._producer.partitions_for(t)) for t in self._value_schemas}
+        if len(set(counts.values())) != 1:
+            raise ConfigError(
+                f"stage {self.stage.name} reads keyed topics with different partition counts {counts}: "
+                "give them the same `partitions:` in topics.yaml"
+            )
 
     def _background_ended(self, task: asyncio.Task[None]) -> None:
         """A lane, the sender or the committer must never end on its own: stop, uncommitted."""

@@ -8,6 +8,8 @@ that takes a partition over after a crash or a rebalance finds the state its pre
 Reads are *read-your-writes* for the caller: :meth:`Table.put` records a write the caller is
 about to emit; :meth:`Table.get` first waits until the follower has read up to the topic's end
 as of the call when asked to (``fresh=True``), which a handler does before it trusts a miss.
+``version_of`` orders a key's rows, so the follower reading an older row back (this process's
+previous write, still on its way) never replaces a newer one put since.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -31,10 +34,13 @@ log = logging.getLogger("podium.table")
 
 
 class Table(SharedResource):
-    def __init__(self, topic: str, key_of: Callable[[Record], str]) -> None:
+    def __init__(
+        self, topic: str, key_of: Callable[[Record], str], version_of: Callable[[Record], Any] | None = None
+    ) -> None:
         super().__init__()
         self.topic = topic
         self._key_of = key_of
+        self._version_of = version_of
         self._rows: dict[str, Record] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._codec: Codec | None = None
@@ -66,7 +72,8 @@ class Table(SharedResource):
     async def _close(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A failure of the follower was reported to the readers already (sync raises).
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._follower
             self._follower = None
         if self._consumer is not None:
@@ -75,19 +82,32 @@ class Table(SharedResource):
 
     async def _follow(self) -> None:
         assert self._consumer is not None and self._codec is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    if record.value is None:
-                        self._rows.pop((record.key or b"").decode(), None)
-                        continue
-                    row = self._codec.decode(self._schema, record.value)
-                    self._rows[self._key_of(row)] = row
-            for tp in self._tps:
-                self._read_up_to[tp] = await self._consumer.position(tp)
-            self._progress.set()
-            self._progress = asyncio.Event()
+        try:
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for record in records:
+                        if record.value is None:
+                            self._rows.pop((record.key or b"").decode(), None)
+                            continue
+                        self._apply(self._codec.decode(self._schema, record.value))
+                for tp in self._tps:
+                    self._read_up_to[tp] = await self._consumer.position(tp)
+                self._progress.set()
+                self._progress = asyncio.Event()
+        finally:
+            self._progress.set()  # a reader waiting in sync() learns at once that it stopped
+
+    def _apply(self, row: Record) -> None:
+        key = self._key_of(row)
+        held = self._rows.get(key)
+        if (
+            held is not None
+            and self._version_of is not None
+            and self._version_of(row) < self._version_of(held)
+        ):
+            return  # an older write read back after a newer one was put
+        self._rows[key] = row
 
     async def sync(self, timeout_s: float = 30.0) -> None:
         """Return once everything on the topic when called has been read."""

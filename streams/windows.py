@@ -58,9 +58,10 @@ class WindowState(Protocol):
     def add(self, topic: str, value: Record, timestamp_ms: int) -> None:
         """Fold one record in; ValueError: the record is unusable (it is dead-lettered)."""
 
-    def due(self, idle: bool) -> list[tuple[str, Record]]:
-        """Windows to emit now as (key, value); ``idle``: the partition has had no input for
-        the stage's ``idle_close_s`` (the feed ended or stalled)."""
+    def due(self, idle_ms: int) -> list[tuple[str, Record]]:
+        """Windows to emit now as (key, value). ``idle_ms``: 0 while input flows; once the
+        partition has had none for the stage's ``idle_close_s``, the event time that has
+        passed since its newest record by the clock (the feed ended or stalled)."""
 
     def snapshot(self) -> bytes: ...
 
@@ -75,6 +76,8 @@ class WindowStage:
     new_state: Callable[[bytes | None], WindowState]  # from a snapshot, or empty
     checkpoint_interval_s: float = 1.0
     idle_close_s: float = 2.0
+    # Event time per wall-clock second while idle: 1 for live feeds; a replay at 60x sets 60.
+    idle_clock_rate: float = 1.0
     max_batch: int = 10_000
     resources: tuple[Resource, ...] = ()
 
@@ -84,7 +87,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker._release({tp.partition for tp in revoked})
+        try:
+            await self._worker._release({tp.partition for tp in revoked})
+        except Exception as exc:
+            # Without its last snapshot the next owner replays more (nothing is lost), but this
+            # worker must not go on closing windows of partitions it no longer owns.
+            log.exception("stage %s: releasing partitions failed", self._worker.stage.name)
+            self._worker._failure = exc
+            self._worker.request_stop()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         try:
@@ -127,6 +137,10 @@ class WindowWorker:
         self._changed: set[int] = set()
         self._last_input: dict[int, float] = {}
         self._unacked: list[asyncio.Future[Any]] = []
+        # One checkpoint, restore or release at a time: aiokafka runs the rebalance callbacks on
+        # its own task, concurrently with the loop.
+        self._state_lock = asyncio.Lock()
+        self._broken = False  # a send failed: no snapshot may claim positions past it
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self.windows_sent = 0
@@ -144,6 +158,8 @@ class WindowWorker:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            # A snapshot holds a partition's open windows: give it the room a stage output has.
+            max_request_size=16 * 1024 * 1024,
             client_id=f"podium-{self.stage.name}",
         )
         self._consumer = AIOKafkaConsumer(
@@ -234,8 +250,11 @@ class WindowWorker:
     def _emit_due(self) -> None:
         now = time.monotonic()
         for partition, state in self._states.items():
-            idle = now - self._last_input.get(partition, now) >= self.stage.idle_close_s
-            due = state.due(idle)
+            quiet_s = now - self._last_input.get(partition, now)
+            idle_ms = (
+                int(quiet_s * 1000 * self.stage.idle_clock_rate) if quiet_s >= self.stage.idle_close_s else 0
+            )
+            due = state.due(idle_ms)
             if due:
                 self._changed.add(partition)
             for key, value in due:
@@ -258,12 +277,24 @@ class WindowWorker:
         self._unacked.append(queued)
 
     async def _checkpoint(self, partitions: set[int]) -> None:
+        async with self._state_lock:
+            await self._checkpoint_locked(partitions)
+
+    async def _checkpoint_locked(self, partitions: set[int]) -> None:
         """Steps 3 to 5 for ``partitions``."""
         assert self._producer is not None and self._consumer is not None
+        if self._broken:
+            raise PodiumError(f"stage {self.stage.name}: a send failed; no snapshot is written after it")
         sent, self._unacked = self._unacked, []
-        deliveries = await asyncio.gather(*sent)  # step 3: queued ...
-        await asyncio.gather(*deliveries)  # ... and acknowledged; a failure stops the worker
-        changed = partitions & self._changed
+        try:
+            deliveries = await asyncio.gather(*sent)  # step 3: queued ...
+            await asyncio.gather(*deliveries)  # ... and acknowledged
+        except BaseException:
+            # A window or dead letter may be lost: a snapshot past it would make that final. The
+            # worker stops; the next owner replays from the last snapshot and sends it again.
+            self._broken = True
+            raise
+        changed = partitions & self._changed & set(self._states)
         if not changed:
             return
         writes = []
@@ -290,11 +321,16 @@ class WindowWorker:
 
     # -- assignment -----------------------------------------------------------------------
     async def _restore(self, partitions: set[int]) -> None:
+        async with self._state_lock:
+            await self._restore_locked(partitions)
+
+    async def _restore_locked(self, partitions: set[int]) -> None:
         """Each partition's state from its newest snapshot, and both inputs seeked to the
         positions that snapshot covers (no snapshot: the group's commit, else the beginning).
         The seek is explicit because aiokafka may have fetched ahead before this ran."""
         assert self._consumer is not None
-        snapshots = await self._read_snapshots(partitions)
+        async with asyncio.timeout(60):  # inside a rebalance: the whole group waits for it
+            snapshots = await self._read_snapshots(partitions)
         starts: dict[TopicPartition, int | None] = {}
         for p in partitions:
             covered = snapshots[p]["positions"] if p in snapshots else {}
@@ -322,9 +358,15 @@ class WindowWorker:
             await self._consumer.seek_to_beginning(*beginning)
 
     async def _release(self, partitions: set[int]) -> None:
-        owned = partitions & set(self._states)
-        if owned and self._producer is not None:
-            await self._checkpoint(owned)
+        async with self._state_lock:
+            owned = partitions & set(self._states)
+            try:
+                if owned and self._producer is not None and not self._broken:
+                    await self._checkpoint_locked(owned)
+            finally:
+                self._forget(owned)
+
+    def _forget(self, owned: set[int]) -> None:
         for p in owned:
             self._states.pop(p, None)
             self._positions.pop(p, None)
@@ -356,8 +398,9 @@ class WindowWorker:
     async def _shutdown(self) -> None:
         if self._consumer is None:
             return
-        with contextlib.suppress(KafkaError):
-            await self._checkpoint(set(self._states))
+        if not self._broken:
+            with contextlib.suppress(KafkaError, PodiumError):
+                await self._checkpoint(set(self._states))
         await self._close()
 
     async def _close(self) -> None:

@@ -46,7 +46,11 @@ class ContentServices(SharedResource):
     def __init__(self, config: ContentConfig) -> None:
         super().__init__()
         self.config = config
-        self.joins = Table(JOINS, key_of=lambda row: str(row["request_id"]))
+        self.joins = Table(
+            JOINS,
+            key_of=lambda row: str(row["request_id"]),
+            version_of=lambda row: (row["round"], row["status"] == "done", row["updated_ms"]),
+        )
         self._gateway: ModelGateway | None = None
         self._policy: CallPolicy | None = None
         self._checker: FactChecker | None = None
@@ -117,19 +121,22 @@ class ContentServices(SharedResource):
         while True:
             await asyncio.sleep(self.config.sweep_every_s)
             now = now_ms()
+            overdue = set()
             for row in self.joins.rows():
                 key = (row["request_id"], row["round"])
                 if row["status"] != "waiting" or row["deadline_ms"] > now:
                     continue
+                overdue.add(key)
                 if now - self._reminded.get(key, 0) < timeout_ms:
                     continue  # reminded already; a reminder lost in a crash is sent again later
                 self._reminded[key] = now
-                reminder = self._reminder(row)
                 try:
-                    await self._publisher.publish(CHECKS, reminder, request_id=row["request_id"])
-                except Exception as exc:  # noqa: BLE001 - retried at the next sweep
+                    await self._publisher.publish(CHECKS, self._reminder(row), request_id=row["request_id"])
+                # Whatever goes wrong with one reminder, the sweeper goes on and retries it later.
+                except Exception as exc:  # noqa: BLE001
                     log.warning("join: could not send the timeout reminder of %s: %s", key, exc)
                     self._reminded.pop(key, None)
+            self._reminded = {k: at for k, at in self._reminded.items() if k in overdue}
 
     def _reminder(self, row: Record) -> dict[str, Any]:
         arrived = [self.joins.codec.decode("podium.content.Article", raw) for raw in row["arrived"].values()]

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from agents.content import factcheck, style
-from agents.content.review import BRANCHES, arrival, decide, merge_checks, ready
+from agents.content.review import arrival, decide, merge_checks, ready
 from agents.content.seo import seo_metadata
 from agents.content.services import CHECKS, JOINS, ContentConfig, ContentServices
 from agents.content.writer import article_prompt
@@ -37,6 +37,8 @@ REVIEWED = "content.reviewed"
 PUBLISHED = "content.published"
 REJECTED = "content.rejected"
 ARTICLE = "podium.content.Article"
+DRAFT_TIMEOUT_S = 60.0
+DEADLINE_MARGIN_S = 2.0
 WRITER_SYSTEM = (
     "You write short articles for Lumen's blog. Use only facts from the numbered sources and the "
     "points; keep the brand voice plain and direct; apply every line of the critique."
@@ -70,8 +72,10 @@ class ContentStages:
             article["critique"],
         )
         request = ChatRequest(model="", messages=messages, max_tokens=900, system=WRITER_SYSTEM)
+        # The gateway stops trying routes in time for the stage to answer within its own limit.
+        limit = DRAFT_TIMEOUT_S - DEADLINE_MARGIN_S
         remaining = ctx.remaining_s()
-        deadline = time.monotonic() + remaining if remaining is not None else None
+        deadline = time.monotonic() + (limit if remaining is None else min(remaining, limit))
         result = await self.services.gateway.complete(request, self.services.draft_policy, deadline)
         ctx.add_cost(result.cost_usd)
         title, body = _title_and_body(result.completion.text, article["topic"])
@@ -107,7 +111,9 @@ class ContentStages:
                 ),
             ],
         }
-        return [Emit(TO_FACTCHECK, drafted), Emit(TO_STYLE, drafted)]
+        # The join hears of the round now, so it can time out a round whose checks never answer.
+        opened = {**drafted, "status": "opened"}
+        return [Emit(TO_FACTCHECK, drafted), Emit(TO_STYLE, drafted), Emit(CHECKS, opened)]
 
     async def factcheck(self, article: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
@@ -156,14 +162,15 @@ class ContentStages:
 
     async def join(self, incoming: Record, ctx: StageContext) -> list[Emit]:
         joins, thresholds = self.services.joins, self.services.config.thresholds
-        failure = ""
-        if ctx.topic in (dlq_topic(TO_FACTCHECK), dlq_topic(TO_STYLE)):
+        failed = ctx.topic in (dlq_topic(TO_FACTCHECK), dlq_topic(TO_STYLE))
+        if failed:
             article = joins.codec.decode(ARTICLE, incoming["original_value"] or b"")
             branch = incoming["stage"]
-            failure = incoming["error_message"][:300]
         else:
             article = incoming
-            branch = "timeout" if article["status"] == "timeout" else article["checks"][-1]["branch"]
+            branch = {"opened": "opened", "timeout": "timeout"}.get(article["status"]) or article["checks"][
+                -1
+            ]["branch"]
         rid, round_ = article["request_id"], article["round"]
         known = joins.get_now(rid)
         if known is None or known["round"] < round_:
@@ -171,18 +178,23 @@ class ContentStages:
         timeout_ms = int(thresholds.join_timeout_s * 1000)
         state, stale = arrival(known, rid, round_, now_ms(), timeout_ms)
         if stale:
-            return [Emit(JOINS, state)]  # decided already: a late verdict or a second reminder
-        if failure:
-            state["failed"][branch] = failure
-        elif branch in BRANCHES:
+            # Decided already (a late verdict, a second reminder): write back the newest state,
+            # never an older one over it.
+            return [Emit(JOINS, await joins.get(rid, fresh=True) or state)]
+        if failed:
+            state["failed"][branch] = incoming["error_message"][:300] or incoming["error_type"]
+        elif branch != "timeout":
+            # The draft's own "opened" record is kept too: a round whose checks never answer
+            # is rejected with the article it was about.
             state["arrived"][branch] = joins.codec.encode(ARTICLE, article)
         if not ready(state, now_ms()):
             joins.put(state)
             return [Emit(JOINS, state)]
-        state["status"] = "done"
-        joins.put(state)
         arrived = {b: joins.codec.decode(ARTICLE, raw) for b, raw in state["arrived"].items()}
-        base = arrived.get("factcheck") or arrived.get("style") or article
+        # Decided: the state keeps what it needs to recognise late arrivals, not the articles.
+        done = {**state, "status": "done", "arrived": {}}
+        joins.put(done)
+        base = arrived.get("factcheck") or arrived.get("style") or arrived.get("opened") or article
         checks = merge_checks(arrived)
         outcome = decide(checks, state["failed"], round_, thresholds)
         decided = {
@@ -195,14 +207,14 @@ class ContentStages:
             ],
         }
         if outcome.action == "publish":
-            return [Emit(JOINS, state), Emit(REVIEWED, {**decided, "status": "reviewed"})]
+            return [Emit(JOINS, done), Emit(REVIEWED, {**decided, "status": "reviewed"})]
         if outcome.action == "revise":
             # The writer keeps no memory: every earlier round's critique goes again, or it undoes fixes.
             critique = list(dict.fromkeys([*base["critique"], *outcome.critique]))
             brief = {**decided, "status": "brief", "round": round_ + 1, "critique": critique}
-            return [Emit(JOINS, state), Emit(BRIEFS, brief)]
+            return [Emit(JOINS, done), Emit(BRIEFS, brief)]
         rejected = {**decided, "status": "rejected", "reasons": list(outcome.reasons)}
-        return [Emit(JOINS, state), Emit(REJECTED, rejected)]
+        return [Emit(JOINS, done), Emit(REJECTED, rejected)]
 
     async def seo(self, article: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
@@ -253,7 +265,12 @@ def content_stages(config: ContentConfig) -> list[Stage[Any]]:
     shared = (services,)
     return [
         Stage(
-            "draft", BRIEFS, (TO_FACTCHECK, TO_STYLE), stages.draft, resources=shared, handler_timeout_s=60.0
+            "draft",
+            BRIEFS,
+            (TO_FACTCHECK, TO_STYLE, CHECKS),
+            stages.draft,
+            resources=shared,
+            handler_timeout_s=DRAFT_TIMEOUT_S,
         ),
         Stage("factcheck", TO_FACTCHECK, (CHECKS,), stages.factcheck, resources=shared),
         Stage("style", TO_STYLE, (CHECKS,), stages.style, resources=shared),

@@ -33,7 +33,7 @@ from streams.ticks import Tick, TickIngester, parse_ticks
 __all__ = ["run_market_demo", "write_report"]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "market"
-QUIET_S = 6.0  # no new report for this long after the feeds ended: every window is in
+QUIET_S = 8.0  # no new report for this long after the feeds ended: every window is in
 # The recording's 10 minutes in 10 s. Both feeds play interleaved in source time, as they would
 # arrive live: a news item's signal (one stage more) then trails the ticks of its moment by well
 # under the windows' grace period, so it joins the window it belongs to.
@@ -41,7 +41,10 @@ SPEED = 60.0
 
 
 async def run_market_demo(project: Project, console: Console, folder: Path) -> int:
-    config = load_pipeline_config(project.settings.pipelines_file).market
+    # The recording plays at SPEED x: while its feed is quiet, its event time runs as fast.
+    config = dataclasses.replace(
+        load_pipeline_config(project.settings.pipelines_file).market, idle_clock_rate=SPEED
+    )
     stages = market_stages(config, project.settings.models_file)
     window_ms = int(config.window_s * 1000)
     source = "agents/data/market (recorded, replayed now)"

@@ -15,12 +15,13 @@ answer, and the record says so.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.gateway.config import build_gateway, load_gateway_config
-from agents.gateway.gateway import CallPolicy, GatewayError, GatewayResult, ModelGateway
+from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, GatewayResult, ModelGateway
 from agents.market.chart import Marker, price_chart_svg
 from agents.market.prompts import (
     ReplyUnusable,
@@ -46,6 +47,7 @@ UNMATCHED = "market.news.unmatched"
 WINDOWS = "market.windows"
 WINDOW_STATE = "market.windows.state"
 REPORTS = "market.reports"
+ASK_LIMIT_S = 20.0  # of the stages' 30 s handler timeout: the rest is for the local fallback
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class MarketConfig:
     grace_s: float = 10.0
     points: int = 60
     idle_close_s: float = 2.0
+    idle_clock_rate: float = 1.0  # event time per wall-clock second while idle (a replay: its speed)
     checkpoint_interval_s: float = 1.0
 
     def window_config(self) -> WindowConfig:
@@ -90,7 +93,10 @@ class MarketServices(SharedResource):
     async def ask(self, stage: str, messages: list[dict[str, str]], ctx: StageContext) -> GatewayResult:
         assert self._gateway is not None, "market services are not open"
         request = ChatRequest(model="", messages=messages, max_tokens=400)
-        result = await self._gateway.complete(request, self.policies[stage])
+        # Routes stop in time for the local fallback to answer within the stage's timeout.
+        remaining = ctx.remaining_s()
+        limit = ASK_LIMIT_S if remaining is None else min(remaining - 1.0, ASK_LIMIT_S)
+        result = await self._gateway.complete(request, self.policies[stage], time.monotonic() + limit)
         ctx.add_cost(result.cost_usd)
         return result
 
@@ -109,7 +115,7 @@ class MarketStages:
             result = await self.services.ask("signals", prompt, ctx)
             model = f"{result.route.provider}/{result.route.model}"
             found = read_signals(result.completion.text, allowed)
-        except (GatewayError, ReplyUnusable) as exc:
+        except (GatewayError, BudgetSpent, ReplyUnusable) as exc:
             # A model's bad answer or every route down: the lexicon still reads the item.
             model = f"local/local-lexicon (fallback: {exc})"[:300]
             found = read_signals(answer_signals(prompt[0]["content"]), allowed)
@@ -142,7 +148,7 @@ class MarketStages:
             summary = result.completion.text.strip()
             if view.symbol not in summary:
                 raise ReplyUnusable(f"the reply does not name {view.symbol}")
-        except (GatewayError, ReplyUnusable) as exc:
+        except (GatewayError, BudgetSpent, ReplyUnusable) as exc:
             model = f"local/local-summary (fallback: {exc})"[:300]
             summary = answer_summary(prompt[0]["content"])
         chart = price_chart_svg(
@@ -209,6 +215,7 @@ def market_stages(config: MarketConfig | None = None, models: Path = Path("model
             new_state=lambda snapshot: TickWindows(windows, snapshot),
             checkpoint_interval_s=config.checkpoint_interval_s,
             idle_close_s=config.idle_close_s,
+            idle_clock_rate=config.idle_clock_rate,
         ),
         Stage("summarize", WINDOWS, (REPORTS,), stages.summarize, resources=shared),
     ]

@@ -8,7 +8,9 @@ newest event time reaches ``end + grace``: a tick or signal up to ``grace`` late
 order by as much, still counts. Anything for a window already closed is *late*: it is dropped
 and counted, and the count travels on the symbol's next window (``late_ticks``,
 ``late_signals``). When a partition has had no input for the stage's idle time (the feed ended
-or stalled) its open windows close too, marked ``closed_by: idle``.
+or stalled), its event time is taken to go on with the clock: a window closes once the time
+since its symbol's newest record covers the rest of the window and the grace period, marked
+``closed_by: idle``, so a quiet feed neither holds its last window forever nor cuts it short.
 
 **Bounded state.** A window keeps open/high/low/close, volume and count, and the last price of
 each of ``points`` equal slices of the window: the chart's line, and the series volatility is
@@ -114,7 +116,9 @@ class TickWindows:
         return windows[start]
 
     # -- output ---------------------------------------------------------------------------
-    def due(self, idle: bool) -> list[tuple[str, dict[str, Any]]]:
+    def due(self, idle_ms: int) -> list[tuple[str, dict[str, Any]]]:
+        """Windows whose end plus grace the symbol's event time has passed; while the partition
+        is idle, its event time is taken to move on by ``idle_ms`` past the newest record."""
         out: list[tuple[str, dict[str, Any]]] = []
         for symbol, windows in self._open.items():
             if not windows:
@@ -122,16 +126,12 @@ class TickWindows:
             watermark = self._newest[symbol] - self.config.grace_ms
             for start in sorted(windows):
                 end = start + self.config.size_ms
-                if end > watermark and not idle:
+                if end > watermark + idle_ms:
                     break
                 window = windows.pop(start)
                 self._closed_until[symbol] = max(end, self._closed_until.get(symbol, end))
-                out.append(
-                    (
-                        f"{symbol}:{start}",
-                        self._record(symbol, window, "watermark" if end <= watermark else "idle"),
-                    )
-                )
+                closed_by = "watermark" if end <= watermark else "idle"
+                out.append((f"{symbol}:{start}", self._record(symbol, window, closed_by)))
         return out
 
     def _record(self, symbol: str, w: _Window, closed_by: str) -> dict[str, Any]:

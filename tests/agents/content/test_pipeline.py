@@ -135,6 +135,24 @@ async def test_a_branch_that_never_answers_is_a_recorded_failure_not_a_hang(proj
     assert rejected["reasons"] == ["style: no verdict within 2s"]
 
 
+async def test_a_round_whose_checks_never_answer_is_rejected_with_its_article(project: Project) -> None:
+    config = ContentConfig(
+        models=REPO / "models.yaml", thresholds=Thresholds(join_timeout_s=1.5), sweep_every_s=0.2
+    )
+    async with (
+        running(*workers(project, config, only=("draft", "join"))),  # neither check runs
+        Follower(project.bootstrap(), TERMINAL) as follower,
+        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+    ):
+        rid = await pub.publish("content.briefs", brief(BRIEFS[0]))
+        got = await follower.collect({rid}, timeout_s=20)
+    [arrival] = got[rid]
+    rejected = decode(project, arrival)
+    assert arrival.topic == "content.rejected"
+    assert rejected["reasons"] == ["factcheck: no verdict within 1.5s", "style: no verdict within 1.5s"]
+    assert rejected["topic"] == BRIEFS[0]["topic"] and rejected["body"]
+
+
 async def test_a_join_restarted_mid_run_loses_no_pending_join(project: Project) -> None:
     config = ContentConfig(models=REPO / "models.yaml")
     ids: set[str] = set()
@@ -160,7 +178,7 @@ async def test_a_join_restarted_mid_run_loses_no_pending_join(project: Project) 
 
 
 async def _until_waiting(project: Project, ids: set[str], timeout_s: float = 30.0) -> set[str]:
-    """Request ids whose join state on content.joins says waiting for round 0."""
+    """Request ids whose join state on content.joins waits with the fact check's verdict in."""
     import asyncio
     import time
 
@@ -171,7 +189,11 @@ async def _until_waiting(project: Project, ids: set[str], timeout_s: float = 30.
         for _, value in await read_topic(project.bootstrap(), "content.joins"):
             row = project.codec.decode("podium.content.JoinState", value)
             rows[row["request_id"]] = row
-        waiting = {rid for rid in ids if rid in rows and rows[rid]["status"] == "waiting"}
+        waiting = {
+            rid
+            for rid in ids
+            if rid in rows and rows[rid]["status"] == "waiting" and "factcheck" in rows[rid]["arrived"]
+        }
         if waiting == ids:
             break
         await asyncio.sleep(0.5)
