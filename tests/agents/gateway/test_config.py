@@ -40,8 +40,12 @@ def test_the_repository_configurations_are_valid() -> None:
     assert policy.chain[0].min_budget_s == 1.5 and policy.chain[-1].provider == "local"
     assert sim.budgets.limit_for("umbrella") == 0.002 and sim.budgets.limit_for("acme-corp") == 0.05
     assert sim.budgets.limit_for(None) == 0.05 and offline.budgets.limit_for("umbrella") is None
-    with pytest.raises(ConfigError, match="no gateway policy for stage 'summarize'"):
-        sim.policy("summarize")
+    # Every stage that calls a model has a policy offline, ending in a local model in the sim.
+    for stage in ("draft", "signals", "summarize"):
+        assert offline.policy(stage).chain[-1].provider == "local"
+        assert sim.policy(stage).chain[-1].provider == "local"
+    with pytest.raises(ConfigError, match="no gateway policy for stage 'translate'"):
+        sim.policy("translate")
 
 
 @pytest.mark.parametrize(
