@@ -7,9 +7,10 @@ hosted models; its placeholder words fail the fact check, so every brief is draf
 1 + max_revisions times and rejected: the loop is the work measured). ``--provider local`` drafts
 with the offline local-writer (most sample briefs pass in the first round).
 
-1. in process: the five handlers called directly (draft, both checks at once, the join twice,
-   seo or a revision), ``--concurrency`` briefs at a time; the join's table is in memory, its
-   misses still ask Kafka for the table's end offsets;
+1. in process: the five handlers called directly (draft, both checks at once, the join three
+   times: the round opened and each verdict; then seo or a revision), ``--concurrency`` briefs
+   at a time; the join's table is in memory, its misses still ask Kafka for the table's end
+   offsets;
 2. on Kafka: the briefs published as a backlog to content.briefs, then the five stages started
    (one worker each, in this process, as `podium up` runs them); briefs/s from the first draft
    written to the last brief ended (broker timestamps: group joins do not count).
@@ -98,7 +99,10 @@ async def in_process(
                 project.codec.encode("podium.content.Article", {**record, "request_id": rid}),
             )
             while True:
-                to_fc, to_style = await by_name["draft"].handler(article, ctx("draft", "content.briefs", rid))
+                to_fc, to_style, opened = await by_name["draft"].handler(
+                    article, ctx("draft", "content.briefs", rid)
+                )
+                await by_name["join"].handler(opened.value, ctx("join", opened.topic, rid))
                 checked = await asyncio.gather(
                     by_name["factcheck"].handler(to_fc.value, ctx("factcheck", to_fc.topic, rid)),
                     by_name["style"].handler(to_style.value, ctx("style", to_style.topic, rid)),
