@@ -6,16 +6,18 @@ reads the cluster and applies the plan. It never deletes a topic or shrinks anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from streams.catalog import Catalog, TopicSpec
-from streams.errors import BrokerError, CatalogError
+from streams.errors import BrokerError, CatalogError, ConfigError
 
-__all__ = ["Change", "ExistingTopic", "TopicAdmin", "plan"]
+__all__ = ["Change", "ExistingTopic", "TopicAdmin", "check_copartitioned", "plan"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,14 @@ class TopicAdmin:
                     if code:
                         raise BrokerError(f"could not configure {name}: {for_code(code).__name__} {message}")
         return changes
+
+
+async def check_copartitioned(producer: AIOKafkaProducer, topics: Iterable[str], stage: str) -> None:
+    """A stage that meets one key's records from several topics in one worker needs them all
+    partitioned alike: the same count (and the same key, which is the producers' part)."""
+    counts = {t: len(await producer.partitions_for(t)) for t in topics}
+    if len(set(counts.values())) > 1:
+        raise ConfigError(
+            f"stage {stage} reads keyed topics with different partition counts {counts}: "
+            "give them the same `partitions:` in topics.yaml"
+        )

@@ -39,6 +39,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from streams.admin import check_copartitioned
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
 from streams.codec import Codec
 from streams.errors import (
@@ -205,7 +206,7 @@ class StageWorker:
         try:
             await self._producer.start()
             if self._keyed:
-                await self._check_copartitioned()
+                await check_copartitioned(self._producer, self._value_schemas, self.stage.name)
             self._consumer.subscribe(list(self._value_schemas), listener=_Rebalance(self))
             await self._consumer.start()
         except KafkaError as exc:
@@ -233,15 +234,6 @@ class StageWorker:
     @property
     def _keyed(self) -> bool:
         return self.stage.ordered_by_key or bool(self.stage.also_consumes)
-
-    async def _check_copartitioned(self) -> None:
-        assert self._producer is not None
-        counts = {t: len(await self._producer.partitions_for(t)) for t in self._value_schemas}
-        if len(set(counts.values())) != 1:
-            raise ConfigError(
-                f"stage {self.stage.name} reads keyed topics with different partition counts {counts}: "
-                "give them the same `partitions:` in topics.yaml"
-            )
 
     def _background_ended(self, task: asyncio.Task[None]) -> None:
         """A lane, the sender or the committer must never end on its own: stop, uncommitted."""

@@ -37,6 +37,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
+from streams.admin import check_copartitioned
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
 from streams.codec import Codec
 from streams.errors import CodecError, ConfigError, PodiumError
@@ -174,7 +175,9 @@ class WindowWorker:
         )
         try:
             await self._producer.start()
-            await self._check_copartitioned()
+            await check_copartitioned(
+                self._producer, (self.stage.consumes, self.stage.joins), self.stage.name
+            )
             self._consumer.subscribe([self.stage.consumes, self.stage.joins], listener=_Rebalance(self))
             await self._consumer.start()
         except KafkaError as exc:
@@ -182,18 +185,9 @@ class WindowWorker:
             raise PodiumError(
                 f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
             ) from exc
-
-    async def _check_copartitioned(self) -> None:
-        assert self._producer is not None
-        counts = {}
-        for topic in (self.stage.consumes, self.stage.joins):
-            counts[topic] = len(await self._producer.partitions_for(topic))
-        if len(set(counts.values())) != 1:
+        except ConfigError:
             await self._close()
-            raise ConfigError(
-                f"stage {self.stage.name} joins topics with different partition counts {counts}: "
-                "give them the same `partitions:` in topics.yaml"
-            )
+            raise
 
     async def run(self) -> None:
         assert self._consumer is not None, "call start() first"
