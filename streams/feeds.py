@@ -17,11 +17,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import feedparser
 import httpx
@@ -40,12 +40,14 @@ __all__ = [
     "NewsItem",
     "parse_feed",
     "parse_recording",
+    "play_paced",
     "poll_feed",
     "replay_file",
     "send_dead_letter",
     "source_ms",
 ]
 
+E = TypeVar("E")
 NEWS_TOPIC = "market.news"
 FAILED_TOPIC = "market.ingest.failed"
 log = logging.getLogger(__name__)
@@ -161,7 +163,7 @@ class NewsIngester:
                         keys.add(record.key.decode("utf-8", "replace"))
         return len(self.seen)
 
-    async def ingest(self, entries: list[NewsItem | Malformed]) -> int:
+    async def ingest(self, entries: Sequence[NewsItem | Malformed]) -> int:
         new = 0
         for entry in entries:
             if isinstance(entry, Malformed):
@@ -276,21 +278,43 @@ def parse_recording(source: str, text: str) -> list[NewsItem | Malformed]:
     return entries
 
 
+async def play_paced(
+    entries: Sequence[E],
+    time_of: Callable[[E], int | None],
+    speed: float | None,
+    ingest: Callable[[list[E]], Awaitable[int]],
+) -> int:
+    """Hand recorded ``entries`` (in source-time order) to ``ingest``: all at once when
+    ``speed`` is None, else each group of one source time when its moment comes, the recorded
+    gaps divided by ``speed`` (on a fixed schedule, so slow ingests do not add up). An entry
+    without a time (a malformed one) goes with the group before it. Returns the sum of what
+    ``ingest`` returned (the new entries)."""
+    if speed is None:
+        return await ingest(list(entries))
+    groups: list[tuple[int | None, list[E]]] = []
+    for entry in entries:
+        at = time_of(entry)
+        if groups and (at is None or at == groups[-1][0]):
+            groups[-1][1].append(entry)
+        else:
+            groups.append((at, [entry]))
+    first = next((at for at, _ in groups if at is not None), 0)
+    started, new = time.monotonic(), 0
+    for at, group in groups:
+        if at is not None:
+            await asyncio.sleep(max(0.0, (at - first) / 1000 / speed - (time.monotonic() - started)))
+        new += await ingest(group)
+    return new
+
+
 async def replay_file(ingester: NewsIngester, path: Path, speed: float | None = None) -> int:
     """Play a recorded feed (one JSON entry per line, ordered by ``published_ms``): all at once,
     or spaced as recorded divided by ``speed``. Returns how many items were new."""
     text = await asyncio.to_thread(path.read_text)
     entries = parse_recording(ingester.source, text)
-    if speed is None:
-        return await ingester.ingest(entries)
-    new = 0
-    previous: int | None = None
     started = time.monotonic()
-    for entry in entries:
-        if isinstance(entry, NewsItem):
-            if previous is not None:
-                await asyncio.sleep(max(0.0, (entry.published_ms - previous) / 1000 / speed))
-            previous = entry.published_ms
-        new += await ingester.ingest([entry])
+    new = await play_paced(
+        entries, lambda e: e.published_ms if isinstance(e, NewsItem) else None, speed, ingester.ingest
+    )
     log.info("replayed %s in %.1fs", path, time.monotonic() - started)
     return new

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import httpx
 import websockets
 
 from streams.codec import Codec
-from streams.feeds import Malformed, send_dead_letter, source_ms
+from streams.feeds import Malformed, play_paced, send_dead_letter, source_ms
 from streams.headers import now_ms
 from streams.publish import Publisher
 from streams.reading import Position, Selection, TopicReader
@@ -100,7 +100,7 @@ class TickIngester:
                     self.last[tick["symbol"]] = max(self.last.get(tick["symbol"], 0), tick["source_ms"])
         return len(self.last)
 
-    async def ingest(self, entries: list[Tick | Malformed]) -> int:
+    async def ingest(self, entries: Sequence[Tick | Malformed]) -> int:
         acks = []
         # The newest tick per symbol moves on only once the batch is acknowledged: a failed send
         # leaves it where it was, so those ticks are not skipped as "already published" later.
@@ -176,13 +176,6 @@ async def replay_ticks(ingester: TickIngester, path: Path, speed: float | None =
     """Play recorded ticks (JSON lines, in source-time order), at once or ``speed`` times faster."""
     text = await asyncio.to_thread(path.read_text)
     entries = [e for line in text.splitlines() if line.strip() for e in parse_ticks(line)]
-    if speed is None:
-        return await ingester.ingest(entries)
-    new, previous = 0, None
-    for entry in entries:
-        if isinstance(entry, Tick):
-            if previous is not None:
-                await asyncio.sleep(max(0.0, (entry.source_ms - previous) / 1000 / speed))
-            previous = entry.source_ms
-        new += await ingester.ingest([entry])
-    return new
+    return await play_paced(
+        entries, lambda e: e.source_ms if isinstance(e, Tick) else None, speed, ingester.ingest
+    )

@@ -8,10 +8,8 @@ second demo is new news for the de-duplicating ingester rather than a repeat it 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import html
-import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from rich.table import Table
 from agents.market.stages import REPORTS, market_stages
 from agents.market.summary import WindowSignal, report_html
 from agents.pipeline_config import load_pipeline_config
-from streams.feeds import Malformed, NewsIngester, NewsItem, parse_recording
+from streams.feeds import Malformed, NewsIngester, NewsItem, parse_recording, play_paced
 from streams.follow import Follower
 from streams.headers import now_ms
 from streams.project import Project
@@ -112,21 +110,24 @@ async def _replay_together(
     ticks: list[Tick | Malformed],
     speed: float,
 ) -> None:
+    """Both recordings on one clock, as the two feeds would arrive live."""
     await news_in.ingest([n for n in news if isinstance(n, Malformed)])
     await ticks_in.ingest([t for t in ticks if isinstance(t, Malformed)])
-    timeline = sorted(
-        [(n.published_ms, 0, n) for n in news if isinstance(n, NewsItem)]
-        + [(t.source_ms, 1, t) for t in ticks if isinstance(t, Tick)],
-        key=lambda row: (row[0], row[1]),
+    timeline: list[NewsItem | Tick] = sorted(
+        [*(n for n in news if isinstance(n, NewsItem)), *(t for t in ticks if isinstance(t, Tick))],
+        key=lambda e: (_at(e), isinstance(e, Tick)),  # news first: its signal has one stage more to go
     )
-    if not timeline:
-        return
-    first, started = timeline[0][0], time.monotonic()
-    for at, group in itertools.groupby(timeline, key=lambda row: row[0]):
-        await asyncio.sleep(max(0.0, (at - first) / 1000 / speed - (time.monotonic() - started)))
-        entries = [entry for _, _, entry in group]
-        await news_in.ingest([e for e in entries if isinstance(e, NewsItem)])
-        await ticks_in.ingest([e for e in entries if isinstance(e, Tick)])
+
+    async def ingest(group: list[NewsItem | Tick]) -> int:
+        items = [e for e in group if isinstance(e, NewsItem)]
+        prices = [e for e in group if isinstance(e, Tick)]
+        return await news_in.ingest(items) + await ticks_in.ingest(prices)
+
+    await play_paced(timeline, _at, speed, ingest)
+
+
+def _at(entry: NewsItem | Tick) -> int:
+    return entry.published_ms if isinstance(entry, NewsItem) else entry.source_ms
 
 
 def write_report(folder: Path, report: dict[str, Any]) -> Path:

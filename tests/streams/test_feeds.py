@@ -25,6 +25,7 @@ from streams.feeds import (
     NewsIngester,
     NewsItem,
     parse_feed,
+    play_paced,
     poll_feed,
     replay_file,
 )
@@ -143,3 +144,18 @@ async def test_polling_uses_conditional_requests(
     assert feed_server.requests == 3 and feed_server.not_modified == 2
     assert statuses[1:] == ["not modified", "not modified"]
     assert "a1" in {k for k, _ in await read_topic(bootstrap, NEWS_TOPIC)}
+
+
+async def test_paced_play_groups_entries_by_source_time_and_untimed_ones_go_with_the_group_before() -> None:
+    calls: list[list[tuple[str, int | None]]] = []
+
+    async def ingest(group: list[tuple[str, int | None]]) -> int:
+        calls.append(group)
+        return len(group)
+
+    entries = [("a", 0), ("b", 0), ("c", 1000), ("bad", None), ("d", 2000)]
+    assert await play_paced(entries, lambda e: e[1], 100_000.0, ingest) == 5
+    assert calls == [[("a", 0), ("b", 0)], [("c", 1000), ("bad", None)], [("d", 2000)]]
+    calls.clear()
+    assert await play_paced(entries, lambda e: e[1], None, ingest) == 5
+    assert calls == [entries]
