@@ -22,11 +22,49 @@ from streams.headers import ATTEMPT, NOT_BEFORE, ROUND, now_ms
 from streams.publish import Publisher
 from streams.reading import Position, Selection, TopicReader
 
-__all__ = ["LEDGER_TOPIC", "REDRIVE_OF", "DeadLetterGroup", "read_dead_letters", "redrive", "summarize"]
+__all__ = [
+    "LEDGER_TOPIC",
+    "REDRIVE_OF",
+    "DeadLetterGroup",
+    "letter_for",
+    "read_dead_letters",
+    "redrive",
+    "summarize",
+]
 
 LEDGER_TOPIC = "podium.redrives"
 REDRIVE_OF = "podium-redrive-of"
 _RESET = {ATTEMPT, ROUND, NOT_BEFORE, REDRIVE_OF}
+
+
+def letter_for(
+    record: ConsumerRecord[bytes, bytes],
+    *,
+    stage: str,
+    error_type: str,
+    reason: str,
+    attempts: int,
+    request_id: str | None,
+    trace_id: str | None,
+) -> dict[str, Any]:
+    """The ``podium.DeadLetter`` of a consumed record: its key, bytes and headers as they came,
+    where it came from, and why it could not be processed."""
+    return {
+        "stage": stage,
+        "error_type": error_type,
+        "error_message": reason[:4000],
+        "original_topic": record.topic,
+        "original_partition": record.partition,
+        "original_offset": record.offset,
+        "original_timestamp_ms": record.timestamp,
+        "original_key": record.key,
+        "original_value": record.value,
+        "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
+        "attempts": attempts,
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "dead_lettered_at_ms": now_ms(),
+    }
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from streams.admin import check_copartitioned
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
 from streams.codec import Codec
+from streams.deadletters import letter_for
 from streams.errors import (
     BrokerError,
     CodecError,
@@ -502,22 +503,15 @@ class StageWorker:
     ) -> _Out:
         span.set_attribute("error.type", kind)
         self._dead_letters.add(1, {"podium.stage": self.stage.name, "error.type": kind})
-        letter = {
-            "stage": self.stage.name,
-            "error_type": kind,
-            "error_message": reason[:4000],
-            "original_topic": record.topic,
-            "original_partition": record.partition,
-            "original_offset": record.offset,
-            "original_timestamp_ms": record.timestamp,
-            "original_key": record.key,
-            "original_value": record.value,
-            "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
-            "attempts": attempts,
-            "request_id": headers.request_id,
-            "trace_id": span.get_span_context().trace_id.to_bytes(16, "big").hex(),
-            "dead_lettered_at_ms": now_ms(),
-        }
+        letter = letter_for(
+            record,
+            stage=self.stage.name,
+            error_type=kind,
+            reason=reason,
+            attempts=attempts,
+            request_id=headers.request_id,
+            trace_id=span.get_span_context().trace_id.to_bytes(16, "big").hex(),
+        )
         traceparent, tracestate = current_trace_headers()
         out_headers = replace(
             headers, traceparent=traceparent, tracestate=tracestate, not_before_ms=None

@@ -40,6 +40,7 @@ from opentelemetry.trace import SpanKind
 from streams.admin import check_copartitioned
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
 from streams.codec import Codec
+from streams.deadletters import letter_for
 from streams.errors import CodecError, ConfigError, PodiumError
 from streams.headers import RequestHeaders, now_ms
 from streams.reading import partitions_of
@@ -409,22 +410,15 @@ class WindowWorker:
             await resource.close()
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
-        letter = {
-            "stage": self.stage.name,
-            "error_type": type(exc).__name__,
-            "error_message": str(exc)[:4000],
-            "original_topic": record.topic,
-            "original_partition": record.partition,
-            "original_offset": record.offset,
-            "original_timestamp_ms": record.timestamp,
-            "original_key": record.key,
-            "original_value": record.value,
-            "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
-            "attempts": 1,
-            "request_id": (record.key or b"").decode("utf-8", "replace")[:128] or None,
-            "trace_id": None,
-            "dead_lettered_at_ms": now_ms(),
-        }
+        letter = letter_for(
+            record,
+            stage=self.stage.name,
+            error_type=type(exc).__name__,
+            reason=str(exc),
+            attempts=1,
+            request_id=(record.key or b"").decode("utf-8", "replace")[:128] or None,
+            trace_id=None,
+        )
         return self._codec.encode(DEAD_LETTER_SCHEMA, letter)
 
 

@@ -175,3 +175,22 @@ async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_le
     record = project.codec.decode("podium.market.Signal", got[f"n-{sym}"][0].value or b"")
     assert (record["symbol"], record["direction"]) == (sym, "down")
     assert record["model"].startswith("local/local-lexicon (fallback: the reply"), record["model"]
+
+
+async def test_an_unreadable_tick_is_dead_lettered_with_its_bytes_and_the_windows_go_on(
+    project: Project,
+) -> None:
+    sym = symbol()
+    [window] = workers(project, only=("windows",))
+    async with (
+        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        running(window),
+        Follower(project.bootstrap(), ["market.ticks.dlq"]) as letters,
+    ):
+        await pub.send_raw("market.ticks", sym.encode(), b"\x00not avro", [])
+        await publish_ticks(pub, sym, [(1_000, 100.0, 1.0)])
+        got = await letters.collect({sym}, timeout_s=30)
+        await _until(lambda: window.records_folded >= 1)
+    letter = project.codec.decode("podium.DeadLetter", got[sym][0].value or b"")
+    assert letter["original_value"] == b"\x00not avro" and letter["original_topic"] == "market.ticks"
+    assert letter["stage"] == "windows" and letter["error_message"]
