@@ -23,6 +23,7 @@ import httpx
 import websockets
 
 from streams.codec import Codec
+from streams.errors import CodecError
 from streams.feeds import Malformed, play_paced, send_dead_letter, source_ms
 from streams.headers import now_ms
 from streams.publish import Publisher
@@ -95,9 +96,11 @@ class TickIngester:
         async with TopicReader(bootstrap) as reader:
             since = Selection(self.topic, start=Position(timestamp_ms=now_ms() - lookback_ms))
             async for record in reader.read(await reader.plan(since)):
-                if record.value is not None:
-                    tick = self._codec.decode("podium.market.Tick", record.value)
-                    self.last[tick["symbol"]] = max(self.last.get(tick["symbol"], 0), tick["source_ms"])
+                try:
+                    tick = self._codec.decode("podium.market.Tick", record.value or b"")
+                except CodecError:
+                    continue  # not a tick someone else's producer wrote: the windows dead-letter it
+                self.last[tick["symbol"]] = max(self.last.get(tick["symbol"], 0), tick["source_ms"])
         return len(self.last)
 
     async def ingest(self, entries: Sequence[Tick | Malformed]) -> int:

@@ -4,7 +4,6 @@ the join and its revise loop, and SEO; every article written to a folder as Mark
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agents.content.seo import slugify
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
 from agents.pipeline_config import load_pipeline_config
@@ -50,7 +50,10 @@ async def run_content_demo(project: Project, console: Console, folder: Path) -> 
             schema = project.catalog.get(arrivals[0].topic).value_schema
             ended[rid] = (arrivals[0].topic, project.codec.decode(schema, arrivals[0].value or b""))
     _print_articles(console, sent, ended)
-    written = [write_article(folder, article) for _, article in ended.values()]
+    # A dead letter is not an article: the table shows why, the folder holds articles only.
+    written = [
+        write_article(folder, article) for topic, article in ended.values() if not topic.endswith(".dlq")
+    ]
     published = sum(1 for topic, _ in ended.values() if topic == "content.published")
     console.print(
         f"{len(ended)}/{len(sent)} briefs ended in {elapsed:.1f}s: {published} published, "
@@ -68,11 +71,7 @@ def write_article(folder: Path, article: dict[str, Any]) -> Path:
     followed by every check's score and every decision taken."""
     folder.mkdir(parents=True, exist_ok=True)
     seo = article.get("seo")
-    name = (
-        seo["slug"]
-        if seo
-        else "rejected-" + re.sub(r"[^a-z0-9]+", "-", article["topic"].lower()).strip("-")[:50]
-    )
+    name = seo["slug"] if seo else "rejected-" + slugify(article["topic"], 50)
     lines = [f"# {article['title'] or article['topic']}", ""]
     if seo:
         lines += [f"> **SEO** title: {seo['title']}  ", f"> description: {seo['description']}  ",
@@ -108,6 +107,10 @@ def _print_articles(
             table.add_row(brief["topic"], "[red]MISSING[/]", "", "", "", "", "")
             continue
         topic, article = ended[rid]
+        if topic.endswith(".dlq"):
+            reason = f"{article['stage']}: {article['error_type']}: {article['error_message'][:120]}"
+            table.add_row(brief["topic"], f"[red]{topic}[/]", "", "", "", "", reason)
+            continue
         scores = {c["branch"]: f"{c['score']:.2f}" for c in article["checks"]}
         path = " → ".join(d["decision"] for d in article["decisions"] if d["stage"] == "join")
         text = article["title"] if topic == "content.published" else "; ".join(article.get("reasons", []))

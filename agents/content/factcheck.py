@@ -22,6 +22,7 @@ what they are for; the writer, style check and SEO reuse them so all four split 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -162,6 +163,13 @@ def _polarity_differs(claim: str, evidence: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)
+def _read(passage: str) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """A passage's sentences with their stems and numbers: the knowledge base is fixed, so each
+    passage is read once, not once per claim that retrieves it."""
+    return tuple((s, content_terms(s), numbers(s)) for s in split_sentences(passage))
+
+
 class FactChecker:
     """Checks claims against one or more knowledge sources (the product docs, the FAQ)."""
 
@@ -173,9 +181,9 @@ class FactChecker:
         best: tuple[tuple[float, bool, int], _Candidate] | None = None
         for source in self.sources:
             for rank, passage in enumerate(source.search_now(claim, TOP_PASSAGES)):
-                for sentence in split_sentences(passage.text):
-                    overlap = len(terms & content_terms(sentence)) / len(terms)
-                    agree = wanted <= numbers(sentence)
+                for sentence, sentence_terms, sentence_numbers in _read(passage.text):
+                    overlap = len(terms & sentence_terms) / len(terms)
+                    agree = wanted <= sentence_numbers
                     key = (overlap, agree, -rank)
                     if overlap > 0 and (best is None or key > best[0]):
                         best = key, _Candidate(overlap, agree, sentence, passage)

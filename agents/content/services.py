@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.content.factcheck import FactChecker
 from agents.content.review import Thresholds
+from agents.content.seo import kb_idf
 from agents.content.style import STYLE_GUIDE, StyleGuide
 from agents.gateway.config import build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, ModelGateway
@@ -56,6 +57,7 @@ class ContentServices(SharedResource):
         self._checker: FactChecker | None = None
         self._guide: StyleGuide | None = None
         self.sources: tuple[KnowledgeSource, ...] = ()
+        self.idf: dict[str, float] = {}
         self._publisher: Publisher | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._reminded: dict[tuple[str, int], int] = {}
@@ -70,6 +72,7 @@ class ContentServices(SharedResource):
         )
         self.sources = (docs, faq)
         self._checker = FactChecker(docs, faq)
+        self.idf = kb_idf(self.sources)  # the SEO keywords' weights, from the same knowledge base
         self._gateway = build_gateway(gateway_config, self.config.environ, telemetry=env.telemetry)
         await self.joins.open(env)
         if not self.config.dry_run:

@@ -118,47 +118,52 @@ class ContentStages:
     async def factcheck(self, article: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
         report = self.services.checker.check(article["body"])
-        threshold = self.services.config.thresholds.factcheck
-        check = {
-            "branch": "factcheck",
-            "round": article["round"],
-            "score": report.score,
-            "threshold": threshold,
-            "passed": report.score >= threshold,
-            "findings": [
-                {"kind": c.verdict, "text": c.claim, "evidence": c.evidence, "source": c.source}
-                for c in report.claims
-            ],
-            "critique": factcheck.critique_lines(report),
-            "model": "local-factcheck (BM25 evidence, number match)",
-        }
-        return Emit(CHECKS, self._checked(article, check, started))
+        findings = [
+            {"kind": c.verdict, "text": c.claim, "evidence": c.evidence, "source": c.source}
+            for c in report.claims
+        ]
+        critique = factcheck.critique_lines(report)
+        model = "local-factcheck (BM25 evidence, number match)"
+        return self._verdict(article, "factcheck", report.score, findings, critique, model, started)
 
     async def style(self, article: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
         if not article["body"].strip():
             raise PermanentError("the draft has no body: nothing to check against the style guide")
         report = style.check_style(article["body"], self.services.guide)
-        threshold = self.services.config.thresholds.style
-        check = {
-            "branch": "style",
-            "round": article["round"],
-            "score": report.score,
-            "threshold": threshold,
-            "passed": report.score >= threshold,
-            "findings": [
-                {"kind": f.rule, "text": f.excerpt, "evidence": f.advice, "source": ""}
-                for f in report.findings
-            ],
-            "critique": style.critique_lines(report),
-            "model": "local-style (style_guide.yaml rules)",
-        }
-        return Emit(CHECKS, self._checked(article, check, started))
+        findings = [
+            {"kind": f.rule, "text": f.excerpt, "evidence": f.advice, "source": ""} for f in report.findings
+        ]
+        critique = style.critique_lines(report)
+        model = "local-style (style_guide.yaml rules)"
+        return self._verdict(article, "style", report.score, findings, critique, model, started)
 
-    @staticmethod
-    def _checked(article: Record, check: Record, started: float) -> Record:
-        step = _step(check["branch"], article["round"], started, model=check["model"])
-        return {**article, "status": "checked", "checks": [check], "steps": [*article["steps"], step]}
+    def _verdict(
+        self,
+        article: Record,
+        branch: str,
+        score: float,
+        findings: list[Record],
+        critique: list[str],
+        model: str,
+        started: float,
+    ) -> Emit:
+        """A branch's check of this round, sent to the join with the article."""
+        threshold = self.services.config.thresholds.of(branch)
+        check = {
+            "branch": branch,
+            "round": article["round"],
+            "score": score,
+            "threshold": threshold,
+            "passed": score >= threshold,
+            "findings": findings,
+            "critique": critique,
+            "model": model,
+        }
+        step = _step(branch, article["round"], started, model=model)
+        return Emit(
+            CHECKS, {**article, "status": "checked", "checks": [check], "steps": [*article["steps"], step]}
+        )
 
     async def join(self, incoming: Record, ctx: StageContext) -> list[Emit]:
         joins, thresholds = self.services.joins, self.services.config.thresholds
@@ -218,7 +223,7 @@ class ContentStages:
 
     async def seo(self, article: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
-        meta = seo_metadata(article["title"], article["body"])
+        meta = seo_metadata(article["title"], article["body"], idf=self.services.idf)
         seo = {
             "title": meta.title,
             "description": meta.description,

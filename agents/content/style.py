@@ -18,6 +18,7 @@ exactly these phrasings, a hosted model reads them as plain instructions.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ def _excerpt(sentence: str) -> str:
     return sentence if len(words) <= _EXCERPT_WORDS else " ".join(words[:_EXCERPT_WORDS]) + " ..."
 
 
+@functools.lru_cache(maxsize=1024)  # a guide's phrases, compiled once
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """A phrase as whole words, case-insensitive; hyphens belong to the word ("game-changing")."""
     body = r"\s+".join(re.escape(part) for part in phrase.split())

@@ -135,12 +135,7 @@ def write_report(folder: Path, report: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{report['symbol']}-{report['start_ms']}"
     (folder / f"{name}.svg").write_text(report["chart_svg"])
-    signals = [
-        WindowSignal(
-            s["published_ms"], s["title"], s["symbol"], s["direction"], s["strength"], s["rationale"]
-        )
-        for s in report["signals"]
-    ]
+    signals = [WindowSignal.from_record(s) for s in report["signals"]]
     page = folder / f"{name}.html"
     page.write_text(
         report_html(

@@ -67,7 +67,7 @@ def summary_prompt(view: WindowView) -> list[dict[str, str]]:
         "volume": view.volume,
         "volatility": view.volatility,
         "signals": [
-            {"t_ms": s.t_ms, "title": s.title, "symbol": s.symbol, "direction": s.direction,
+            {"published_ms": s.t_ms, "title": s.title, "symbol": s.symbol, "direction": s.direction,
              "strength": s.strength, "rationale": s.rationale}
             for s in view.signals
         ],
@@ -93,10 +93,7 @@ def answer_signals(prompt: str) -> str:
 def answer_summary(prompt: str) -> str:
     """``local-summary``: the template's summary of the facts in the prompt."""
     f = _facts(prompt)
-    signals = tuple(
-        WindowSignal(s["t_ms"], s["title"], s["symbol"], s["direction"], s["strength"], s["rationale"])
-        for s in f["signals"]
-    )
+    signals = tuple(WindowSignal.from_record(s) for s in f["signals"])
     view = WindowView(
         f["symbol"], f["start_ms"], f["end_ms"], f["open"], f["high"], f["low"], f["close"], f["volume"],
         f["ticks"], f["volatility"], signals,

@@ -20,6 +20,7 @@ Every symbol of an item gets the same reading: the lexicon scores the item, not 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -174,13 +175,18 @@ def find_symbols(text: str, aliases: Mapping[str, str]) -> list[str]:
     spans: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
     for name in sorted(aliases, key=len, reverse=True):
-        words = r"\s+".join(re.escape(w) for w in name.split())
-        for match in re.finditer(rf"(?<![\w]){words}(?![\w])", text, re.IGNORECASE):
+        for match in _name_pattern(name).finditer(text):
             if any(match.start() < end and start < match.end() for start, end in taken):
                 continue
             taken.append((match.start(), match.end()))
             spans.append((match.start(), aliases[name]))
     return _unique(symbol for _, symbol in sorted(spans))
+
+
+@functools.lru_cache(maxsize=1024)  # the aliases are few and fixed: compiled once each
+def _name_pattern(name: str) -> re.Pattern[str]:
+    words = r"\s+".join(re.escape(w) for w in name.split())
+    return re.compile(rf"(?<![\w]){words}(?![\w])", re.IGNORECASE)
 
 
 def _unique(symbols: Iterable[str]) -> list[str]:

@@ -25,14 +25,12 @@ from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, Gatewa
 from agents.market.chart import Marker, price_chart_svg
 from agents.market.prompts import (
     ReplyUnusable,
-    answer_signals,
-    answer_summary,
     read_signals,
     signals_prompt,
     summary_prompt,
 )
-from agents.market.signals import DEFAULT_ALIASES, find_symbols
-from agents.market.summary import WindowSignal, WindowView
+from agents.market.signals import DEFAULT_ALIASES, extract_signals, find_symbols
+from agents.market.summary import WindowSignal, WindowView, summarize_window
 from agents.market.windows import TickWindows, WindowConfig
 from agents.providers import ChatRequest
 from streams.stage import Emit, Record, SharedResource, Stage, StageContext, StageEnv
@@ -106,7 +104,7 @@ class MarketStages:
     services: MarketServices = field(repr=False)
 
     async def signals(self, item: Record, ctx: StageContext) -> list[Emit]:
-        tagged = [s.strip().upper() for s in item["symbols"] if s.strip()]
+        tagged = list(dict.fromkeys(s.strip().upper() for s in item["symbols"] if s.strip()))
         allowed = tagged or find_symbols(f"{item['title']}\n{item['summary']}", DEFAULT_ALIASES)
         if not allowed:
             return [Emit(UNMATCHED, item)]
@@ -118,7 +116,7 @@ class MarketStages:
         except (GatewayError, BudgetSpent, ReplyUnusable) as exc:
             # A model's bad answer or every route down: the lexicon still reads the item.
             model = f"local/local-lexicon (fallback: {exc})"[:300]
-            found = read_signals(answer_signals(prompt[0]["content"]), allowed)
+            found = extract_signals(item["title"], item["summary"], allowed)
         if not found:
             return [Emit(UNMATCHED, item)]
         return [
@@ -150,7 +148,7 @@ class MarketStages:
                 raise ReplyUnusable(f"the reply does not name {view.symbol}")
         except (GatewayError, BudgetSpent, ReplyUnusable) as exc:
             model = f"local/local-summary (fallback: {exc})"[:300]
-            summary = answer_summary(prompt[0]["content"])
+            summary = summarize_window(view)
         chart = price_chart_svg(
             [(p["t_ms"], p["price"]) for p in window["points"]],
             [Marker(s.t_ms, s.direction, f"{s.title} - {s.rationale}") for s in view.signals],
@@ -173,28 +171,19 @@ class MarketStages:
 
 
 def window_view(window: Record) -> WindowView:
-    marks = tuple(
-        WindowSignal(
-            s["published_ms"], s["title"], s["symbol"], s["direction"], s["strength"], s["rationale"]
-        )
-        for s in window["signals"]
-    )
-    if not window["ticks"]:
-        return WindowView(
-            window["symbol"], window["start_ms"], window["end_ms"], 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, marks
-        )
+    """The summary's view of a window record (a window without ticks has no prices: zeros)."""
     return WindowView(
         window["symbol"],
         window["start_ms"],
         window["end_ms"],
-        window["open"],
-        window["high"],
-        window["low"],
-        window["close"],
+        window["open"] or 0.0,
+        window["high"] or 0.0,
+        window["low"] or 0.0,
+        window["close"] or 0.0,
         window["volume"],
         window["ticks"],
         window["volatility"] or 0.0,
-        marks,
+        tuple(WindowSignal.from_record(s) for s in window["signals"]),
     )
 
 

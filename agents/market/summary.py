@@ -23,10 +23,10 @@ import html
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from agents.market.chart import utc_clock
 from agents.market.signals import Direction, Signal
@@ -82,6 +82,18 @@ class WindowSignal:
     @classmethod
     def of(cls, signal: Signal, t_ms: int, title: str) -> WindowSignal:
         return cls(t_ms, title, signal.symbol, signal.direction, signal.strength, signal.rationale)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> WindowSignal:
+        """From a ``podium.market.Signal`` record (as windows and reports carry them)."""
+        return cls(
+            record["published_ms"],
+            record["title"],
+            record["symbol"],
+            record["direction"],
+            record["strength"],
+            record["rationale"],
+        )
 
 
 @dataclass(frozen=True)

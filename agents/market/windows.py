@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +209,4 @@ class TickWindows:
 
 def _volatility(prices: list[float]) -> float | None:
     returns = [math.log(b / a) for a, b in itertools.pairwise(prices)]
-    if len(returns) < 2:
-        return None
-    mean = sum(returns) / len(returns)
-    return math.sqrt(sum((r - mean) ** 2 for r in returns) / (len(returns) - 1))
+    return statistics.stdev(returns) if len(returns) >= 2 else None
