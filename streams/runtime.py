@@ -57,7 +57,7 @@ from streams.errors import (
 from streams.headers import RequestHeaders, new_request_id, now_ms, parse_headers
 from streams.offsets import OffsetTracker
 from streams.retry import DeadLetter, RetryLater, RetryNow, decide
-from streams.stage import Emit, Resource, Stage, StageContext, StageEnv
+from streams.stage import Emit, Resource, Stage, StageContext, StageEnv, close_resources, open_resources
 from streams.telemetry import Telemetry, current_trace_headers, extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
@@ -172,16 +172,7 @@ class StageWorker:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
-        opened: list[Resource] = []
-        try:
-            for resource in self.stage.resources:
-                await resource.open(env)
-                opened.append(resource)
-        except BaseException:
-            for resource in reversed(opened):
-                await resource.close()
-            raise
-        self._resources = opened
+        self._resources = await open_resources(self.stage.resources, env)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             acks="all",
@@ -672,8 +663,7 @@ class StageWorker:
 
     async def _close_resources(self) -> None:
         resources, self._resources = self._resources, []
-        for resource in reversed(resources):
-            await resource.close()
+        await close_resources(resources)
 
     async def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer

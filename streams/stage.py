@@ -41,6 +41,8 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageEnv",
+    "close_resources",
+    "open_resources",
 ]
 
 Record = dict[str, Any]
@@ -141,6 +143,25 @@ class SharedResource:
 
     async def _close(self) -> None:
         raise NotImplementedError
+
+
+async def open_resources(resources: Sequence[Resource], env: StageEnv) -> list[Resource]:
+    """Open a stage's resources in order; when one fails, the ones already opened are closed
+    before the error goes on. The caller closes the returned ones with :func:`close_resources`."""
+    opened: list[Resource] = []
+    try:
+        for resource in resources:
+            await resource.open(env)
+            opened.append(resource)
+    except BaseException:
+        await close_resources(opened)
+        raise
+    return opened
+
+
+async def close_resources(opened: Sequence[Resource]) -> None:
+    for resource in reversed(opened):
+        await resource.close()
 
 
 # The input type is the decoded Avro record of the consumed topic: a dict at run time, best

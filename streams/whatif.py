@@ -26,7 +26,7 @@ from streams.catalog import Catalog
 from streams.codec import Codec
 from streams.headers import now_ms, parse_headers
 from streams.reading import Position, Selection, TopicReader
-from streams.stage import Emit, Stage, StageContext, StageEnv
+from streams.stage import Emit, Stage, StageContext, StageEnv, close_resources, open_resources
 from streams.telemetry import Telemetry
 
 __all__ = ["Comparison", "Side", "describe_output", "what_if"]
@@ -71,6 +71,8 @@ async def _read(
     records: list[ConsumerRecord[bytes, bytes]] = []
     async with TopicReader(bootstrap) as reader:
         async for record in reader.read(await reader.plan(selection)):
+            if not selection.matches(record):  # --request-id / --trace-id
+                continue
             records.append(record)
             if limit is not None and len(records) >= limit:
                 break
@@ -107,8 +109,7 @@ async def what_if(
                 old[rid] = (topic, value, record.timestamp, parse_headers(record.headers or []).cost_usd)
 
     env = StageEnv(bootstrap, catalog, codec, Telemetry.configure("none"))
-    for resource in stage.resources:
-        await resource.open(env)
+    opened = await open_resources(stage.resources, env)
     comparisons = []
     try:
         for record in inputs:
@@ -131,6 +132,5 @@ async def what_if(
                 before = describe_output(topic, out, float(stamp - record.timestamp), cost - headers.cost_usd)
             comparisons.append(Comparison(rid, before, new))
     finally:
-        for resource in reversed(stage.resources):
-            await resource.close()
+        await close_resources(opened)
     return comparisons

@@ -43,8 +43,9 @@ from streams.codec import Codec
 from streams.deadletters import letter_for
 from streams.errors import CodecError, ConfigError, PodiumError
 from streams.headers import RequestHeaders, now_ms
-from streams.reading import partitions_of
-from streams.stage import Record, Resource, StageEnv
+from streams.reading import Selection, TopicReader
+from streams.runtime import MAX_REQUEST_BYTES
+from streams.stage import Record, Resource, StageEnv, close_resources, open_resources
 from streams.telemetry import Telemetry, current_trace_headers
 
 __all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker", "worker_for"]
@@ -152,16 +153,14 @@ class WindowWorker:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
-        for resource in self.stage.resources:
-            await resource.open(env)
-            self._resources.append(resource)
+        self._resources = await open_resources(self.stage.resources, env)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             # A snapshot holds a partition's open windows: give it the room a stage output has.
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_REQUEST_BYTES,
             client_id=f"podium-{self.stage.name}",
         )
         self._consumer = AIOKafkaConsumer(
@@ -194,6 +193,11 @@ class WindowWorker:
         assert self._consumer is not None, "call start() first"
         try:
             await self._loop()
+        except Exception:
+            # State and positions may have moved past windows never sent: no snapshot may keep
+            # that. The next owner replays from the last good snapshot.
+            self._broken = True
+            raise
         finally:
             await self._shutdown()
         if self._failure is not None:
@@ -218,20 +222,25 @@ class WindowWorker:
             batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
             if batches and self.first_fetch_at is None:
                 self.first_fetch_at = time.perf_counter()
-            for tp, records in batches.items():
-                if tp.partition not in self._states:
-                    continue  # revoked while fetched
-                for record in records:
-                    self._fold(record)  # step 1
-                self._positions[tp.partition][tp.topic] = records[-1].offset + 1
-                self._changed.add(tp.partition)
-                self._last_input[tp.partition] = time.monotonic()
-            self._emit_due()  # step 2
+            async with self._state_lock:  # a rebalance waits for the batch, not the reverse
+                for tp, records in batches.items():
+                    if tp.partition not in self._states:
+                        continue  # revoked while fetched
+                    # What the state already covers is skipped: aiokafka may hand over records it
+                    # fetched from the group's commit before the restore moved the position.
+                    covered = self._positions[tp.partition].get(tp.topic, -1)
+                    for record in records:
+                        if record.offset >= covered:
+                            await self._fold(record)  # step 1
+                    self._positions[tp.partition][tp.topic] = max(covered, records[-1].offset + 1)
+                    self._changed.add(tp.partition)
+                    self._last_input[tp.partition] = time.monotonic()
+                await self._emit_due()  # step 2
             if time.monotonic() >= next_checkpoint:
                 await self._checkpoint(set(self._states))
                 next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
 
-    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
         state = self._states[record.partition]
         try:
             if record.value is None:
@@ -240,9 +249,9 @@ class WindowWorker:
             state.add(record.topic, value, record.timestamp)
             self.records_folded += 1
         except (CodecError, ValueError) as exc:
-            self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
+            await self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
 
-    def _emit_due(self) -> None:
+    async def _emit_due(self) -> None:
         now = time.monotonic()
         for partition, state in self._states.items():
             quiet_s = now - self._last_input.get(partition, now)
@@ -262,14 +271,16 @@ class WindowWorker:
                     request_id=key, traceparent=traceparent, tracestate=tracestate, path=(self.stage.name,)
                 ).to_kafka()
                 encoded = self._codec.encode(self._out_schema, value)
-                self._send(self.stage.produces[0], key.encode(), encoded, headers)
+                await self._send(self.stage.produces[0], key.encode(), encoded, headers)
                 self.windows_sent += 1
 
-    def _send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         assert self._producer is not None
-        # send() only queues the record; its future resolves on the broker's acknowledgement.
-        queued = asyncio.ensure_future(self._producer.send(topic, value, key=key, headers=headers))
-        self._unacked.append(queued)
+        # send() queues the record (waiting only while the buffer is full); the future it returns
+        # resolves on the broker's acknowledgement, awaited at the checkpoint.
+        self._unacked.append(await self._producer.send(topic, value, key=key, headers=headers))
 
     async def _checkpoint(self, partitions: set[int]) -> None:
         async with self._state_lock:
@@ -282,8 +293,7 @@ class WindowWorker:
             raise PodiumError(f"stage {self.stage.name}: a send failed; no snapshot is written after it")
         sent, self._unacked = self._unacked, []
         try:
-            deliveries = await asyncio.gather(*sent)  # step 3: queued ...
-            await asyncio.gather(*deliveries)  # ... and acknowledged
+            await asyncio.gather(*sent)  # step 3
         except BaseException:
             # A window or dead letter may be lost: a snapshot past it would make that final. The
             # worker stops; the next owner replays from the last snapshot and sends it again.
@@ -304,11 +314,12 @@ class WindowWorker:
             writes.append(await self._producer.send(self.stage.state_topic, value, key=str(p).encode()))
         await asyncio.gather(*writes)  # step 4
         self._changed -= changed
+        assigned = self._consumer.assignment()
         offsets = {
             TopicPartition(topic, p): offset
             for p in changed
             for topic, offset in self._positions[p].items()
-            if TopicPartition(topic, p) in self._consumer.assignment()
+            if TopicPartition(topic, p) in assigned
         }
         if offsets:
             with contextlib.suppress(KafkaError):  # informational: restarts read the snapshot
@@ -369,24 +380,13 @@ class WindowWorker:
 
     async def _read_snapshots(self, partitions: set[int]) -> dict[int, dict[str, Any]]:
         """The newest snapshot per partition, read from the start of the compacted state topic."""
-        reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await reader.start()
         found: dict[int, dict[str, Any]] = {}
-        try:
-            tps = await partitions_of(reader, self.stage.state_topic)
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            ends = await reader.end_offsets(tps)
-            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
-                for records in (await reader.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        if record.value is None:
-                            continue
-                        snapshot = self._codec.decode(WINDOW_STATE_SCHEMA, record.value)
-                        if snapshot["partition"] in partitions:
-                            found[snapshot["partition"]] = snapshot
-        finally:
-            await reader.stop()
+        async with TopicReader(self._bootstrap) as reader:
+            async for record in reader.read(await reader.plan(Selection(self.stage.state_topic))):
+                if record.value is not None:
+                    snapshot = self._codec.decode(WINDOW_STATE_SCHEMA, record.value)
+                    if snapshot["partition"] in partitions:
+                        found[snapshot["partition"]] = snapshot
         return found
 
     # -- shutdown -------------------------------------------------------------------------
@@ -406,8 +406,7 @@ class WindowWorker:
         if producer is not None:
             await producer.stop()
         resources, self._resources = self._resources, []
-        for resource in reversed(resources):
-            await resource.close()
+        await close_resources(resources)
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
         letter = letter_for(
