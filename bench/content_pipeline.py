@@ -159,7 +159,9 @@ async def on_kafka(project: Project, stages: list[Stage[Any]], records: list[dic
         finally:
             for w in workers:
                 w.request_stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):  # a crashed worker is a failed run, not a slow one
+                    raise result
     if len(got) < len(records):
         console.print(f"[red]{len(records) - len(got)} briefs did not end in time[/]")
     ends: dict[str, int] = {}

@@ -111,8 +111,11 @@ async def fold_all(worker: WindowWorker, count: int, started: float | None = Non
     run = asyncio.create_task(worker.run())
     try:
         # Polling the worker's counter is the measurement: a few ms of resolution on seconds.
-        while worker.records_folded < count:  # noqa: ASYNC110
+        while worker.records_folded < count and not run.done():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+        if run.done():
+            await run  # the worker stopped before the end: its error, not a rate
+            raise RuntimeError(f"the window worker stopped after {worker.records_folded} of {count} records")
         first = started if started is not None else worker.first_fetch_at
         assert first is not None
         return count / (time.perf_counter() - first)

@@ -223,7 +223,9 @@ async def on_kafka(
         finally:
             for w in workers:
                 w.request_stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):  # a crashed worker is a failed run, not a slow one
+                    raise result
     values, e2e = [], []
     for rid, arrival in got.items():
         schema = catalog.get(arrival.topic).value_schema

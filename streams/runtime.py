@@ -117,6 +117,8 @@ class StageWorker:
         self._commit_interval_s = commit_interval_s
         self._drain_timeout_s = drain_timeout_s
         self._retry_topic = retry_topic(stage.consumes)
+        # Records of the extra topics have no retry topic of their own: in-process retries only.
+        self._extra_retry = replace(stage.retry, retry_topic_delays_s=())
         self._value_schemas = {
             t: catalog.get(t).value_schema for t in (stage.consumes, self._retry_topic, *stage.also_consumes)
         }
@@ -382,7 +384,7 @@ class StageWorker:
             # A handler may raise anything; the decision reads the error's retryable flag.
             except Exception as exc:  # noqa: BLE001
                 decision = decide(
-                    self.stage.retry,
+                    self._extra_retry if record.topic in self.stage.also_consumes else self.stage.retry,
                     exc,
                     attempt_in_round=attempt_in_round,
                     round=headers.round,
@@ -401,11 +403,6 @@ class StageWorker:
                     self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "now"})
                     await self._sleep(decision.delay_s, record)
                     continue
-                if isinstance(decision, RetryLater) and record.topic in self.stage.also_consumes:
-                    decision = DeadLetter(
-                        error_type(exc),
-                        f"{exc} (records of {record.topic} are retried in process only)",
-                    )
                 if isinstance(decision, RetryLater):
                     self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "topic"})
                     later = replace(

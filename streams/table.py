@@ -66,7 +66,11 @@ class Table(SharedResource):
             await self._consumer.stop()
             raise BrokerError(f"table {self.topic}: cannot read it: {exc}") from exc
         self._follower = asyncio.create_task(self._follow(), name=f"table-{self.topic}")
-        await self.sync()
+        try:
+            await self.sync()
+        except BaseException:
+            await self._close()  # not counted as open: close() would not reach it
+            raise
         log.info("table %s: %d rows loaded", self.topic, len(self._rows))
 
     async def _close(self) -> None:

@@ -7,12 +7,10 @@ import signal
 from pathlib import Path
 
 from agents.content.services import ContentConfig
-from agents.content.stages import content_stages
 from streams.follow import Follower
 from streams.project import Project
 from streams.publish import Publisher
-from streams.runtime import StageWorker
-from tests.agents.content.test_pipeline import BRIEFS, TERMINAL, _until_waiting, brief
+from tests.agents.content.test_pipeline import BRIEFS, TERMINAL, _until_waiting, brief, workers
 from tests.streams.running import REPO, running, start_worker, wait_for
 
 
@@ -20,20 +18,13 @@ async def test_a_killed_join_process_loses_no_pending_join(project: Project, tmp
     bootstrap = project.bootstrap()
     config = ContentConfig(models=REPO / "models.yaml")
 
-    def workers(*names: str) -> list[StageWorker]:
-        return [
-            StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
-            for s in content_stages(config)
-            if s.name in names
-        ]
-
     first = start_worker(bootstrap, tmp_path / "join-1.log", "join")
     try:
         wait_for(tmp_path / "join-1.log", "podium: running")
         # The style check is down: every join waits with the fact check's verdict only.
         async with (
             Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
-            running(*workers("draft", "factcheck")),
+            running(*workers(project, config, only=("draft", "factcheck"))),
         ):
             ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
             assert await _until_waiting(project, ids) == ids
@@ -47,7 +38,7 @@ async def test_a_killed_join_process_loses_no_pending_join(project: Project, tmp
         wait_for(tmp_path / "join-2.log", "podium: running")
         async with (
             Follower(bootstrap, TERMINAL) as follower,
-            running(*workers("draft", "factcheck", "style", "seo")),
+            running(*workers(project, config, only=("draft", "factcheck", "style", "seo"))),
         ):
             got = await follower.collect(ids, timeout_s=60)
             for rid, more in (await follower.poll(1.5)).items():

@@ -10,6 +10,7 @@ import pytest
 import agents.content
 from agents.content.factcheck import FactChecker, split_claims
 from agents.content.factcheck import critique_lines as fact_critique
+from agents.content.review import Thresholds, decide
 from agents.content.style import STYLE_GUIDE, StyleGuide, check_style
 from agents.content.style import critique_lines as style_critique
 from agents.content.writer import (
@@ -137,9 +138,8 @@ def test_style_critique_fixes_what_the_writer_wrote_but_not_the_must_include_lin
     assert check_style(revised, guide).findings == check_style("A revolutionary reset!", guide).findings
 
 
-# The content pipeline's rule (agents.content.review): publish when both scores reach their
-# thresholds, else revise with the critique of the checks that fell short, at most 3 drafts.
-FACTS_MIN, STYLE_MIN, DRAFTS = 0.7, 0.8, 3
+# The content pipeline's own rule (agents.content.review.decide) with its default thresholds.
+GATES = Thresholds()
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_each_sample_brief_ends_as_expected(
     grounding = [Source(p.title, p.url, p.text) for p in found]
     critique: list[str] = []
     outcome = "rejected"
-    for draft in range(DRAFTS):
+    for draft in range(GATES.max_revisions + 1):
         (message,) = article_prompt(
             brief["topic"], brief["audience"], brief["points"], brief["must_include"], grounding, critique
         )
@@ -177,10 +177,14 @@ def test_each_sample_brief_ends_as_expected(
         for line in brief["must_include"]:
             assert line in text
         facts, style = checker.check(text), check_style(text, guide)
-        critique = (fact_critique(facts) if facts.score < FACTS_MIN else []) + (
-            style_critique(style) if style.score < STYLE_MIN else []
-        )
-        if not critique:
+        checks = [
+            {"branch": "factcheck", "score": facts.score, "critique": fact_critique(facts)},
+            {"branch": "style", "score": style.score, "critique": style_critique(style)},
+        ]
+        decision = decide(checks, {}, draft, GATES)
+        if decision.action == "publish":
             outcome = "published_first" if draft == 0 else "published_after_revision"
             break
+        # As the join does: every round's critique goes to the next draft.
+        critique = list(dict.fromkeys([*critique, *decision.critique]))
     assert outcome == brief["expect"]

@@ -10,8 +10,6 @@ from typing import Any
 from agents.simulator import SimConfig, SimulatorServer
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.admin import TopicAdmin
-from streams.config import Settings
 from streams.follow import Follower
 from streams.project import Project
 from streams.publish import Publisher
@@ -20,11 +18,9 @@ from tests.streams.running import podium, running
 
 
 async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, unique: str, tmp_path: Path
 ) -> None:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
+    bootstrap = project.bootstrap()
     # The simulator (a stand-in) answers every call with a 500.
     with SimulatorServer(SimConfig(fault_rate=1.0, faults=("server_error",))) as url:
         models = tmp_path / "models.yaml"

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 
 from agents.support.outcomes import load_tickets
-from streams.admin import TopicAdmin
-from streams.config import Settings
 from streams.follow import Follower
 from streams.project import Project
 from streams.publish import Publisher
@@ -18,11 +16,9 @@ from tests.streams.running import start_worker, wait_for
 
 
 async def test_killing_one_of_two_workers_loses_no_request(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, unique: str, tmp_path: Path
 ) -> None:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
-        await admin.apply(project.catalog)
+    bootstrap = project.bootstrap()
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     workers = [start_worker(bootstrap, log, "support") for log in logs]
     try:
