@@ -9,7 +9,7 @@ so running the same redrive twice sends nothing the second time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "LEDGER_TOPIC",
     "REDRIVE_OF",
     "DeadLetterGroup",
+    "dead_letter",
     "letter_for",
     "read_dead_letters",
     "redrive",
@@ -35,6 +36,40 @@ __all__ = [
 LEDGER_TOPIC = "podium.redrives"
 REDRIVE_OF = "podium-redrive-of"
 _RESET = {ATTEMPT, ROUND, NOT_BEFORE, REDRIVE_OF}
+
+
+def dead_letter(
+    *,
+    stage: str,
+    error_type: str,
+    reason: str,
+    origin: tuple[str, int, int, int],
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]] = (),
+    attempts: int,
+    request_id: str | None,
+    trace_id: str | None,
+) -> dict[str, Any]:
+    """A ``podium.DeadLetter``: the original key, bytes and headers as they came, where they
+    came from (``origin``: topic, partition, offset, timestamp ms), and why."""
+    topic, partition, offset, timestamp_ms = origin
+    return {
+        "stage": stage,
+        "error_type": error_type,
+        "error_message": reason[:4000],
+        "original_topic": topic,
+        "original_partition": partition,
+        "original_offset": offset,
+        "original_timestamp_ms": timestamp_ms,
+        "original_key": key,
+        "original_value": value,
+        "original_headers": [{"key": k, "value": v} for k, v in headers],
+        "attempts": attempts,
+        "request_id": request_id,
+        "trace_id": trace_id,
+        "dead_lettered_at_ms": now_ms(),
+    }
 
 
 def letter_for(
@@ -47,24 +82,19 @@ def letter_for(
     request_id: str | None,
     trace_id: str | None,
 ) -> dict[str, Any]:
-    """The ``podium.DeadLetter`` of a consumed record: its key, bytes and headers as they came,
-    where it came from, and why it could not be processed."""
-    return {
-        "stage": stage,
-        "error_type": error_type,
-        "error_message": reason[:4000],
-        "original_topic": record.topic,
-        "original_partition": record.partition,
-        "original_offset": record.offset,
-        "original_timestamp_ms": record.timestamp,
-        "original_key": record.key,
-        "original_value": record.value,
-        "original_headers": [{"key": k, "value": v} for k, v in (record.headers or ())],
-        "attempts": attempts,
-        "request_id": request_id,
-        "trace_id": trace_id,
-        "dead_lettered_at_ms": now_ms(),
-    }
+    """The dead letter of a consumed record."""
+    return dead_letter(
+        stage=stage,
+        error_type=error_type,
+        reason=reason,
+        origin=(record.topic, record.partition, record.offset, record.timestamp),
+        key=record.key,
+        value=record.value,
+        headers=record.headers or (),
+        attempts=attempts,
+        request_id=request_id,
+        trace_id=trace_id,
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import httpx
 
 from streams.catalog import DEAD_LETTER_SCHEMA, Catalog
 from streams.codec import Codec
+from streams.deadletters import dead_letter
 from streams.headers import REQUEST_ID, now_ms
 from streams.publish import Publisher
 from streams.reading import Selection, TopicReader
@@ -193,22 +194,17 @@ async def send_dead_letter(
 ) -> None:
     """A feed entry that could not be read, as a ``podium.DeadLetter`` on the failed topic: its
     raw text in ``original_value``, the feed in ``original_topic``, the reason."""
-    letter = {
-        "stage": stage,
-        "error_type": "malformed_item",
-        "error_message": entry.reason,
-        "original_topic": source,
-        "original_partition": -1,
-        "original_offset": -1,
-        "original_timestamp_ms": now_ms(),
-        "original_key": None,
-        "original_value": entry.raw.encode(),
-        "original_headers": [],
-        "attempts": 0,
-        "request_id": key,
-        "trace_id": None,
-        "dead_lettered_at_ms": now_ms(),
-    }
+    letter = dead_letter(
+        stage=stage,
+        error_type="malformed_item",
+        reason=entry.reason,
+        origin=(source, -1, -1, now_ms()),
+        key=None,
+        value=entry.raw.encode(),
+        attempts=0,
+        request_id=key,
+        trace_id=None,
+    )
     value = codec.encode(DEAD_LETTER_SCHEMA, letter)
     await publisher.send_raw(FAILED_TOPIC, key.encode(), value, [(REQUEST_ID, key.encode())])
     log.warning("feed %s: malformed entry sent to %s: %s", source, FAILED_TOPIC, entry.reason)
