@@ -16,6 +16,7 @@ from rich.console import Console
 from streams.config import load_settings
 from streams.project import Project
 from streams.runtime import tune_worker_process
+from streams.stack import ensure_broker, release_broker
 
 
 @contextlib.asynccontextmanager
@@ -24,11 +25,8 @@ async def bench_project(console: Console) -> AsyncIterator[Project]:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     tune_worker_process()
     project = Project(load_settings())
-    started = not project.settings.bootstrap_servers and project.broker.running() is None
-    if started:
-        await project.broker.start(echo=console.print)
+    started = await ensure_broker(project, console.print)
     try:
         yield project
     finally:
-        if started:
-            project.broker.stop()
+        release_broker(project, started, console.print)

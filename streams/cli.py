@@ -22,6 +22,7 @@ from streams.config import load_settings
 from streams.errors import PodiumError
 from streams.project import Project, resolve_stages
 from streams.runtime import tune_worker_process
+from streams.stack import ensure_broker, release_broker
 from streams.telemetry import Telemetry
 from streams.windows import worker_for
 
@@ -49,6 +50,17 @@ T = TypeVar("T")
 
 def _project() -> Project:
     return Project(load_settings())
+
+
+def _project_for(provider: str) -> Project:
+    """The project with the models of ``--provider``: local (models.yaml) or sim (models.sim.yaml)."""
+    if provider not in ("local", "sim"):
+        err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
+        raise typer.Exit(2)
+    project = _guard(_project)
+    if provider == "sim":
+        project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
+    return project
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
@@ -1114,14 +1126,9 @@ def up(
     from agents.support.demo import simulator
     from streams.stack import Stack
 
-    if provider not in ("local", "sim"):
-        err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
-        raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    project = _guard(_project)
-    if provider == "sim":
-        project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
+    project = _project_for(provider)
     stages = _guard(lambda: resolve_stages(targets or ["support", "content", "market"], project.settings))
     tune_worker_process()
     inputs = {s.consumes for s in stages}
@@ -1232,27 +1239,19 @@ def demo(
     from agents.market.demo import run_market_demo
     from agents.support.demo import run_support_demo, simulator
 
-    if provider not in ("local", "sim"):
-        err.print(f"[red]error:[/] --provider is local or sim, not '{provider}'")
-        raise typer.Exit(2)
+    project = _project_for(provider)
     chosen = [p.strip() for p in pipelines.split(",") if p.strip()]
     unknown = set(chosen) - {"support", "content", "market"}
     if unknown or not chosen:
         err.print(f"[red]error:[/] --pipelines names support, content and market, not {sorted(unknown)}")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING)
-    project = _guard(_project)
-    if provider == "sim":
-        project = Project(project.settings.model_copy(update={"models_file": Path("models.sim.yaml")}))
     folder = reports.resolve() / time.strftime("%Y%m%d-%H%M%S")
 
     async def all_pipelines() -> int:
         code = 0
         # One broker for every pipeline: started here when none runs, stopped at the end.
-        started = not project.settings.bootstrap_servers and project.broker.running() is None
-        if started:
-            console.print(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
-            await project.broker.start(echo=console.print)
+        started = await ensure_broker(project, console.print)
         try:
             with simulator(provider, console):
                 if "support" in chosen:
@@ -1265,9 +1264,7 @@ def demo(
                     console.rule("market: news and ticks in, signals, windowed join, summaries with charts")
                     code |= await run_market_demo(project, console, folder / "market")
         finally:
-            if started:
-                console.print("stopping the broker this command started")
-                project.broker.stop()
+            release_broker(project, started, console.print)
         if "content" in chosen or "market" in chosen:
             console.print(f"[bold]reports written to {folder}[/] (open market/index.html for the charts)")
         return code

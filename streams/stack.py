@@ -24,7 +24,7 @@ from streams.stage import Stage
 from streams.telemetry import Telemetry
 from streams.windows import WindowWorker, worker_for
 
-__all__ = ["Stack"]
+__all__ = ["Stack", "ensure_broker", "release_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,7 @@ class Stack:
 
     async def _start(self) -> None:
         project, echo = self.project, self._echo
-        if not project.settings.bootstrap_servers and project.broker.running() is None:
-            echo(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
-            t0 = time.perf_counter()
-            state = await project.broker.start(echo=echo)
-            self._started_broker = True
-            echo(f"  broker answers at {state.bootstrap} after {time.perf_counter() - t0:.1f}s")
-        else:
-            echo(f"using the running cluster at {project.bootstrap()}")
+        self._started_broker = await ensure_broker(project, echo)
         self.bootstrap = project.bootstrap()
         async with TopicAdmin(self.bootstrap) as admin:
             changes = await admin.apply(project.catalog)
@@ -126,10 +119,28 @@ class Stack:
 
     async def _stop(self) -> None:
         await self.stop_workers()
-        if self._started_broker and self._keep_broker:
-            self._echo("the broker keeps running: `podium broker stop` stops it")
-        elif self._started_broker:
-            self._echo("stopping the broker this command started")
-            with contextlib.suppress(Exception):
-                self.project.broker.stop()
-            self._started_broker = False
+        release_broker(self.project, self._started_broker, self._echo, keep=self._keep_broker)
+        self._started_broker = False
+
+
+async def ensure_broker(project: Project, echo: Callable[[str], None]) -> bool:
+    """The configured cluster or the running local broker; else a local broker started now.
+    True when it was started here (the caller stops it with :func:`release_broker`)."""
+    if project.settings.bootstrap_servers or project.broker.running() is not None:
+        echo(f"using the running cluster at {project.bootstrap()}")
+        return False
+    echo(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
+    t0 = time.perf_counter()
+    state = await project.broker.start(echo=echo)
+    echo(f"  broker answers at {state.bootstrap} after {time.perf_counter() - t0:.1f}s")
+    return True
+
+
+def release_broker(project: Project, started: bool, echo: Callable[[str], None], keep: bool = False) -> None:
+    """Stop the local broker if this command started it (and was not asked to keep it)."""
+    if started and keep:
+        echo("the broker keeps running: `podium broker stop` stops it")
+    elif started:
+        echo("stopping the broker this command started")
+        with contextlib.suppress(Exception):
+            project.broker.stop()
