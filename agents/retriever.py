@@ -71,6 +71,7 @@ class KnowledgeSource:
         self._index.index(_tokenize(corpus), show_progress=False)
 
     async def search(self, query: str, k: int) -> list[Passage]:
+        # In process and fast: no thread (PyStemmer's stemmer is not thread-safe either).
         return self.search_now(query, k)
 
     def search_now(self, query: str, k: int) -> list[Passage]:

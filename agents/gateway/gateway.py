@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from opentelemetry import trace
@@ -376,7 +376,7 @@ class ModelGateway:
         policy: CallPolicy,
         deadline: float | None = None,
         cost_cap: CostCap | None = None,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Text deltas as they arrive; a :class:`Reset` when a stream breaks and the next route
         starts over (the consumer discards what it had); the :class:`GatewayResult` last.
 
@@ -410,7 +410,9 @@ class ModelGateway:
                     )
                 await self._sleep(wait)
                 left = _left(deadline, self._clock())
-            timeout = policy.timeout_s if left is None else max(0.001, min(policy.timeout_s, left))
+                if left is not None and left <= 0:  # as _call: no doomed call to count against the circuit
+                    raise BudgetSpent("no budget left for a model call", tuple(attempts), tuple(decisions))
+            timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
             attrs = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": route.provider,

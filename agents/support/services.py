@@ -129,8 +129,19 @@ class SupportServices(SharedResource):
         self.sources: dict[str, KnowledgeSource] = {}
 
     async def _open(self, env: StageEnv) -> None:
-        # Config errors first, before anything is trained or connected.
+        # Config errors first (a bad file, a missing API key), before anything is trained or
+        # connected; httpx connects lazily, so the gateway costs nothing to build here.
         gateway_config = load_gateway_config(self.config.models)
+        self._gateway = build_gateway(
+            gateway_config, self.config.environ, telemetry=env.telemetry, on_circuit=self._circuit_changed
+        )
+        try:
+            await self._open_rest(env, gateway_config)
+        except BaseException:
+            await self._close()  # not counted as open: close() would not reach it
+            raise
+
+    async def _open_rest(self, env: StageEnv, gateway_config: GatewayConfig) -> None:
         # Policies and prices are built once here, not per request.
         self._tiers = {
             stage: gateway_config.tier_policies(stage) for stage in ("generate", "generate-direct")
@@ -154,9 +165,6 @@ class SupportServices(SharedResource):
         self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
         await self._answers.warm()
         self._gateway_config = gateway_config
-        self._gateway = build_gateway(
-            gateway_config, self.config.environ, telemetry=env.telemetry, on_circuit=self._circuit_changed
-        )
 
     async def _close(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)

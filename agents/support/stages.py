@@ -18,6 +18,8 @@ a request whose budget is gone still gets an answer (``answers_expired``), never
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +38,8 @@ from streams.headers import now_ms
 from streams.stage import Emit, Record, Stage, StageContext
 
 __all__ = ["support_stages"]
+
+log = logging.getLogger(__name__)
 
 # What generate keeps for the screen and the hand-off after it when it sets a model's deadline.
 SCREEN_RESERVE_S = 0.3
@@ -156,7 +160,9 @@ class SupportStages:
             async with asyncio.timeout(plan.timeout_s):
                 return await source.search(ticket["body"], self.services.config.per_source)
 
-        # Independent sources run side by side; one failing or slow source is not fatal.
+        # One failing source is not fatal. The timeout and running side by side matter for a
+        # remote Retriever; the shipped BM25 sources answer in process without awaiting, one
+        # after the other, in well under a millisecond each.
         found = await asyncio.gather(*(search(n) for n in plan.sources), return_exceptions=True)
         ranked: dict[str, list[Passage]] = {}
         for name, result in zip(plan.sources, found, strict=True):
@@ -190,9 +196,18 @@ class SupportStages:
             first_seq=(ctx.headers.round * 100 + ctx.attempt - 1) * 100_000,
         )
         try:
-            return await self._generate(ticket, ctx, started, sink, rerun)
-        finally:
-            await sink.flushed()
+            result = await self._generate(ticket, ctx, started, sink, rerun)
+        except BaseException:
+            # The chunks' own failure must not replace the handler's: the retry reads its flags.
+            try:
+                await sink.flushed()
+            except Exception:
+                log.warning(
+                    "generate: token chunks of %s not all acknowledged", ctx.request_id, exc_info=True
+                )
+            raise
+        await sink.flushed()
+        return result
 
     async def _generate(
         self, ticket: Record, ctx: StageContext, started: float, sink: ChunkSink, rerun: bool
@@ -222,8 +237,11 @@ class SupportStages:
                     {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
                 )
             cap = self.services.cost_cap(ticket.get("tenant"), ctx.cost_so_far_usd)
-            events = self.services.gateway.stream(request, policy, deadline, cap)
-            result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
+            # Closed even when a chunk's send fails mid-stream: the model's connection goes back.
+            async with contextlib.aclosing(
+                self.services.gateway.stream(request, policy, deadline, cap)
+            ) as events:
+                result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
         except (GatewayError, BudgetSpent) as exc:
             # What the failed attempts used is still charged (a broken stream is billed).
             for attempt in exc.attempts:
