@@ -28,6 +28,7 @@ itself; they are held as ``SecretStr`` and only ever reach an HTTP header.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -39,12 +40,13 @@ from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.gateway.ratelimit import RateLimiter
+from agents.gateway.routing import choose_tier
 from agents.local import LocalProvider
 from agents.providers import AnthropicProvider, OpenAIProvider, Provider
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
 
-__all__ = ["GatewayConfig", "build_gateway", "choose_policy", "load_gateway_config"]
+__all__ = ["GatewayConfig", "TierPolicy", "build_gateway", "load_gateway_config"]
 
 
 class _Strict(BaseModel):
@@ -105,6 +107,15 @@ class BudgetsConfig(_Strict):
         return self.per_request_usd
 
 
+@dataclass(frozen=True)
+class TierPolicy:
+    """A tier of a stage: requests up to ``max_score`` complexity call ``policy``."""
+
+    name: str
+    max_score: float
+    policy: CallPolicy
+
+
 class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig]
     prices: dict[str, PriceConfig]
@@ -144,18 +155,19 @@ class GatewayConfig(_Strict):
             ) from None
         return self._call_policy(p, p.chain)
 
-    def tier_policies(self, stage: str) -> list[tuple[str, float, CallPolicy]]:
-        """(tier, max_score, policy), cheapest first, ending with ``largest`` (the stage's own
-        chain, adequate for any score). Built once at start; choose with :func:`choose_policy`."""
+    def tier_policies(self, stage: str) -> list[TierPolicy]:
+        """The stage's tiers, cheapest first, ending with ``largest`` (the stage's own chain,
+        adequate for any score). Built once at start; pick with ``routing.choose_tier``."""
         p = self.stages.get(stage)
         if p is None:
-            return [("largest", 1.0, self.policy(stage))]
-        tiers = [(t.name, t.max_score, self._call_policy(p, t.chain)) for t in p.tiers]
-        return [*tiers, ("largest", 1.0, self._call_policy(p, p.chain))]
+            return [TierPolicy("largest", 1.0, self.policy(stage))]
+        tiers = [TierPolicy(t.name, t.max_score, self._call_policy(p, t.chain)) for t in p.tiers]
+        return [*tiers, TierPolicy("largest", 1.0, self._call_policy(p, p.chain))]
 
     def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
         """(tier name, policy) for a request of complexity ``score``."""
-        return choose_policy(self.tier_policies(stage), score)
+        chosen = choose_tier(score, self.tier_policies(stage))
+        return chosen.name, chosen.policy
 
     def largest_model(self, stage: str) -> str:
         return self.stages[stage].chain[0].model
@@ -192,14 +204,6 @@ class GatewayConfig(_Strict):
                     f"provider {provider}: cannot read {p.api_key_file} ({exc.strerror})"
                 ) from exc
         return SecretStr("")
-
-
-def choose_policy(tiers: list[tuple[str, float, CallPolicy]], score: float) -> tuple[str, CallPolicy]:
-    """The first tier whose max_score covers ``score``; the last (largest) otherwise."""
-    for name, max_score, policy in tiers:
-        if score <= max_score:
-            return name, policy
-    return tiers[-1][0], tiers[-1][2]
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:

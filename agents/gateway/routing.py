@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from agents.gateway.pricing import PriceTable, Usage
 
@@ -44,7 +45,16 @@ class Tier:
     max_score: float  # the hardest request this tier is adequate for
 
 
-def choose_tier(score: float, tiers: Sequence[Tier]) -> Tier:
+class _Scored(Protocol):
+    @property
+    def max_score(self) -> float: ...
+
+
+T = TypeVar("T", bound=_Scored)
+
+
+def choose_tier(score: float, tiers: Sequence[T]) -> T:
+    """The first (cheapest) tier adequate for ``score``; the last (largest) otherwise."""
     for tier in tiers:
         if score <= tier.max_score:
             return tier

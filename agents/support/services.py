@@ -15,9 +15,10 @@ from typing import Any
 from agents.batching import Batcher
 from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
-from agents.gateway.config import GatewayConfig, build_gateway, choose_policy, load_gateway_config
+from agents.gateway.config import GatewayConfig, TierPolicy, build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
+from agents.gateway.routing import choose_tier
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
@@ -120,7 +121,7 @@ class SupportServices(SharedResource):
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
         self._codec: Codec | None = None
-        self._tiers: dict[str, list[tuple[str, float, CallPolicy]]] = {}
+        self._tiers: dict[str, list[TierPolicy]] = {}
         self._prices: PriceTable | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._predict: Batcher[str, Prediction] = _closed_batcher()
@@ -231,12 +232,14 @@ class SupportServices(SharedResource):
 
     def routed_policy(self, stage: str, score: float) -> tuple[str, CallPolicy]:
         """The cheapest adequate tier's policy for a request of this complexity."""
-        return choose_policy(self._tiers[stage], score)
+        chosen = choose_tier(score, self._tiers[stage])
+        return chosen.name, chosen.policy
 
     def cost_on_largest(self, stage: str, usage: Usage) -> float:
         """What these tokens would have cost on the stage's largest model: the saving's yardstick."""
         assert self._prices is not None, "support services are not open"
-        return self._prices.cost(self._tiers[stage][-1][2].chain[0].model, usage)
+        largest = self._tiers[stage][-1].policy
+        return self._prices.cost(largest.chain[0].model, usage)
 
     def cached_reply(self, body: str) -> CachedReply | None:
         assert self._answers is not None, "support services are not open"
