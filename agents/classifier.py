@@ -17,17 +17,27 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-__all__ = ["EXAMPLES", "Evaluation", "IntentClassifier", "Prediction", "evaluate", "load_examples"]
+__all__ = [
+    "EXAMPLES",
+    "Evaluation",
+    "IntentClassifier",
+    "Prediction",
+    "evaluate",
+    "load_examples",
+    "text_pipeline",
+]
 
 EXAMPLES = Path(__file__).with_name("data") / "intents.jsonl"
 
 
-def load_examples(path: Path = EXAMPLES) -> tuple[list[str], list[str]]:
+def load_examples(path: Path = EXAMPLES, label: str = "intent") -> tuple[list[str], list[str]]:
+    """Texts and their labels (the ``label`` field) from a JSON-lines file of examples."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r["text"] for r in rows], [r["intent"] for r in rows]
+    return [r["text"] for r in rows], [r[label] for r in rows]
 
 
-def _pipeline() -> Pipeline:
+def text_pipeline(class_weight: str | None = None) -> Pipeline:
+    """The offline text classifiers' model (intents, the safety screen)."""
     # Words and character n-grams: short tickets, typos and word forms ("billed", "billing").
     features = FeatureUnion(
         [
@@ -35,7 +45,8 @@ def _pipeline() -> Pipeline:
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)),
         ]
     )
-    return Pipeline([("features", features), ("model", LogisticRegression(C=8.0, max_iter=2000))])
+    model = LogisticRegression(C=8.0, max_iter=2000, class_weight=class_weight)
+    return Pipeline([("features", features), ("model", model)])
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,7 @@ class Prediction:
 
 class IntentClassifier:
     def __init__(self, texts: list[str], labels: list[str]) -> None:
-        self._pipeline = _pipeline().fit(texts, labels)
+        self._pipeline = text_pipeline().fit(texts, labels)
         self.labels: list[str] = sorted(set(labels))
 
     @classmethod

@@ -15,16 +15,13 @@ cleaned text) or ``block`` (with the reasons). Nothing here is an LLM or calls t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from agents.classifier import load_examples, text_pipeline
 
 __all__ = ["EXAMPLES", "Finding", "Screen", "Verdict", "find_sensitive", "luhn_valid"]
 
@@ -127,20 +124,12 @@ def _redact(text: str, findings: list[Finding]) -> str:
 
 class Screen:
     def __init__(self, texts: list[str], labels: list[str], block_at: float = 0.6) -> None:
-        features = FeatureUnion(
-            [
-                ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
-                ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)),
-            ]
-        )
-        model = LogisticRegression(C=8.0, max_iter=2000, class_weight="balanced")
-        self._pipeline = Pipeline([("features", features), ("model", model)]).fit(texts, labels)
+        self._pipeline = text_pipeline(class_weight="balanced").fit(texts, labels)
         self.block_at = block_at
 
     @classmethod
     def trained(cls, path: Path = EXAMPLES, block_at: float = 0.6) -> Screen:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return cls([r["text"] for r in rows], [r["label"] for r in rows], block_at)
+        return cls(*load_examples(path, label="label"), block_at)
 
     def scores(self, text: str) -> dict[str, float]:
         return self.scores_many([text])[0]
