@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check streams agents tests bench
 	$(BIN)/ruff format --check streams agents tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/podium schemas check
 
 # The whole suite against a real broker that the tests start themselves.

@@ -1,48 +1,32 @@
-"""The stages of podium's pipelines, by pipeline name.
+"""podium's pipelines, registered with the runtime.
 
-A pipeline is built from the settings at the entry point (``podium run``, ``podium demo``):
-its stages may share resources (models, a gateway) that their workers open and close.
+Each pipeline package declares one :class:`streams.runtime.Pipeline` (how to build its stages
+from the settings, its section of ``pipelines.yaml``, its demo); :data:`PIPELINES` is the
+registry the ``podium`` entry point (:mod:`agents.cli`) hands to the runtime, with the model
+setups ``--provider`` chooses between.
 """
 
-from collections.abc import Callable
-from typing import Any
+from functools import partial
+from pathlib import Path
 
-from agents.content.services import ContentConfig
-from agents.content.stages import content_stages
-from agents.market.stages import market_stages
-from agents.passthrough import FINISH, STAMP
-from agents.pipeline_config import load_pipeline_config
-from agents.support.services import SupportConfig
-from agents.support.stages import support_stages
-from streams.config import Settings
-from streams.stage import Stage
+from agents.content.pipeline import CONTENT
+from agents.market.pipeline import MARKET
+from agents.passthrough import DEMO
+from agents.support.demo import simulator
+from agents.support.pipeline import SUPPORT
+from streams.runtime import ModelSetup, Pipelines
 
-__all__ = ["PIPELINES", "build_pipeline"]
+__all__ = ["PIPELINES"]
 
-
-def _support(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
-    return support_stages(SupportConfig(models=settings.models_file, dry_run=dry_run))
-
-
-def _content(settings: Settings, dry_run: bool) -> list[Stage[Any]]:
-    gates = load_pipeline_config(settings.pipelines_file).content
-    return content_stages(ContentConfig(models=settings.models_file, thresholds=gates, dry_run=dry_run))
-
-
-def _market(settings: Settings, _dry_run: bool) -> list[Any]:
-    return market_stages(load_pipeline_config(settings.pipelines_file).market, settings.models_file)
-
-
-# A factory per pipeline: settings -> stages. ``dry_run`` stages publish nothing of their own
-# beside what their handlers return (for `podium replay --stage --with`).
-PIPELINES: dict[str, Callable[[Settings, bool], list[Stage[Any]]]] = {
-    "demo": lambda _settings, _dry_run: [STAMP, FINISH],
-    "support": _support,
-    "content": _content,
-    # The windows stage is a WindowStage (a windowed join), the others are Stages.
-    "market": _market,
-}
-
-
-def build_pipeline(name: str, settings: Settings, dry_run: bool = False) -> list[Stage[Any]]:
-    return PIPELINES[name](settings, dry_run)
+PIPELINES = Pipelines(
+    (DEMO, SUPPORT, CONTENT, MARKET),
+    model_setups=(
+        ModelSetup("local", "the offline local models (models.yaml)"),
+        ModelSetup(
+            "sim",
+            "the provider simulator with injected faults (models.sim.yaml), to watch retries and fallbacks",
+            models_file=Path("models.sim.yaml"),
+            start=partial(simulator, "sim"),
+        ),
+    ),
+)

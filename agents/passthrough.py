@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from streams.stage import Emit, Stage, StageContext
+from streams.runtime import Emit, Pipeline, Stage, StageContext
 
-__all__ = ["FINISH", "STAMP", "Note"]
+__all__ = ["DEMO", "FINISH", "STAMP", "Note"]
 
 
 class Note(TypedDict):
@@ -36,3 +36,11 @@ async def finish(note: Note, ctx: StageContext) -> Emit:
 
 STAMP: Stage[Note] = Stage(name="stamp", consumes="demo.notes", produces=("demo.stamped",), handler=stamp)
 FINISH: Stage[Note] = Stage(name="finish", consumes="demo.stamped", produces=("demo.done",), handler=finish)
+
+# The runtime's own two-stage pipeline (``podium run demo``): not started by `up` or `demo`.
+DEMO = Pipeline(
+    name="demo",
+    summary="stamp, finish (pass-through, no AI work)",
+    build=lambda _settings, _section, _dry_run: [STAMP, FINISH],
+    default=False,
+)

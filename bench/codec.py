@@ -18,8 +18,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from streams.codec import SingleObjectCodec
-from streams.schemas import SchemaStore
+from streams.contracts import SchemaStore, SingleObjectCodec
 
 RECORD = {
     "request_id": "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -34,13 +34,10 @@ from support_pipeline import simulator
 
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from streams.admin import TopicAdmin
-from streams.follow import Follower
-from streams.headers import RequestHeaders, new_request_id, now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.runtime import StageWorker
-from streams.stage import Emit, Stage, StageContext, StageEnv
+from streams.contracts import RequestHeaders, new_request_id, now_ms
+from streams.ingress import Publisher
+from streams.kafka import Follower, TopicAdmin
+from streams.runtime import Emit, Project, Stage, StageContext, StageEnv, StageWorker
 from streams.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[1]

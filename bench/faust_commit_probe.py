@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import load_settings
-from streams.project import Project
+from streams.runtime import Project
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 3
@@ -56,7 +56,7 @@ if __name__ == "__main__":
 
 PODIUM_STAGES = """
 import asyncio, os, random
-from streams.stage import Emit, Stage
+from streams.runtime import Emit, Stage
 
 async def slow(note, ctx):
     await asyncio.sleep(random.uniform(0.5, 2.0))
@@ -154,7 +154,7 @@ async def probe(
         )
         env["PODIUM_TOPICS"] = str(catalog)
         env["PODIUM_SCHEMAS"] = str(REPO / "schemas")
-        command = [sys.executable, "-m", "streams.cli", "run", f"{tag}_stages:stages"]
+        command = [sys.executable, "-m", "agents.cli", "run", f"{tag}_stages:stages"]
         group = "podium.probe"
     await create(bootstrap, topics)
     project = Project(load_settings(PODIUM_SCHEMAS=str(REPO / "schemas")))

@@ -14,9 +14,7 @@ from collections.abc import AsyncIterator
 from rich.console import Console
 
 from streams.config import load_settings
-from streams.project import Project
-from streams.runtime import tune_worker_process
-from streams.stack import ensure_broker, release_broker
+from streams.runtime import Project, ensure_broker, release_broker, tune_worker_process
 
 
 @contextlib.asynccontextmanager

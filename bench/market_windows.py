@@ -27,13 +27,12 @@ from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
 
+from agents.market.feeds.ticks import Tick, TickIngester
 from agents.market.windows import TickWindows, WindowConfig
-from streams.admin import TopicAdmin
-from streams.catalog import Catalog, parse_catalog
-from streams.project import Project
-from streams.publish import Publisher
-from streams.ticks import Tick, TickIngester
-from streams.windows import WindowStage, WindowWorker
+from streams.contracts import Catalog, parse_catalog
+from streams.ingress import Publisher
+from streams.kafka import TopicAdmin
+from streams.runtime import Project, WindowStage, WindowWorker
 
 console = Console(width=120)
 T0 = 1_795_599_960_000

@@ -19,12 +19,8 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from streams.catalog import parse_catalog
-from streams.codec import SingleObjectCodec
-from streams.headers import ingress_headers
-from streams.runtime import StageWorker, tune_worker_process
-from streams.schemas import SchemaStore
-from streams.stage import Emit, Record, Stage, StageContext
+from streams.contracts import SchemaStore, SingleObjectCodec, ingress_headers, parse_catalog
+from streams.runtime import Emit, Record, Stage, StageContext, StageWorker, tune_worker_process
 
 REPO = Path(__file__).resolve().parents[1]
 

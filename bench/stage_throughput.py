@@ -33,12 +33,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from rich.console import Console
 from rich.table import Table
 
-from streams.admin import TopicAdmin
-from streams.catalog import Catalog, parse_catalog
 from streams.config import load_settings
-from streams.project import Project
-from streams.runtime import StageWorker, tune_worker_process
-from streams.stage import Emit, Record, Stage, StageContext
+from streams.contracts import Catalog, parse_catalog
+from streams.kafka import TopicAdmin
+from streams.runtime import Emit, Project, Record, Stage, StageContext, StageWorker, tune_worker_process
 from streams.telemetry import Telemetry
 
 PARTITIONS = 3

@@ -41,15 +41,11 @@ from rich.table import Table
 from agents.support.outcomes import load_tickets
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.admin import TopicAdmin
-from streams.audit import pipeline_topics
-from streams.catalog import Catalog, parse_catalog
-from streams.follow import Follower
-from streams.headers import RequestHeaders, new_request_id, now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.runtime import StageWorker
-from streams.stage import Emit, Stage, StageContext, StageEnv
+from streams.contracts import Catalog, RequestHeaders, new_request_id, now_ms, parse_catalog
+from streams.ingress import Publisher
+from streams.kafka import Follower, TopicAdmin
+from streams.operations import pipeline_topics
+from streams.runtime import Emit, Project, Stage, StageContext, StageEnv, StageWorker
 from streams.telemetry import Telemetry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +64,7 @@ def simulator(latency_ms: float) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "agents.cli",
             "sim",
             "--port",
             str(port),

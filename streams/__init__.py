@@ -1,28 +1,52 @@
-"""podium's stream runtime: the public surface. Everything else is an implementation module."""
+"""podium's stream runtime: the face a pipeline is written against.
 
-from streams.catalog import Catalog, TopicSpec, dlq_topic, load_catalog, retry_topic
-from streams.codec import Codec, ConfluentCodec, SingleObjectCodec
+The floors, lowest first (each imports only from the floors below it, enforced by the
+import-linter contracts in ``pyproject.toml``)::
+
+    errors, config   the one error tree; the one settings object (the only reader of the environment)
+    contracts        topic catalog, Avro schemas and codec, headers
+    kafka            local broker, admin, readers and followers
+    telemetry        tracer and meter providers, trace context in headers, the span exporter
+    runtime          stages, workers, windowed joins, tables, retry, project, stack
+    ingress          publisher, HTTP gateway, replies
+    operations       replay, what-if, redrive, audit, waterfall, report
+    cli              the ``podium`` commands
+
+Pipelines (``agents``) import these names, or a floor's own face (``streams.contracts``,
+``streams.runtime``, ...), never a module inside a floor.
+"""
+
 from streams.config import Settings, load_settings
+from streams.contracts import Catalog, Codec, RequestHeaders, TopicSpec, dlq_topic, now_ms, retry_topic
 from streams.errors import (
     CodecError,
+    ConfigError,
     DeadlineExceeded,
     PermanentError,
     PodiumError,
     TransientError,
 )
-from streams.headers import RequestHeaders
-from streams.project import Project
-from streams.publish import Publisher
-from streams.retry import RetryPolicy
-from streams.runtime import StageWorker
-from streams.schemas import SchemaStore
-from streams.stage import Emit, Record, SharedResource, Stage, StageContext, StageEnv
+from streams.ingress import Publisher
+from streams.runtime import (
+    Emit,
+    Project,
+    Record,
+    RetryPolicy,
+    SharedResource,
+    Stage,
+    StageContext,
+    StageEnv,
+    Table,
+    WindowStage,
+    WindowState,
+)
+from streams.telemetry import Telemetry
 
 __all__ = [
     "Catalog",
     "Codec",
     "CodecError",
-    "ConfluentCodec",
+    "ConfigError",
     "DeadlineExceeded",
     "Emit",
     "PermanentError",
@@ -32,18 +56,19 @@ __all__ = [
     "Record",
     "RequestHeaders",
     "RetryPolicy",
-    "SchemaStore",
     "Settings",
     "SharedResource",
-    "SingleObjectCodec",
     "Stage",
     "StageContext",
     "StageEnv",
-    "StageWorker",
+    "Table",
+    "Telemetry",
     "TopicSpec",
     "TransientError",
+    "WindowStage",
+    "WindowState",
     "dlq_topic",
-    "load_catalog",
     "load_settings",
+    "now_ms",
     "retry_topic",
 ]

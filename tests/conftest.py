@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import LocalBroker
 from streams.config import Settings, load_settings
-from streams.schemas import SchemaStore
+from streams.contracts.schemas import SchemaStore
+from streams.kafka.broker import LocalBroker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,8 +79,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def make_topics(bootstrap: str, schema_store: SchemaStore):  # type: ignore[no-untyped-def]
     """Apply a catalog given as YAML text (use {p} for a per-test prefix); returns it."""
-    from streams.admin import TopicAdmin
-    from streams.catalog import Catalog, parse_catalog
+    from streams.contracts.catalog import Catalog, parse_catalog
+    from streams.kafka.admin import TopicAdmin
 
     async def make(text: str, prefix: str) -> Catalog:
         catalog = parse_catalog(text.replace("{p}", prefix), Path("test-topics.yaml"), schema_store.names())

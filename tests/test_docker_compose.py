@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.broker import CLUSTER_SETTINGS
 from streams.config import DEFAULT_KAFKA_VERSION
+from streams.kafka.broker import CLUSTER_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 

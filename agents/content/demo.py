@@ -14,12 +14,10 @@ from rich.table import Table
 from agents.content.seo import slugify
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from agents.pipeline_config import load_pipeline_config
-from streams.audit import pipeline_topics
-from streams.follow import Follower
-from streams.project import Project
-from streams.publish import Publisher
-from streams.stack import Stack
+from streams.ingress import Publisher
+from streams.kafka import Follower
+from streams.operations import pipeline_topics
+from streams.runtime import Project, Stack
 
 __all__ = ["run_content_demo", "write_article"]
 
@@ -27,7 +25,7 @@ BRIEFS = Path(__file__).resolve().parent.parent / "data" / "content" / "briefs.j
 
 
 async def run_content_demo(project: Project, console: Console, folder: Path) -> int:
-    gates = load_pipeline_config(project.settings.pipelines_file).content
+    gates = project.sections["content"]
     stages = content_stages(ContentConfig(models=project.settings.models_file, thresholds=gates))
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     briefs = [json.loads(line) for line in BRIEFS.read_text().splitlines() if line.strip()]

@@ -18,10 +18,9 @@ from agents.content.style import STYLE_GUIDE, StyleGuide
 from agents.gateway.config import build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, ModelGateway
 from agents.retriever import DOCS, FAQ, KnowledgeSource
-from streams.headers import now_ms
-from streams.publish import Publisher
-from streams.stage import Record, SharedResource, StageEnv
-from streams.table import Table
+from streams.contracts import now_ms
+from streams.ingress import Publisher
+from streams.runtime import Record, SharedResource, StageEnv, Table
 
 __all__ = ["CHECKS", "JOINS", "STYLE_GUIDE", "ContentConfig", "ContentServices"]
 

@@ -23,10 +23,9 @@ from agents.content.writer import article_prompt
 from agents.local import Source
 from agents.providers import ChatRequest
 from agents.retriever import merge
-from streams.catalog import dlq_topic
+from streams.contracts import dlq_topic, now_ms
 from streams.errors import PermanentError
-from streams.headers import now_ms
-from streams.stage import Emit, Record, Stage, StageContext
+from streams.runtime import Emit, Record, Stage, StageContext
 
 __all__ = ["content_stages"]
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.providers import ChatRequest
-from streams.codec import Codec
-from streams.headers import now_ms
-from streams.publish import Publisher
-from streams.reading import Selection, TopicReader
+from streams.contracts import Codec, now_ms
+from streams.ingress import Publisher
+from streams.kafka import Selection, TopicReader
 
 __all__ = ["CACHE_TOPIC", "CacheEntry", "KafkaCacheStore", "ResponseCache", "cache_key"]
 

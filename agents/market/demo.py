@@ -17,16 +17,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agents.market.feeds.news import Malformed, NewsIngester, NewsItem, parse_recording, play_paced
+from agents.market.feeds.ticks import Tick, TickIngester, parse_ticks
 from agents.market.stages import REPORTS, market_stages
 from agents.market.summary import WindowSignal, report_html
-from agents.pipeline_config import load_pipeline_config
-from streams.feeds import Malformed, NewsIngester, NewsItem, parse_recording, play_paced
-from streams.follow import Follower
-from streams.headers import now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.stack import Stack
-from streams.ticks import Tick, TickIngester, parse_ticks
+from streams.contracts import now_ms
+from streams.ingress import Publisher
+from streams.kafka import Follower
+from streams.runtime import Project, Stack
 
 __all__ = ["run_market_demo", "write_report"]
 
@@ -40,9 +38,7 @@ SPEED = 60.0
 
 async def run_market_demo(project: Project, console: Console, folder: Path) -> int:
     # The recording plays at SPEED x: while its feed is quiet, its event time runs as fast.
-    config = dataclasses.replace(
-        load_pipeline_config(project.settings.pipelines_file).market, idle_clock_rate=SPEED
-    )
+    config = dataclasses.replace(project.sections["market"], idle_clock_rate=SPEED)
     stages = market_stages(config, project.settings.models_file)
     window_ms = int(config.window_s * 1000)
     source = "agents/data/market (recorded, replayed now)"

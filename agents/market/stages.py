@@ -5,7 +5,7 @@
 
 ``signals`` asks the gateway's ``signals`` policy for per-symbol signals in each news item
 (keyed by symbol, so they meet the symbol's ticks in the same partition); ``windows`` is a
-windowed join (a :class:`~streams.windows.WindowStage`, see :mod:`agents.market.windows` for the
+windowed join (a :class:`~streams.runtime.window_join.WindowStage`, see :mod:`agents.market.windows` for the
 grace period); ``summarize`` asks the ``summarize`` policy for the report's sentences and draws an
 SVG chart per symbol and window, carried in the record. Offline both policies name local models
 (:mod:`agents.market.prompts`); a reply a stage cannot use is replaced by the local model's
@@ -33,8 +33,7 @@ from agents.market.signals import DEFAULT_ALIASES, extract_signals, find_symbols
 from agents.market.summary import WindowSignal, WindowView, summarize_window
 from agents.market.windows import TickWindows, WindowConfig
 from agents.providers import ChatRequest
-from streams.stage import Emit, Record, SharedResource, Stage, StageContext, StageEnv
-from streams.windows import WindowStage
+from streams.runtime import Emit, Record, SharedResource, Stage, StageContext, StageEnv, WindowStage
 
 __all__ = ["MarketConfig", "MarketServices", "market_stages", "window_view"]
 

@@ -73,7 +73,7 @@ class _Window:
 
 
 class TickWindows:
-    """One partition's open windows (a :class:`streams.windows.WindowState`)."""
+    """One partition's open windows (a :class:`streams.runtime.window_join.WindowState`)."""
 
     def __init__(self, config: WindowConfig, snapshot: bytes | None = None) -> None:
         self.config = config

@@ -24,14 +24,11 @@ from agents.simulator import SimConfig, SimulatorServer
 from agents.support.outcomes import Outcome, SampleTicket, Summary, load_tickets, outcome_of, summarize
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.audit import pipeline_topics, run_audit
-from streams.follow import Follower
-from streams.headers import now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.reading import Position
-from streams.stack import Stack
-from streams.waterfall import read_spans, waterfall, waterfall_table
+from streams.contracts import now_ms
+from streams.ingress import Publisher
+from streams.kafka import Follower, Position
+from streams.operations import pipeline_topics, read_spans, run_audit, waterfall, waterfall_table
+from streams.runtime import Project, Stack
 
 __all__ = ["run_support_demo", "simulator"]
 

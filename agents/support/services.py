@@ -22,10 +22,9 @@ from agents.gateway.routing import choose_tier
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
 from agents.support.routing import answer_key
-from streams.codec import Codec
-from streams.headers import REQUEST_ID, now_ms
-from streams.publish import Publisher
-from streams.stage import SharedResource, StageEnv
+from streams.contracts import REQUEST_ID, Codec, now_ms
+from streams.ingress import Publisher
+from streams.runtime import SharedResource, StageEnv
 
 __all__ = ["CachedReply", "ChunkSink", "SupportConfig", "SupportServices"]
 

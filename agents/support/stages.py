@@ -34,8 +34,8 @@ from agents.providers import ChatRequest
 from agents.retriever import Passage, merge
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
 from agents.support.services import CachedReply, ChunkSink, SupportConfig, SupportServices
-from streams.headers import now_ms
-from streams.stage import Emit, Record, Stage, StageContext
+from streams.contracts import now_ms
+from streams.runtime import Emit, Record, Stage, StageContext
 
 __all__ = ["support_stages"]
 

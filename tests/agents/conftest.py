@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from streams.admin import TopicAdmin
 from streams.config import Settings
-from streams.project import Project
+from streams.kafka.admin import TopicAdmin
+from streams.runtime.project import Project
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import get_type_hints
 
-from agents import build_pipeline
+from agents import PIPELINES
 from agents.passthrough import Note, finish, stamp
 from streams.config import Settings
-from streams.headers import RequestHeaders
-from streams.stage import StageContext
+from streams.contracts.headers import RequestHeaders
+from streams.runtime.project import Project
+from streams.runtime.stage import StageContext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +32,6 @@ async def test_each_stage_stamps_its_name_and_routes_onward() -> None:
 
 
 def test_the_demo_pipeline_chains_its_topics() -> None:
-    stages = build_pipeline("demo", Settings())
+    stages = Project(Settings(), PIPELINES).build("demo")
     for upstream, downstream in pairwise(stages):
         assert downstream.consumes in upstream.produces

@@ -7,7 +7,7 @@ import os
 import random
 from typing import Any
 
-from streams.stage import Emit, Stage, StageContext
+from streams.runtime.stage import Emit, Stage, StageContext
 
 PREFIX_VARIABLE = "PODIUM_TEST_PREFIX"
 

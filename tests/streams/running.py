@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.runtime import StageWorker
+from streams.runtime.stage_worker import StageWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ async def running(*workers: StageWorker) -> AsyncIterator[None]:
 
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
     """(key, value) of every record on a topic now, all partitions."""
-    from streams.reading import Selection, TopicReader
+    from streams.kafka.reading import Selection, TopicReader
 
     async with TopicReader(bootstrap) as reader:
         return [
@@ -58,7 +58,7 @@ async def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
 def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, from the repository, with extra environment."""
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "agents.cli", *args],
         cwd=REPO,
         env={**os.environ, **env},
         capture_output=True,
@@ -73,7 +73,7 @@ def start_worker(bootstrap: str, log: Path, *targets: str) -> subprocess.Popen[b
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "run", *targets],
+            [sys.executable, "-m", "agents.cli", "run", *targets],
             cwd=REPO,
             env=env,
             stdout=out,

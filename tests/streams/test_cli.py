@@ -9,9 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from streams.codec import SingleObjectCodec
-from streams.publish import Publisher
-from streams.schemas import SchemaStore
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaStore
+from streams.ingress.publish import Publisher
 from tests.streams.running import REPO, podium
 
 
@@ -92,7 +92,7 @@ async def test_tail_shows_a_record_published_after_it_started(  # type: ignore[n
     tail = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "streams.cli",
+        "agents.cli",
         "tail",
         f"{unique}.seen",
         "--json",

@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from agents.content.services import ContentConfig
-from streams.follow import Follower
-from streams.project import Project
-from streams.publish import Publisher
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Follower
+from streams.runtime.project import Project
 from tests.agents.content.test_pipeline import BRIEFS, TERMINAL, _until_waiting, brief, workers
 from tests.streams.running import REPO, running, start_worker, wait_for
 

@@ -9,13 +9,13 @@ from typing import Any
 from agents.content.review import Thresholds
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from streams.audit import pipeline_topics, run_audit
-from streams.follow import Arrival, Follower
-from streams.headers import now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.reading import Position
-from streams.runtime import StageWorker
+from streams.contracts.headers import now_ms
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Arrival, Follower
+from streams.kafka.reading import Position
+from streams.operations.audit import pipeline_topics, run_audit
+from streams.runtime.project import Project
+from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import REPO, read_topic, running
 
 BRIEFS = [

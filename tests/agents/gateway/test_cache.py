@@ -12,9 +12,9 @@ from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.providers import ChatRequest, OpenAIProvider
 from agents.simulator import SimConfig, SimulatorServer
-from streams.codec import SingleObjectCodec
-from streams.publish import Publisher
-from streams.schemas import SchemaStore
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaStore
+from streams.ingress.publish import Publisher
 
 
 def ask(text: str) -> ChatRequest:

@@ -13,10 +13,10 @@ from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.providers import AnthropicProvider, ChatRequest, OpenAIProvider
 from agents.simulator import SimConfig, SimulatorServer
-from streams.codec import SingleObjectCodec
-from streams.publish import Publisher
-from streams.reading import Selection, TopicReader
-from streams.schemas import SchemaStore
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaStore
+from streams.ingress.publish import Publisher
+from streams.kafka.reading import Selection, TopicReader
 
 TOPICS = "topics:\n  {p}.drafts.stream: {value: podium.StreamChunk, partitions: 3}\n"
 

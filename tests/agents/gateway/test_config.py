@@ -17,7 +17,7 @@ from agents.gateway.config import build_gateway, load_gateway_config
 from agents.providers import ChatRequest
 from agents.simulator import SimConfig, SimulatorServer
 from streams.errors import ConfigError
-from streams.telemetry import Telemetry
+from streams.telemetry.otel import Telemetry
 
 REPO = Path(__file__).resolve().parents[3]
 PLANTED = "sk-planted-4f1c9e2a7b"

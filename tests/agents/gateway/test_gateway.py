@@ -180,7 +180,7 @@ async def test_each_model_call_is_a_gen_ai_span_and_metric_with_its_cost(sim: Si
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from streams.telemetry import Telemetry
+    from streams.telemetry.otel import Telemetry
 
     spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider()

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from agents.market.stages import MarketConfig, market_stages
-from streams.follow import Follower
-from streams.headers import now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.windows import WindowWorker, worker_for
+from streams.contracts.headers import now_ms
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Follower
+from streams.runtime.project import Project
+from streams.runtime.window_join import WindowWorker, worker_for
 from tests.streams.running import REPO, running
 
 WINDOW_MS = 60_000

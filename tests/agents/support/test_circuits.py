@@ -10,10 +10,10 @@ from typing import Any
 from agents.simulator import SimConfig, SimulatorServer
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.follow import Follower
-from streams.project import Project
-from streams.publish import Publisher
-from streams.runtime import StageWorker
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Follower
+from streams.runtime.project import Project
+from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import podium, running
 
 

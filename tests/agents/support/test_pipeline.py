@@ -13,13 +13,13 @@ from agents.simulator import SimConfig, SimulatorServer
 from agents.support.outcomes import load_tickets
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams.audit import pipeline_topics, run_audit
-from streams.follow import Arrival, Follower
-from streams.headers import now_ms
-from streams.project import Project
-from streams.publish import Publisher
-from streams.reading import Position
-from streams.runtime import StageWorker
+from streams.contracts.headers import now_ms
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Arrival, Follower
+from streams.kafka.reading import Position
+from streams.operations.audit import pipeline_topics, run_audit
+from streams.runtime.project import Project
+from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import REPO, running
 
 
@@ -226,8 +226,8 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
     and the alternative's side by side; no draft and no token chunk is written by the what-if."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.reading import Position, Selection
-    from streams.whatif import what_if
+    from streams.kafka.reading import Position, Selection
+    from streams.operations.whatif import what_if
 
     async def ends() -> dict[TopicPartition, int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=project.bootstrap())

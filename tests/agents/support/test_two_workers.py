@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from agents.support.outcomes import load_tickets
-from streams.follow import Follower
-from streams.project import Project
-from streams.publish import Publisher
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Follower
+from streams.runtime.project import Project
 from tests.streams.running import start_worker, wait_for
 
 

@@ -14,7 +14,7 @@ from tests.streams.running import REPO, podium
 def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
     up = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "up"],
+        [sys.executable, "-m", "agents.cli", "up"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,0 +1,17 @@
+"""The ``podium`` entry point: the runtime's commands with podium's pipelines registered, plus
+the command groups of the model gateway (``models``, ``sim``) and the market feeds (``ingest``)."""
+
+from __future__ import annotations
+
+from agents import PIPELINES
+from agents.cli import ingest, models, sim
+from streams.cli import app
+from streams.cli import main as run_podium
+
+__all__ = ["app", "main"]
+
+_GROUPS = (ingest, models, sim)
+
+
+def main() -> None:
+    run_podium(PIPELINES)

@@ -1,0 +1,123 @@
+"""``podium ingest``: real-time feeds onto the market pipeline's topics (news, price ticks)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli import (
+    app,
+    console,
+    err,
+    load_project,
+    run_async,
+)
+from streams.runtime import Project
+
+ingest_app = typer.Typer(
+    help="Real-time feeds in: news (RSS, Atom, JSON) and price ticks.", no_args_is_help=True
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _ingest_project(url: str | None, replay_file: Path | None) -> Project:
+    """What both ingesters check first: exactly one source, quiet client logs, a project."""
+    if (url is None) == (replay_file is None):
+        err.print("give exactly one of --url or --replay-file")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return load_project()
+
+
+@ingest_app.command("news")
+def ingest_news(
+    url: Annotated[str | None, typer.Option("--url", help="An RSS, Atom or JSON feed to poll.")] = None,
+    replay_file: Annotated[
+        Path | None, typer.Option("--replay-file", help="A recorded feed (JSON lines) to play instead.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls of --url.")] = 30.0,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many polls (default: run on).")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay at this many times the recorded pace (default: at once).")
+    ] = None,
+) -> None:
+    """News items onto market.news: new ones once (a restart re-publishes nothing), malformed
+    entries to market.ingest.failed with their raw text."""
+    from agents.market.feeds.news import FAILED_TOPIC, NEWS_TOPIC, NewsIngester, poll_feed
+    from agents.market.feeds.news import replay_file as play
+    from streams.ingress import Publisher
+
+    project = _ingest_project(url, replay_file)
+    source = url or str(replay_file)
+
+    async def go() -> None:
+        async with Publisher(
+            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        ) as pub:
+            ingester = NewsIngester(pub, project.catalog, project.codec, source)
+            known = await ingester.load_seen(project.bootstrap())
+            console.print(f"{known} item(s) already on {NEWS_TOPIC}; they will not be published again")
+            if replay_file is not None:
+                await play(ingester, replay_file, speed)
+            else:
+                assert url is not None
+
+                def report(done: int, new: int, status: str) -> None:
+                    console.print(f"poll {done}: {status}")
+
+                await poll_feed(ingester, url, interval_s=interval, rounds=rounds, on_round=report)
+            console.print(
+                f"{ingester.published} new item(s) on {NEWS_TOPIC}, "
+                f"{ingester.failed} malformed to {FAILED_TOPIC}"
+            )
+
+    run_async(go)
+
+
+@ingest_app.command("prices")
+def ingest_prices(
+    url: Annotated[
+        str | None, typer.Option("--url", help="http(s):// JSON to poll, or ws(s):// to stream.")
+    ] = None,
+    replay_file: Annotated[
+        Path | None, typer.Option("--replay-file", help="Recorded ticks (JSON lines) to play instead.")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls of an http --url.")] = 1.0,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many polls or messages.")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay at this many times the recorded pace (default: at once).")
+    ] = None,
+) -> None:
+    """Price ticks onto market.ticks, keyed by symbol with the source's timestamp; per symbol
+    only newer ticks go out (a restart resumes), unreadable ones to market.ingest.failed."""
+    from agents.market.feeds.ticks import TICKS_TOPIC, TickIngester, poll_ticks, replay_ticks, stream_ticks
+    from streams.ingress import Publisher
+
+    project = _ingest_project(url, replay_file)
+
+    async def go() -> None:
+        async with Publisher(
+            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        ) as pub:
+            ingester = TickIngester(pub, project.codec, url or str(replay_file))
+            symbols = await ingester.load_last(project.bootstrap())
+            console.print(f"resuming {symbols} symbol(s) from {TICKS_TOPIC}")
+            if replay_file is not None:
+                await replay_ticks(ingester, replay_file, speed)
+            elif url is not None and url.startswith(("ws://", "wss://")):
+                await stream_ticks(ingester, url, max_messages=rounds)
+            elif url is not None:
+                await poll_ticks(
+                    ingester,
+                    url,
+                    interval_s=interval,
+                    rounds=rounds,
+                    on_round=lambda done, new, status: console.print(f"poll {done}: {status}"),
+                )
+            console.print(f"{ingester.published} tick(s) on {TICKS_TOPIC}, {ingester.failed} unreadable")
+
+    run_async(go)

@@ -1,0 +1,46 @@
+"""The content pipeline as the runtime receives it, with its ``content:`` section of
+``pipelines.yaml`` (the quality gates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.content.demo import run_content_demo
+from agents.content.review import Thresholds
+from agents.content.services import ContentConfig
+from agents.content.stages import content_stages
+from streams import Settings, Stage
+from streams.runtime import Pipeline, Section
+
+__all__ = ["CONTENT", "parse_gates"]
+
+
+def parse_gates(section: Section) -> Thresholds:
+    section.known({"thresholds", "max_revisions", "join_timeout_s"})
+    thresholds = section.child("thresholds")
+    thresholds.known({"factcheck", "style"})
+    base = Thresholds()
+    try:
+        return Thresholds(
+            factcheck=float(thresholds.values.get("factcheck", base.factcheck)),
+            style=float(thresholds.values.get("style", base.style)),
+            max_revisions=int(section.values.get("max_revisions", base.max_revisions)),
+            join_timeout_s=float(section.values.get("join_timeout_s", base.join_timeout_s)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise section.fail(exc) from exc
+
+
+def _build(settings: Settings, gates: Thresholds, dry_run: bool) -> list[Stage[Any]]:
+    return content_stages(ContentConfig(models=settings.models_file, thresholds=gates, dry_run=dry_run))
+
+
+CONTENT = Pipeline(
+    name="content",
+    summary="draft, factcheck | style, join, seo",
+    build=_build,
+    parse=parse_gates,
+    demo=run_content_demo,
+    try_it="""podium publish content.briefs --json '{"topic": "Exporting dashboards", """
+    """"points": ["CSV exports are capped at 1,000,000 rows per tile."]}' --wait""",
+)

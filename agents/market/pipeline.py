@@ -1,0 +1,51 @@
+"""The market pipeline as the runtime receives it, with its ``market:`` section of
+``pipelines.yaml`` (the windows)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from agents.market.demo import run_market_demo
+from agents.market.stages import MarketConfig, market_stages
+from streams import Settings
+from streams.runtime import Pipeline, Section
+
+__all__ = ["MARKET", "parse_windows"]
+
+
+def parse_windows(section: Section) -> MarketConfig:
+    section.known({f.name for f in fields(MarketConfig)})
+    defaults = MarketConfig()
+    values = section.values
+    try:
+        windows = MarketConfig(
+            window_s=float(values.get("window_s", defaults.window_s)),
+            grace_s=float(values.get("grace_s", defaults.grace_s)),
+            points=int(values.get("points", defaults.points)),
+            idle_close_s=float(values.get("idle_close_s", defaults.idle_close_s)),
+            idle_clock_rate=float(values.get("idle_clock_rate", defaults.idle_clock_rate)),
+            checkpoint_interval_s=float(values.get("checkpoint_interval_s", defaults.checkpoint_interval_s)),
+        )
+        windows.window_config()
+    except (TypeError, ValueError) as exc:
+        raise section.fail(exc) from exc
+    return windows
+
+
+def _build(settings: Settings, windows: MarketConfig, _dry_run: bool) -> list[Any]:
+    # The windows stage is a WindowStage (a windowed join), the others are Stages.
+    return market_stages(windows, settings.models_file)
+
+
+MARKET = Pipeline(
+    name="market",
+    summary="news and ticks in, signals, windowed join, summaries with charts",
+    build=_build,
+    parse=parse_windows,
+    demo=run_market_demo,
+    # A recording replayed as it is meets the ingesters' de-duplication and the windows' late
+    # rule after its first run; the market demo replays it shifted to now, as a new session.
+    try_it="podium ingest prices --url <json or ws:// feed>    podium ingest news --url <rss>\n"
+    "  podium demo --pipelines market   (the recorded feeds as a new session)",
+)

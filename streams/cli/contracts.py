@@ -1,0 +1,117 @@
+"""``podium topics`` and ``podium schemas``: the topic catalog and the Avro contracts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from streams.cli.base import (
+    app,
+    console,
+    err,
+    guard,
+    load_project,
+    run_async,
+)
+from streams.errors import PodiumError
+from streams.kafka.admin import TopicAdmin, plan
+
+topics_app = typer.Typer(help="The topic catalog in topics.yaml.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The Avro contracts in schemas/.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+
+
+@topics_app.command("apply")
+def topics_apply(dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> None:
+    """Create missing topics, grow partitions, update configs. Never deletes."""
+    project = load_project()
+    catalog = guard(lambda: project.catalog)
+
+    async def go() -> list[Any]:
+        async with TopicAdmin(project.bootstrap()) as admin:
+            if dry_run:
+                return plan(catalog, await admin.existing(catalog.names()))
+            return await admin.apply(catalog)
+
+    changes = run_async(go)
+    for change in changes:
+        console.print(
+            f"{'would ' if dry_run else ''}{change.action:9} [bold]{change.topic}[/]  {change.detail}"
+        )
+    console.print(f"{len(changes)} change(s); {len(catalog.topics)} topics in {catalog.path}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """The catalog, with each topic's state on the cluster."""
+    project = load_project()
+    catalog = guard(lambda: project.catalog)
+
+    async def go() -> dict[str, Any]:
+        async with TopicAdmin(project.bootstrap()) as admin:
+            return await admin.existing(catalog.names())
+
+    existing = run_async(go)
+    table = Table("topic", "role", "partitions", "value schema", "consumer", "on cluster")
+    for t in catalog:
+        have = existing.get(t.name)
+        table.add_row(
+            t.name,
+            t.role,
+            str(t.partitions),
+            t.value_schema,
+            t.consumer or "",
+            f"{have.partitions} partitions" if have else "[red]missing[/]",
+        )
+    console.print(table)
+
+
+@topics_app.command("describe")
+def topics_describe(topic: str) -> None:
+    """One topic: catalog entry and the cluster's partitions and configs."""
+    project = load_project()
+    spec = guard(lambda: project.catalog.get(topic))
+
+    async def go() -> dict[str, Any]:
+        async with TopicAdmin(project.bootstrap()) as admin:
+            return await admin.existing([topic])
+
+    have = run_async(go).get(topic)
+    for key, value in vars(spec).items():
+        console.print(f"[bold]{key:18}[/] {value}")
+    if have is None:
+        console.print("[red]not on the cluster[/]: run `podium topics apply`")
+        raise typer.Exit(1)
+    console.print(f"[bold]{'on cluster':18}[/] {have.partitions} partitions")
+    for key in sorted(spec.kafka_configs()):
+        console.print(f"  {key} = {have.configs.get(key)}")
+
+
+# -- schemas --------------------------------------------------------------------------------
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Every schema parses; every change is backward and forward compatible with its history."""
+    project = load_project()
+    store = guard(lambda: project.schemas)
+    problems = store.compatibility_problems()
+    for name in store.names():
+        current = store.current(name)
+        console.print(
+            f"{name:28} v{current.version}  fingerprint {current.fingerprint.hex()}  "
+            f"history {len(store.history(name))}"
+        )
+    try:
+        project.catalog  # noqa: B018 - loading validates that topics.yaml names known schemas
+    except PodiumError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        err.print(f"[red]problem:[/] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]all schemas parse and evolve compatibly; topics.yaml names only known schemas[/]")
+
+
+# -- run ------------------------------------------------------------------------------------

@@ -1,0 +1,231 @@
+"""``podium run``, ``up``, ``serve`` and ``demo``: stage workers, the whole stack, the HTTP gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli.base import (
+    app,
+    console,
+    err,
+    guard,
+    load_project,
+    project_for,
+    run_async,
+    stages_of,
+    telemetry_for,
+)
+from streams.ingress.http import Entry, create_app
+from streams.operations.audit import pipeline_topics
+from streams.runtime.project import Project
+from streams.runtime.stack import Stack, ensure_broker, release_broker
+from streams.runtime.stage_worker import tune_worker_process
+from streams.runtime.window_join import worker_for
+
+
+@app.command("run")
+def run(
+    targets: Annotated[list[str], typer.Argument(help="Stage, pipeline or module:attribute.")],
+    max_in_flight: Annotated[int | None, typer.Option(help="Override each stage's in-flight limit.")] = None,
+) -> None:
+    """Run stage workers until SIGTERM/SIGINT; then drain in-flight work and commit."""
+    import dataclasses
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    project = load_project()
+    stages = stages_of(project, targets)
+    if max_in_flight is not None:
+        stages = [
+            dataclasses.replace(s, max_in_flight=max_in_flight) if hasattr(s, "max_in_flight") else s
+            for s in stages
+        ]
+
+    tune_worker_process()
+
+    async def go() -> None:
+        telemetry = telemetry_for(project, "podium-worker", prometheus_port=project.settings.metrics_port)
+        workers = [
+            worker_for(
+                s,
+                bootstrap=project.bootstrap(),
+                catalog=project.catalog,
+                codec=project.codec,
+                telemetry=telemetry,
+            )
+            for s in stages
+        ]
+        loop = asyncio.get_running_loop()
+
+        def stop_all() -> None:
+            for worker in workers:
+                worker.request_stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_all)
+        for worker in workers:
+            await worker.start()
+        print(
+            f"podium: running {', '.join(s.name for s in stages)}; metrics on "
+            f"http://127.0.0.1:{telemetry.metrics_port}/metrics",
+            flush=True,
+        )
+        try:
+            await asyncio.gather(*(w.run() for w in workers))
+        finally:
+            telemetry.shutdown()
+
+    run_async(go)
+
+
+PROVIDER_HELP = "Which models: a model setup the entry point registered (podium: local or sim)."
+
+
+def _model_setup(project: Project, provider: str) -> AbstractContextManager[None]:
+    """What ``--provider`` starts around the stages (the simulator for ``sim``), if anything."""
+    setup = guard(lambda: project.pipelines.setup(provider))
+    return setup.start(console) if setup.start is not None else contextlib.nullcontext()
+
+
+@app.command("up")
+def up(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines or stages (default: every registered pipeline).")
+    ] = None,
+    provider: Annotated[str, typer.Option(help=PROVIDER_HELP)] = "local",
+    keep_broker: Annotated[bool, typer.Option(help="Leave a broker this command started running.")] = False,
+) -> None:
+    """Start everything (broker, topics, stages) and keep it running until Ctrl-C."""
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = project_for(provider)
+    chosen = targets or project.pipelines.defaults()
+    stages = stages_of(project, chosen)
+    tune_worker_process()
+    hints = "".join(f"  {p.try_it}\n" for p in project.pipelines if p.name in chosen and p.try_it)
+
+    async def go() -> None:
+        with _model_setup(project, provider):
+            stack = Stack(
+                project,
+                stages,
+                echo=console.print,
+                service_name="podium-up",
+                metrics_port=project.settings.metrics_port,
+                keep_broker=keep_broker,
+            )
+            async with stack:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, stack.request_stop)
+                console.print(
+                    f"[green]up[/]: {len(stages)} stage(s): {', '.join(s.name for s in stages)}; metrics on "
+                    f"http://127.0.0.1:{stack.metrics_port}/metrics. In another terminal:\n{hints}"
+                    "  podium tail <topic>    podium trace <request-id>    podium dlq list\n"
+                    "Ctrl-C drains in-flight work, commits and stops.",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                await stack.wait()
+
+    run_async(go)
+
+
+@app.command("serve")
+def serve(
+    pipelines: Annotated[
+        list[str] | None, typer.Argument(help="Pipelines to front (default: support).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8080,
+    publish_timeout: Annotated[
+        float, typer.Option(help="Seconds before an unacknowledged publish is a 503.")
+    ] = 5.0,
+) -> None:
+    """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>."""
+    import uvicorn
+
+    project = load_project()
+    entries = []
+    for name in pipelines or ["support"]:
+        input_topic, terminal = guard(lambda name=name: pipeline_topics(project.build(name), project.catalog))  # type: ignore[misc]
+        # A pipeline streams tokens when the catalog has a chunk topic under its name.
+        stream_topic = next(
+            (
+                t.name
+                for t in project.catalog
+                if t.value_schema == "podium.StreamChunk" and t.name.startswith(f"{name}.")
+            ),
+            None,
+        )
+        entries.append(Entry(name, input_topic, tuple(terminal), stream_topic))
+    bootstrap = guard(project.bootstrap)
+    telemetry = telemetry_for(project, "podium-serve")
+    app_ = create_app(
+        project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout, telemetry=telemetry
+    )
+    console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {bootstrap}")
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+    finally:
+        telemetry.shutdown()
+
+
+@app.command("demo")
+def demo(
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="local: the offline models (models.yaml). sim: the provider simulator with injected "
+            "faults (models.sim.yaml), to watch retries and fallbacks."
+        ),
+    ] = "local",
+    pipelines: Annotated[
+        str | None,
+        typer.Option(help="Which pipelines, comma separated (default: every registered pipeline)."),
+    ] = None,
+    reports: Annotated[
+        Path, typer.Option(help="Folder for the content articles and market reports (a run each).")
+    ] = Path("reports"),
+) -> None:
+    """The pipelines end to end on the bundled samples: broker, topics, stages, where each
+    request ended; content articles and market reports with charts written to a folder."""
+    project = project_for(provider)
+    shown = [p for p in project.pipelines if p.demo is not None]
+    names = [p.name for p in shown]
+    chosen = (
+        [p.strip() for p in pipelines.split(",") if p.strip()] if pipelines else project.pipelines.defaults()
+    )
+    unknown = set(chosen) - set(names)
+    if unknown or not chosen:
+        err.print(f"[red]error:[/] --pipelines names {', '.join(names)}, not {sorted(unknown)}")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING)
+    folder = reports.resolve() / time.strftime("%Y%m%d-%H%M%S")
+
+    async def all_pipelines() -> int:
+        code = 0
+        # One broker for every pipeline: started here when none runs, stopped at the end.
+        started = await ensure_broker(project, console.print)
+        try:
+            with _model_setup(project, provider):
+                for pipeline in shown:
+                    if pipeline.name in chosen and pipeline.demo is not None:
+                        console.rule(f"{pipeline.name}: {pipeline.summary}")
+                        code |= await pipeline.demo(project, console, folder / pipeline.name)
+        finally:
+            release_broker(project, started, console.print)
+        if any(folder.joinpath(name).exists() for name in chosen):
+            console.print(f"[bold]reports written to {folder}[/] (open market/index.html for the charts)")
+        return code
+
+    raise typer.Exit(run_async(all_pipelines))

@@ -1,0 +1,257 @@
+"""``podium serve``: the HTTP gateway in front of the pipelines.
+
+- ``POST /v1/{pipeline}/requests``: validate the JSON body against the pipeline's input schema
+  (422 names the field), publish it with a request id, trace and deadline, and wait (bounded by
+  ``wait_s``) for the record it ends as: 200 with the result and the topic it ended in, or 202
+  with the request id when it is still on its way. A broker that does not acknowledge within
+  ``publish_timeout_s`` gives 503, never a hang. With ``stream=true`` the answer is a stream of
+  server-sent events instead: ``accepted``, then ``token`` / ``reset`` / ``draft_done`` relayed
+  from the pipeline's token chunks as the generate stage writes them (unscreened: a client
+  shows them as a draft), then ``final`` with the screened result and the topic it ended in (or
+  ``pending`` when ``wait_s`` ran out). The ``final`` text is what the client keeps.
+- ``GET /v1/requests/{id}``: ``done`` with the result, ``pending``, or 404.
+- ``GET /healthz``; the OpenAPI spec at ``/openapi.json`` and its page at ``/docs``.
+
+Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
+OpenAPI spec shows the same fields the topics carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, create_model
+
+from streams.contracts.headers import new_request_id
+from streams.errors import PodiumError
+from streams.ingress.publish import Publisher
+from streams.ingress.replies import ReplyRouter, StreamRouter
+from streams.kafka.follow import Arrival
+from streams.kafka.readable import describe
+from streams.runtime.project import Project
+from streams.telemetry.otel import Telemetry
+
+__all__ = ["Entry", "create_app", "model_for_schema"]
+
+_PRIMITIVES: dict[str, Any] = {
+    "string": str,
+    "int": int,
+    "long": int,
+    "float": float,
+    "double": float,
+    "boolean": bool,
+    "bytes": str,
+}
+
+
+def _python_type(avro: Any) -> Any:
+    if isinstance(avro, str):
+        return _PRIMITIVES.get(avro, Any)
+    if isinstance(avro, list):
+        others = [t for t in avro if t != "null"]
+        inner = _python_type(others[0]) if len(others) == 1 else Any
+        return inner | None if "null" in avro else inner
+    if isinstance(avro, dict) and avro.get("type") == "array":
+        return list[_python_type(avro["items"])]  # type: ignore[misc]
+    if isinstance(avro, dict) and avro.get("type") == "map":
+        return dict[str, _python_type(avro["values"])]  # type: ignore[misc]
+    return Any
+
+
+def model_for_schema(schema: dict[str, Any], skip: Sequence[str] = ()) -> type[BaseModel]:
+    """A pydantic model with the record schema's fields (required unless they have a default)."""
+    fields: dict[str, Any] = {}
+    for f in schema["fields"]:
+        if f["name"] in skip:
+            continue
+        default = f.get("default", ...)
+        fields[f["name"]] = (_python_type(f["type"]), default)
+    config = ConfigDict(extra="forbid", title=schema["name"])
+    return create_model(schema["name"], __config__=config, **fields)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pipeline the gateway fronts: where requests go in and where they end."""
+
+    pipeline: str
+    input_topic: str
+    terminal: tuple[str, ...]
+    stream_topic: str | None = None  # token chunks (podium.StreamChunk), if the pipeline streams
+
+
+class Accepted(BaseModel):
+    request_id: str
+    status: str  # done | pending
+    topic: str | None = None
+    trace_id: str | None = None
+    result: dict[str, Any] | None = None
+
+
+def create_app(
+    project: Project,
+    entries: Sequence[Entry],
+    *,
+    bootstrap: str,
+    publish_timeout_s: float = 5.0,
+    max_wait_s: float = 30.0,
+    telemetry: Telemetry | None = None,
+) -> FastAPI:
+    """``telemetry``: where the ingress spans go; requests are traced only when it records."""
+    terminal = sorted({t for e in entries for t in e.terminal})
+    streams = sorted({e.stream_topic for e in entries if e.stream_topic})
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with (
+            Publisher(
+                bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, telemetry=telemetry
+            ) as publisher,
+            ReplyRouter(bootstrap, terminal) as router,
+            StreamRouter(bootstrap, streams) as chunks,
+        ):
+            state.update(publisher=publisher, router=router, chunks=chunks)
+            yield
+
+    app = FastAPI(
+        title="podium",
+        summary="Publish requests to podium's pipelines and read their results.",
+        lifespan=lifespan,
+    )
+
+    def result(arrival: Arrival) -> Accepted:
+        described = describe(arrival, project.catalog, project.codec)
+        return Accepted(
+            request_id=arrival.request_id,
+            status="done",
+            topic=arrival.topic,
+            trace_id=described["trace_id"],
+            result=described["value"],
+        )
+
+    for entry in entries:
+        schema = project.schemas.current(project.catalog.get(entry.input_topic).value_schema).raw
+        body_model = model_for_schema(schema, skip=("request_id",))
+        _add_route(app, project, entry, body_model, state, result, publish_timeout_s, max_wait_s)
+
+    @app.get("/v1/requests/{request_id}", response_model=Accepted)
+    async def status(request_id: str) -> Accepted:
+        router: ReplyRouter = state["router"]
+        if (done := router.recent(request_id)) is not None:
+            return result(done)
+        if router.pending(request_id):
+            return Accepted(request_id=request_id, status="pending")
+        raise HTTPException(
+            404,
+            f"request {request_id} is unknown here (not published through this gateway "
+            "since it started, and no result seen since then)",
+        )
+
+    @app.get("/healthz")
+    async def health() -> dict[str, bool]:
+        router: ReplyRouter | None = state.get("router")
+        return {"ok": router is not None and router.healthy}
+
+    return app
+
+
+def _add_route(
+    app: FastAPI,
+    project: Project,
+    entry: Entry,
+    body_model: type[BaseModel],
+    state: dict[str, Any],
+    result: Any,
+    publish_timeout_s: float,
+    max_wait_s: float,
+) -> None:
+    async def submit(
+        body: BaseModel,
+        wait_s: float = Query(10.0, ge=0, le=max_wait_s),
+        stream: bool = Query(False, description="Answer with server-sent events as tokens arrive."),
+    ) -> Any:
+        publisher: Publisher = state["publisher"]
+        router: ReplyRouter = state["router"]
+        chunks: StreamRouter = state["chunks"]
+        if stream and entry.stream_topic is None:
+            raise HTTPException(400, f"the {entry.pipeline} pipeline does not stream tokens")
+        record = body.model_dump()
+        request_id = new_request_id()
+        router.expect(request_id)
+        queue = chunks.subscribe(request_id) if stream else None
+        try:
+            async with asyncio.timeout(publish_timeout_s):
+                await publisher.publish(entry.input_topic, record, request_id=request_id)
+        except (TimeoutError, PodiumError) as exc:
+            router.forget(request_id)
+            chunks.unsubscribe(request_id)
+            detail = "Kafka did not acknowledge in time" if isinstance(exc, TimeoutError) else str(exc)
+            return JSONResponse({"detail": f"could not accept the request: {detail}"}, status_code=503)
+        if queue is not None:
+            events = _events(project, request_id, queue, router, chunks, result, wait_s)
+            return StreamingResponse(events, media_type="text/event-stream")
+        arrival = await router.wait(request_id, wait_s)
+        if arrival is None:
+            return JSONResponse(
+                Accepted(request_id=request_id, status="pending").model_dump(), status_code=202
+            )
+        return result(arrival)
+
+    # FastAPI reads the body's model from the annotation: this pipeline's own (the module's
+    # postponed annotations are strings, so the class is set here, not in the signature).
+    submit.__annotations__["body"] = body_model
+    app.post(
+        f"/v1/{entry.pipeline}/requests",
+        response_model=Accepted,
+        summary=f"Publish a request to {entry.input_topic} and wait for where it ends",
+        responses={202: {"model": Accepted}, 503: {"description": "Kafka unreachable or not acknowledging"}},
+    )(submit)
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _events(
+    project: Project,
+    request_id: str,
+    queue: asyncio.Queue[Arrival],
+    router: ReplyRouter,
+    chunks: StreamRouter,
+    result: Any,
+    wait_s: float,
+) -> AsyncIterator[bytes]:
+    """Relay token chunks until the request's terminal record arrives (or ``wait_s`` passes)."""
+    kinds = {"TEXT": "token", "RESET": "reset", "FINAL": "draft_done"}
+    ended = asyncio.create_task(router.wait(request_id, wait_s))
+    try:
+        yield _sse("accepted", {"request_id": request_id})
+        while True:
+            next_chunk = asyncio.create_task(queue.get())
+            await asyncio.wait({next_chunk, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_chunk.done():
+                next_chunk.cancel()
+            else:
+                chunk = project.codec.decode("podium.StreamChunk", next_chunk.result().value or b"")
+                yield _sse(kinds[chunk["kind"]], {"seq": chunk["seq"], "text": chunk["text"]})
+                continue
+            while not queue.empty():  # chunks that came in with the final record
+                chunk = project.codec.decode("podium.StreamChunk", queue.get_nowait().value or b"")
+                yield _sse(kinds[chunk["kind"]], {"seq": chunk["seq"], "text": chunk["text"]})
+            arrival = ended.result()
+            if arrival is None:
+                yield _sse("pending", {"request_id": request_id})
+            else:
+                yield _sse("final", result(arrival).model_dump())
+            return
+    finally:
+        ended.cancel()
+        chunks.unsubscribe(request_id)

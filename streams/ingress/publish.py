@@ -1,0 +1,135 @@
+"""Ingress: publish new requests with a request id, a trace and a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+
+from streams.contracts.catalog import Catalog
+from streams.contracts.codec import Codec
+from streams.contracts.headers import ingress_headers
+from streams.errors import BrokerError
+from streams.telemetry.otel import Telemetry, current_trace_headers
+
+__all__ = ["Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    """``async with Publisher(...) as pub: request_id = await pub.publish(topic, record)``"""
+
+    CLOSE_TIMEOUT_S = 5.0
+
+    def __init__(
+        self, *, bootstrap: str, catalog: Catalog, codec: Codec, telemetry: Telemetry | None = None
+    ) -> None:
+        self._catalog = catalog
+        self._codec = codec
+        self._telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.publish")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=16 * 1024 * 1024,
+            client_id="podium-publish",
+        )
+        self._bootstrap = bootstrap
+        self._request_id_field: dict[str, bool] = {}
+
+    async def __aenter__(self) -> Publisher:
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise BrokerError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        try:
+            await asyncio.wait_for(self._producer.stop(), self.CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            # Kafka is unreachable and aiokafka's stop() waits for unsent records forever.
+            # Their senders already gave up (a 503, a timeout): close the connections and go.
+            log.warning("publisher closed with records unsent: Kafka at %s is unreachable", self._bootstrap)
+            await self._producer.client.close()
+
+    async def publish(
+        self,
+        topic: str,
+        record: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        budget_s: float | None = None,
+        extra_headers: Sequence[tuple[str, bytes]] = (),
+    ) -> str:
+        """Encode, send and wait for the broker's acknowledgement; returns the request id.
+
+        The request id is ``request_id``, else the record's own ``request_id`` field, else new;
+        a record whose schema has an empty ``request_id`` field gets it filled in. Without
+        ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one).
+        """
+        spec = self._catalog.get(topic)
+        if budget_s is None and spec.budget_ms is not None:
+            budget_s = spec.budget_ms / 1000
+        headers = ingress_headers(request_id or record.get("request_id") or None, budget_s)
+        if self._has_request_id(spec.value_schema) and not record.get("request_id"):
+            record = {**record, "request_id": headers.request_id}
+        value = self._codec.encode(spec.value_schema, record)
+        with self._tracer.start_as_current_span(
+            f"send {topic}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.name": "send",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                "podium.request_id": headers.request_id or "",
+            },
+        ):
+            traceparent, tracestate = current_trace_headers()
+            headers = replace(
+                headers,
+                traceparent=traceparent,
+                tracestate=tracestate,
+                passthrough=tuple(extra_headers),
+            )
+            assert headers.request_id is not None
+            await self.send_raw(topic, headers.request_id.encode(), value, headers.to_kafka())
+        return headers.request_id
+
+    async def enqueue(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        """Hand a record to the producer and return its acknowledgement, not yet awaited: a
+        stream of chunks goes out at the producer's pace and is awaited once, in order."""
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key, headers=headers)
+        except KafkaError as exc:
+            raise BrokerError(f"could not publish to {topic}: {exc}") from exc
+        return future
+
+    def _has_request_id(self, schema: str) -> bool:
+        """Looked up once per schema, not per record."""
+        if schema not in self._request_id_field:
+            self._request_id_field[schema] = "request_id" in self._codec.field_names(schema)
+        return self._request_id_field[schema]
+
+    async def send_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send bytes as they are (tests, replays, redrives) and wait for the acknowledgement."""
+        try:
+            future = await self._producer.send(topic, value, key=key, headers=headers)
+            await future
+        except KafkaError as exc:
+            raise BrokerError(f"could not publish to {topic}: {exc}") from exc

@@ -1,0 +1,56 @@
+"""The stage runtime: how a stage is declared, the workers that run stages with nothing lost
+(the commit order is written in :mod:`streams.runtime.stage_worker`), windowed joins, tables on
+compacted topics, retry decisions, and the project and stack a command runs them in."""
+
+from streams.runtime.deadletter import dead_letter, letter_for
+from streams.runtime.pipeline import ModelSetup, Pipeline, Pipelines, Section, load_sections
+from streams.runtime.project import Project
+from streams.runtime.retry import RetryPolicy
+from streams.runtime.stack import Stack, ensure_broker, release_broker
+from streams.runtime.stage import (
+    Emit,
+    Handler,
+    Record,
+    Resource,
+    SharedResource,
+    Stage,
+    StageContext,
+    StageEnv,
+    close_resources,
+    open_resources,
+)
+from streams.runtime.stage_worker import StageWorker, tune_worker_process
+from streams.runtime.table import Table
+from streams.runtime.window_join import WindowStage, WindowState, WindowWorker, worker_for
+
+__all__ = [
+    "Emit",
+    "Handler",
+    "ModelSetup",
+    "Pipeline",
+    "Pipelines",
+    "Project",
+    "Record",
+    "Resource",
+    "RetryPolicy",
+    "Section",
+    "SharedResource",
+    "Stack",
+    "Stage",
+    "StageContext",
+    "StageEnv",
+    "StageWorker",
+    "Table",
+    "WindowStage",
+    "WindowState",
+    "WindowWorker",
+    "close_resources",
+    "dead_letter",
+    "ensure_broker",
+    "letter_for",
+    "load_sections",
+    "open_resources",
+    "release_broker",
+    "tune_worker_process",
+    "worker_for",
+]

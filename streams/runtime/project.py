@@ -1,0 +1,125 @@
+"""Everything a command needs, built once from :class:`~streams.config.Settings`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+from streams.config import Settings
+from streams.contracts.catalog import Catalog, load_catalog
+from streams.contracts.codec import Codec, ConfluentCodec, SingleObjectCodec
+from streams.contracts.registry import SchemaRegistryClient
+from streams.contracts.schemas import SchemaStore
+from streams.errors import BrokerError, ConfigError
+from streams.kafka.broker import LocalBroker
+from streams.runtime.pipeline import Pipelines, load_sections
+from streams.runtime.stage import Stage
+
+__all__ = ["Project"]
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    #: What the entry point registered (``agents`` registers support, content, market, ...).
+    pipelines: Pipelines = field(default_factory=Pipelines)
+
+    @cached_property
+    def schemas(self) -> SchemaStore:
+        return SchemaStore.load(self.settings.schemas_dir)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.topics_file, self.schemas.names())
+
+    @cached_property
+    def codec(self) -> Codec:
+        if self.settings.schema_registry_url:
+            return ConfluentCodec(self.schemas, SchemaRegistryClient(self.settings.schema_registry_url))
+        return SingleObjectCodec(self.schemas)
+
+    @cached_property
+    def broker(self) -> LocalBroker:
+        return LocalBroker(self.settings)
+
+    def bootstrap(self) -> str:
+        """The configured cluster, else the running local broker; a clear error otherwise."""
+        if self.settings.bootstrap_servers:
+            return self.settings.bootstrap_servers
+        state = self.broker.running()
+        if state is None:
+            raise BrokerError(
+                "no Kafka to talk to: start the local broker with `podium broker start`, "
+                "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
+            )
+        return state.bootstrap
+
+    def with_models(self, provider: str) -> Project:
+        """The project with the models of a registered ``--provider`` setup."""
+        setup = self.pipelines.setup(provider)
+        if setup.models_file is None:
+            return self
+        return replace(self, settings=self.settings.model_copy(update={"models_file": setup.models_file}))
+
+    @cached_property
+    def sections(self) -> dict[str, Any]:
+        """Each pipeline's ``pipelines.yaml`` section, read once."""
+        return load_sections(self.settings.pipelines_file, self.pipelines)
+
+    def build(self, name: str, dry_run: bool = False) -> list[Stage[Any]]:
+        pipeline = self.pipelines[name]
+        return list(pipeline.build(self.settings, self.sections.get(name), dry_run))  # type: ignore[arg-type]
+
+    def stages(self, targets: str | Sequence[str], dry_run: bool = False) -> list[Stage[Any]]:
+        """Pipeline names, stages of one, or ``module:attribute`` (a Stage, a list, or a factory).
+
+        Each pipeline is built once, so stages of one pipeline named together share its resources.
+        """
+        built: dict[str, list[Stage[Any]]] = {}
+
+        def pipeline(name: str) -> list[Stage[Any]]:
+            if name not in built:
+                built[name] = self.build(name, dry_run)
+            return built[name]
+
+        chosen: list[Stage[Any]] = []
+        for target in [targets] if isinstance(targets, str) else targets:
+            found = self._resolve(target, pipeline)
+            chosen += [s for s in found if all(s.name != c.name for c in chosen)]
+        return chosen
+
+    def pipeline_from(self, topic: str) -> list[Stage[Any]] | None:
+        """The pipeline whose first stage consumes ``topic`` (None: no pipeline starts there)."""
+        for name in self.pipelines.names():
+            stages = self.build(name)
+            if stages and stages[0].consumes == topic:
+                return stages
+        return None
+
+    def _resolve(self, target: str, pipeline: Callable[[str], list[Stage[Any]]]) -> list[Stage[Any]]:
+        if target in self.pipelines:
+            return pipeline(target)
+        if ":" in target:
+            module_name, _, attribute = target.partition(":")
+            try:
+                found = getattr(importlib.import_module(module_name), attribute)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(f"cannot load stage '{target}': {exc}") from exc
+            if callable(found) and not isinstance(found, Stage):
+                found = found()
+            stages = [found] if isinstance(found, Stage) else list(found)
+            if not stages or not all(isinstance(s, Stage) for s in stages):
+                raise ConfigError(f"'{target}' is not a Stage or a list of stages")
+            return stages
+        known: list[str] = []
+        for name in self.pipelines.names():
+            stages = pipeline(name)
+            known += [name, *(s.name for s in stages)]
+            if any(s.name == target for s in stages):
+                return [s for s in stages if s.name == target]
+        raise ConfigError(
+            f"unknown stage or pipeline '{target}' (known: {', '.join(known)}, or module:attribute)"
+        )

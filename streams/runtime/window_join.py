@@ -1,0 +1,440 @@
+"""A windowed join of two co-partitioned topics, with state that survives restarts.
+
+A :class:`WindowStage` reads ``consumes`` (e.g. price ticks) and ``joins`` (e.g. news signals),
+both keyed the same way with the same partition count, so partition *p* of each holds the same
+keys and one worker owns both. What a window aggregates is the stage's business: it supplies a
+:class:`WindowState` per partition (pure logic, no I/O); this module owns when things are safe.
+
+The commit order of a window worker, one checkpoint every ``checkpoint_interval_s``:
+
+1. fold each fetched record into its partition's state (unreadable ones become dead letters);
+2. send the windows the state says are due (and the dead letters) without waiting;
+3. at a checkpoint, await the broker's acknowledgement of everything sent since the last one;
+4. write each changed partition's snapshot, *with the input positions it covers*, to the
+   compacted ``state_topic`` and await its acknowledgement;
+5. commit the same positions to the consumer group (for lag tools; restarts read step 4).
+
+On assignment a worker restores each partition from its newest snapshot and seeks both inputs
+to the positions in it, so a crash anywhere replays exactly the records the snapshot lacks: the
+state counts every record once. Windows sent after the last snapshot are sent again on replay
+(the same records give the same windows, keyed ``<key>:<window start>``), so readers of the
+output see each window at least once and can drop repeats by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
+
+from streams.contracts.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
+from streams.contracts.codec import Codec
+from streams.contracts.headers import RequestHeaders, now_ms
+from streams.errors import CodecError, ConfigError, PodiumError
+from streams.kafka.admin import check_copartitioned
+from streams.kafka.reading import Selection, TopicReader
+from streams.runtime.deadletter import letter_for
+from streams.runtime.stage import Record, Resource, StageEnv, close_resources, open_resources
+from streams.runtime.stage_worker import MAX_REQUEST_BYTES
+from streams.telemetry.otel import Telemetry, current_trace_headers
+
+__all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker", "worker_for"]
+
+log = logging.getLogger("podium.windows")
+
+WINDOW_STATE_SCHEMA = "podium.WindowState"
+
+
+class WindowState(Protocol):
+    """The open windows of one partition."""
+
+    def add(self, topic: str, value: Record, timestamp_ms: int) -> None:
+        """Fold one record in; ValueError: the record is unusable (it is dead-lettered)."""
+
+    def due(self, idle_ms: int) -> list[tuple[str, Record]]:
+        """Windows to emit now as (key, value). ``idle_ms``: 0 while input flows; once the
+        partition has had none for the stage's ``idle_close_s``, the event time that has
+        passed since its newest record by the clock (the feed ended or stalled)."""
+
+    def snapshot(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class WindowStage:
+    name: str
+    consumes: str
+    joins: str
+    produces: tuple[str, ...]  # the first is where windows go
+    state_topic: str
+    new_state: Callable[[bytes | None], WindowState]  # from a snapshot, or empty
+    checkpoint_interval_s: float = 1.0
+    idle_close_s: float = 2.0
+    # Event time per wall-clock second while idle: 1 for live feeds; a replay at 60x sets 60.
+    idle_clock_rate: float = 1.0
+    max_batch: int = 10_000
+    resources: tuple[Resource, ...] = ()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: WindowWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self._worker._release({tp.partition for tp in revoked})
+        except Exception as exc:
+            # Without its last snapshot the next owner replays more (nothing is lost), but this
+            # worker must not go on closing windows of partitions it no longer owns.
+            log.exception("stage %s: releasing partitions failed", self._worker.stage.name)
+            self._worker._failure = exc
+            self._worker.request_stop()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._worker._restore({tp.partition for tp in assigned})
+        except Exception as exc:
+            # aiokafka would log it and go on; a worker without its state must not consume.
+            log.exception("stage %s: restoring partitions failed", self._worker.stage.name)
+            self._worker._failure = exc
+            self._worker.request_stop()
+
+
+class WindowWorker:
+    def __init__(
+        self,
+        stage: WindowStage,
+        *,
+        bootstrap: str,
+        catalog: Catalog,
+        codec: Codec,
+        telemetry: Telemetry | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self._bootstrap = bootstrap
+        self._catalog = catalog
+        self._codec = codec
+        self._group = group_id or f"podium.{stage.name}"
+        self._telemetry = telemetry or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.streams")
+        self._schemas = {t: catalog.get(t).value_schema for t in (stage.consumes, stage.joins)}
+        self._out_schema = catalog.get(stage.produces[0]).value_schema
+        self._dlq = dlq_topic(stage.consumes)
+        for topic in (self._dlq, stage.state_topic):
+            catalog.get(topic)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._resources: list[Resource] = []
+        self._states: dict[int, WindowState] = {}
+        self._positions: dict[int, dict[str, int]] = {}
+        self._changed: set[int] = set()
+        self._last_input: dict[int, float] = {}
+        self._unacked: list[asyncio.Future[Any]] = []
+        # One checkpoint, restore or release at a time: aiokafka runs the rebalance callbacks on
+        # its own task, concurrently with the loop.
+        self._state_lock = asyncio.Lock()
+        self._broken = False  # a send failed: no snapshot may claim positions past it
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+        self.windows_sent = 0
+        self.records_folded = 0
+        self.first_fetch_at: float | None = None  # time.perf_counter() of the first records fetched
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
+        self._resources = await open_resources(self.stage.resources, env)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            # A snapshot holds a partition's open windows: give it the room a stage output has.
+            max_request_size=MAX_REQUEST_BYTES,
+            client_id=f"podium-{self.stage.name}",
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            client_id=f"podium-{self.stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Range assignment gives one member partition p of both inputs: the join needs it.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        try:
+            await self._producer.start()
+            await check_copartitioned(
+                self._producer, (self.stage.consumes, self.stage.joins), self.stage.name
+            )
+            self._consumer.subscribe([self.stage.consumes, self.stage.joins], listener=_Rebalance(self))
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._close()
+            raise PodiumError(
+                f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
+            ) from exc
+        except ConfigError:
+            await self._close()
+            raise
+
+    async def run(self) -> None:
+        assert self._consumer is not None, "call start() first"
+        try:
+            await self._loop()
+        except Exception:
+            # State and positions may have moved past windows never sent: no snapshot may keep
+            # that. The next owner replays from the last good snapshot.
+            self._broken = True
+            raise
+        finally:
+            await self._shutdown()
+        if self._failure is not None:
+            raise PodiumError(f"stage {self.stage.name} failed: {self._failure}") from self._failure
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def __aenter__(self) -> WindowWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.request_stop()
+        await self._shutdown()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
+            if batches and self.first_fetch_at is None:
+                self.first_fetch_at = time.perf_counter()
+            async with self._state_lock:  # a rebalance waits for the batch, not the reverse
+                for tp, records in batches.items():
+                    if tp.partition not in self._states:
+                        continue  # revoked while fetched
+                    # What the state already covers is skipped: aiokafka may hand over records it
+                    # fetched from the group's commit before the restore moved the position.
+                    covered = self._positions[tp.partition].get(tp.topic, -1)
+                    for record in records:
+                        if record.offset >= covered:
+                            await self._fold(record)  # step 1
+                    self._positions[tp.partition][tp.topic] = max(covered, records[-1].offset + 1)
+                    self._changed.add(tp.partition)
+                    self._last_input[tp.partition] = time.monotonic()
+                await self._emit_due()  # step 2
+            if time.monotonic() >= next_checkpoint:
+                await self._checkpoint(set(self._states))
+                next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
+
+    async def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        state = self._states[record.partition]
+        try:
+            if record.value is None:
+                raise CodecError("the record has no value (tombstone)")
+            value = self._codec.decode(self._schemas[record.topic], record.value)
+            state.add(record.topic, value, record.timestamp)
+            self.records_folded += 1
+        except (CodecError, ValueError) as exc:
+            await self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
+
+    async def _emit_due(self) -> None:
+        now = time.monotonic()
+        for partition, state in self._states.items():
+            quiet_s = now - self._last_input.get(partition, now)
+            idle_ms = (
+                int(quiet_s * 1000 * self.stage.idle_clock_rate) if quiet_s >= self.stage.idle_close_s else 0
+            )
+            due = state.due(idle_ms)
+            if due:
+                self._changed.add(partition)
+            for key, value in due:
+                with self._tracer.start_as_current_span(
+                    f"window {self.stage.consumes}", kind=SpanKind.PRODUCER
+                ) as span:
+                    span.set_attributes({"podium.stage": self.stage.name, "podium.request_id": key})
+                    traceparent, tracestate = current_trace_headers()
+                headers = RequestHeaders(
+                    request_id=key, traceparent=traceparent, tracestate=tracestate, path=(self.stage.name,)
+                ).to_kafka()
+                encoded = self._codec.encode(self._out_schema, value)
+                await self._send(self.stage.produces[0], key.encode(), encoded, headers)
+                self.windows_sent += 1
+
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        assert self._producer is not None
+        # send() queues the record (waiting only while the buffer is full); the future it returns
+        # resolves on the broker's acknowledgement, awaited at the checkpoint.
+        self._unacked.append(await self._producer.send(topic, value, key=key, headers=headers))
+
+    async def _checkpoint(self, partitions: set[int]) -> None:
+        async with self._state_lock:
+            await self._checkpoint_locked(partitions)
+
+    async def _checkpoint_locked(self, partitions: set[int]) -> None:
+        """Steps 3 to 5 for ``partitions``."""
+        assert self._producer is not None and self._consumer is not None
+        if self._broken:
+            raise PodiumError(f"stage {self.stage.name}: a send failed; no snapshot is written after it")
+        sent, self._unacked = self._unacked, []
+        try:
+            await asyncio.gather(*sent)  # step 3
+        except BaseException:
+            # A window or dead letter may be lost: a snapshot past it would make that final. The
+            # worker stops; the next owner replays from the last snapshot and sends it again.
+            self._broken = True
+            raise
+        changed = partitions & self._changed & set(self._states)
+        if not changed:
+            return
+        writes = []
+        for p in sorted(changed):
+            snapshot = {
+                "partition": p,
+                "positions": dict(self._positions[p]),
+                "state": self._states[p].snapshot(),
+                "written_ms": now_ms(),
+            }
+            value = self._codec.encode(WINDOW_STATE_SCHEMA, snapshot)
+            writes.append(await self._producer.send(self.stage.state_topic, value, key=str(p).encode()))
+        await asyncio.gather(*writes)  # step 4
+        self._changed -= changed
+        assigned = self._consumer.assignment()
+        offsets = {
+            TopicPartition(topic, p): offset
+            for p in changed
+            for topic, offset in self._positions[p].items()
+            if TopicPartition(topic, p) in assigned
+        }
+        if offsets:
+            with contextlib.suppress(KafkaError):  # informational: restarts read the snapshot
+                await self._consumer.commit(offsets)  # step 5
+
+    # -- assignment -----------------------------------------------------------------------
+    async def _restore(self, partitions: set[int]) -> None:
+        async with self._state_lock:
+            await self._restore_locked(partitions)
+
+    async def _restore_locked(self, partitions: set[int]) -> None:
+        """Each partition's state from its newest snapshot, and both inputs seeked to the
+        positions that snapshot covers (no snapshot: the group's commit, else the beginning).
+        The seek is explicit because aiokafka may have fetched ahead before this ran."""
+        assert self._consumer is not None
+        async with asyncio.timeout(60):  # inside a rebalance: the whole group waits for it
+            snapshots = await self._read_snapshots(partitions)
+        starts: dict[TopicPartition, int | None] = {}
+        for p in partitions:
+            covered = snapshots[p]["positions"] if p in snapshots else {}
+            for topic in (self.stage.consumes, self.stage.joins):
+                tp = TopicPartition(topic, p)
+                starts[tp] = covered[topic] if topic in covered else await self._consumer.committed(tp)
+        # No awaits from here on: state and positions change together.
+        for p in sorted(partitions):
+            snapshot = snapshots.get(p)
+            self._states[p] = self.stage.new_state(snapshot["state"] if snapshot else None)
+            self._positions[p] = dict(snapshot["positions"]) if snapshot else {}
+            # A restored window with no more input still closes after idle_close_s.
+            self._last_input[p] = time.monotonic()
+            log.info(
+                "stage %s: partition %d restored from %s",
+                self.stage.name,
+                p,
+                f"snapshot at {self._positions[p]}" if snapshot else "nothing (new)",
+            )
+        beginning = [tp for tp, start in starts.items() if start is None]
+        for tp, start in starts.items():
+            if start is not None:
+                self._consumer.seek(tp, start)
+        if beginning:
+            await self._consumer.seek_to_beginning(*beginning)
+
+    async def _release(self, partitions: set[int]) -> None:
+        async with self._state_lock:
+            owned = partitions & set(self._states)
+            try:
+                if owned and self._producer is not None and not self._broken:
+                    await self._checkpoint_locked(owned)
+            finally:
+                self._forget(owned)
+
+    def _forget(self, owned: set[int]) -> None:
+        for p in owned:
+            self._states.pop(p, None)
+            self._positions.pop(p, None)
+            self._last_input.pop(p, None)
+
+    async def _read_snapshots(self, partitions: set[int]) -> dict[int, dict[str, Any]]:
+        """The newest snapshot per partition, read from the start of the compacted state topic."""
+        found: dict[int, dict[str, Any]] = {}
+        async with TopicReader(self._bootstrap) as reader:
+            async for record in reader.read(await reader.plan(Selection(self.stage.state_topic))):
+                if record.value is not None:
+                    snapshot = self._codec.decode(WINDOW_STATE_SCHEMA, record.value)
+                    if snapshot["partition"] in partitions:
+                        found[snapshot["partition"]] = snapshot
+        return found
+
+    # -- shutdown -------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        if self._consumer is None:
+            return
+        if not self._broken:
+            with contextlib.suppress(KafkaError, PodiumError):
+                await self._checkpoint(set(self._states))
+        await self._close()
+
+    async def _close(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+        resources, self._resources = self._resources, []
+        await close_resources(resources)
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
+        letter = letter_for(
+            record,
+            stage=self.stage.name,
+            error_type=type(exc).__name__,
+            reason=str(exc),
+            attempts=1,
+            request_id=(record.key or b"").decode("utf-8", "replace")[:128] or None,
+            trace_id=None,
+        )
+        return self._codec.encode(DEAD_LETTER_SCHEMA, letter)
+
+
+def worker_for(
+    stage: Any,
+    *,
+    bootstrap: str,
+    catalog: Catalog,
+    codec: Codec,
+    telemetry: Telemetry | None = None,
+    group_id: str | None = None,
+) -> Any:
+    """The worker that runs ``stage``: a :class:`WindowWorker` for a window stage, else a
+    :class:`~streams.runtime.stage_worker.StageWorker`. Both have start / run / request_stop."""
+    from streams.runtime.stage_worker import StageWorker
+
+    kind = WindowWorker if isinstance(stage, WindowStage) else StageWorker
+    return kind(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+    )

@@ -1,0 +1,123 @@
+"""OpenTelemetry for stages: one tracer and meter provider per process, chosen by settings.
+
+Trace context travels in Kafka headers (W3C ``traceparent``/``tracestate``). The SDK tracer
+provider is always installed, even with no exporter, so every request gets a real trace id
+that the next hop continues. With no exporter, spans are not recorded (sampler ALWAYS_OFF):
+the trace context still propagates, at a fraction of the per-record cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from streams.contracts.codec import Codec
+from streams.errors import ConfigError
+
+__all__ = ["Telemetry", "current_trace_headers", "extract_context"]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def extract_context(traceparent: str | None, tracestate: str | None) -> otel_context.Context:
+    carrier = {}
+    if traceparent:
+        carrier["traceparent"] = traceparent
+        if tracestate:
+            carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier)
+
+
+def current_trace_headers() -> tuple[str | None, str | None]:
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    metrics_server: Any = None  # the Prometheus HTTP server, when one was started
+
+    @classmethod
+    def configure(
+        cls,
+        exporter: str,
+        service_name: str = "podium",
+        *,
+        bootstrap: str | None = None,
+        codec: Codec | None = None,
+        prometheus_port: int | None = None,
+    ) -> Telemetry:
+        """``exporter``: none | console | otlp | kafka (spans to podium.telemetry).
+
+        ``prometheus_port`` serves ``/metrics`` on that port (a free one if it is taken).
+        """
+        resource = Resource.create({"service.name": service_name})
+        sampler = ALWAYS_OFF if exporter == "none" else ParentBased(ALWAYS_ON)
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+        readers: list[MetricReader] = []
+        span_exporter: SpanExporter | None = None
+        if exporter == "console":
+            span_exporter = ConsoleSpanExporter()
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), 10_000))
+        elif exporter == "otlp":
+            # Imported here: only processes that export OTLP pay for the protobuf stack.
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            span_exporter = OTLPSpanExporter()
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), 10_000))
+        elif exporter == "kafka":
+            from streams.telemetry.spanlog import KafkaSpanExporter
+
+            if bootstrap is None or codec is None:
+                raise ConfigError("the kafka span exporter needs a bootstrap address and a codec")
+            span_exporter = KafkaSpanExporter(bootstrap, codec)
+        elif exporter != "none":
+            raise ConfigError(f"PODIUM_OTEL_EXPORTER={exporter}: use none, console, otlp or kafka")
+        if span_exporter is not None:
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=500))
+        server = None
+        if prometheus_port is not None:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+
+            readers.append(PrometheusMetricReader())
+            try:
+                server, _ = start_http_server(prometheus_port, addr="127.0.0.1")
+            except OSError:
+                server, _ = start_http_server(0, addr="127.0.0.1")
+        return cls(tracer_provider, MeterProvider(resource=resource, metric_readers=readers), server)
+
+    @property
+    def metrics_port(self) -> int | None:
+        return int(self.metrics_server.server_port) if self.metrics_server is not None else None
+
+    def tracer(self, name: str) -> trace.Tracer:
+        return self.tracer_provider.get_tracer(name)
+
+    def meter(self, name: str) -> metrics.Meter:
+        return self.meter_provider.get_meter(name)
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()

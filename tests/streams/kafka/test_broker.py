@@ -1,0 +1,88 @@
+"""The local broker: restarts keep topics; status and errors say what a person needs to know."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings, load_settings
+from streams.errors import BrokerError, ToolMissing
+from streams.kafka.broker import LocalBroker, wait_for_metadata
+from tests.streams.running import podium
+
+
+async def test_topics_survive_a_restart_on_the_same_port(
+    bootstrap: str, local_broker: LocalBroker | None, make_topics, unique: str
+) -> None:  # type: ignore[no-untyped-def]
+    if local_broker is None:
+        pytest.skip("an external cluster is not ours to restart")
+    await make_topics("topics:\n  {p}.kept: {value: podium.demo.Note}\n", unique)
+    broker = local_broker
+    assert broker.stop()
+    assert broker.running() is None
+    state = await broker.start()
+    assert state.bootstrap == bootstrap
+    assert f"{unique}.kept" in await wait_for_metadata(state.bootstrap, 30)
+
+
+def test_status_prints_address_version_data_dir_pid_and_topics(
+    bootstrap: str, broker_settings: Settings, make_topics, unique: str
+) -> None:  # type: ignore[no-untyped-def]
+    if broker_settings.bootstrap_servers:
+        pytest.skip("local broker only")
+    result = podium("broker", "status", "--json", env={"PODIUM_HOME": str(broker_settings.home)})
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["running"] and info["bootstrap"] == bootstrap
+    assert info["version"] == broker_settings.kafka_version
+    assert info["data_dir"].startswith(str(broker_settings.home)) and info["pid"] > 0
+    assert "__consumer_offsets" in info["topics"] or isinstance(info["topics"], list)
+
+
+def test_a_taken_port_moves_the_broker_elsewhere(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        settings = load_settings(PODIUM_HOME=str(tmp_path), PODIUM_BROKER_PORT=port)
+        broker = LocalBroker(settings)
+        chosen, controller = broker._choose_ports(None)
+    assert chosen != port and controller not in (port, chosen)
+    # A fresh data dir says so too, not only a restart.
+    assert broker._move_note(None, chosen) == f"port {port} is taken; the broker moves to {chosen}"
+    assert broker._move_note(None, port) is None
+
+
+def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path)))
+    with pytest.raises(ToolMissing, match="java not found: install a JDK"):
+        broker.java()
+
+
+def test_missing_maven_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path), PODIUM_CACHE_DIR=str(tmp_path / "cache")))
+    with pytest.raises(ToolMissing, match="mvn not found"):
+        broker.fetch(echo=lambda _: None)
+
+
+def test_data_from_a_newer_kafka_is_refused(tmp_path: Path) -> None:
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path), PODIUM_KAFKA_VERSION="3.9.1"))
+    broker.data_dir.mkdir(parents=True)
+    (broker.data_dir / "meta.properties").write_text("version=1\n")
+    from streams.kafka.broker import BrokerState
+
+    with pytest.raises(BrokerError, match=r"written by Kafka 4\.1\.1.*PODIUM_KAFKA_VERSION=4\.1\.1"):
+        broker._check_data_dir(BrokerState("4.1.1", "id", 1, 2))
+    with pytest.raises(BrokerError, match=r"state\.json is missing"):
+        broker._check_data_dir(None)
+
+
+def test_commands_without_a_broker_say_how_to_get_one(tmp_path: Path) -> None:
+    result = podium("topics", "list", env={"PODIUM_HOME": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": ""})
+    assert result.returncode == 2
+    assert "podium broker start" in result.stderr and "KAFKA_BOOTSTRAP_SERVERS" in result.stderr

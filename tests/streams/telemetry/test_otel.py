@@ -1,0 +1,80 @@
+"""Spans and metrics of a stage, read from in-memory exporters while it runs on the real broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from streams.contracts.codec import SingleObjectCodec
+from streams.contracts.schemas import SchemaStore
+from streams.ingress.publish import Publisher
+from streams.kafka.follow import Follower
+from streams.runtime.stage import Emit, Stage, StageContext
+from streams.runtime.stage_worker import StageWorker
+from streams.telemetry.otel import Telemetry
+from tests.streams.running import running
+
+TOPICS = """
+topics:
+  {p}.in: {value: podium.demo.Note, consumer: traced, partitions: 1}
+  {p}.out: {value: podium.demo.Note, partitions: 1}
+"""
+
+
+async def test_process_span_continues_the_producer_trace_with_messaging_names(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    catalog = await make_topics(TOPICS, unique)
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    metrics = InMemoryMetricReader()
+    telemetry = Telemetry(tracer_provider, MeterProvider(metric_readers=[metrics]))
+    codec = SingleObjectCodec(schema_store)
+
+    async def traced(note: dict[str, Any], ctx: StageContext) -> Emit:
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(name="traced", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=traced)
+    worker = StageWorker(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=f"{unique}-g"
+    )
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(
+            bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry
+        ) as publisher:
+            rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
+        await follower.collect({rid}, timeout_s=30)
+
+    finished = spans.get_finished_spans()
+    [send] = [s for s in finished if s.name == f"send {unique}.in"]
+    [process] = [s for s in finished if s.name == f"process {unique}.in"]
+    assert send.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+    assert process.context.trace_id == send.context.trace_id
+    assert process.parent is not None and process.parent.span_id == send.context.span_id
+    attrs = dict(process.attributes or {})
+    assert attrs["messaging.system"] == "kafka"
+    assert attrs["messaging.destination.name"] == f"{unique}.in"
+    assert attrs["messaging.operation.type"] == "process"
+    assert attrs["messaging.consumer.group.name"] == f"{unique}-g"
+    assert attrs["messaging.kafka.offset"] == 0 and attrs["podium.request_id"] == rid
+    assert attrs["podium.outcome"] == "ok"
+
+    data = metrics.get_metrics_data()
+    assert data is not None
+    points = [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "messaging.process.duration"
+        for point in metric.data.data_points
+    ]
+    assert any(dict(p.attributes or {}).get("podium.stage") == "traced" and p.count >= 1 for p in points)
+    telemetry.shutdown()

@@ -1,0 +1,67 @@
+"""The import-linter contracts in pyproject.toml hold, and a wrong-way import breaks them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _copy(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO / "pyproject.toml", root)
+    for package in ("streams", "agents"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
+    result = _lint(_copy(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_the_runtime_importing_a_pipeline_breaks_the_layers(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    catalog = root / "streams" / "contracts" / "catalog.py"
+    catalog.write_text(catalog.read_text() + "\nimport agents.support  # noqa: E402\n")
+    result = _lint(root)
+    assert result.returncode == 1
+    assert "The runtime never imports the pipelines BROKEN" in result.stdout
+    assert "streams.contracts.catalog -> agents.support" in result.stdout
+
+
+def test_a_lower_floor_importing_a_higher_one_breaks_the_floors(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    codec = root / "streams" / "contracts" / "codec.py"
+    codec.write_text(codec.read_text() + "\nimport streams.runtime.stage  # noqa: E402\n")
+    result = _lint(root)
+    assert result.returncode == 1
+    assert "each imports only the floors below it BROKEN" in result.stdout
+
+
+def test_a_pipeline_reaching_past_a_face_breaks_the_faces(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    stages = root / "agents" / "support" / "stages.py"
+    stages.write_text(stages.read_text() + "\nimport streams.runtime.stage_worker  # noqa: E402\n")
+    result = _lint(root)
+    assert result.returncode == 1
+    assert "agents.support.stages -> streams.runtime.stage_worker" in result.stdout
