@@ -29,7 +29,7 @@ from streams.operations.audit import pipeline_topics
 from streams.runtime.project import Project
 from streams.runtime.stack import Stack, ensure_broker, release_broker
 from streams.runtime.stage_worker import tune_worker_process
-from streams.runtime.window_join import worker_for
+from streams.runtime.workers import worker_for
 
 
 @app.command("run")
@@ -38,17 +38,10 @@ def run(
     max_in_flight: Annotated[int | None, typer.Option(help="Override each stage's in-flight limit.")] = None,
 ) -> None:
     """Run stage workers until SIGTERM/SIGINT; then drain in-flight work and commit."""
-    import dataclasses
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     project = load_project()
     stages = stages_of(project, targets)
-    if max_in_flight is not None:
-        stages = [
-            dataclasses.replace(s, max_in_flight=max_in_flight) if hasattr(s, "max_in_flight") else s
-            for s in stages
-        ]
 
     tune_worker_process()
 
@@ -61,6 +54,7 @@ def run(
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=telemetry,
+                max_in_flight=max_in_flight,
             )
             for s in stages
         ]

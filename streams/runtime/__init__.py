@@ -21,7 +21,8 @@ from streams.runtime.stage import (
 )
 from streams.runtime.stage_worker import StageWorker, tune_worker_process
 from streams.runtime.table import Table
-from streams.runtime.window_join import WindowStage, WindowState, WindowWorker, worker_for
+from streams.runtime.window_join import WindowStage, WindowState, WindowWorker
+from streams.runtime.workers import Worker, worker_for
 
 __all__ = [
     "Emit",
@@ -44,6 +45,7 @@ __all__ = [
     "WindowStage",
     "WindowState",
     "WindowWorker",
+    "Worker",
     "close_resources",
     "dead_letter",
     "ensure_broker",

@@ -20,8 +20,7 @@ from typing import Any
 from streams.kafka.admin import TopicAdmin
 from streams.runtime.project import Project
 from streams.runtime.stage import Stage
-from streams.runtime.stage_worker import StageWorker
-from streams.runtime.window_join import WindowWorker, worker_for
+from streams.runtime.workers import Worker, worker_for
 from streams.telemetry.otel import Telemetry
 
 __all__ = ["Stack", "ensure_broker", "release_broker"]
@@ -49,7 +48,7 @@ class Stack:
         self._keep_broker = keep_broker
         self.bootstrap = ""
         self.telemetry: Telemetry | None = None
-        self._workers: list[StageWorker | WindowWorker] = []
+        self._workers: list[Worker] = []
         self._runs: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Stack:
@@ -90,7 +89,7 @@ class Stack:
         echo(f"starting {len(self._workers)} stage(s): {', '.join(s.name for s in self.stages)}")
         for worker in self._workers:
             await worker.start()
-            self._runs.append(asyncio.create_task(worker.run(), name=f"stack-{worker.stage.name}"))
+            self._runs.append(asyncio.create_task(worker.run(), name=f"stack-{worker.name}"))
 
     async def wait(self) -> None:
         """Until a worker stops (a failure, or :meth:`request_stop`)."""
@@ -111,7 +110,7 @@ class Stack:
         results = await asyncio.gather(*self._runs, return_exceptions=True)
         for worker, result in zip(self._workers, results, strict=False):
             if isinstance(result, BaseException):
-                log.error("stage %s ended with %r", worker.stage.name, result)
+                log.error("stage %s ended with %r", worker.name, result)
         self._runs, self._workers = [], []
         if self.telemetry is not None:
             await asyncio.to_thread(self.telemetry.shutdown)  # flushes the spans

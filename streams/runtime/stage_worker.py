@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, KafkaTimeoutError
@@ -45,15 +44,12 @@ from streams.contracts.headers import RequestHeaders, new_request_id, now_ms, pa
 from streams.errors import (
     BrokerError,
     CodecError,
-    ConfigError,
     DeadlineExceeded,
     HandlerTimeout,
     PayloadTooLarge,
-    PodiumError,
     RoutingError,
     error_type,
 )
-from streams.kafka.admin import check_copartitioned
 from streams.runtime.deadletter import letter_for
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.retry import DeadLetter, RetryLater, RetryNow, decide
@@ -66,13 +62,21 @@ from streams.runtime.stage import (
     close_resources,
     open_resources,
 )
+from streams.runtime.workers import (
+    MAX_REQUEST_BYTES,
+    ClientSettings,
+    Rebalance,
+    WorkerStop,
+    close_clients,
+    kafka_clients,
+    start_clients,
+)
 from streams.telemetry.otel import Telemetry, current_trace_headers, extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
 
 log = logging.getLogger("podium.runtime")
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
 PRODUCE_GIVE_UP_S = 120.0
 _CLOCK_SKEW_S = 5.0
 _RECORD_OVERHEAD = 512  # batch and record framing that Kafka counts against max.message.bytes
@@ -89,18 +93,6 @@ class _Out:
 
 class _Abandon(Exception):
     """The worker is stopping: leave the record unfinished so it is redelivered."""
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: StageWorker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker._drain([(tp.topic, tp.partition) for tp in revoked])
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._worker._revoking -= {(tp.topic, tp.partition) for tp in assigned}
-        log.info("stage %s assigned %s", self._worker.stage.name, sorted(map(str, assigned)))
 
 
 class StageWorker:
@@ -165,7 +157,7 @@ class StageWorker:
         self._producer: AIOKafkaProducer | None = None
         self._in_flight = 0
         self._room = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._stop = WorkerStop(stage.name, on_request=self._wake_all)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lanes: list[asyncio.Queue[ConsumerRecord[bytes, bytes]]] = []
         self._background: list[asyncio.Task[None]] = []
@@ -175,7 +167,6 @@ class StageWorker:
         self._outbox: asyncio.Queue[tuple[_Out, asyncio.Future[Any]]] = asyncio.Queue()
         # After a full in-flight window, fetch again only when a useful batch fits.
         self._refill = max(1, stage.max_in_flight // 8)
-        self._failure: BaseException | None = None
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
 
@@ -183,42 +174,29 @@ class StageWorker:
     async def start(self) -> None:
         env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
         self._resources = await open_resources(self.stage.resources, env)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_request_size=MAX_REQUEST_BYTES,
-            client_id=f"podium-{self.stage.name}",
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=self._group,
-            client_id=f"podium-{self.stage.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=MAX_REQUEST_BYTES,
-            fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+        settings = ClientSettings(
+            self.stage.name,
+            self._bootstrap,
+            self._group,
             # Keyed work (ordered lanes, a join's state): one worker gets partition p of every
             # topic it reads (main, retry, the extra topics), so one key meets one worker.
-            partition_assignment_strategy=(
-                (RangePartitionAssignor,) if self._keyed else (RoundRobinPartitionAssignor,)
-            ),
+            assignor=RangePartitionAssignor if self._keyed else RoundRobinPartitionAssignor,
+            max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+            fetch_max_bytes=4 * MAX_REQUEST_BYTES,
         )
+        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
+        self._consumer, self._producer = kafka_clients(settings)
         try:
-            await self._producer.start()
-            if self._keyed:
-                await check_copartitioned(self._producer, self._value_schemas, self.stage.name)
-            self._consumer.subscribe(list(self._value_schemas), listener=_Rebalance(self))
-            await self._consumer.start()
-        except KafkaError as exc:
-            await self._close_clients()
-            await self._close_resources()
-            raise PodiumError(
-                f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
-            ) from exc
-        except ConfigError:
-            await self._close_clients()
+            await start_clients(
+                settings,
+                self._consumer,
+                self._producer,
+                list(self._value_schemas),
+                listener,
+                copartitioned=self._keyed,
+            )
+        except BaseException:
+            self._consumer = self._producer = None  # closed by start_clients
             await self._close_resources()
             raise
         if self.stage.ordered_by_key:
@@ -231,19 +209,16 @@ class StageWorker:
         self._background.append(asyncio.create_task(self._commit_loop(), name=f"{self.stage.name}-commit"))
         self._background.append(asyncio.create_task(self._send_loop(), name=f"{self.stage.name}-send"))
         for task in self._background:
-            task.add_done_callback(self._background_ended)
+            # A lane, the sender or the committer must never end on its own: stop, uncommitted.
+            self._stop.watch(task)
 
     @property
     def _keyed(self) -> bool:
         return self.stage.ordered_by_key or bool(self.stage.also_consumes)
 
-    def _background_ended(self, task: asyncio.Task[None]) -> None:
-        """A lane, the sender or the committer must never end on its own: stop, uncommitted."""
-        if task.cancelled() or self._stopping.is_set():
-            return
-        self._failure = task.exception() or PodiumError(f"background task {task.get_name()} ended")
-        log.error("stage %s: %s ended: %r", self.stage.name, task.get_name(), self._failure)
-        self.request_stop()
+    @property
+    def name(self) -> str:
+        return self.stage.name
 
     async def run(self) -> None:
         """Consume until :meth:`request_stop`; then drain, commit and close."""
@@ -252,11 +227,12 @@ class StageWorker:
             await self._fetch_loop()
         finally:
             await self._shutdown()
-        if self._failure is not None:
-            raise PodiumError(f"stage {self.stage.name} failed: {self._failure}") from self._failure
+        self._stop.raise_failure()
 
     def request_stop(self) -> None:
-        self._stopping.set()
+        self._stop.request()
+
+    def _wake_all(self) -> None:
         self._room.set()
         self._wake_sleepers()
 
@@ -272,7 +248,7 @@ class StageWorker:
     # -- the loop -------------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         assert self._consumer is not None
-        while not self._stopping.is_set():
+        while not self._stop.requested.is_set():
             room = self.stage.max_in_flight - self._in_flight
             if room < min(self._refill, self.stage.max_in_flight) and self._in_flight:
                 self._room.clear()
@@ -316,8 +292,7 @@ class StageWorker:
             raise
         except Exception as exc:
             log.exception("stage %s: internal error on %s@%s", self.stage.name, record.topic, record.offset)
-            self._failure = exc
-            self.request_stop()
+            self._stop.fail(exc)
         finally:
             self._in_flight -= 1
             self._room.set()
@@ -580,7 +555,7 @@ class StageWorker:
         tp = (record.topic, record.partition) if record is not None else None
         deadline = time.monotonic() + seconds
         while True:
-            if self._stopping.is_set() or (tp is not None and tp in self._revoking):
+            if self._stop.requested.is_set() or (tp is not None and tp in self._revoking):
                 raise _Abandon
             left = deadline - time.monotonic()
             if left <= 0:
@@ -610,6 +585,14 @@ class StageWorker:
                 }
                 observations.append(Observation(max(0, high - low), attrs))
         return observations
+
+    # -- rebalances -----------------------------------------------------------------------
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._drain([(tp.topic, tp.partition) for tp in revoked])
+
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        self._revoking -= {(tp.topic, tp.partition) for tp in assigned}
+        log.info("stage %s assigned %s", self.stage.name, sorted(map(str, assigned)))
 
     # -- commits --------------------------------------------------------------------------
     async def _commit_loop(self) -> None:
@@ -673,10 +656,7 @@ class StageWorker:
     async def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
-        if consumer is not None:
-            await consumer.stop()
-        if producer is not None:
-            await producer.stop()
+        await close_clients(consumer, producer)
 
 
 def tune_worker_process() -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
@@ -40,15 +39,21 @@ from opentelemetry.trace import SpanKind
 from streams.contracts.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
 from streams.contracts.codec import Codec
 from streams.contracts.headers import RequestHeaders, now_ms
-from streams.errors import CodecError, ConfigError, PodiumError
-from streams.kafka.admin import check_copartitioned
+from streams.errors import CodecError, PodiumError
 from streams.kafka.reading import Selection, TopicReader
 from streams.runtime.deadletter import letter_for
 from streams.runtime.stage import Record, Resource, StageEnv, close_resources, open_resources
-from streams.runtime.stage_worker import MAX_REQUEST_BYTES
+from streams.runtime.workers import (
+    ClientSettings,
+    Rebalance,
+    WorkerStop,
+    close_clients,
+    kafka_clients,
+    start_clients,
+)
 from streams.telemetry.otel import Telemetry, current_trace_headers
 
-__all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker", "worker_for"]
+__all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker"]
 
 log = logging.getLogger("podium.windows")
 
@@ -83,30 +88,6 @@ class WindowStage:
     idle_clock_rate: float = 1.0
     max_batch: int = 10_000
     resources: tuple[Resource, ...] = ()
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: WindowWorker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        try:
-            await self._worker._release({tp.partition for tp in revoked})
-        except Exception as exc:
-            # Without its last snapshot the next owner replays more (nothing is lost), but this
-            # worker must not go on closing windows of partitions it no longer owns.
-            log.exception("stage %s: releasing partitions failed", self._worker.stage.name)
-            self._worker._failure = exc
-            self._worker.request_stop()
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        try:
-            await self._worker._restore({tp.partition for tp in assigned})
-        except Exception as exc:
-            # aiokafka would log it and go on; a worker without its state must not consume.
-            log.exception("stage %s: restoring partitions failed", self._worker.stage.name)
-            self._worker._failure = exc
-            self._worker.request_stop()
 
 
 class WindowWorker:
@@ -144,8 +125,7 @@ class WindowWorker:
         # its own task, concurrently with the loop.
         self._state_lock = asyncio.Lock()
         self._broken = False  # a send failed: no snapshot may claim positions past it
-        self._stopping = asyncio.Event()
-        self._failure: BaseException | None = None
+        self._stop = WorkerStop(stage.name)
         self.windows_sent = 0
         self.records_folded = 0
         self.first_fetch_at: float | None = None  # time.perf_counter() of the first records fetched
@@ -154,40 +134,36 @@ class WindowWorker:
     async def start(self) -> None:
         env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
         self._resources = await open_resources(self.stage.resources, env)
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            # A snapshot holds a partition's open windows: give it the room a stage output has.
-            max_request_size=MAX_REQUEST_BYTES,
-            client_id=f"podium-{self.stage.name}",
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=self._group,
-            client_id=f"podium-{self.stage.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        settings = ClientSettings(
+            self.stage.name,
+            self._bootstrap,
+            self._group,
             # Range assignment gives one member partition p of both inputs: the join needs it.
-            partition_assignment_strategy=(RangePartitionAssignor,),
+            assignor=RangePartitionAssignor,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        # A failed release: without its last snapshot the next owner replays more (nothing is
+        # lost), but this worker must not go on closing windows of partitions it no longer owns.
+        # A failed restore: a worker without its state must not consume. Either stops it.
+        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
+        self._consumer, self._producer = kafka_clients(settings)
         try:
-            await self._producer.start()
-            await check_copartitioned(
-                self._producer, (self.stage.consumes, self.stage.joins), self.stage.name
+            await start_clients(
+                settings,
+                self._consumer,
+                self._producer,
+                (self.stage.consumes, self.stage.joins),
+                listener,
+                copartitioned=True,
             )
-            self._consumer.subscribe([self.stage.consumes, self.stage.joins], listener=_Rebalance(self))
-            await self._consumer.start()
-        except KafkaError as exc:
-            await self._close()
-            raise PodiumError(
-                f"stage {self.stage.name}: cannot reach Kafka at {self._bootstrap}: {exc}"
-            ) from exc
-        except ConfigError:
+        except BaseException:
+            self._consumer = self._producer = None  # closed by start_clients
             await self._close()
             raise
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
 
     async def run(self) -> None:
         assert self._consumer is not None, "call start() first"
@@ -200,11 +176,10 @@ class WindowWorker:
             raise
         finally:
             await self._shutdown()
-        if self._failure is not None:
-            raise PodiumError(f"stage {self.stage.name} failed: {self._failure}") from self._failure
+        self._stop.raise_failure()
 
     def request_stop(self) -> None:
-        self._stopping.set()
+        self._stop.request()
 
     async def __aenter__(self) -> WindowWorker:
         await self.start()
@@ -218,7 +193,7 @@ class WindowWorker:
     async def _loop(self) -> None:
         assert self._consumer is not None
         next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
-        while not self._stopping.is_set():
+        while not self._stop.requested.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
             if batches and self.first_fetch_at is None:
                 self.first_fetch_at = time.perf_counter()
@@ -326,6 +301,12 @@ class WindowWorker:
                 await self._consumer.commit(offsets)  # step 5
 
     # -- assignment -----------------------------------------------------------------------
+    async def _assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._restore({tp.partition for tp in assigned})
+
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._release({tp.partition for tp in revoked})
+
     async def _restore(self, partitions: set[int]) -> None:
         async with self._state_lock:
             await self._restore_locked(partitions)
@@ -401,10 +382,7 @@ class WindowWorker:
     async def _close(self) -> None:
         consumer, producer = self._consumer, self._producer
         self._consumer = self._producer = None
-        if consumer is not None:
-            await consumer.stop()
-        if producer is not None:
-            await producer.stop()
+        await close_clients(consumer, producer)
         resources, self._resources = self._resources, []
         await close_resources(resources)
 
@@ -419,22 +397,3 @@ class WindowWorker:
             trace_id=None,
         )
         return self._codec.encode(DEAD_LETTER_SCHEMA, letter)
-
-
-def worker_for(
-    stage: Any,
-    *,
-    bootstrap: str,
-    catalog: Catalog,
-    codec: Codec,
-    telemetry: Telemetry | None = None,
-    group_id: str | None = None,
-) -> Any:
-    """The worker that runs ``stage``: a :class:`WindowWorker` for a window stage, else a
-    :class:`~streams.runtime.stage_worker.StageWorker`. Both have start / run / request_stop."""
-    from streams.runtime.stage_worker import StageWorker
-
-    kind = WindowWorker if isinstance(stage, WindowStage) else StageWorker
-    return kind(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
-    )

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.runtime.stage_worker import StageWorker
+from streams.runtime.workers import Worker
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager
-async def running(*workers: StageWorker) -> AsyncIterator[None]:
+async def running(*workers: Worker) -> AsyncIterator[None]:
     for worker in workers:
         await worker.start()
     tasks = [asyncio.create_task(w.run()) for w in workers]

@@ -16,14 +16,15 @@ from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
-from streams.runtime.window_join import WindowWorker, worker_for
+from streams.runtime.window_join import WindowWorker
+from streams.runtime.workers import Worker, worker_for
 from tests.streams.running import REPO, running
 
 WINDOW_MS = 60_000
 T0 = 1_795_599_960_000  # a multiple of the window
 
 
-def workers(project: Project, only: tuple[str, ...] = ()) -> list[Any]:
+def workers(project: Project, only: tuple[str, ...] = ()) -> list[Worker]:
     config = MarketConfig(window_s=60, grace_s=5, points=60, idle_close_s=30, checkpoint_interval_s=0.2)
     return [
         worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)

@@ -1,0 +1,282 @@
+"""What every worker is and shares: the :class:`Worker` contract, its Kafka clients, its
+rebalance listener and how it stops.
+
+Two workers run stages: :class:`~streams.runtime.StageWorker` (records in flight, commit
+order in :mod:`streams.runtime.stage_worker`) and :class:`~streams.windows.WindowWorker` (a windowed join,
+commit order in :mod:`streams.runtime.window_join`). :func:`worker_for` picks one; the CLI and the
+:class:`~streams.stack.Stack` see only a :class:`Worker`. Both workers
+
+- build their consumer and producer with :func:`kafka_clients` (one set of settings: ``acks=all``,
+  idempotence, manual commits; what differs is a :class:`ClientSettings` field); :func:`start_clients`
+  turns a broker that cannot be reached into a :class:`~streams.errors.PodiumError`;
+- hear about rebalances through one :class:`Rebalance` listener, which stops the worker when its
+  own handling of a rebalance fails (aiokafka would log the error and go on consuming);
+- stop through one :class:`WorkerStop`: asked to, or at the first failure of a task that must
+  not fail, which :meth:`Worker.run` raises once the worker has shut down, uncommitted past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from streams.errors import PodiumError
+from streams.kafka.admin import check_copartitioned
+from streams.runtime.stage import Stage
+
+if TYPE_CHECKING:
+    from streams.contracts.catalog import Catalog
+    from streams.contracts.codec import Codec
+    from streams.runtime.window_join import WindowStage
+    from streams.telemetry.otel import Telemetry
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "ClientSettings",
+    "Rebalance",
+    "Worker",
+    "WorkerStop",
+    "close_clients",
+    "kafka_clients",
+    "start_clients",
+    "worker_for",
+]
+
+log = logging.getLogger("podium.workers")
+
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+_AIOKAFKA_FETCH_MAX_BYTES = 52_428_800  # aiokafka's own default
+
+
+class Worker(Protocol):
+    """A running stage, as the CLI and the stack use it::
+
+    worker = worker_for(stage, ...)
+    await worker.start()          # resources opened, clients connected, subscribed
+    task = asyncio.create_task(worker.run())
+    ...
+    worker.request_stop()         # e.g. on SIGTERM
+    await task                    # drained, committed, closed; raises the worker's failure
+
+    ``async with worker:`` starts it and, on leaving, stops and closes it without ``run``.
+    """
+
+    @property
+    def name(self) -> str:
+        """The stage's name."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def run(self) -> None:
+        """Consume until :meth:`request_stop` or a failure; then shut down (and raise the failure)."""
+        ...
+
+    def request_stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *_: object) -> None: ...
+
+
+# -- the Kafka clients ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClientSettings:
+    """What differs between the workers' clients; everything else is the same for both."""
+
+    stage: str
+    bootstrap: str
+    group: str
+    assignor: type[Any]  # an aiokafka partition assignor class
+    max_partition_fetch_bytes: int
+    fetch_max_bytes: int = _AIOKAFKA_FETCH_MAX_BYTES
+
+
+def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+    """A worker's consumer and producer, not started (:func:`start_clients` starts them).
+
+    Built before they start so that the worker holds them when the first rebalance arrives: the
+    assignment may be handed over before ``consumer.start()`` returns.
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        # A stage output or a window snapshot may be this large.
+        max_request_size=MAX_REQUEST_BYTES,
+        client_id=f"podium-{settings.stage}",
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=settings.group,
+        client_id=f"podium-{settings.stage}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        fetch_max_bytes=settings.fetch_max_bytes,
+        partition_assignment_strategy=(settings.assignor,),
+    )
+    return consumer, producer
+
+
+async def start_clients(
+    settings: ClientSettings,
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    topics: Collection[str],
+    listener: ConsumerRebalanceListener,
+    *,
+    copartitioned: bool,
+) -> None:
+    """Start the producer, subscribe the consumer to ``topics`` and start it.
+
+    ``copartitioned``: the worker meets one key's records from several topics, so they must have
+    the same partition count (a :class:`~streams.errors.ConfigError` otherwise). A broker that
+    cannot be reached is a :class:`~streams.errors.PodiumError`; on any failure both clients are
+    closed again.
+    """
+    try:
+        await producer.start()
+        if copartitioned:
+            await check_copartitioned(producer, topics, settings.stage)
+        consumer.subscribe(list(topics), listener=listener)
+        await consumer.start()
+    except KafkaError as exc:
+        await close_clients(consumer, producer)
+        raise PodiumError(
+            f"stage {settings.stage}: cannot reach Kafka at {settings.bootstrap}: {exc}"
+        ) from exc
+    except BaseException:
+        await close_clients(consumer, producer)
+        raise
+
+
+async def close_clients(consumer: AIOKafkaConsumer | None, producer: AIOKafkaProducer | None) -> None:
+    """The consumer first (it leaves the group), then the producer (it flushes)."""
+    try:
+        if consumer is not None:
+            await consumer.stop()
+    finally:
+        if producer is not None:
+            await producer.stop()
+
+
+# -- stopping ---------------------------------------------------------------------------
+class WorkerStop:
+    """When a worker stops and why: asked to, or the first failure of something it runs.
+
+    The first failure is kept (later ones are its consequences) and raised by :meth:`raise_failure`
+    after the worker shut down; ``on_request`` wakes whatever in the worker waits.
+    """
+
+    def __init__(self, stage: str, on_request: Callable[[], None] | None = None) -> None:
+        self._stage = stage
+        self._on_request = on_request
+        self.requested = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    def request(self) -> None:
+        self.requested.set()
+        if self._on_request is not None:
+            self._on_request()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self.request()
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """``task`` must never end on its own: if it does (not cancelled, not stopping), fail."""
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or self.requested.is_set():
+            return
+        failure = task.exception() or PodiumError(f"background task {task.get_name()} ended")
+        log.error("stage %s: %s ended: %r", self._stage, task.get_name(), failure)
+        self.fail(failure)
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise PodiumError(f"stage {self._stage} failed: {self.failure}") from self.failure
+
+
+# -- rebalances -------------------------------------------------------------------------
+Partitions = set[TopicPartition]
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands revocations and assignments to the worker. When the worker's handling fails it
+    stops, uncommitted past it: aiokafka would log the error and go on, and a worker must not
+    consume partitions whose state it failed to restore nor keep working on ones it failed to
+    release."""
+
+    def __init__(
+        self,
+        stage: str,
+        stop: WorkerStop,
+        *,
+        revoked: Callable[[Partitions], Awaitable[None]],
+        assigned: Callable[[Partitions], Awaitable[None]],
+    ) -> None:
+        self._stage = stage
+        self._stop = stop
+        self._revoked = revoked
+        self._assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Partitions) -> None:
+        await self._hand_over("releasing", self._revoked, revoked)
+
+    async def on_partitions_assigned(self, assigned: Partitions) -> None:
+        await self._hand_over("taking", self._assigned, assigned)
+
+    async def _hand_over(
+        self, what: str, handle: Callable[[Partitions], Awaitable[None]], partitions: Partitions
+    ) -> None:
+        try:
+            await handle(partitions)
+        except Exception as exc:
+            log.exception(
+                "stage %s: %s partitions %s failed", self._stage, what, sorted(map(str, partitions))
+            )
+            self._stop.fail(exc)
+
+
+# -- which worker -----------------------------------------------------------------------
+def worker_for(
+    stage: Stage[Any] | WindowStage,
+    *,
+    bootstrap: str,
+    catalog: Catalog,
+    codec: Codec,
+    telemetry: Telemetry | None = None,
+    group_id: str | None = None,
+    max_in_flight: int | None = None,
+) -> Worker:
+    """The worker that runs ``stage``: a :class:`~streams.runtime.StageWorker` for a
+    :class:`~streams.stage.Stage`, a :class:`~streams.windows.WindowWorker` for a window stage.
+
+    ``max_in_flight`` overrides a stage's in-flight limit; a window stage folds its records in
+    batches, one at a time, and has none.
+    """
+    # Here, not at the top: both worker modules build on this one.
+    from streams.runtime.stage_worker import StageWorker
+    from streams.runtime.window_join import WindowWorker
+
+    if isinstance(stage, Stage):
+        if max_in_flight is not None:
+            stage = replace(stage, max_in_flight=max_in_flight)
+        return StageWorker(
+            stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+        )
+    return WindowWorker(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+    )
