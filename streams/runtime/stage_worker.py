@@ -16,19 +16,22 @@ For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorke
 This numbered order is the commit order of podium; nothing else commits offsets. A crash
 anywhere before 7 replays the record after restart (duplicates are possible, losses are not).
 On revocation and on stop, in-flight records are drained (bounded) before the final commit.
+If the task that relays the sends dies, the records waiting for step 5 are given up at once
+(never marked finished, so they are redelivered) and the worker stops with its error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -47,6 +50,7 @@ from streams.errors import (
     DeadlineExceeded,
     HandlerTimeout,
     PayloadTooLarge,
+    PodiumError,
     RoutingError,
     error_type,
 )
@@ -73,7 +77,7 @@ from streams.runtime.workers import (
 )
 from streams.telemetry.otel import Telemetry, current_trace_headers, extract_context
 
-__all__ = ["StageWorker", "tune_worker_process"]
+__all__ = ["Sender", "SenderStopped", "StageWorker", "tune_worker_process"]
 
 log = logging.getLogger("podium.runtime")
 
@@ -93,6 +97,100 @@ class _Out:
 
 class _Abandon(Exception):
     """The worker is stopping: leave the record unfinished so it is redelivered."""
+
+
+class SenderStopped(_Abandon):
+    """The sender is gone: a record waiting for it is left unfinished (it is redelivered)."""
+
+
+T = TypeVar("T")
+
+
+class Sender(Generic[T]):
+    """Relays a worker's outputs to the producer, one ``send()`` at a time.
+
+    aiokafka wakes *all* coroutines waiting for a partition's batch to drain, so hundreds of
+    concurrent send() calls thrash (measured: 10x slower than one sender). Records still settle
+    concurrently: :meth:`send` returns a future that resolves when the broker acknowledged the
+    record, or fails with what the producer said about it.
+
+    The task owns its failure, as aiokafka's own ``Sender`` does (``add_done_callback(
+    self._fail_all)``): when it ends for any reason but :meth:`stop`, every record waiting for
+    it fails at once with :class:`SenderStopped` (the task's exception as the cause), so does
+    every later send, and ``on_death`` is told why. Nothing waits on a sender that is gone.
+    """
+
+    def __init__(
+        self,
+        produce: Callable[[T], Awaitable[asyncio.Future[Any]]],
+        *,
+        name: str,
+        on_death: Callable[[BaseException], None],
+    ) -> None:
+        self._produce = produce  # returns the future of the broker's acknowledgement
+        self._name = name
+        self._on_death = on_death
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]] = asyncio.Queue()
+        self._current: asyncio.Future[Any] | None = None  # the record inside produce()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._death: BaseException | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+        self._task.add_done_callback(self._fail_all)
+
+    def send(self, item: T) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when the broker acknowledged it."""
+        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._death is not None:
+            acked.set_exception(self._stopped())
+        else:
+            self._queue.put_nowait((item, acked))
+        return acked
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            item, acked = await self._queue.get()
+            if acked.done():
+                continue  # its record stopped waiting
+            self._current = acked
+            try:
+                delivery = await self._produce(item)
+            # Whatever send() raises (too large, a closed producer, a bug) belongs to the record
+            # waiting for it; the sender itself must keep serving the others.
+            except Exception as exc:  # noqa: BLE001
+                self._current = None
+                acked.set_exception(exc)
+                continue
+            self._current = None
+            delivery.add_done_callback(functools.partial(_relay, acked=acked))
+
+    def _fail_all(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            self._death = PodiumError(f"{self._name} was cancelled")
+        else:
+            self._death = task.exception() or PodiumError(f"{self._name} ended")
+        waiting = [self._current] if self._current is not None else []
+        while not self._queue.empty():
+            waiting.append(self._queue.get_nowait()[1])
+        for acked in waiting:
+            if not acked.done():
+                acked.set_exception(self._stopped())
+        if not self._stopping:
+            log.error("%s ended: %r", self._name, self._death)
+            self._on_death(self._death)
+
+    def _stopped(self) -> SenderStopped:
+        stopped = SenderStopped(f"{self._name} is gone: {self._death!r}")
+        stopped.__cause__ = self._death
+        return stopped
 
 
 class StageWorker:
@@ -161,10 +259,9 @@ class StageWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lanes: list[asyncio.Queue[ConsumerRecord[bytes, bytes]]] = []
         self._background: list[asyncio.Task[None]] = []
-        # Every output goes through one sender task: aiokafka wakes *all* coroutines waiting
-        # for a partition's batch to drain, so hundreds of concurrent send() calls thrash
-        # (measured: 10x slower than one sender). Records still settle concurrently.
-        self._outbox: asyncio.Queue[tuple[_Out, asyncio.Future[Any]]] = asyncio.Queue()
+        # Every output goes through one sender; if it dies, the records waiting for it fail at
+        # once (left unfinished: redelivered) and the worker stops with its error.
+        self._sender = Sender(self._produce, name=f"{stage.name}-send", on_death=self._stop.fail)
         # After a full in-flight window, fetch again only when a useful batch fits.
         self._refill = max(1, stage.max_in_flight // 8)
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
@@ -207,9 +304,9 @@ class StageWorker:
                 for i, q in enumerate(self._lanes)
             ]
         self._background.append(asyncio.create_task(self._commit_loop(), name=f"{self.stage.name}-commit"))
-        self._background.append(asyncio.create_task(self._send_loop(), name=f"{self.stage.name}-send"))
+        self._sender.start()
         for task in self._background:
-            # A lane, the sender or the committer must never end on its own: stop, uncommitted.
+            # A lane or the committer must never end on its own: stop, uncommitted.
             self._stop.watch(task)
 
     @property
@@ -531,24 +628,14 @@ class StageWorker:
 
     def _send(self, out: _Out) -> asyncio.Future[Any]:
         """Queue one record for the sender; the future resolves when the broker acknowledged it."""
-        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._outbox.put_nowait((out, acked))
-        return acked
+        return self._sender.send(out)
 
-    async def _send_loop(self) -> None:
+    async def _produce(self, out: _Out) -> asyncio.Future[Any]:
         assert self._producer is not None
-        while True:
-            out, acked = await self._outbox.get()
-            if acked.done():
-                continue
-            try:
-                delivery = await self._producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-            # Whatever send() raises (too large, a closed producer, a bug) belongs to the record
-            # waiting for it; the sender itself must keep serving the others.
-            except Exception as exc:  # noqa: BLE001
-                acked.set_exception(exc)
-                continue
-            delivery.add_done_callback(lambda d, a=acked: _relay(d, a))
+        delivery: asyncio.Future[Any] = await self._producer.send(
+            out.topic, out.value, key=out.key, headers=out.headers
+        )
+        return delivery
 
     async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
         """Sleep, but give the record up when the worker stops or its partition is revoked."""
@@ -645,6 +732,7 @@ class StageWorker:
         for task in [*self._tasks, *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await self._sender.stop()
         await self._commit()
         await self._close_clients()
         await self._close_resources()

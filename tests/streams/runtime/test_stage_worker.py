@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import REQUEST_ID, TRACEPARENT, header_value, parse_headers
 from streams.contracts.schemas import SchemaStore
-from streams.errors import PermanentError, TransientError
+from streams.errors import PermanentError, PodiumError, TransientError
 from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.retry import RetryPolicy
 from streams.runtime.stage import Emit, Stage, StageContext
-from streams.runtime.stage_worker import StageWorker
-from tests.streams.running import committed, running
+from streams.runtime.stage_worker import Sender, SenderStopped, StageWorker
+from tests.streams.running import committed, read_topic, running
 
 REPO = Path(__file__).resolve().parents[3]
 NOTE = "podium.demo.Note"
@@ -348,6 +348,136 @@ async def test_commit_waits_for_the_oldest_unfinished_record(
                 break
             await asyncio.sleep(0.1)
     assert (await committed(bootstrap, group))[(f"{unique}.in", 0)] == 10
+
+
+class Crash(BaseException):
+    """Ends a sender's task the way a bug would: not an error about one record."""
+
+
+def sender_over(produce: Any, deaths: list[BaseException]) -> Sender[str]:
+    return Sender(produce, name="test-send", on_death=deaths.append)
+
+
+async def acknowledged(item: str) -> asyncio.Future[Any]:
+    acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    acked.set_result(item)
+    return acked
+
+
+async def test_a_sender_that_dies_fails_every_record_waiting_for_it_at_once() -> None:
+    deaths: list[BaseException] = []
+
+    async def produce(item: str) -> asyncio.Future[Any]:
+        if item == "refused":
+            raise ValueError("too large")  # one record's error: the sender goes on
+        if item == "boom":
+            raise Crash
+        return await acknowledged(item)
+
+    sender = sender_over(produce, deaths)
+    sender.start()
+    try:
+        futures = [sender.send(item) for item in ("a", "refused", "boom", "b", "c")]
+        _, pending = await asyncio.wait(futures, timeout=1)
+        assert not pending
+        assert futures[0].result() == "a"
+        assert isinstance(futures[1].exception(), ValueError)
+        for waiting in futures[2:]:  # the one being sent and the ones queued behind it
+            error = waiting.exception()
+            assert isinstance(error, SenderStopped) and isinstance(error.__cause__, Crash)
+        [death] = deaths
+        assert isinstance(death, Crash)
+        later = sender.send("d")
+        assert later.done() and isinstance(later.exception(), SenderStopped)
+    finally:
+        await sender.stop()
+
+
+async def test_a_sender_cancelled_from_outside_fails_what_it_was_sending_and_says_so() -> None:
+    deaths: list[BaseException] = []
+    never = asyncio.Event()
+
+    async def produce(item: str) -> asyncio.Future[Any]:
+        await never.wait()
+        return await acknowledged(item)
+
+    sender = sender_over(produce, deaths)
+    sender.start()
+    try:
+        futures = [sender.send("a"), sender.send("b")]
+        await asyncio.sleep(0.01)  # "a" is inside produce()
+        [task] = [t for t in asyncio.all_tasks() if t.get_name() == "test-send"]
+        task.cancel()
+        _, pending = await asyncio.wait(futures, timeout=1)
+        assert not pending
+        assert all(isinstance(f.exception(), SenderStopped) for f in futures)
+        [death] = deaths
+        assert isinstance(death, PodiumError) and "cancelled" in str(death)
+    finally:
+        await sender.stop()
+
+
+async def test_a_stopped_sender_fails_what_is_left_but_is_no_death() -> None:
+    deaths: list[BaseException] = []
+    sender = sender_over(acknowledged, deaths)
+    sender.start()
+    assert await sender.send("a") == "a"
+    await sender.stop()
+    assert isinstance(sender.send("b").exception(), SenderStopped)
+    assert deaths == []
+
+
+async def test_a_dead_sender_fails_the_records_waiting_for_it_at_once_and_nothing_is_lost(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    """The task relaying the worker's sends dies (ended from outside here, as a crash would end
+    it) with records waiting for it: they fail at once, the worker stops with that error long
+    before its drain timeout, nothing is committed past them, and a restart delivers them all."""
+    catalog = await make_topics(POISON, unique)
+    codec = SingleObjectCodec(schema_store)
+    group = f"{unique}-g"
+    release = asyncio.Event()
+    entered = 0
+
+    async def held(note: dict[str, Any], ctx: StageContext) -> Emit:
+        nonlocal entered
+        entered += 1
+        await release.wait()
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(name=f"{unique}-held", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=held)
+
+    def worker() -> StageWorker:
+        return StageWorker(
+            stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, drain_timeout_s=10
+        )
+
+    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        ids = {await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(10)}
+    first = worker()
+    await first.start()
+    run = asyncio.create_task(first.run())
+    try:
+        for _ in range(300):
+            if entered == 10:
+                break
+            await asyncio.sleep(0.1)
+        assert entered == 10
+        [sender] = [t for t in asyncio.all_tasks() if t.get_name() == f"{stage.name}-send"]
+        release.set()  # the handlers return and queue their outputs for the sender ...
+        sender.cancel()  # ... which dies before it sends one of them
+        started = time.monotonic()
+        with pytest.raises(PodiumError, match=f"stage {stage.name} failed"):
+            await asyncio.wait_for(asyncio.shield(run), timeout=5)
+        assert time.monotonic() - started < 5  # the drain timeout is 10 s
+    finally:
+        first.request_stop()
+        await asyncio.gather(run, return_exceptions=True)
+    assert await read_topic(bootstrap, f"{unique}.out") == []
+    assert (await committed(bootstrap, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker()):
+        arrivals = await follower.collect(ids, timeout_s=30)
+    assert set(arrivals) == ids
 
 
 async def test_ordered_by_key_keeps_each_keys_order_while_keys_run_in_parallel(
