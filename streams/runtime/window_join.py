@@ -120,6 +120,7 @@ class WindowWorker:
         self._positions: dict[int, dict[str, int]] = {}
         self._changed: set[int] = set()
         self._last_input: dict[int, float] = {}
+        self._restores: dict[int, int] = {}  # how often each partition was restored
         self._unacked: list[asyncio.Future[Any]] = []
         # One checkpoint, restore or release at a time: aiokafka runs the rebalance callbacks on
         # its own task, concurrently with the loop.
@@ -195,12 +196,18 @@ class WindowWorker:
         next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
         while not self._stop.requested.is_set():
             batches = await self._consumer.getmany(timeout_ms=100, max_records=self.stage.max_batch)
+            restores = dict(self._restores)  # as the records were handed over
             if batches and self.first_fetch_at is None:
                 self.first_fetch_at = time.perf_counter()
             async with self._state_lock:  # a rebalance waits for the batch, not the reverse
                 for tp, records in batches.items():
                     if tp.partition not in self._states:
                         continue  # revoked while fetched
+                    if self._restores[tp.partition] != restores.get(tp.partition):
+                        # Restored while these waited for the lock: aiokafka fetches from the
+                        # group's commit while the restore runs, which may be past the snapshot.
+                        # The restore's seek reads them again, after the records it lacks.
+                        continue
                     # What the state already covers is skipped: aiokafka may hand over records it
                     # fetched from the group's commit before the restore moved the position.
                     covered = self._positions[tp.partition].get(tp.topic, -1)
@@ -329,6 +336,7 @@ class WindowWorker:
             snapshot = snapshots.get(p)
             self._states[p] = self.stage.new_state(snapshot["state"] if snapshot else None)
             self._positions[p] = dict(snapshot["positions"]) if snapshot else {}
+            self._restores[p] = self._restores.get(p, 0) + 1
             # A restored window with no more input still closes after idle_close_s.
             self._last_input[p] = time.monotonic()
             log.info(

@@ -1,10 +1,10 @@
 """The market pipeline on the real broker: news becomes signals, a scripted tick sequence gives
-the right window aggregates joined with the signal, the chart is a valid SVG of the asked size,
-and the window's state survives a restart of its worker mid-window."""
+the right window aggregates joined with the signal, the chart is a valid SVG of the asked size.
+The window worker's own tests (restart mid-window, an unreadable tick) are in
+tests/streams/test_windows.py."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -16,11 +16,9 @@ from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
-from streams.runtime.window_join import WindowWorker
 from streams.runtime.workers import Worker, worker_for
 from tests.streams.running import REPO, running
 
-WINDOW_MS = 60_000
 T0 = 1_795_599_960_000  # a multiple of the window
 
 
@@ -99,37 +97,6 @@ async def test_scripted_ticks_and_a_news_item_give_one_report_with_the_right_agg
     assert len(line.get("points", "").split()) == 4  # one point per 1 s slice with a tick
 
 
-async def test_a_window_worker_restarted_mid_window_counts_every_tick_once(project: Project) -> None:
-    sym = symbol()
-    first = [(i * 2_000, 100.0 + i, 1.0) for i in range(10)]
-    second = [(20_000 + i * 2_000, 110.0 + i, 1.0) for i in range(10)]
-    async with Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub:
-        [window] = workers(project, only=("windows",))
-        assert isinstance(window, WindowWorker)
-        async with running(window):
-            await publish_ticks(pub, sym, first)
-            await _until(lambda: window.records_folded >= 10)
-            await asyncio.sleep(0.5)  # past a checkpoint: the snapshot holds the open window
-        async with (
-            running(*workers(project)),
-            Follower(project.bootstrap(), ["market.windows"]) as follower,
-        ):
-            await publish_ticks(pub, sym, [*second, (WINDOW_MS + 6_000, 120.0, 1.0)])
-            key = f"{sym}:{T0}"
-            got = await follower.collect({key}, timeout_s=30)
-    closed = project.codec.decode("podium.market.Window", got[key][0].value or b"")
-    assert closed["ticks"] == 20 and closed["volume"] == 20.0
-    assert (closed["open"], closed["close"], closed["high"]) == (100.0, 119.0, 119.0)
-
-
-async def _until(done: Any, timeout_s: float = 20.0) -> None:
-    for _ in range(int(timeout_s * 10)):
-        if done():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_lexicon(
     project: Project, tmp_path: Any
 ) -> None:
@@ -176,22 +143,3 @@ async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_le
     record = project.codec.decode("podium.market.Signal", got[f"n-{sym}"][0].value or b"")
     assert (record["symbol"], record["direction"]) == (sym, "down")
     assert record["model"].startswith("local/local-lexicon (fallback: the reply"), record["model"]
-
-
-async def test_an_unreadable_tick_is_dead_lettered_with_its_bytes_and_the_windows_go_on(
-    project: Project,
-) -> None:
-    sym = symbol()
-    [window] = workers(project, only=("windows",))
-    async with (
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
-        running(window),
-        Follower(project.bootstrap(), ["market.ticks.dlq"]) as letters,
-    ):
-        await pub.send_raw("market.ticks", sym.encode(), b"\x00not avro", [])
-        await publish_ticks(pub, sym, [(1_000, 100.0, 1.0)])
-        got = await letters.collect({sym}, timeout_s=30)
-        await _until(lambda: window.records_folded >= 1)
-    letter = project.codec.decode("podium.DeadLetter", got[sym][0].value or b"")
-    assert letter["original_value"] == b"\x00not avro" and letter["original_topic"] == "market.ticks"
-    assert letter["stage"] == "windows" and letter["error_message"]
