@@ -121,6 +121,3 @@ def broker_logs(
                         time.sleep(0.3)
             except KeyboardInterrupt:
                 return
-
-
-# -- topics ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from streams.cli.base import (
     load_project,
     run_async,
 )
+from streams.contracts.schemas import LOCK_FILE, release_problems, relock
 from streams.errors import PodiumError
 from streams.kafka.admin import TopicAdmin, plan
 
@@ -93,10 +94,20 @@ def topics_describe(topic: str) -> None:
 # -- schemas --------------------------------------------------------------------------------
 @schemas_app.command("check")
 def schemas_check() -> None:
-    """Every schema parses; every change is backward and forward compatible with its history."""
+    """Every schema parses; every change is backward and forward compatible with its history.
+
+    Every version released in schemas/schemas.lock must still be kept, as the .avsc or in history/.
+
+    A released .avsc edited in place fails, naming the field that changed.
+
+    To change one, copy its released text to schemas/history/<stem>.v<N>.avsc first.
+
+    After a legitimate change, `podium schemas lock` records the new release.
+    """
     project = load_project()
     store = guard(lambda: project.schemas)
     problems = store.compatibility_problems()
+    problems.extend(guard(lambda: release_problems(store, project.settings.schemas_dir)))
     for name in store.names():
         current = store.current(name)
         console.print(
@@ -111,7 +122,26 @@ def schemas_check() -> None:
         err.print(f"[red]problem:[/] {problem}")
     if problems:
         raise typer.Exit(1)
-    console.print("[green]all schemas parse and evolve compatibly; topics.yaml names only known schemas[/]")
+    console.print(
+        "[green]all schemas parse, keep their released versions and evolve compatibly; "
+        "topics.yaml names only known schemas[/]"
+    )
 
 
-# -- run ------------------------------------------------------------------------------------
+@schemas_app.command("lock")
+def schemas_lock() -> None:
+    """Record every schema version as released in schemas/schemas.lock.
+
+    Run it after a legitimate change: a new schema, or a new version with its predecessor in history/.
+
+    It refuses while a change is incompatible (see `podium schemas check`).
+
+    It names each released version it drops (an .avsc edited in place, a history file removed).
+
+    Drop only versions that no record was ever written with: those records would not decode.
+    """
+    project = load_project()
+    store = guard(lambda: project.schemas)
+    for warning in guard(lambda: relock(store, project.settings.schemas_dir)):
+        err.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"[green]wrote {project.settings.schemas_dir / LOCK_FILE}[/]: {len(store.names())} schemas")

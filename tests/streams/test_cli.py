@@ -9,6 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
+from click.testing import Result
+from typer.testing import CliRunner
+
+from streams.cli import app
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
@@ -79,6 +83,52 @@ def test_schemas_check_passes_on_the_repo_and_names_the_field_when_broken(tmp_pa
     )
     assert bad.returncode != 0
     assert "not backward compatible" in bad.stderr and "'a'" in bad.stderr
+
+
+def test_schemas_check_fails_on_an_in_place_change_until_kept_in_history_and_relocked(tmp_path: Path) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (tmp_path / "topics.yaml").write_text("topics:\n  demo.answers: {value: podium.Answer}\n")
+    env = {"PODIUM_SCHEMAS": str(schemas), "PODIUM_TOPICS": str(tmp_path / "topics.yaml"), "COLUMNS": "400"}
+    released = (
+        '{"type":"record","name":"Answer","namespace":"podium","fields":[{"name":"answer","type":"string"}]}'
+    )
+    (schemas / "answer.avsc").write_text(released)
+    runner = CliRunner()
+
+    def podium_in_process(*args: str) -> Result:
+        return runner.invoke(app, list(args), env=env)
+
+    missing = podium_in_process("schemas", "check")
+    assert missing.exit_code == 1 and "schemas.lock is missing" in missing.stderr
+    locked = podium_in_process("schemas", "lock")
+    assert locked.exit_code == 0, locked.output
+    assert (schemas / "schemas.lock").is_file() and podium_in_process("schemas", "check").exit_code == 0
+
+    (schemas / "answer.avsc").write_text(released.replace('"string"', '"int"'))
+    changed = podium_in_process("schemas", "check")
+    assert changed.exit_code == 1
+    assert (
+        f"{schemas / 'answer.avsc'} changed field 'answer' from string to int without keeping the released "
+        f"version in {schemas / 'history'}/" in changed.stderr
+    )
+    assert f"to {schemas / 'history' / 'answer.v1.avsc'} and make the change compatible" in changed.stderr
+
+    # Kept in history, the int change is the incompatibility it is, and lock refuses to record it.
+    (schemas / "history").mkdir()
+    (schemas / "history" / "answer.v1.avsc").write_text(released)
+    kept = podium_in_process("schemas", "check")
+    assert kept.exit_code == 1 and "not backward compatible" in kept.stderr and "'answer'" in kept.stderr
+    assert podium_in_process("schemas", "lock").exit_code != 0
+
+    # A compatible change is released with `podium schemas lock`.
+    (schemas / "answer.avsc").write_text(
+        released.replace("}]}", '},{"name":"score","type":"int","default":0}]}')
+    )
+    unlocked = podium_in_process("schemas", "check")
+    assert unlocked.exit_code == 1 and "v2 is not released" in unlocked.stderr
+    assert podium_in_process("schemas", "lock").exit_code == 0
+    assert podium_in_process("schemas", "check").exit_code == 0
 
 
 async def test_tail_shows_a_record_published_after_it_started(  # type: ignore[no-untyped-def]
