@@ -15,7 +15,7 @@ from streams.cli.base import (
     load_project,
     run_async,
 )
-from streams.contracts.schemas import LOCK_FILE, release_problems, relock
+from streams.contracts.releases import LOCK_FILE, release_problems, relock
 from streams.errors import PodiumError
 from streams.kafka.admin import TopicAdmin, plan
 

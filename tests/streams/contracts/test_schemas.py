@@ -5,7 +5,8 @@ import avro.schema
 import pytest
 from fastavro.schema import fingerprint
 
-from streams.contracts.schemas import LOCK_FILE, SchemaLock, SchemaStore, release_problems, relock
+from streams.contracts.releases import LOCK_FILE, SchemaLock, release_problems, relock
+from streams.contracts.schemas import SchemaStore
 from streams.errors import SchemaError
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
