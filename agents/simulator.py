@@ -6,6 +6,11 @@ text labelled ``[sim]``, and injects the faults real providers produce: 429 with
 quota 429, 500, 529, timeouts, connection resets, streams cut mid-way and error events after a
 200. Faults are drawn from a seeded generator, or forced per request with the ``x-sim-fault``
 header (tests use that, so they do not depend on arrival order).
+
+A reset or a cut stream drops the connection mid-response the way a provider's load balancer
+does. The app does not raise for it (uvicorn would log a full traceback per fault): the response
+stops without its final message, uvicorn closes the connection, and the only trace in the log is
+one INFO line from this module per injected fault.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Send
 
 __all__ = ["FAULTS", "SimConfig", "SimulatorServer", "make_app"]
 
@@ -39,6 +47,11 @@ FAULTS = (
     "cut_stream",
     "error_event",
 )
+_DROPS = frozenset({"reset", "cut_stream"})  # faults that end in a dropped connection
+_log = logging.getLogger(__name__)
+# The fault injected into the request being served. uvicorn runs each request in its own task
+# and logs from that task, so _QuietDrops sees the value the endpoint set.
+_INJECTED: ContextVar[str | None] = ContextVar("podium_sim_injected", default=None)
 _WORDS = (
     "the",
     "request",
@@ -85,6 +98,13 @@ class _Sim:
 
     def fault(self, request: Request) -> str | None:
         self.calls += 1
+        fault = self._choose(request)
+        if fault is not None:
+            _INJECTED.set(fault)
+            _log.info("provider simulator: injected %s (%s %s)", fault, request.method, request.url.path)
+        return fault
+
+    def _choose(self, request: Request) -> str | None:
         if self.queued:
             return self.queued.popleft()
         forced = request.headers.get("x-sim-fault")
@@ -117,6 +137,42 @@ def _prompt(messages: list[dict[str, Any]]) -> str:
             content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
         parts.append(str(content))
     return "\n".join(parts)
+
+
+class _Drop(Exception):
+    """Raised by a body iterator where the simulator drops the connection."""
+
+
+class _DroppableStream(StreamingResponse):
+    """A streamed body that can end in a dropped connection instead of its final message.
+
+    On ``_Drop`` the response stops unfinished; uvicorn then closes the connection, so the client
+    sees the body break off (a transport error), and logs one generic error line that _QuietDrops
+    removes for injected faults.
+    """
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                body = chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(self.charset)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except _Drop:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _QuietDrops(logging.Filter):
+    """Drops uvicorn's "returned without completing response" line for an injected drop only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            _INJECTED.get() in _DROPS
+            and record.getMessage().startswith("ASGI callable returned without completing response")
+        )
+
+
+_QUIET_DROPS = _QuietDrops()
 
 
 def _error(
@@ -152,13 +208,16 @@ async def _fault_response(sim: _Sim, fault: str | None, flavour: str) -> Respons
 
         async def broken() -> AsyncIterator[bytes]:
             yield b'{"partial": '
-            raise ConnectionResetError("simulated connection reset")
+            raise _Drop
 
-        return StreamingResponse(broken(), media_type="application/json")
+        return _DroppableStream(broken(), media_type="application/json")
     return None
 
 
 def make_app(config: SimConfig) -> Starlette:
+    # On the logger itself: uvicorn's logging config (applied when a server is configured) keeps
+    # existing filters, and addFilter adds this one once however many apps are made.
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
     sim = _Sim(config)
 
     async def openai_chat(request: Request) -> Response:
@@ -222,7 +281,7 @@ def make_app(config: SimConfig) -> Starlette:
                         error = {"error": {"message": "simulated error mid-stream", "type": "server_error"}}
                         yield f"data: {json.dumps(error)}\n\n".encode()
                         return
-                    raise ConnectionResetError("simulated stream cut")
+                    raise _Drop
                 await asyncio.sleep(1 / config.tokens_per_s)
                 yield chunk({"content": word if i == 0 else " " + word})
             yield chunk({}, "stop")
@@ -238,7 +297,7 @@ def make_app(config: SimConfig) -> Starlette:
                 yield f"data: {json.dumps(payload)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return _DroppableStream(events(), media_type="text/event-stream")
 
     async def anthropic_messages(request: Request) -> Response:
         body = await request.json()
@@ -307,7 +366,7 @@ def make_app(config: SimConfig) -> Starlette:
                     if fault == "error_event":
                         yield event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
                         return
-                    raise ConnectionResetError("simulated stream cut")
+                    raise _Drop
                 await asyncio.sleep(1 / config.tokens_per_s)
                 yield event(
                     "content_block_delta",
@@ -323,7 +382,7 @@ def make_app(config: SimConfig) -> Starlette:
             )
             yield event("message_stop", {})
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return _DroppableStream(events(), media_type="text/event-stream")
 
     app = Starlette(
         routes=[

@@ -42,9 +42,6 @@ def simulator(provider: str, console: Console) -> Iterator[None]:
         return
     # 15% of calls fail (429s, 500s, 529s, resets, broken streams): retries and fallbacks show.
     config = SimConfig(seed=7, fault_rate=0.15, latency_ms=150, jitter_ms=100, retry_after_s=0.2)
-    # A simulated cut stream is an exception inside the simulator's ASGI app; uvicorn would
-    # print its traceback into the output.
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
     with SimulatorServer(config, port=SIM_PORT) as url:
         console.print(f"provider simulator (a stand-in, not a model) at {url}, 15% injected faults")
         yield
