@@ -23,24 +23,45 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                variables) | ``console`` | ``none``. ``kafka``
 ``PODIUM_METRICS_PORT``        Prometheus ``/metrics`` of a worker (a free port when taken).
                                ``9464``
+``*_KEY``                      API keys of the model providers, named in models.yaml by
+                               ``api_key_env`` (``OPENAI_API_KEY``, ...). Read once into
+                               :attr:`Settings.provider_keys` as ``SecretStr``, never printed.
 =============================  ===========================================================
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
 
-__all__ = ["DEFAULT_KAFKA_VERSION", "SUPPORTED_KAFKA_VERSIONS", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "PROVIDER_KEY_SUFFIX",
+    "SUPPORTED_KAFKA_VERSIONS",
+    "Settings",
+    "load_settings",
+]
 
 DEFAULT_KAFKA_VERSION = "4.4.0"
 # Both run the whole suite; see README "Which Kafka".
 SUPPORTED_KAFKA_VERSIONS = ("4.4.0", "4.1.1", "3.9.1")
+# The environment variables that may hold a model provider's API key (models.yaml names one
+# per provider with ``api_key_env``).
+PROVIDER_KEY_SUFFIX = "_KEY"
+
+
+def _provider_keys_of_the_environment() -> Mapping[str, SecretStr]:
+    return MappingProxyType(
+        {name: SecretStr(value) for name, value in os.environ.items() if name.endswith(PROVIDER_KEY_SUFFIX)}
+    )
 
 
 class Settings(BaseSettings):
@@ -64,6 +85,14 @@ class Settings(BaseSettings):
         default="kafka", alias="PODIUM_OTEL_EXPORTER"
     )
     metrics_port: int = Field(default=9464, alias="PODIUM_METRICS_PORT", ge=0, le=65535)
+    # A snapshot taken when the settings are read: not a field, so neither printed nor dumped
+    # nor parsed from a variable of its own.
+    _provider_keys: Mapping[str, SecretStr] = PrivateAttr(default_factory=_provider_keys_of_the_environment)
+
+    @property
+    def provider_keys(self) -> Mapping[str, SecretStr]:
+        """The ``*_KEY`` variables as they were when the settings were read (read-only)."""
+        return self._provider_keys
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -28,7 +28,6 @@ def models_status(
     probe: Annotated[bool, typer.Option("--probe", help="Call each route once.")] = False,
 ) -> None:
     """Providers (and where their keys come from), prices, each stage's chain; --probe calls them."""
-    import os
     import time
     from dataclasses import replace
 
@@ -68,7 +67,7 @@ def models_status(
         return
 
     async def go() -> list[tuple[str, str, str]]:
-        gateway = build_gateway(config, dict(os.environ))
+        gateway = build_gateway(config, project.settings.provider_keys)
         rows = []
         ping = ChatRequest(model="", messages=[{"role": "user", "content": "ping"}], max_tokens=8)
         try:

@@ -22,12 +22,14 @@
       tenants: {free-tier-co: 0.002}
 
 API keys come from an environment variable or a secret file named here, never from the file
-itself; they are held as ``SecretStr`` and only ever reach an HTTP header.
+itself; they are held as ``SecretStr`` and only ever reach an HTTP header. The variables are
+read once, with the rest of the settings (:attr:`streams.config.Settings.provider_keys`: the
+``*_KEY`` variables), and handed to :func:`build_gateway`; nothing here reads the environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,6 +45,7 @@ from agents.gateway.ratelimit import RateLimiter
 from agents.gateway.routing import choose_tier
 from agents.local import LocalProvider
 from agents.providers import AnthropicProvider, OpenAIProvider, Provider
+from streams.config import PROVIDER_KEY_SUFFIX
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
 
@@ -61,6 +64,15 @@ class ProviderConfig(_Strict):
     api_key_file: Path | None = None
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _key_variable(self) -> ProviderConfig:
+        if self.api_key_env is not None and not self.api_key_env.endswith(PROVIDER_KEY_SUFFIX):
+            raise ValueError(
+                f"api_key_env: '{self.api_key_env}' does not end in {PROVIDER_KEY_SUFFIX} "
+                f"(podium's settings read provider keys from *{PROVIDER_KEY_SUFFIX} variables only)"
+            )
+        return self
 
 
 class RouteConfig(_Strict):
@@ -190,12 +202,14 @@ class GatewayConfig(_Strict):
             if p.requests_per_minute or p.tokens_per_minute
         }
 
-    def api_key(self, provider: str, environ: dict[str, str]) -> SecretStr:
+    def api_key(self, provider: str, keys: Mapping[str, SecretStr | str]) -> SecretStr:
+        """``keys``: the provider-key variables, as :attr:`Settings.provider_keys` read them."""
         p = self.providers[provider]
         if p.api_key_env:
-            if p.api_key_env not in environ:
+            if p.api_key_env not in keys:
                 raise ConfigError(f"provider {provider}: environment variable {p.api_key_env} is not set")
-            return SecretStr(environ[p.api_key_env])
+            key = keys[p.api_key_env]
+            return key if isinstance(key, SecretStr) else SecretStr(key)
         if p.api_key_file:
             try:
                 return SecretStr(p.api_key_file.read_text().strip())
@@ -222,21 +236,22 @@ def load_gateway_config(path: Path) -> GatewayConfig:
 
 def build_gateway(
     config: GatewayConfig,
-    environ: dict[str, str],
+    keys: Mapping[str, SecretStr | str],
     *,
     telemetry: Telemetry | None = None,
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
 ) -> ModelGateway:
-    """Providers (one pooled client each, keys from env or secret files), limits, prices."""
+    """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices."""
+    # Every key first: a missing one fails before any client (and its pool) exists.
+    secrets = {name: config.api_key(name, keys) for name, p in config.providers.items() if p.kind != "local"}
     providers: dict[str, Provider] = {}
     for name, p in config.providers.items():
         if p.kind == "local":
             providers[name] = LocalProvider(name)
             continue
-        key = config.api_key(name, environ).get_secret_value()
         kind = OpenAIProvider if p.kind == "openai" else AnthropicProvider
-        providers[name] = kind(name, p.base_url, api_key=key)
+        providers[name] = kind(name, p.base_url, api_key=secrets[name].get_secret_value())
     return ModelGateway(
         providers,
         config.price_table(),

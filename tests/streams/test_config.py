@@ -28,3 +28,19 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError):
         settings.broker_port = 1  # type: ignore[misc]
+
+
+def test_provider_keys_are_read_once_and_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTED_KEY", "sk-planted-9d2e")
+    monkeypatch.setenv("PLANTED_NAME", "not a key")
+    settings = load_settings()
+    monkeypatch.setenv("PLANTED_KEY", "sk-changed-later")
+    monkeypatch.setenv("LATER_KEY", "sk-later")
+    keys = settings.provider_keys
+    assert keys["PLANTED_KEY"].get_secret_value() == "sk-planted-9d2e"  # a snapshot, taken once
+    assert "PLANTED_NAME" not in keys and "LATER_KEY" not in keys
+    with pytest.raises(TypeError):
+        keys["OTHER_KEY"] = keys["PLANTED_KEY"]  # type: ignore[index]
+    shown = repr(settings) + str(settings) + settings.model_dump_json() + repr(keys)
+    assert "sk-planted" not in shown
+    assert settings.model_copy(update={"broker_port": 1}).provider_keys == keys

@@ -60,6 +60,11 @@ def test_the_repository_configurations_are_valid() -> None:
         ("providers: {p: {kind: gemini, base_url: u}}\nprices: {}\nstages: {}\n", "providers.p.kind"),
         ("providers: {}\nprices: {m: {input: -1, output: 1}}\nstages: {}\n", "prices.m.input"),
         ("providers: {}\nprices: {}\nstages: {}\ncolour: red\n", "colour"),
+        (
+            "providers: {p: {kind: openai, base_url: u, api_key_env: OPENAI_TOKEN}}\n"
+            "prices: {}\nstages: {}\n",
+            "providers.p: .*OPENAI_TOKEN' does not end in _KEY",
+        ),
     ],
 )
 def test_a_bad_configuration_fails_at_start_naming_file_and_key(
