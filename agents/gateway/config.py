@@ -242,7 +242,11 @@ def build_gateway(
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
 ) -> ModelGateway:
-    """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices."""
+    """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices.
+
+    A process builds one (see :class:`agents.gateway.resource.GatewayResource`): each gateway
+    has its own rate limiters and circuits, so two would let twice a provider's limit through.
+    """
     # Every key first: a missing one fails before any client (and its pool) exists.
     secrets = {name: config.api_key(name, keys) for name, p in config.providers.items() if p.kind != "local"}
     providers: dict[str, Provider] = {}
