@@ -10,13 +10,23 @@ from functools import partial
 from pathlib import Path
 
 from agents.content.pipeline import CONTENT
+from agents.gateway.resource import GatewayResource
 from agents.market.pipeline import MARKET
 from agents.passthrough import DEMO
 from agents.support.demo import simulator
 from agents.support.pipeline import SUPPORT
+from streams import Settings
 from streams.runtime import ModelSetup, Pipelines
 
-__all__ = ["PIPELINES"]
+__all__ = ["PIPELINES", "process_gateway"]
+
+
+def process_gateway(settings: Settings) -> GatewayResource:
+    """The one model gateway of a process's pipelines: ``models.yaml`` and the provider keys from
+    the settings. A provider's rate limit and each route's circuit belong to the process, however
+    many pipelines call them."""
+    return GatewayResource(settings.models_file, settings.provider_keys)
+
 
 PIPELINES = Pipelines(
     (DEMO, SUPPORT, CONTENT, MARKET),
@@ -29,4 +39,5 @@ PIPELINES = Pipelines(
             start=partial(simulator, "sim"),
         ),
     ),
+    shared=process_gateway,
 )

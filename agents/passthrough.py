@@ -41,6 +41,6 @@ FINISH: Stage[Note] = Stage(name="finish", consumes="demo.stamped", produces=("d
 DEMO = Pipeline(
     name="demo",
     summary="stamp, finish (pass-through, no AI work)",
-    build=lambda _settings, _section, _dry_run: [STAMP, FINISH],
+    build=lambda _build: [STAMP, FINISH],
     default=False,
 )

@@ -23,7 +23,7 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                variables) | ``console`` | ``none``. ``kafka``
 ``PODIUM_METRICS_PORT``        Prometheus ``/metrics`` of a worker (a free port when taken).
                                ``9464``
-``*_KEY``                      API keys of the model providers, named in models.yaml by
+``*_KEY``, ``*_TOKEN``         API keys of the model providers, named in models.yaml by
                                ``api_key_env`` (``OPENAI_API_KEY``, ...). Read once into
                                :attr:`Settings.provider_keys` as ``SecretStr``, never printed.
 =============================  ===========================================================
@@ -44,7 +44,7 @@ from streams.errors import ConfigError
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
-    "PROVIDER_KEY_SUFFIX",
+    "PROVIDER_KEY_SUFFIXES",
     "SUPPORTED_KAFKA_VERSIONS",
     "Settings",
     "load_settings",
@@ -54,13 +54,13 @@ DEFAULT_KAFKA_VERSION = "4.4.0"
 # Both run the whole suite; see README "Which Kafka".
 SUPPORTED_KAFKA_VERSIONS = ("4.4.0", "4.1.1", "3.9.1")
 # The environment variables that may hold a model provider's API key (models.yaml names one
-# per provider with ``api_key_env``).
-PROVIDER_KEY_SUFFIX = "_KEY"
+# per provider with ``api_key_env``: OPENAI_API_KEY, ANTHROPIC_API_KEY, ..., HF_TOKEN).
+PROVIDER_KEY_SUFFIXES = ("_KEY", "_TOKEN")
 
 
 def _provider_keys_of_the_environment() -> Mapping[str, SecretStr]:
     return MappingProxyType(
-        {name: SecretStr(value) for name, value in os.environ.items() if name.endswith(PROVIDER_KEY_SUFFIX)}
+        {name: SecretStr(value) for name, value in os.environ.items() if name.endswith(PROVIDER_KEY_SUFFIXES)}
     )
 
 
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
     @property
     def provider_keys(self) -> Mapping[str, SecretStr]:
-        """The ``*_KEY`` variables as they were when the settings were read (read-only)."""
+        """The ``*_KEY`` and ``*_TOKEN`` variables as they were when the settings were read (read-only)."""
         return self._provider_keys
 
 

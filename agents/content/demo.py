@@ -26,7 +26,8 @@ BRIEFS = Path(__file__).resolve().parent.parent / "data" / "content" / "briefs.j
 
 async def run_content_demo(project: Project, console: Console, folder: Path) -> int:
     gates = project.sections["content"]
-    stages = content_stages(ContentConfig(models=project.settings.models_file, thresholds=gates))
+    config = ContentConfig(models=project.settings.models_file, thresholds=gates)
+    stages = content_stages(config, project.shared)
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     briefs = [json.loads(line) for line in BRIEFS.read_text().splitlines() if line.strip()]
     ended: dict[str, tuple[str, dict[str, Any]]] = {}

@@ -9,8 +9,8 @@ from agents.content.demo import run_content_demo
 from agents.content.review import Thresholds
 from agents.content.services import ContentConfig
 from agents.content.stages import content_stages
-from streams import Settings, Stage
-from streams.runtime import Pipeline, Section
+from streams import Stage
+from streams.runtime import Build, Pipeline, Section
 
 __all__ = ["CONTENT", "parse_gates"]
 
@@ -31,8 +31,9 @@ def parse_gates(section: Section) -> Thresholds:
         raise section.fail(exc) from exc
 
 
-def _build(settings: Settings, gates: Thresholds, dry_run: bool) -> list[Stage[Any]]:
-    return content_stages(ContentConfig(models=settings.models_file, thresholds=gates, dry_run=dry_run))
+def _build(build: Build) -> list[Stage[Any]]:
+    config = ContentConfig(models=build.settings.models_file, thresholds=build.section, dry_run=build.dry_run)
+    return content_stages(config, build.shared)
 
 
 CONTENT = Pipeline(

@@ -1,12 +1,12 @@
-"""What the content stages of one process share: the knowledge base, the checkers, the model
-gateway, the join's table and the timer that turns a missing branch into a recorded failure."""
+"""What the content stages of one process share: the knowledge base, the checkers, a hold on
+the process's model gateway (shared with the other pipelines, see :mod:`agents.gateway.resource`),
+the join's table and the timer that turns a missing branch into a recorded failure."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,8 @@ from agents.content.factcheck import FactChecker
 from agents.content.review import Thresholds
 from agents.content.seo import kb_idf
 from agents.content.style import STYLE_GUIDE, StyleGuide
-from agents.gateway.config import build_gateway, load_gateway_config
 from agents.gateway.gateway import CallPolicy, ModelGateway
+from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from streams.contracts import now_ms
 from streams.ingress import Publisher
@@ -35,7 +35,6 @@ class ContentConfig:
     """Read once at the entry point and passed down."""
 
     models: Path  # models.yaml: the `draft` stage's policy
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     thresholds: Thresholds = field(default_factory=Thresholds)
     style_guide: Path = STYLE_GUIDE
     sweep_every_s: float = 1.0  # how often the join looks for rounds past their deadline
@@ -43,9 +42,11 @@ class ContentConfig:
 
 
 class ContentServices(SharedResource):
-    def __init__(self, config: ContentConfig) -> None:
+    def __init__(self, config: ContentConfig, gateway: GatewayResource | None = None) -> None:
+        """``gateway``: the process's one model gateway (see :mod:`agents.gateway.resource`)."""
         super().__init__()
         self.config = config
+        self._shared_gateway = shared_or_own(gateway, config.models)
         self.joins = Table(
             JOINS,
             key_of=lambda row: str(row["request_id"]),
@@ -62,8 +63,16 @@ class ContentServices(SharedResource):
         self._reminded: dict[tuple[str, int], int] = {}
 
     async def _open(self, env: StageEnv) -> None:
-        gateway_config = load_gateway_config(self.config.models)  # config errors first
-        self._policy = gateway_config.policy("draft")
+        await self._shared_gateway.open(env)  # config errors first
+        self._gateway = self._shared_gateway.gateway
+        try:
+            await self._open_rest(env)
+        except BaseException:
+            await self._close()  # not counted as open: close() would not reach it
+            raise
+
+    async def _open_rest(self, env: StageEnv) -> None:
+        self._policy = self._shared_gateway.config.policy("draft")
         self._guide = StyleGuide.load(self.config.style_guide)
         docs, faq = await asyncio.gather(
             asyncio.to_thread(KnowledgeSource, "docs", DOCS),
@@ -72,11 +81,11 @@ class ContentServices(SharedResource):
         self.sources = (docs, faq)
         self._checker = FactChecker(docs, faq)
         self.idf = kb_idf(self.sources)  # the SEO keywords' weights, from the same knowledge base
-        self._gateway = build_gateway(gateway_config, self.config.environ, telemetry=env.telemetry)
         await self.joins.open(env)
         if not self.config.dry_run:
-            self._publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
-            await self._publisher.__aenter__()
+            publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+            await publisher.__aenter__()
+            self._publisher = publisher
             self._sweeper = asyncio.create_task(self._remind_overdue(), name="content-join-sweeper")
 
     async def _close(self) -> None:
@@ -85,13 +94,15 @@ class ContentServices(SharedResource):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        await self.joins.close()
         gateway, publisher = self._gateway, self._publisher
         self._gateway = self._publisher = None
-        if gateway is not None:
-            await gateway.aclose()
-        if publisher is not None:
-            await publisher.__aexit__(None, None, None)
+        try:
+            await self.joins.close()
+            if publisher is not None:
+                await publisher.__aexit__(None, None, None)
+        finally:
+            if gateway is not None:
+                await self._shared_gateway.close()  # the last user closes the gateway itself
 
     @property
     def gateway(self) -> ModelGateway:

@@ -20,6 +20,7 @@ from agents.content.review import arrival, decide, merge_checks, ready
 from agents.content.seo import seo_metadata
 from agents.content.services import CHECKS, JOINS, ContentConfig, ContentServices
 from agents.content.writer import article_prompt
+from agents.gateway.resource import GatewayResource
 from agents.local import Source
 from agents.providers import ChatRequest
 from agents.retriever import merge
@@ -263,8 +264,11 @@ def _union_steps(articles: Any, base: Record) -> list[Record]:
     return steps
 
 
-def content_stages(config: ContentConfig) -> list[Stage[Any]]:
-    services = ContentServices(config)
+def content_stages(config: ContentConfig, gateway: GatewayResource | None = None) -> list[Stage[Any]]:
+    """The five stages, sharing one set of services per process. ``gateway``: the process's
+    model gateway, shared with the other pipelines (default: one of the pipeline's own, without
+    API keys)."""
+    services = ContentServices(config, gateway)
     stages = ContentStages(services)
     shared = (services,)
     return [

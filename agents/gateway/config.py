@@ -45,7 +45,7 @@ from agents.gateway.ratelimit import RateLimiter
 from agents.gateway.routing import choose_tier
 from agents.local import LocalProvider
 from agents.providers import AnthropicProvider, OpenAIProvider, Provider
-from streams.config import PROVIDER_KEY_SUFFIX
+from streams.config import PROVIDER_KEY_SUFFIXES
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
 
@@ -67,10 +67,10 @@ class ProviderConfig(_Strict):
 
     @model_validator(mode="after")
     def _key_variable(self) -> ProviderConfig:
-        if self.api_key_env is not None and not self.api_key_env.endswith(PROVIDER_KEY_SUFFIX):
+        if self.api_key_env is not None and not self.api_key_env.endswith(PROVIDER_KEY_SUFFIXES):
             raise ValueError(
-                f"api_key_env: '{self.api_key_env}' does not end in {PROVIDER_KEY_SUFFIX} "
-                f"(podium's settings read provider keys from *{PROVIDER_KEY_SUFFIX} variables only)"
+                f"api_key_env: '{self.api_key_env}' does not end in {' or '.join(PROVIDER_KEY_SUFFIXES)} "
+                "(podium's settings read provider keys from *_KEY and *_TOKEN variables only)"
             )
         return self
 

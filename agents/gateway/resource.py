@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import ModelGateway
-from streams.stage import SharedResource, StageEnv
+from streams.runtime import SharedResource, StageEnv
 
 __all__ = ["CircuitWatcher", "GatewayResource", "shared_or_own"]
 

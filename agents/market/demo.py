@@ -39,7 +39,7 @@ SPEED = 60.0
 async def run_market_demo(project: Project, console: Console, folder: Path) -> int:
     # The recording plays at SPEED x: while its feed is quiet, its event time runs as fast.
     config = dataclasses.replace(project.sections["market"], idle_clock_rate=SPEED)
-    stages = market_stages(config, project.settings.models_file)
+    stages = market_stages(config, project.settings.models_file, project.shared)
     window_ms = int(config.window_s * 1000)
     source = "agents/data/market (recorded, replayed now)"
     news = parse_recording(source, (DATA / "news.jsonl").read_text())

@@ -8,8 +8,7 @@ from typing import Any
 
 from agents.market.demo import run_market_demo
 from agents.market.stages import MarketConfig, market_stages
-from streams import Settings
-from streams.runtime import Pipeline, Section
+from streams.runtime import Build, Pipeline, Section
 
 __all__ = ["MARKET", "parse_windows"]
 
@@ -33,9 +32,9 @@ def parse_windows(section: Section) -> MarketConfig:
     return windows
 
 
-def _build(settings: Settings, windows: MarketConfig, _dry_run: bool) -> list[Any]:
+def _build(build: Build) -> list[Any]:
     # The windows stage is a WindowStage (a windowed join), the others are Stages.
-    return market_stages(windows, settings.models_file)
+    return market_stages(build.section, build.settings.models_file, build.shared)
 
 
 MARKET = Pipeline(

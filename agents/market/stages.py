@@ -14,14 +14,13 @@ answer, and the record says so.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.gateway.config import build_gateway, load_gateway_config
 from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, GatewayResult, ModelGateway
+from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.market.chart import Marker, price_chart_svg
 from agents.market.prompts import (
     ReplyUnusable,
@@ -68,24 +67,35 @@ class MarketConfig:
 
 
 class MarketServices(SharedResource):
-    """The model gateway of the signals and summarize stages of one process."""
+    """The signals and summarize stages' hold on the process's model gateway (shared with the
+    other pipelines, see :mod:`agents.gateway.resource`) and their policies."""
 
-    def __init__(self, models: Path, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, models: Path, gateway: GatewayResource | None = None) -> None:
         super().__init__()
         self.models = models
-        self.environ = dict(os.environ) if environ is None else environ
+        self._shared_gateway = shared_or_own(gateway, models)
         self._gateway: ModelGateway | None = None
         self.policies: dict[str, CallPolicy] = {}
 
     async def _open(self, env: StageEnv) -> None:
-        config = load_gateway_config(self.models)  # config errors first
-        self.policies = {stage: config.policy(stage) for stage in ("signals", "summarize")}
-        self._gateway = build_gateway(config, self.environ, telemetry=env.telemetry)
+        await self._shared_gateway.open(env)  # config errors first
+        try:
+            config = self._shared_gateway.config
+            self.policies = {stage: config.policy(stage) for stage in ("signals", "summarize")}
+        except BaseException:
+            await self._shared_gateway.close()  # not counted as open: close() would not reach it
+            raise
+        self._gateway = self._shared_gateway.gateway
 
     async def _close(self) -> None:
         gateway, self._gateway = self._gateway, None
         if gateway is not None:
-            await gateway.aclose()
+            await self._shared_gateway.close()  # the last user closes the gateway itself
+
+    @property
+    def gateway(self) -> ModelGateway:
+        assert self._gateway is not None, "market services are not open"
+        return self._gateway
 
     async def ask(self, stage: str, messages: list[dict[str, str]], ctx: StageContext) -> GatewayResult:
         assert self._gateway is not None, "market services are not open"
@@ -186,11 +196,17 @@ def window_view(window: Record) -> WindowView:
     )
 
 
-def market_stages(config: MarketConfig | None = None, models: Path = Path("models.yaml")) -> list[Any]:
-    """The three stages; ``models`` is the models.yaml with the signals and summarize policies."""
+def market_stages(
+    config: MarketConfig | None = None,
+    models: Path = Path("models.yaml"),
+    gateway: GatewayResource | None = None,
+) -> list[Any]:
+    """The three stages; ``models`` is the models.yaml with the signals and summarize policies.
+    ``gateway``: the process's model gateway over ``models``, shared with the other pipelines
+    (default: one of the pipeline's own, without API keys)."""
     config = config or MarketConfig()
     windows = config.window_config()
-    stages = MarketStages(MarketServices(models))
+    stages = MarketStages(MarketServices(models, gateway))
     shared = (stages.services,)
     return [
         Stage("signals", NEWS, (SIGNALS, UNMATCHED), stages.signals, resources=shared),

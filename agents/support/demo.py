@@ -56,7 +56,7 @@ async def run_support_demo(project: Project, console: Console) -> int:
     # A cache scope of its own: wave 1 is answered by the models, its repeats in wave 2 by the
     # cache, whatever earlier runs left in the (persistent) podium.cache topic.
     config = SupportConfig(models=project.settings.models_file, cache_scope=f"demo-{run}")
-    stages = support_stages(config)
+    stages = support_stages(config, gateway=project.shared)
     tickets = load_tickets()
     started_ms = now_ms()
     async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:

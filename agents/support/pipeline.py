@@ -10,14 +10,15 @@ from rich.console import Console
 from agents.support.demo import run_support_demo
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
-from streams import Project, Settings, Stage
-from streams.runtime import Pipeline
+from streams import Project, Stage
+from streams.runtime import Build, Pipeline
 
 __all__ = ["SUPPORT"]
 
 
-def _build(settings: Settings, _section: None, dry_run: bool) -> list[Stage[Any]]:
-    return support_stages(SupportConfig(models=settings.models_file, dry_run=dry_run))
+def _build(build: Build) -> list[Stage[Any]]:
+    config = SupportConfig(models=build.settings.models_file, dry_run=build.dry_run)
+    return support_stages(config, gateway=build.shared)
 
 
 async def _demo(project: Project, console: Console, _folder: Path) -> int:

@@ -1,5 +1,6 @@
 """What the support stages of one process share: the local models, the knowledge sources, the
-model gateway and the answer cache. Opened by the first support worker, closed by the last."""
+answer cache and a hold on the process's model gateway (shared with the other pipelines, see
+:mod:`agents.gateway.resource`). Opened by the first support worker, closed by the last."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.batching import Batcher
 from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
-from agents.gateway.config import GatewayConfig, TierPolicy, build_gateway, load_gateway_config
+from agents.gateway.config import GatewayConfig, TierPolicy
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
+from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.gateway.routing import choose_tier
 from agents.retriever import DOCS, FAQ, KnowledgeSource
 from agents.safety import Screen, Verdict
@@ -40,7 +43,6 @@ class SupportConfig:
     """Read once at the entry point (``podium run``, ``podium demo``) and passed down."""
 
     models: Path  # models.yaml: providers, prices, the generate policies
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     answer_ttl_s: float = 3600.0
     passages: int = 4  # kept after merging the sources
     per_source: int = 4
@@ -112,9 +114,12 @@ class CachedReply:
 
 
 class SupportServices(SharedResource):
-    def __init__(self, config: SupportConfig) -> None:
+    def __init__(self, config: SupportConfig, gateway: GatewayResource | None = None) -> None:
+        """``gateway``: the process's one model gateway (see :mod:`agents.gateway.resource`)."""
         super().__init__()
         self.config = config
+        self._shared_gateway = shared_or_own(gateway, config.models)
+        self._unwatch: Callable[[], None] | None = None
         self._gateway_config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
         self._publisher: Publisher | None = None
@@ -130,13 +135,12 @@ class SupportServices(SharedResource):
 
     async def _open(self, env: StageEnv) -> None:
         # Config errors first (a bad file, a missing API key), before anything is trained or
-        # connected; httpx connects lazily, so the gateway costs nothing to build here.
-        gateway_config = load_gateway_config(self.config.models)
-        self._gateway = build_gateway(
-            gateway_config, self.config.environ, telemetry=env.telemetry, on_circuit=self._circuit_changed
-        )
+        # connected; httpx connects lazily, so the gateway costs nothing to open here.
+        await self._shared_gateway.open(env)
+        self._gateway = self._shared_gateway.gateway
+        self._unwatch = self._shared_gateway.watch_circuits(self._circuit_changed)
         try:
-            await self._open_rest(env, gateway_config)
+            await self._open_rest(env, self._shared_gateway.config)
         except BaseException:
             await self._close()  # not counted as open: close() would not reach it
             raise
@@ -167,13 +171,18 @@ class SupportServices(SharedResource):
         self._gateway_config = gateway_config
 
     async def _close(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()  # circuit changes from now on are the other pipelines' calls'
+            self._unwatch = None
         await asyncio.gather(*self._pending, return_exceptions=True)
         gateway, publisher = self._gateway, self._publisher
         self._gateway = self._publisher = None
-        if gateway is not None:
-            await gateway.aclose()
-        if publisher is not None:
-            await publisher.__aexit__(None, None, None)
+        try:
+            if publisher is not None:
+                await publisher.__aexit__(None, None, None)
+        finally:
+            if gateway is not None:
+                await self._shared_gateway.close()  # the last user closes the gateway itself
 
     def _circuit_changed(self, provider: str, model: str, state: str) -> None:
         """Written to the compacted podium.circuits topic for `podium models status`; the

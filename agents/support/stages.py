@@ -28,6 +28,7 @@ from opentelemetry import trace
 
 from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
+from agents.gateway.resource import GatewayResource
 from agents.gateway.routing import complexity_score
 from agents.local import SYSTEM, Source, grounded_prompt
 from agents.providers import ChatRequest
@@ -354,10 +355,14 @@ def _usage(result: GatewayResult) -> dict[str, Any]:
     }
 
 
-def support_stages(config: SupportConfig, prefix: str = "") -> list[Stage[Any]]:
+def support_stages(
+    config: SupportConfig, prefix: str = "", gateway: GatewayResource | None = None
+) -> list[Stage[Any]]:
     """The five stages, sharing one set of services per process. ``prefix`` renames every
-    topic (``<prefix>support.requests``, ...): a benchmark or test beside the real pipeline."""
-    services = SupportServices(config)
+    topic (``<prefix>support.requests``, ...): a benchmark or test beside the real pipeline.
+    ``gateway``: the process's model gateway, shared with the other pipelines (default: one of
+    the pipeline's own, without API keys)."""
+    services = SupportServices(config, gateway)
     s = SupportStages(services, prefix)
 
     def stage(

@@ -3,7 +3,7 @@
 compacted topics, retry decisions, and the project and stack a command runs them in."""
 
 from streams.runtime.deadletter import dead_letter, letter_for
-from streams.runtime.pipeline import ModelSetup, Pipeline, Pipelines, Section, load_sections
+from streams.runtime.pipeline import Build, ModelSetup, Pipeline, Pipelines, Section, load_sections
 from streams.runtime.project import Project
 from streams.runtime.retry import RetryPolicy
 from streams.runtime.stack import Stack, ensure_broker, release_broker
@@ -25,6 +25,7 @@ from streams.runtime.window_join import WindowStage, WindowState, WindowWorker
 from streams.runtime.workers import Worker, worker_for
 
 __all__ = [
+    "Build",
     "Emit",
     "Handler",
     "ModelSetup",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from streams.runtime.stage import Stage
     from streams.runtime.window_join import WindowStage
 
-__all__ = ["ModelSetup", "Pipeline", "Pipelines", "Section", "load_sections"]
+__all__ = ["Build", "ModelSetup", "Pipeline", "Pipelines", "Section", "load_sections"]
 
 Built = Sequence["Stage[Any] | WindowStage"]
 
@@ -60,15 +60,28 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Build:
+    """What a pipeline's stages are built from."""
+
+    settings: Settings
+    #: Its ``pipelines.yaml`` section as its parser returned it (None: it has no parser).
+    section: Any
+    #: What every pipeline of the process shares (:attr:`Pipelines.shared`, made once per project:
+    #: podium's pipelines share one model gateway, so a provider's rate limit holds for them all).
+    shared: Any
+    #: Stages that publish nothing of their own beside what their handlers return
+    #: (``podium replay --stage --with``).
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """A pipeline as the runtime sees it."""
 
     name: str
     #: What it does, for headings and help ("classify, retrieve, generate, screen").
     summary: str
-    #: settings, its parsed ``pipelines.yaml`` section, dry_run -> its stages. ``dry_run`` stages
-    #: publish nothing of their own beside what their handlers return (``podium replay --with``).
-    build: Callable[[Settings, Any, bool], Built]
+    build: Callable[[Build], Built]
     #: Its section of ``pipelines.yaml`` -> the frozen object ``build`` receives (None: no section).
     parse: Callable[[Section], Any] | None = None
     #: ``podium demo``: (project, console, reports folder) -> exit code.
@@ -97,6 +110,8 @@ class Pipelines:
 
     pipelines: tuple[Pipeline, ...] = ()
     model_setups: tuple[ModelSetup, ...] = field(default=(ModelSetup("local", "the configured models"),))
+    #: settings -> what the pipelines of one process share, made once per project (None: nothing).
+    shared: Callable[[Settings], Any] | None = None
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.pipelines]

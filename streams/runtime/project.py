@@ -15,7 +15,7 @@ from streams.contracts.registry import SchemaRegistryClient
 from streams.contracts.schemas import SchemaStore
 from streams.errors import BrokerError, ConfigError
 from streams.kafka.broker import LocalBroker
-from streams.runtime.pipeline import Pipelines, load_sections
+from streams.runtime.pipeline import Build, Pipelines, load_sections
 from streams.runtime.stage import Stage
 
 __all__ = ["Project"]
@@ -65,13 +65,19 @@ class Project:
         return replace(self, settings=self.settings.model_copy(update={"models_file": setup.models_file}))
 
     @cached_property
+    def shared(self) -> Any:
+        """What the pipelines of this process share (podium's: one model gateway), made once."""
+        return self.pipelines.shared(self.settings) if self.pipelines.shared is not None else None
+
+    @cached_property
     def sections(self) -> dict[str, Any]:
         """Each pipeline's ``pipelines.yaml`` section, read once."""
         return load_sections(self.settings.pipelines_file, self.pipelines)
 
     def build(self, name: str, dry_run: bool = False) -> list[Stage[Any]]:
         pipeline = self.pipelines[name]
-        return list(pipeline.build(self.settings, self.sections.get(name), dry_run))  # type: ignore[arg-type]
+        context = Build(self.settings, self.sections.get(name), self.shared, dry_run)
+        return list(pipeline.build(context))  # type: ignore[arg-type]
 
     def stages(self, targets: str | Sequence[str], dry_run: bool = False) -> list[Stage[Any]]:
         """Pipeline names, stages of one, or ``module:attribute`` (a Stage, a list, or a factory).

@@ -50,3 +50,9 @@ def test_every_pipeline_with_a_demo_is_started_by_default_and_the_runtime_demo_i
     assert PIPELINES.names() == ["demo", "support", "content", "market"]
     assert PIPELINES.defaults() == ["support", "content", "market"]
     assert [s.name for s in PIPELINES.model_setups] == ["local", "sim"]
+
+
+def test_agents_public_names_are_a_decision() -> None:
+    import agents
+
+    assert sorted(agents.__all__) == ["PIPELINES", "process_gateway"]

@@ -61,9 +61,9 @@ def test_the_repository_configurations_are_valid() -> None:
         ("providers: {}\nprices: {m: {input: -1, output: 1}}\nstages: {}\n", "prices.m.input"),
         ("providers: {}\nprices: {}\nstages: {}\ncolour: red\n", "colour"),
         (
-            "providers: {p: {kind: openai, base_url: u, api_key_env: OPENAI_TOKEN}}\n"
+            "providers: {p: {kind: openai, base_url: u, api_key_env: OPENAI_SECRET}}\n"
             "prices: {}\nstages: {}\n",
-            "providers.p: .*OPENAI_TOKEN' does not end in _KEY",
+            "providers.p: .*OPENAI_SECRET' does not end in _KEY or _TOKEN",
         ),
     ],
 )

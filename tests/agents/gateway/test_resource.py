@@ -13,11 +13,11 @@ from agents.gateway.gateway import GatewayError
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.providers import ChatRequest
 from agents.simulator import SimConfig, SimulatorServer
-from streams.catalog import Catalog
-from streams.codec import Codec
+from streams.contracts.catalog import Catalog
+from streams.contracts.codec import Codec
 from streams.errors import ConfigError
-from streams.stage import StageEnv
-from streams.telemetry import Telemetry
+from streams.runtime.stage import StageEnv
+from streams.telemetry.otel import Telemetry
 
 PLANTED = "sk-planted-77ab"
 

@@ -4,7 +4,7 @@ import pytest
 
 from streams.config import Settings
 from streams.errors import ConfigError
-from streams.runtime.pipeline import ModelSetup, Pipeline, Pipelines, Section, load_sections
+from streams.runtime.pipeline import Build, ModelSetup, Pipeline, Pipelines, Section, load_sections
 from streams.runtime.project import Project
 from streams.runtime.stage import Emit, Stage
 
@@ -13,8 +13,8 @@ async def _echo(value: dict[str, object], _ctx: object) -> Emit:
     return Emit("out", value)
 
 
-def _stages(settings: Settings, section: int | None, dry_run: bool) -> list[Stage[dict[str, object]]]:
-    name = f"echo-{section}" + ("-dry" if dry_run else "")
+def _stages(build: Build) -> list[Stage[dict[str, object]]]:
+    name = f"echo-{build.section}" + ("-dry" if build.dry_run else "")
     return [Stage(name=name, consumes="in", produces=("out",), handler=_echo)]
 
 
