@@ -8,32 +8,47 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
 
 ::
 
-    ProviderError (PodiumError)
-    ├── RateLimited          429 rate_limit_exceeded / rate_limit_error   retryable
-    ├── QuotaExhausted       429 insufficient_quota, spend limits         failover (any)
-    ├── Overloaded           529 / overloaded_error, mid-stream too       retryable, failover (any)
-    ├── ServerError          5xx                                          retryable
-    ├── Unreachable          connect error, timeout, reset                retryable
-    ├── StreamBroken         stream cut or error event after 200          retryable, failover (any)
-    ├── ContextTooLong       context window exceeded                      failover (longer_context)
-    ├── ContentRefused       content policy refusal                       failover (other_policy)
-    ├── RequestRejected      400, 401, 403, 404 and other 4xx             neither
-    └── CostCapReached       no route fits the request's cost cap (not    neither
-                             an HTTP answer: nothing was called)
+    PodiumError (streams.errors)
+    ├── ProviderError
+    │   ├── RateLimited      429 rate_limit_exceeded / rate_limit_error   retryable
+    │   ├── QuotaExhausted   429 insufficient_quota, spend limits         failover (any)
+    │   ├── Overloaded       529 / overloaded_error, mid-stream too       retryable, failover (any)
+    │   ├── ServerError      5xx                                          retryable
+    │   ├── Unreachable      connect error, timeout, reset                retryable
+    │   ├── StreamBroken     stream cut or error event after 200          retryable, failover (any)
+    │   ├── ContextTooLong   context window exceeded                      failover (longer_context)
+    │   ├── ContentRefused   content policy refusal                       failover (other_policy)
+    │   ├── RequestRejected  400, 401, 403, 404 and other 4xx             neither
+    │   ├── CostCapReached   no route fits the request's cost cap (not    neither
+    │   │                    an HTTP answer: nothing was called)
+    │   └── GatewayError     every route failed: the attempts and         the last error's
+    │                        decisions on the way                         retryable and reason
+    └── DeadlineExceeded (streams.errors)
+        └── BudgetSpent      the deadline left no time for (another)      neither
+                             call: the attempts and decisions so far
+
+The gateway raises only the last two: a provider's error ends up as the ``last`` of a
+:class:`GatewayError`, and a deadline that runs out as a :class:`BudgetSpent` (which callers
+that know only :mod:`streams.errors` still see as the ``DeadlineExceeded`` it is).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.gateway.pricing import Usage
-from streams.errors import PodiumError
+from streams.errors import DeadlineExceeded, PodiumError
+
+if TYPE_CHECKING:
+    from agents.gateway.gateway import Attempt
 
 __all__ = [
+    "BudgetSpent",
     "ContentRefused",
     "ContextTooLong",
     "CostCapReached",
+    "GatewayError",
     "Overloaded",
     "ProviderError",
     "QuotaExhausted",
@@ -114,6 +129,29 @@ class CostCapReached(ProviderError):
     """No route of the chain fits what the request may still spend (nothing was called)."""
 
     dead_letter_reason = "cost_cap"
+
+
+class GatewayError(ProviderError):
+    """Every route failed; carries the attempts so their cost is still accounted. Its flags
+    are the last error's: the message may be retried, and dead-letters, as that error would."""
+
+    def __init__(
+        self, last: ProviderError, attempts: tuple[Attempt, ...], decisions: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(f"all routes failed; last: {last}", status=last.status)
+        self.retryable = last.retryable
+        self.dead_letter_reason = last.dead_letter_reason
+        self.attempts = attempts
+        self.decisions = decisions  # routes skipped on the way (open circuits, short budget)
+
+
+class BudgetSpent(DeadlineExceeded):
+    """The request's deadline left no time for (another) call; carries what was tried."""
+
+    def __init__(self, message: str, attempts: tuple[Attempt, ...], decisions: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.decisions = decisions
 
 
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "spend_limit_exceeded", "billing_error"}

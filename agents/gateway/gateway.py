@@ -31,9 +31,11 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.cache import ResponseCache, cache_key
 from agents.gateway.errors import (
+    BudgetSpent,
     ContentRefused,
     ContextTooLong,
     CostCapReached,
+    GatewayError,
     ProviderError,
     RequestRejected,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "BudgetSpent",
     "CallPolicy",
     "CostCap",
+    "GatewayError",
     "GatewayResult",
     "ModelGateway",
     "Reset",
@@ -115,28 +118,6 @@ class GatewayResult:
     @property
     def cache_hit(self) -> bool:
         return self.attempts[-1].outcome == "cache_hit"
-
-
-class GatewayError(ProviderError):
-    """Every route failed; carries the attempts so their cost is still accounted."""
-
-    def __init__(
-        self, last: ProviderError, attempts: tuple[Attempt, ...], decisions: tuple[str, ...] = ()
-    ) -> None:
-        super().__init__(f"all routes failed; last: {last}", status=last.status)
-        self.retryable = last.retryable
-        self.dead_letter_reason = last.dead_letter_reason
-        self.attempts = attempts
-        self.decisions = decisions  # routes skipped on the way (open circuits, short budget)
-
-
-class BudgetSpent(DeadlineExceeded):
-    """The request's deadline left no time for (another) call; carries what was tried."""
-
-    def __init__(self, message: str, attempts: tuple[Attempt, ...], decisions: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.decisions = decisions
 
 
 @dataclass(frozen=True)

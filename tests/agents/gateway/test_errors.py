@@ -1,8 +1,13 @@
+import re
+
 import pytest
 
+from agents.gateway import errors
 from agents.gateway.errors import (
+    BudgetSpent,
     ContentRefused,
     ContextTooLong,
+    GatewayError,
     Overloaded,
     QuotaExhausted,
     RateLimited,
@@ -11,7 +16,7 @@ from agents.gateway.errors import (
     classify_response,
     retry_after_s,
 )
-from streams.errors import is_retryable
+from streams.errors import DeadlineExceeded, PodiumError, is_retryable
 
 
 def openai(code: str, message: str = "", kind: str = "") -> dict[str, object]:
@@ -82,3 +87,30 @@ def test_retry_after_prefers_milliseconds_and_ignores_dates() -> None:
     assert retry_after_s({"retry-after": "3"}) == 3.0
     assert retry_after_s({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
     assert classify_response(429, openai("rate_limit_exceeded"), {"retry-after": "2"}).retry_after_s == 2.0
+
+
+def test_every_gateway_error_is_drawn_in_the_tree_under_the_one_root() -> None:
+    classes = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, Exception) and value.__module__ == errors.__name__
+    ]
+    assert {"GatewayError", "BudgetSpent", "ProviderError"} <= {c.__name__ for c in classes}
+    for cls in classes:
+        assert issubclass(cls, PodiumError)
+        assert re.search(rf"── {cls.__name__}\b", errors.__doc__ or ""), f"{cls.__name__} is not drawn"
+
+
+def test_a_gateway_error_has_the_last_errors_flags_and_budget_spent_is_a_deadline() -> None:
+    failed = GatewayError(RateLimited("HTTP 429: slow down", status=429), (), ("skipped oa/large",))
+    assert failed.retryable and is_retryable(failed) and not failed.failover
+    assert (failed.dead_letter_reason, failed.status, failed.decisions) == (
+        "rate_limited",
+        429,
+        ("skipped oa/large",),
+    )
+    final = GatewayError(RequestRejected("HTTP 400: bad", status=400), ())
+    assert not final.retryable and final.dead_letter_reason == "request_rejected"
+    spent = BudgetSpent("no budget left for a model call", (), ())
+    assert isinstance(spent, DeadlineExceeded) and not is_retryable(spent)
+    assert spent.dead_letter_reason == "deadline_exceeded"
