@@ -41,7 +41,7 @@ from agents.gateway.pricing import Usage
 from streams.errors import DeadlineExceeded, PodiumError
 
 if TYPE_CHECKING:
-    from agents.gateway.gateway import Attempt
+    from agents.gateway.attempt import Attempt
 
 __all__ = [
     "BudgetSpent",

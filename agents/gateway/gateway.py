@@ -1,15 +1,23 @@
 """The model gateway: one call through a fallback chain, with exactly one retry layer.
 
+Layered the way httpx layers ``send``, one concern per layer, each written once:
+:meth:`ModelGateway.complete` (the response cache) and :meth:`ModelGateway.stream` -> the route
+loop (``_route``) -> one attempt (:mod:`agents.gateway.attempt`) -> the provider. Complete and
+stream differ only in how the attempt calls: awaiting the completion whole, or driving the stream.
+
 For each route in the chain (provider + model), in order:
 
-1. skip it when its circuit is open (no waiting for a provider that is known to be down);
-2. wait for the client-side rate limit, but never past the request's deadline;
-3. call with a timeout no longer than what is left of the deadline;
-4. on success: close the books (usage -> cost at the table's price) and return;
+1. skip it when its circuit is open (no waiting for a provider that is known to be down), when
+   its worst case does not fit the cost cap, or when the deadline leaves less than it needs and
+   a faster route follows; every skip is a recorded decision;
+2. wait for the client-side rate limit, but never past the request's deadline (the attempt);
+3. call with a timeout no longer than what is left of the deadline (the attempt);
+4. on success: close the books (usage -> cost at the table's price) and return (the attempt);
 5. on failure, read the error's flags: ``failover`` moves to the next suitable route at once
    (a longer-context model for context errors, another provider for refusals); ``retryable``
    waits (Retry-After or jittered backoff, bounded by the deadline) and tries the same route
-   again while the *shared* retry budget lasts, else moves on; anything else is final.
+   again while the *shared* retry budget lasts, else moves on; anything else is final. A stream
+   that already sent text always fails over, and says so with a :class:`Reset`.
 
 Retries are counted for the whole call, so falling back does not restart the retry cycle.
 Every attempt is recorded (provider, model, outcome, latency, usage, cost): the result carries
@@ -21,24 +29,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from contextlib import aclosing
+from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from agents.gateway.attempt import Attempt, AttemptRunner, Call, streamed, whole
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.cache import ResponseCache, cache_key
-from agents.gateway.errors import (
-    BudgetSpent,
-    ContentRefused,
-    ContextTooLong,
-    CostCapReached,
-    GatewayError,
-    ProviderError,
-    RequestRejected,
-)
+from agents.gateway.errors import BudgetSpent, CostCapReached, GatewayError, ProviderError
+from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.ratelimit import RateLimiter
 from agents.providers import ChatRequest, Completion, Provider
@@ -57,43 +59,6 @@ __all__ = [
     "Route",
     "StreamEvent",
 ]
-
-
-@dataclass(frozen=True)
-class Route:
-    provider: str
-    model: str
-    context_window: int = 8192
-    # The least budget this route needs to be worth trying (a large model's usual latency).
-    # With less left, the gateway skips to a faster route and records why.
-    min_budget_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class CostCap:
-    """What a request may still spend: ``limit_usd`` in all, ``spent_usd`` of it already
-    (earlier stages; the ``podium-cost-usd`` header). A route whose worst case (the prompt plus
-    ``max_tokens`` of output at its price) does not fit is skipped, and the decision recorded."""
-
-    limit_usd: float
-    spent_usd: float = 0.0
-
-
-@dataclass(frozen=True)
-class CallPolicy:
-    chain: tuple[Route, ...]
-    backoff: Backoff = field(default_factory=Backoff)
-    timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    provider: str
-    model: str
-    outcome: str  # "ok" or the error type
-    latency_s: float
-    usage: Usage
-    cost_usd: float
 
 
 @dataclass(frozen=True)
@@ -133,9 +98,6 @@ StreamEvent = str | Reset | GatewayResult  # a text delta, a reset marker, or th
 
 _CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
-# Errors that say nothing about the provider's health do not count against its circuit.
-_NOT_THE_PROVIDERS_FAULT = (RequestRejected, ContextTooLong, ContentRefused)
-
 
 class ModelGateway:
     def __init__(
@@ -162,22 +124,16 @@ class ModelGateway:
         self._sleep = sleep
         self._cache = cache
         telemetry = telemetry or Telemetry.configure("none")
-        self._tracer = telemetry.tracer("podium.gateway")
         meter = telemetry.meter("podium.gateway")
-        self._duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="Duration of each model call",
-            explicit_bucket_boundaries_advisory=[0.01 * 2**i for i in range(14)],
-        )
-        self._tokens = meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Tokens per model call",
-            explicit_bucket_boundaries_advisory=[4**i for i in range(14)],
-        )
-        self._cost = meter.create_counter(
-            "podium.gen_ai.cost", unit="USD", description="What model calls cost"
+        self._attempt = AttemptRunner(
+            self._providers,
+            prices,
+            self._limits,
+            record=self._record,
+            tracer=telemetry.tracer("podium.gateway"),
+            meter=meter,
+            clock=clock,
+            sleep=sleep,
         )
         self._retries = meter.create_counter(
             "podium.gen_ai.retries", description="Model calls tried again on the same route"
@@ -247,7 +203,7 @@ class ModelGateway:
             return f"skipped {name}: circuit open", ProviderError(f"circuit open for {name}")
         if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
             return too_dear, CostCapReached(too_dear)
-        left = _left(deadline, self._clock())
+        left = time_left(deadline, self._clock())
         if left is not None and left < route.min_budget_s and index + 1 < len(chain):
             # A faster route follows; nothing failed, so there is no error to report.
             return f"skipped {name}: {left:.2f}s left, needs {route.min_budget_s:.2f}s", None
@@ -305,7 +261,7 @@ class ModelGateway:
             # Labelled as a hit, and free: the answer was paid for when it was first made.
             attempt = Attempt("cache", hit.model, "cache_hit", 0.0, usage, 0.0)
             return GatewayResult(completion, Route("cache", hit.model), (attempt,))
-        result = await self._complete(request, policy, deadline, cost_cap)
+        result = await self._answer(request, policy, deadline, cost_cap)
         if self._cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
             c = result.completion
             await self._cache.put(
@@ -313,45 +269,7 @@ class ModelGateway:
             )
         return result
 
-    async def _complete(
-        self, request: ChatRequest, policy: CallPolicy, deadline: float | None, cost_cap: CostCap | None
-    ) -> GatewayResult:
-        attempts: list[Attempt] = []
-        decisions: list[str] = []
-        retries = 0
-        last: ProviderError | None = None
-        index = 0
-        chain = policy.chain
-        while index < len(chain):
-            route = chain[index]
-            if (skip := self._skip(chain, index, request, cost_cap, attempts, deadline)) is not None:
-                decision, error = skip
-                decisions.append(decision)
-                last = last or error
-                index += 1
-                continue
-            try:
-                result = await self._call(route, request, policy, deadline, attempts)
-                return replace(result, decisions=tuple(decisions))
-            except BudgetSpent:
-                raise
-            except DeadlineExceeded as exc:
-                raise BudgetSpent(str(exc), tuple(attempts), tuple(decisions)) from exc
-            except ProviderError as exc:
-                last = exc
-                step = _after_failure(
-                    exc, chain, index, retries, policy.backoff, _left(deadline, self._clock())
-                )
-                if step is None:
-                    raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
-                self._note_next(route, chain, step, exc)
-                index, retries, delay = step
-                if delay is not None:
-                    await self._sleep(delay)
-        assert last is not None, "a policy needs at least one route"
-        raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
-
-    async def stream(
+    def stream(
         self,
         request: ChatRequest,
         policy: CallPolicy,
@@ -364,6 +282,29 @@ class ModelGateway:
         Errors before the first delta follow the same rules as :meth:`complete`; a break after
         it always fails over (a retry of the same stream would repeat the text).
         """
+        return self._route(request, policy, deadline, cost_cap, streamed)
+
+    async def _answer(
+        self, request: ChatRequest, policy: CallPolicy, deadline: float | None, cost_cap: CostCap | None
+    ) -> GatewayResult:
+        """The route loop with calls that are awaited whole: its one event is the result."""
+        async with aclosing(self._route(request, policy, deadline, cost_cap, whole)) as events:
+            async for event in events:
+                if isinstance(event, GatewayResult):
+                    return event
+        raise AssertionError("the route loop ends with a result or an error")
+
+    async def _route(
+        self,
+        request: ChatRequest,
+        policy: CallPolicy,
+        deadline: float | None,
+        cost_cap: CostCap | None,
+        call: Call,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The one route loop (steps 1 and 5 of the module docstring; an attempt is steps 2-4).
+        ``call`` says how an attempt talks to the provider; only a streamed call yields text,
+        and so only a stream can break after text and :class:`Reset`."""
         attempts: list[Attempt] = []
         decisions: list[str] = []
         retries = 0
@@ -378,189 +319,35 @@ class ModelGateway:
                 last = last or error
                 index += 1
                 continue
-            left = _left(deadline, self._clock())
-            if left is not None and left <= 0:
-                raise BudgetSpent("no budget left for a model call", tuple(attempts), tuple(decisions))
-            wait = self._reserve(route, request)
-            if wait > 0:
-                if left is not None and wait >= left:
-                    raise BudgetSpent(
-                        f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left",
-                        tuple(attempts),
-                        tuple(decisions),
-                    )
-                await self._sleep(wait)
-                left = _left(deadline, self._clock())
-                if left is not None and left <= 0:  # as _call: no doomed call to count against the circuit
-                    raise BudgetSpent("no budget left for a model call", tuple(attempts), tuple(decisions))
-            timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
-            attrs = {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": route.provider,
-                "gen_ai.request.model": route.model,
-            }
-            # Started, not made current: this generator yields to its consumer between pieces,
-            # and a current span would be detached in another context.
-            span = self._tracer.start_span(f"chat {route.model}", kind=SpanKind.CLIENT)
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        **attrs,
-                        "gen_ai.request.max_tokens": request.max_tokens,
-                        "podium.gateway.timeout_s": timeout,
-                    }
-                )
-            started, streamed = self._clock(), False
+            sent_text = False
             try:
-                async for piece in self._providers[route.provider].stream(
-                    replace(request, model=route.model), timeout
-                ):
-                    if piece.final is not None:
-                        self._record(route, True)
-                        attempt = Attempt(
-                            route.provider,
-                            route.model,
-                            "ok",
-                            self._clock() - started,
-                            piece.final.usage,
-                            self._prices.cost(route.model, piece.final.usage),
-                        )
-                        attempts.append(attempt)
-                        self._observe(span, attempt, {**attrs, "gen_ai.response.model": piece.final.model})
-                        span.end()
-                        yield GatewayResult(piece.final, route, tuple(attempts), tuple(decisions))
-                        return
-                    streamed = True
-                    yield piece.text
+                async with aclosing(
+                    self._attempt.run(route, request, policy.timeout_s, deadline, call, attempts)
+                ) as events:
+                    async for event in events:
+                        if isinstance(event, Completion):
+                            yield GatewayResult(event, route, tuple(attempts), tuple(decisions))
+                            return
+                        sent_text = True
+                        yield event
+            except DeadlineExceeded as exc:
+                raise BudgetSpent(str(exc), tuple(attempts), tuple(decisions)) from exc
             except ProviderError as exc:
                 last = exc
-                attempt = self._failed(route, exc, self._clock() - started, attempts)
-                self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                remaining = _left(deadline, self._clock())
+                remaining = time_left(deadline, self._clock())
                 step = _after_failure(
-                    exc, chain, index, retries, policy.backoff, remaining, streamed=streamed
+                    exc, chain, index, retries, policy.backoff, remaining, streamed=sent_text
                 )
                 if step is None:
                     raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
                 self._note_next(route, chain, step, exc)
-                next_index, retries, delay = step
+                index, retries, delay = step
                 if delay is not None:
                     await self._sleep(delay)
-                    continue
-                index = next_index
-                if streamed and index < len(chain):
+                elif sent_text and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
-            finally:
-                if span.is_recording():  # an SDK span stops recording once it has ended
-                    span.end()
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
-
-    def _reserve(self, route: Route, request: ChatRequest) -> float:
-        """Seconds to wait for the route's client-side rate limit (0: go now)."""
-        limiter = self._limits.get(route.provider)
-        if limiter is None:
-            return 0.0
-        return limiter.reserve(request.prompt_tokens_estimate() + request.max_tokens, self._clock())
-
-    async def _call(
-        self,
-        route: Route,
-        request: ChatRequest,
-        policy: CallPolicy,
-        deadline: float | None,
-        attempts: list[Attempt],
-    ) -> GatewayResult:
-        provider = self._providers[route.provider]
-        wait = self._reserve(route, request)
-        if wait > 0:
-            left = _left(deadline, self._clock())
-            if left is not None and wait >= left:
-                raise DeadlineExceeded(f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left")
-            await self._sleep(wait)
-        left = _left(deadline, self._clock())
-        if left is not None and left <= 0:
-            raise DeadlineExceeded("no budget left for a model call")
-        timeout = policy.timeout_s if left is None else min(policy.timeout_s, left)
-        attrs = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": route.provider,
-            "gen_ai.request.model": route.model,
-        }
-        with self._tracer.start_as_current_span(f"chat {route.model}", kind=SpanKind.CLIENT) as span:
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        **attrs,
-                        "gen_ai.request.max_tokens": request.max_tokens,
-                        "podium.gateway.timeout_s": timeout,
-                    }
-                )
-            started = self._clock()
-            try:
-                completion = await provider.complete(replace(request, model=route.model), timeout)
-            except ProviderError as exc:
-                attempt = self._failed(route, exc, self._clock() - started, attempts)
-                self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                raise
-            self._record(route, True)
-            attempt = Attempt(
-                route.provider,
-                route.model,
-                "ok",
-                self._clock() - started,
-                completion.usage,
-                self._prices.cost(route.model, completion.usage),
-            )
-            attempts.append(attempt)
-            self._observe(span, attempt, {**attrs, "gen_ai.response.model": completion.model})
-            if span.is_recording() and completion.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
-        return GatewayResult(completion, route, tuple(attempts))
-
-    def _failed(self, route: Route, exc: ProviderError, latency_s: float, attempts: list[Attempt]) -> Attempt:
-        """Book a failed call (a broken stream's usage is billed) and tell the route's breaker."""
-        usage = exc.partial_usage or Usage()
-        attempt = Attempt(
-            route.provider,
-            route.model,
-            error_type(exc),
-            latency_s,
-            usage,
-            self._prices.cost(route.model, usage),
-        )
-        attempts.append(attempt)
-        if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
-            self._record(route, False)
-        return attempt
-
-    def _observe(self, span: trace.Span, attempt: Attempt, attrs: dict[str, str]) -> None:
-        """One model call in the trace and the metrics (gen_ai names; cost in podium.cost.usd)."""
-        usage = attempt.usage
-        self._duration.record(attempt.latency_s, attrs)
-        self._tokens.record(
-            usage.input_tokens + usage.cache_read_tokens, {**attrs, "gen_ai.token.type": "input"}
-        )
-        self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
-        if attempt.cost_usd:
-            self._cost.add(attempt.cost_usd, attrs)
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    **attrs,
-                    "gen_ai.usage.input_tokens": usage.input_tokens,
-                    "gen_ai.usage.output_tokens": usage.output_tokens,
-                    "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
-                    "podium.usage.estimated": usage.estimated,
-                    "podium.cost.usd": round(attempt.cost_usd, 10),
-                }
-            )
-
-
-def _left(deadline: float | None, now: float) -> float | None:
-    return None if deadline is None else deadline - now
 
 
 def _after_failure(

@@ -1,0 +1,233 @@
+"""One call to one route: the single attempt both ``ModelGateway.complete`` and
+``ModelGateway.stream`` make, so waits, timeouts, spans and books cannot drift apart.
+
+In order (:meth:`AttemptRunner.run`):
+
+1. no time left on the deadline: :class:`DeadlineExceeded` before anything is reserved, called
+   or counted against the route's circuit;
+2. reserve the route's client-side rate limit; a wait that does not fit in what is left fails at
+   once, else it is slept, and the deadline is checked again;
+3. call with a timeout no longer than what is left, in a CLIENT span ``chat {model}`` that is
+   current while the provider works (never across a yield to the consumer);
+4. how to call is the caller's :data:`Call`: :func:`whole` awaits one completion,
+   :func:`streamed` drives the provider's stream; either way the attempt reads pieces, passes
+   text deltas on and ends with the final :class:`Completion`;
+5. close the books: an :class:`Attempt` (latency, usage, cost at the table's price; a broken
+   stream's partial usage is billed), gen_ai metrics and span attributes, and the breaker hears
+   the outcome unless the error says nothing about the provider's health.
+
+The route loop (which route, when to retry, when to fall back) is :mod:`agents.gateway.gateway`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+
+from opentelemetry import trace
+from opentelemetry.metrics import Meter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected, StreamBroken
+from agents.gateway.policy import Route, time_left
+from agents.gateway.pricing import PriceTable, Usage
+from agents.gateway.ratelimit import RateLimiter
+from agents.providers import ChatRequest, Completion, Provider, StreamPiece
+from streams.errors import DeadlineExceeded, error_type
+
+__all__ = ["Attempt", "AttemptRunner", "Call", "streamed", "whole"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    provider: str
+    model: str
+    outcome: str  # "ok" or the error type
+    latency_s: float
+    usage: Usage
+    cost_usd: float
+
+
+# How an attempt talks to the provider: pieces of text, then one piece with the final completion.
+Call = Callable[[Provider, ChatRequest, float], AsyncIterator[StreamPiece]]
+
+
+async def whole(
+    provider: Provider, request: ChatRequest, timeout_s: float
+) -> AsyncGenerator[StreamPiece, None]:
+    """Await the completion: a call without streaming is a stream of one final piece."""
+    yield StreamPiece(final=await provider.complete(request, timeout_s))
+
+
+def streamed(provider: Provider, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]:
+    """Drive the provider's stream, delta by delta."""
+    return provider.stream(request, timeout_s)
+
+
+# Errors that say nothing about the provider's health do not count against its circuit.
+_NOT_THE_PROVIDERS_FAULT = (RequestRejected, ContextTooLong, ContentRefused)
+
+
+class AttemptRunner:
+    """Makes one attempt on one route; owns the per-call metrics. ``record(route, ok)`` tells the
+    route's circuit breaker how a call went (the gateway owns the breakers)."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        prices: PriceTable,
+        limits: Mapping[str, RateLimiter],
+        *,
+        record: Callable[[Route, bool], None],
+        tracer: trace.Tracer,
+        meter: Meter,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._providers = providers
+        self._prices = prices
+        self._limits = limits
+        self._record = record
+        self._tracer = tracer
+        self._clock = clock
+        self._sleep = sleep
+        self._duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="Duration of each model call",
+            explicit_bucket_boundaries_advisory=[0.01 * 2**i for i in range(14)],
+        )
+        self._tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Tokens per model call",
+            explicit_bucket_boundaries_advisory=[4**i for i in range(14)],
+        )
+        self._cost = meter.create_counter(
+            "podium.gen_ai.cost", unit="USD", description="What model calls cost"
+        )
+
+    async def run(
+        self,
+        route: Route,
+        request: ChatRequest,
+        timeout_s: float,
+        deadline: float | None,
+        call: Call,
+        attempts: list[Attempt],
+    ) -> AsyncGenerator[str | Completion, None]:
+        """Text deltas, then the :class:`Completion`; the attempt is appended to ``attempts``
+        whatever its outcome. Raises the provider's error once it is booked, or
+        :class:`DeadlineExceeded` when no call fits in what is left (steps 1-2: nothing booked)."""
+        timeout = await self._wait_for_turn(route, request, timeout_s, deadline)
+        attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": route.provider,
+            "gen_ai.request.model": route.model,
+        }
+        # Started, not made current: the consumer runs between pieces, in its own context.
+        span = self._tracer.start_span(f"chat {route.model}", kind=SpanKind.CLIENT)
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    **attrs,
+                    "gen_ai.request.max_tokens": request.max_tokens,
+                    "podium.gateway.timeout_s": timeout,
+                }
+            )
+        started = self._clock()
+        pieces = call(self._providers[route.provider], replace(request, model=route.model), timeout)
+        try:
+            try:
+                while True:
+                    with trace.use_span(span):  # current while the provider works on this piece
+                        piece = await anext(pieces, None)
+                    if piece is None:
+                        raise StreamBroken(f"{route.provider}: the answer ended without its final piece")
+                    if piece.final is not None:
+                        break
+                    yield piece.text
+            except ProviderError as exc:
+                attempt = self._failed(route, exc, self._clock() - started, attempts)
+                self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                raise
+            final = piece.final
+            self._record(route, True)
+            attempt = Attempt(
+                route.provider,
+                route.model,
+                "ok",
+                self._clock() - started,
+                final.usage,
+                self._prices.cost(route.model, final.usage),
+            )
+            attempts.append(attempt)
+            self._observe(span, attempt, {**attrs, "gen_ai.response.model": final.model})
+            if span.is_recording() and final.finish_reason:
+                span.set_attribute("gen_ai.response.finish_reasons", [final.finish_reason])
+            span.end()
+            yield final
+        finally:
+            if span.is_recording():  # an SDK span stops recording once it has ended
+                span.end()
+            if isinstance(pieces, AsyncGenerator):
+                await pieces.aclose()  # a stream left mid-way (or at its end) closes its response
+
+    async def _wait_for_turn(
+        self, route: Route, request: ChatRequest, timeout_s: float, deadline: float | None
+    ) -> float:
+        """Wait for the route's rate limit within the deadline; the timeout the call may use."""
+        left = time_left(deadline, self._clock())
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("no budget left for a model call")
+        limiter = self._limits.get(route.provider)
+        expected = request.prompt_tokens_estimate() + request.max_tokens
+        wait = 0.0 if limiter is None else limiter.reserve(expected, self._clock())
+        if wait > 0:
+            if left is not None and wait >= left:
+                raise DeadlineExceeded(f"rate limit of {route.provider} needs {wait:.2f}s; {left:.2f}s left")
+            await self._sleep(wait)
+            left = time_left(deadline, self._clock())
+            if left is not None and left <= 0:  # no doomed call to count against the circuit
+                raise DeadlineExceeded("no budget left for a model call")
+        return timeout_s if left is None else min(timeout_s, left)
+
+    def _failed(self, route: Route, exc: ProviderError, latency_s: float, attempts: list[Attempt]) -> Attempt:
+        """Book a failed call (a broken stream's usage is billed) and tell the route's breaker."""
+        usage = exc.partial_usage or Usage()
+        attempt = Attempt(
+            route.provider,
+            route.model,
+            error_type(exc),
+            latency_s,
+            usage,
+            self._prices.cost(route.model, usage),
+        )
+        attempts.append(attempt)
+        if not isinstance(exc, _NOT_THE_PROVIDERS_FAULT):
+            self._record(route, False)
+        return attempt
+
+    def _observe(self, span: trace.Span, attempt: Attempt, attrs: dict[str, str]) -> None:
+        """One model call in the trace and the metrics (gen_ai names; cost in podium.cost.usd)."""
+        usage = attempt.usage
+        self._duration.record(attempt.latency_s, attrs)
+        self._tokens.record(
+            usage.input_tokens + usage.cache_read_tokens, {**attrs, "gen_ai.token.type": "input"}
+        )
+        self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
+        if attempt.cost_usd:
+            self._cost.add(attempt.cost_usd, attrs)
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    **attrs,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                    "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
+                    "podium.usage.estimated": usage.estimated,
+                    "podium.cost.usd": round(attempt.cost_usd, 10),
+                }
+            )
