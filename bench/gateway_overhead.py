@@ -22,8 +22,8 @@ from rich.table import Table
 
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.providers import ChatRequest, OpenAIProvider
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.http import ChatRequest, OpenAIProvider
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
 BODY = {
     "model": "small",

@@ -65,3 +65,13 @@ def test_a_pipeline_reaching_past_a_face_breaks_the_faces(tmp_path: Path) -> Non
     result = _lint(root)
     assert result.returncode == 1
     assert "agents.support.stages -> streams.runtime.stage_worker" in result.stdout
+
+
+def test_one_pipeline_importing_another_breaks_their_independence(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    seo = root / "agents" / "content" / "seo.py"
+    seo.write_text(seo.read_text() + "\nimport agents.support.routing  # noqa: E402\n")
+    result = _lint(root)
+    assert result.returncode == 1
+    assert "which never import each other" in result.stdout and "BROKEN" in result.stdout
+    assert "agents.content.seo -> agents.support.routing" in result.stdout

@@ -31,8 +31,9 @@ def models_status(
     import time
     from dataclasses import replace
 
+    from agents import LOCAL_MODELS
     from agents.gateway.config import build_gateway, load_gateway_config
-    from agents.providers import ChatRequest
+    from agents.gateway.providers.http import ChatRequest
 
     project = load_project()
     config = guard(lambda: load_gateway_config(project.settings.models_file))
@@ -67,7 +68,7 @@ def models_status(
         return
 
     async def go() -> list[tuple[str, str, str]]:
-        gateway = build_gateway(config, project.settings.provider_keys)
+        gateway = build_gateway(config, project.settings.provider_keys, local_models=LOCAL_MODELS)
         rows = []
         ping = ChatRequest(model="", messages=[{"role": "user", "content": "ping"}], max_tokens=8)
         try:
@@ -134,7 +135,7 @@ def _print_circuits(project: Project) -> None:
 @models_app.command("eval-classifier")
 def eval_classifier(seed: Annotated[int, typer.Option("--seed")] = 7) -> None:
     """Accuracy of the offline intent classifier (a local TF-IDF model) on a held-out split."""
-    from agents.classifier import EXAMPLES, evaluate
+    from agents.offline.classifier import EXAMPLES, evaluate
 
     result = evaluate(seed=seed)
     console.print(

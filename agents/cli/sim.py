@@ -25,7 +25,7 @@ def sim(
     """Run the provider simulator (a stand-in, not a model): OpenAI and Anthropic protocols, faults."""
     import uvicorn
 
-    from agents.simulator import FAULTS, SimConfig, make_app
+    from agents.gateway.providers.simulator import FAULTS, SimConfig, make_app
 
     chosen = tuple(f for f in faults.split(",") if f) or FAULTS
     unknown = set(chosen) - set(FAULTS)

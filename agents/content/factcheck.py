@@ -29,7 +29,7 @@ from typing import Literal
 
 import Stemmer
 
-from agents.retriever import KnowledgeSource, Passage
+from agents.offline.retriever import KnowledgeSource, Passage
 
 __all__ = [
     "CONTRADICTED_MIN_OVERLAP",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from agents.content.factcheck import content_terms, split_sentences
-from agents.retriever import KnowledgeSource
+from agents.offline.retriever import KnowledgeSource
 
 __all__ = ["MAX_DESCRIPTION", "MAX_SLUG", "MAX_TITLE", "Seo", "kb_idf", "seo_metadata", "slugify"]
 

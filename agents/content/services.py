@@ -15,9 +15,10 @@ from agents.content.factcheck import FactChecker
 from agents.content.review import Thresholds
 from agents.content.seo import kb_idf
 from agents.content.style import STYLE_GUIDE, StyleGuide
+from agents.content.writer import WRITER_MODELS
 from agents.gateway.gateway import CallPolicy, ModelGateway
 from agents.gateway.resource import GatewayResource, shared_or_own
-from agents.retriever import DOCS, FAQ, KnowledgeSource
+from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
 from streams.contracts import now_ms
 from streams.ingress import Publisher
 from streams.runtime import Record, SharedResource, StageEnv, Table
@@ -46,7 +47,7 @@ class ContentServices(SharedResource):
         """``gateway``: the process's one model gateway (see :mod:`agents.gateway.resource`)."""
         super().__init__()
         self.config = config
-        self._shared_gateway = shared_or_own(gateway, config.models)
+        self._shared_gateway = shared_or_own(gateway, config.models, WRITER_MODELS)
         self.joins = Table(
             JOINS,
             key_of=lambda row: str(row["request_id"]),

@@ -20,10 +20,10 @@ from agents.content.review import arrival, decide, merge_checks, ready
 from agents.content.seo import seo_metadata
 from agents.content.services import CHECKS, JOINS, ContentConfig, ContentServices
 from agents.content.writer import article_prompt
+from agents.gateway.providers.http import ChatRequest
 from agents.gateway.resource import GatewayResource
-from agents.local import Source
-from agents.providers import ChatRequest
-from agents.retriever import merge
+from agents.offline.grounded import Source
+from agents.offline.retriever import merge
 from streams.contracts import dlq_topic, now_ms
 from streams.errors import PermanentError
 from streams.runtime import Emit, Record, Stage, StageContext

@@ -1,6 +1,6 @@
 """The ``local-writer`` model: drafts an article from a brief, offline and deterministically.
 
-It is a small program, not an LLM. Like ``local-extractive`` (agents.local) it reads the very
+It is a small program, not an LLM. Like ``local-extractive`` (agents.offline.grounded) it reads the very
 prompt a hosted model would get (:func:`article_prompt`), so a stage switches between the two by
 configuration alone. What it writes:
 
@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from agents.content.factcheck import FACT_PREFIX, MIN_CLAIM_TERMS, content_terms, split_sentences
 from agents.content.style import STYLE_PREFIX, phrase_pattern
-from agents.local import Source
+from agents.offline.grounded import Source
 
 __all__ = [
     "MODEL",
+    "WRITER_MODELS",
     "ArticleAsk",
     "article_prompt",
     "parse_article_prompt",
@@ -266,3 +267,7 @@ def write_article(ask: ArticleAsk) -> str:
 def write_from_prompt(prompt: str) -> str:
     """The model's whole turn: read the prompt, write the article."""
     return write_article(parse_article_prompt(prompt))
+
+
+# What the local provider serves for this pipeline (registered where the gateway is built).
+WRITER_MODELS = {"local-writer": write_from_prompt}

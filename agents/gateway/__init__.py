@@ -1,6 +1,9 @@
-"""The model gateway's decisions, free of I/O: what an error means, how long to wait, whether a
-circuit lets a call through, how fast a worker may call, what a call costs, and how a stream
-adds up. The providers over httpx and the gateway that composes these come next (issue 3)."""
+"""The model gateway: one route loop (:mod:`~agents.gateway.gateway`) over one attempt
+(:mod:`~agents.gateway.attempt`), with the decisions they read free of I/O (what an error means,
+how long to wait, whether a circuit lets a call through, how fast a worker may call, what a call
+costs, how a stream adds up), the response cache, and the one gateway of a process
+(:mod:`~agents.gateway.resource`). The providers it calls are in :mod:`agents.gateway.providers`.
+This face holds the decisions; the gateway itself is imported from its module."""
 
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker

@@ -41,10 +41,10 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider, Provider
+from agents.gateway.providers.local import LocalModel, LocalProvider
 from agents.gateway.ratelimit import RateLimiter
 from agents.gateway.routing import choose_tier
-from agents.local import LocalProvider
-from agents.providers import AnthropicProvider, OpenAIProvider, Provider
 from streams.config import PROVIDER_KEY_SUFFIXES
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 
 
 class ProviderConfig(_Strict):
-    # local: the offline models in agents/local.py (no base_url, no key, no cost).
+    # local: the offline models each pipeline registers (no base_url, no key, no cost).
     kind: Literal["openai", "anthropic", "local"]
     base_url: str = ""
     api_key_env: str | None = None
@@ -241,8 +241,12 @@ def build_gateway(
     telemetry: Telemetry | None = None,
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
+    local_models: Mapping[str, LocalModel] | None = None,
 ) -> ModelGateway:
     """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices.
+
+    ``local_models``: what a ``kind: local`` provider serves, by model name (each pipeline
+    registers its own; see :mod:`agents.gateway.providers.local`).
 
     A process builds one (see :class:`agents.gateway.resource.GatewayResource`): each gateway
     has its own rate limiters and circuits, so two would let twice a provider's limit through.
@@ -252,7 +256,7 @@ def build_gateway(
     providers: dict[str, Provider] = {}
     for name, p in config.providers.items():
         if p.kind == "local":
-            providers[name] = LocalProvider(name)
+            providers[name] = LocalProvider(name, local_models)
             continue
         kind = OpenAIProvider if p.kind == "openai" else AnthropicProvider
         providers[name] = kind(name, p.base_url, api_key=secrets[name].get_secret_value())

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import ModelGateway
+from agents.gateway.providers.local import LocalModel
 from streams.runtime import SharedResource, StageEnv
 
 __all__ = ["CircuitWatcher", "GatewayResource", "shared_or_own"]
@@ -39,11 +40,18 @@ CircuitWatcher = Callable[[str, str, str], None]
 class GatewayResource(SharedResource):
     """The gateway built from ``models`` (models.yaml), open while any of its users is open."""
 
-    def __init__(self, models: Path, keys: Mapping[str, SecretStr] | None = None) -> None:
+    def __init__(
+        self,
+        models: Path,
+        keys: Mapping[str, SecretStr] | None = None,
+        local_models: Mapping[str, LocalModel] | None = None,
+    ) -> None:
         """``keys``: the provider-key variables (:attr:`streams.config.Settings.provider_keys`);
-        none by default, enough for the local models and keyless providers."""
+        none by default, enough for the local models and keyless providers. ``local_models``:
+        what the local provider serves, by model name (each pipeline registers its own)."""
         super().__init__()
         self.models = models
+        self.local_models: Mapping[str, LocalModel] = MappingProxyType(dict(local_models or {}))
         self._keys: Mapping[str, SecretStr] = MappingProxyType(dict(keys or {}))
         self._config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
@@ -55,7 +63,11 @@ class GatewayResource(SharedResource):
     async def _open(self, env: StageEnv) -> None:
         config = load_gateway_config(self.models)
         self._gateway = build_gateway(
-            config, self._keys, telemetry=env.telemetry, on_circuit=self._circuit_changed
+            config,
+            self._keys,
+            telemetry=env.telemetry,
+            on_circuit=self._circuit_changed,
+            local_models=self.local_models,
         )
         self._config = config
 
@@ -90,11 +102,17 @@ class GatewayResource(SharedResource):
             watcher(provider, model, state)
 
 
-def shared_or_own(shared: GatewayResource | None, models: Path) -> GatewayResource:
-    """The process's gateway when given (it must read the same models file), else one of the
-    caller's own over ``models``, without API keys: a pipeline on its own (tests, benchmarks)."""
+def shared_or_own(
+    shared: GatewayResource | None, models: Path, local_models: Mapping[str, LocalModel] | None = None
+) -> GatewayResource:
+    """The process's gateway when given (it must read the same models file and serve the
+    caller's local models), else one of the caller's own over ``models`` with its local models,
+    without API keys: a pipeline on its own (tests, benchmarks)."""
     if shared is None:
-        return GatewayResource(models)
+        return GatewayResource(models, local_models=local_models)
     if shared.models != models:
         raise ValueError(f"the shared model gateway reads {shared.models}, not {models}")
+    missing = sorted(set(local_models or {}) - set(shared.local_models))
+    if missing:
+        raise ValueError(f"the shared model gateway serves no local model {', '.join(missing)}")
     return shared

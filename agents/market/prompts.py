@@ -23,6 +23,7 @@ from agents.market.signals import Signal, extract_signals
 from agents.market.summary import WindowSignal, WindowView, summarize_window
 
 __all__ = [
+    "MARKET_MODELS",
     "ReplyUnusable",
     "answer_signals",
     "answer_summary",
@@ -123,3 +124,7 @@ def read_signals(reply: str, allowed: Sequence[str]) -> list[Signal]:
             raise
         raise ReplyUnusable(f"the reply is not the JSON asked for: {exc}") from exc
     return signals
+
+
+# What the local provider serves for this pipeline (registered where the gateway is built).
+MARKET_MODELS = {"local-lexicon": answer_signals, "local-summary": answer_summary}

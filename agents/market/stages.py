@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, GatewayResult, ModelGateway
+from agents.gateway.providers.http import ChatRequest
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.market.chart import Marker, price_chart_svg
 from agents.market.prompts import (
+    MARKET_MODELS,
     ReplyUnusable,
     read_signals,
     signals_prompt,
@@ -31,7 +33,6 @@ from agents.market.prompts import (
 from agents.market.signals import DEFAULT_ALIASES, extract_signals, find_symbols
 from agents.market.summary import WindowSignal, WindowView, summarize_window
 from agents.market.windows import TickWindows, WindowConfig
-from agents.providers import ChatRequest
 from streams.runtime import Emit, Record, SharedResource, Stage, StageContext, StageEnv, WindowStage
 
 __all__ = ["MarketConfig", "MarketServices", "market_stages", "window_view"]
@@ -73,7 +74,7 @@ class MarketServices(SharedResource):
     def __init__(self, models: Path, gateway: GatewayResource | None = None) -> None:
         super().__init__()
         self.models = models
-        self._shared_gateway = shared_or_own(gateway, models)
+        self._shared_gateway = shared_or_own(gateway, models, MARKET_MODELS)
         self._gateway: ModelGateway | None = None
         self.policies: dict[str, CallPolicy] = {}
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.table import Table
 
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.support.outcomes import Outcome, SampleTicket, Summary, load_tickets, outcome_of, summarize
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.batching import Batcher
-from agents.classifier import IntentClassifier, Prediction
 from agents.gateway.cache import KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, TierPolicy
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.gateway.routing import choose_tier
-from agents.retriever import DOCS, FAQ, KnowledgeSource
-from agents.safety import Screen, Verdict
+from agents.offline.batching import Batcher
+from agents.offline.classifier import IntentClassifier, Prediction
+from agents.offline.grounded import GROUNDED_MODELS
+from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
+from agents.offline.safety import Screen, Verdict
 from agents.support.routing import answer_key
 from streams.contracts import REQUEST_ID, Codec, now_ms
 from streams.ingress import Publisher
@@ -118,7 +119,7 @@ class SupportServices(SharedResource):
         """``gateway``: the process's one model gateway (see :mod:`agents.gateway.resource`)."""
         super().__init__()
         self.config = config
-        self._shared_gateway = shared_or_own(gateway, config.models)
+        self._shared_gateway = shared_or_own(gateway, config.models, GROUNDED_MODELS)
         self._unwatch: Callable[[], None] | None = None
         self._gateway_config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None

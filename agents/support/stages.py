@@ -28,11 +28,11 @@ from opentelemetry import trace
 
 from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
+from agents.gateway.providers.http import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.gateway.routing import complexity_score
-from agents.local import SYSTEM, Source, grounded_prompt
-from agents.providers import ChatRequest
-from agents.retriever import Passage, merge
+from agents.offline.grounded import SYSTEM, Source, grounded_prompt
+from agents.offline.retriever import Passage, merge
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
 from agents.support.services import CachedReply, ChunkSink, SupportConfig, SupportServices
 from streams.contracts import now_ms

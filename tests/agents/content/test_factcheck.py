@@ -10,7 +10,7 @@ from agents.content.factcheck import (
     numbers,
     split_claims,
 )
-from agents.retriever import DOCS, FAQ, KnowledgeSource
+from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
 
 
 @pytest.fixture(scope="module")

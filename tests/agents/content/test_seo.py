@@ -3,7 +3,7 @@
 import pytest
 
 from agents.content.seo import MAX_DESCRIPTION, MAX_SLUG, MAX_TITLE, kb_idf, seo_metadata, slugify
-from agents.retriever import DOCS, KnowledgeSource
+from agents.offline.retriever import DOCS, KnowledgeSource
 
 BODY = (
     "# Resetting your password\n\n"

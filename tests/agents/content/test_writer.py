@@ -20,8 +20,8 @@ from agents.content.writer import (
     write_article,
     write_from_prompt,
 )
-from agents.local import Source
-from agents.retriever import DOCS, FAQ, KnowledgeSource, merge
+from agents.offline.grounded import Source
+from agents.offline.retriever import DOCS, FAQ, KnowledgeSource, merge
 
 BRIEFS = Path(agents.content.__file__).parents[1] / "data" / "content" / "briefs.jsonl"
 RESET = Source(

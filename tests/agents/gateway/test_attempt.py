@@ -11,8 +11,8 @@ import pytest
 from agents.gateway.errors import BudgetSpent, RateLimited
 from agents.gateway.gateway import CallPolicy, GatewayResult, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
+from agents.gateway.providers.http import ChatRequest, Completion, StreamPiece
 from agents.gateway.ratelimit import RateLimiter
-from agents.providers import ChatRequest, Completion, StreamPiece
 from streams.telemetry import Telemetry
 
 PRICES = PriceTable({"m": Price(1.0, 2.0)})

@@ -10,8 +10,8 @@ import pytest
 from agents.gateway.cache import KafkaCacheStore, ResponseCache, cache_key
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.providers import ChatRequest, OpenAIProvider
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.http import ChatRequest, OpenAIProvider
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher

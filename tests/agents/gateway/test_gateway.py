@@ -12,8 +12,8 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.gateway import CallPolicy, CostCap, GatewayError, GatewayResult, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
-from agents.providers import AnthropicProvider, ChatRequest, OpenAIProvider
-from agents.simulator import FAULTS, SimConfig, SimulatorServer
+from agents.gateway.providers.http import AnthropicProvider, ChatRequest, OpenAIProvider
+from agents.gateway.providers.simulator import FAULTS, SimConfig, SimulatorServer
 from streams.errors import DeadlineExceeded
 
 PRICES = PriceTable({"small": Price(0.15, 0.6), "large": Price(3.0, 15.0), "long": Price(5.0, 20.0)})

@@ -10,9 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from agents.gateway.gateway import GatewayError
+from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.gateway.resource import GatewayResource, shared_or_own
-from agents.providers import ChatRequest
-from agents.simulator import SimConfig, SimulatorServer
 from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
 from streams.errors import ConfigError

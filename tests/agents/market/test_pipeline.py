@@ -102,7 +102,7 @@ async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_le
 ) -> None:
     import json
 
-    from agents.simulator import SimConfig, SimulatorServer
+    from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
     sym = symbol()
     # The simulator (a stand-in for a hosted model) answers with placeholder words.

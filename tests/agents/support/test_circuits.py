@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
 from streams.ingress.publish import Publisher

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.safety import find_sensitive
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
+from agents.offline.safety import find_sensitive
 from agents.support.outcomes import load_tickets
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages

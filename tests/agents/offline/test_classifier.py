@@ -1,4 +1,4 @@
-from agents.classifier import IntentClassifier, evaluate, load_examples
+from agents.offline.classifier import IntentClassifier, evaluate, load_examples
 
 
 def test_the_shipped_examples_cover_every_intent_evenly() -> None:

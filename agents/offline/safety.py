@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agents.classifier import load_examples, text_pipeline
+from agents.offline.classifier import load_examples, text_pipeline
 
 __all__ = ["EXAMPLES", "Finding", "Screen", "Verdict", "find_sensitive", "luhn_valid"]
 
-EXAMPLES = Path(__file__).with_name("data") / "safety.jsonl"
+EXAMPLES = Path(__file__).parents[1] / "data" / "safety.jsonl"
 
 Action = Literal["pass", "redact", "block"]
 
@@ -158,7 +158,7 @@ class Screen:
         block_labels: tuple[str, ...] = ("injection", "unsafe"),
         also: Callable[[str], list[Finding]] = find_sensitive,
     ) -> list[Verdict]:
-        """:meth:`check` for many texts with one classifier call (see :mod:`agents.batching`)."""
+        """:meth:`check` for many texts with one classifier call (see :mod:`agents.offline.batching`)."""
         found = [also(text) for text in texts]
         sensitive = [[f for f in findings if f.kind not in _BLOCKING] for findings in found]
         # The classifier reads the redacted text: an email address or a card number in a

@@ -27,7 +27,7 @@ __all__ = [
     "text_pipeline",
 ]
 
-EXAMPLES = Path(__file__).with_name("data") / "intents.jsonl"
+EXAMPLES = Path(__file__).parents[1] / "data" / "intents.jsonl"
 
 
 def load_examples(path: Path = EXAMPLES, label: str = "intent") -> tuple[list[str], list[str]]:
@@ -68,7 +68,7 @@ class IntentClassifier:
         return self.predict_many([text])[0]
 
     def predict_many(self, texts: list[str]) -> list[Prediction]:
-        """One vectorised call for many texts (see :mod:`agents.batching`)."""
+        """One vectorised call for many texts (see :mod:`agents.offline.batching`)."""
         out = []
         for probabilities in self._pipeline.predict_proba(texts):
             best = int(probabilities.argmax())

@@ -24,7 +24,7 @@ import Stemmer
 
 __all__ = ["DOCS", "FAQ", "KnowledgeSource", "Passage", "Retriever", "merge"]
 
-KB = Path(__file__).with_name("data") / "kb"
+KB = Path(__file__).parents[1] / "data" / "kb"
 DOCS = KB / "docs.jsonl"
 FAQ = KB / "faq.jsonl"
 

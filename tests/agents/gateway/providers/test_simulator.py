@@ -19,7 +19,7 @@ import pytest
 CHILD = """
 import logging, sys
 import uvicorn
-from agents.simulator import SimConfig, make_app
+from agents.gateway.providers.simulator import SimConfig, make_app
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 uvicorn.run(make_app(SimConfig(latency_ms=0, jitter_ms=0)), host="127.0.0.1", port=int(sys.argv[1]),
             log_level="info", access_log=False)
@@ -93,4 +93,7 @@ def test_resets_and_cut_streams_break_the_connection_with_one_quiet_line_each(si
     assert not [line for line in err.splitlines() if line.startswith(("ERROR", "WARNING"))], err
     injected = [line for line in err.splitlines() if "injected" in line]
     assert len(injected) == 4, err
-    assert all(line.startswith("INFO agents.simulator provider simulator: injected") for line in injected)
+    assert all(
+        line.startswith("INFO agents.gateway.providers.simulator provider simulator: injected")
+        for line in injected
+    )

@@ -1,6 +1,6 @@
 """The offline retriever: BM25 over the shipped knowledge bases, merged without duplicates."""
 
-from agents.retriever import DOCS, FAQ, KnowledgeSource, Passage, merge
+from agents.offline.retriever import DOCS, FAQ, KnowledgeSource, Passage, merge
 
 
 def passage(id: str, source: str, text: str) -> Passage:

@@ -17,8 +17,8 @@ from agents.gateway.errors import (
     StreamBroken,
     Unreachable,
 )
-from agents.providers import AnthropicProvider, ChatRequest, OpenAIProvider, StreamPiece
-from agents.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.http import AnthropicProvider, ChatRequest, OpenAIProvider, StreamPiece
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
 REQUEST = ChatRequest(
     model="sim-large", messages=[{"role": "user", "content": "How do I reset my password?"}]

@@ -1,6 +1,5 @@
-"""Local models behind the provider interface: the offline default when no provider is set up.
-
-These are small deterministic programs, not LLMs, named for what they do:
+"""The offline models that answer a grounded prompt: small deterministic programs, not LLMs,
+served by the local provider (:mod:`agents.gateway.providers.local`) under these names:
 
 - ``local-extractive`` composes a grounded answer from the numbered sources in the prompt:
   it picks the source sentences that share the most (stemmed) words with the question, in the
@@ -15,20 +14,19 @@ stage between ``local`` and a real provider is a change of ``models.yaml``, noth
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import Stemmer
 
-from agents.gateway.errors import RequestRejected
-from agents.gateway.pricing import Usage
-from agents.gateway.sse import estimate_tokens
-from agents.providers import ChatRequest, Completion, StreamPiece
-
-__all__ = ["LOCAL_MODELS", "LocalProvider", "Source", "compose_extractive", "grounded_prompt"]
-
-LOCAL_MODELS = ("local-extractive", "local-reply", "local-writer", "local-lexicon", "local-summary")
+__all__ = [
+    "GROUNDED_MODELS",
+    "Source",
+    "answer_extractive",
+    "answer_reply",
+    "compose_extractive",
+    "grounded_prompt",
+]
 
 SYSTEM = (
     "You are the support assistant of Lumen. Answer the customer's question using only the "
@@ -188,41 +186,19 @@ def compose_reply(question: str, intent: str) -> str:
     return f'About "{_opening(question)}": {reply}'
 
 
-class LocalProvider:
-    """The local models as a provider: no network, no cost, deterministic."""
+def answer_extractive(prompt: str) -> str:
+    """``local-extractive``: the prompt as :func:`grounded_prompt` wrote it -> a cited answer."""
+    _intent, question, sources = _parse(prompt)
+    return compose_extractive(question or prompt, sources)
 
-    def __init__(self, name: str = "local") -> None:
-        self.name = name
 
-    def _answer(self, request: ChatRequest) -> str:
-        prompt = "\n".join(str(m.get("content", "")) for m in request.messages)
-        intent, question, sources = _parse(prompt)
-        if request.model == "local-extractive":
-            return compose_extractive(question or prompt, sources)
-        if request.model == "local-reply":
-            return compose_reply(question or prompt, intent)
-        if request.model == "local-writer":
-            from agents.content.writer import write_from_prompt  # the content pipeline's writer
+def answer_reply(prompt: str) -> str:
+    """``local-reply``: the prompt -> a templated acknowledgement naming its intent."""
+    intent, question, _sources = _parse(prompt)
+    return compose_reply(question or prompt, intent)
 
-            return write_from_prompt(prompt)
-        if request.model in ("local-lexicon", "local-summary"):
-            from agents.market.prompts import answer_signals, answer_summary  # the market pipeline's
 
-            return answer_signals(prompt) if request.model == "local-lexicon" else answer_summary(prompt)
-        raise RequestRejected(f"the local provider has no model '{request.model}' (it has {LOCAL_MODELS})")
-
-    async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:
-        started = time.perf_counter()
-        text = self._answer(request)
-        usage = Usage(request.prompt_tokens_estimate(), estimate_tokens(text))
-        return Completion(text, request.model, "stop", usage, self.name, time.perf_counter() - started)
-
-    async def stream(self, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]:
-        completion = await self.complete(request, timeout_s)
-        words = completion.text.split(" ")
-        for i, word in enumerate(words):
-            yield StreamPiece(text=word if i == 0 else " " + word)
-        yield StreamPiece(final=completion)
-
-    async def aclose(self) -> None:
-        return None
+GROUNDED_MODELS: Mapping[str, Callable[[str], str]] = {
+    "local-extractive": answer_extractive,
+    "local-reply": answer_reply,
+}

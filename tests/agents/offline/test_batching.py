@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from agents.batching import Batcher
+from agents.offline.batching import Batcher
 
 
 async def test_concurrent_calls_run_as_one_batch_in_order() -> None:

@@ -1,10 +1,11 @@
-"""The local models behind the provider interface: grounded extractive answers and replies."""
+"""The local provider serves the local models it is given, behind the provider interface."""
 
 import pytest
 
 from agents.gateway.errors import RequestRejected
-from agents.local import LocalProvider, Source, compose_extractive, grounded_prompt
-from agents.providers import ChatRequest
+from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.local import LocalProvider
+from agents.offline.grounded import GROUNDED_MODELS, Source, grounded_prompt
 
 SOURCES = [
     Source(
@@ -20,19 +21,8 @@ SOURCES = [
 ]
 
 
-def test_the_answer_cites_the_sentences_that_match_the_question() -> None:
-    answer = compose_extractive("How do I reset my password?", [s.text for s in SOURCES])
-    assert answer.startswith('About "How do I reset my password?":')
-    assert "Click Forgot password on the sign-in page. [1]" in answer and "[2]" not in answer
-
-
-def test_without_a_matching_source_the_answer_hands_over_and_invents_nothing() -> None:
-    answer = compose_extractive("Do you support Kubernetes operators?", [s.text for s in SOURCES])
-    assert "handing your request to a support agent" in answer and "[" not in answer.split(":", 1)[1]
-
-
 async def test_the_provider_reads_the_same_prompt_a_hosted_model_gets() -> None:
-    provider = LocalProvider()
+    provider = LocalProvider(models=GROUNDED_MODELS)
     messages = grounded_prompt("Where do I add our VAT number?", "billing", SOURCES)
     done = await provider.complete(ChatRequest("local-extractive", messages), timeout_s=1)
     assert "VAT number under Settings > Billing. [2]" in done.text
@@ -43,9 +33,20 @@ async def test_the_provider_reads_the_same_prompt_a_hosted_model_gets() -> None:
 
 
 async def test_the_reply_model_names_the_intent_and_unknown_models_are_refused() -> None:
-    provider = LocalProvider()
+    provider = LocalProvider(models=GROUNDED_MODELS)
     messages = grounded_prompt("Please cancel our plan", "cancellation", [])
     reply = await provider.complete(ChatRequest("local-reply", messages), timeout_s=1)
     assert "billing team" in reply.text
     with pytest.raises(RequestRejected, match="no model 'gpt-x'"):
         await provider.complete(ChatRequest("gpt-x", messages), timeout_s=1)
+
+
+async def test_a_provider_knows_only_the_models_it_was_given_and_says_which_it_has() -> None:
+    messages = grounded_prompt("Please cancel our plan", "cancellation", [])
+    with pytest.raises(RequestRejected, match=r"no model 'local-reply' \(it has none\)"):
+        await LocalProvider().complete(ChatRequest("local-reply", messages), timeout_s=1)
+    echo = LocalProvider(models={"local-echo": str.upper})
+    done = await echo.complete(ChatRequest("local-echo", [{"role": "user", "content": "hi"}]), timeout_s=1)
+    assert done.text == "HI"
+    with pytest.raises(RequestRejected, match=r"\(it has local-echo\)"):
+        await echo.complete(ChatRequest("local-reply", messages), timeout_s=1)

@@ -3,7 +3,7 @@ block, and the trained classifier blocks the harmful examples it was never shown
 
 import pytest
 
-from agents.safety import Screen, find_sensitive, luhn_valid
+from agents.offline.safety import Screen, find_sensitive, luhn_valid
 
 
 @pytest.fixture(scope="module")

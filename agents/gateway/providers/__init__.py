@@ -1,0 +1,25 @@
+"""The model providers behind one interface (:class:`Provider`): OpenAI- and Anthropic-compatible
+APIs over httpx, the local provider (models that run in this process), and the provider
+simulator (a stand-in for hosted models, not a model) that tests and the demo call instead of
+the network."""
+
+from agents.gateway.providers.http import (
+    AnthropicProvider,
+    ChatRequest,
+    Completion,
+    OpenAIProvider,
+    Provider,
+    StreamPiece,
+)
+from agents.gateway.providers.local import LocalModel, LocalProvider
+
+__all__ = [
+    "AnthropicProvider",
+    "ChatRequest",
+    "Completion",
+    "LocalModel",
+    "LocalProvider",
+    "OpenAIProvider",
+    "Provider",
+    "StreamPiece",
+]
