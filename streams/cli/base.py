@@ -15,7 +15,7 @@ from rich.console import Console
 
 from streams.config import load_settings
 from streams.errors import PodiumError
-from streams.kafka.reading import Selection, parse_position
+from streams.kafka.reading import Position, Selection, parse_position
 from streams.runtime.pipeline import Pipelines
 from streams.runtime.project import Project
 from streams.runtime.stage import Stage
@@ -27,6 +27,7 @@ __all__ = [
     "err",
     "guard",
     "load_project",
+    "position_of",
     "project_for",
     "register",
     "run_async",
@@ -107,12 +108,17 @@ def select(
     return guard(
         lambda: Selection(
             topic,
-            start=parse_position(start) if start else None,
-            end=parse_position(end) if end else None,
+            start=position_of(start),
+            end=position_of(end),
             request_id=request_id,
             trace_id=trace_id,
         )
     )
+
+
+def position_of(text: str | None) -> Position | None:
+    """``--since``/``--from`` as a position (an offset, a time, a duration ago); None when absent."""
+    return guard(lambda: parse_position(text)) if text else None
 
 
 def when(ms: int) -> str:

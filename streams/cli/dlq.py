@@ -10,8 +10,8 @@ from rich.table import Table
 from streams.cli.base import (
     app,
     console,
-    guard,
     load_project,
+    position_of,
     run_async,
     when,
 )
@@ -23,11 +23,10 @@ app.add_typer(dlq_app, name="dlq")
 @dlq_app.command("list")
 def dlq_list(since: Annotated[str | None, typer.Option("--since")] = None) -> None:
     """Dead letters per stage and error type: count, first and last seen."""
-    from streams.kafka.reading import parse_position
     from streams.operations.dlq import read_dead_letters, summarize
 
     project = load_project()
-    position = guard(lambda: parse_position(since)) if since else None
+    position = position_of(since)
     letters = run_async(
         lambda: read_dead_letters(project.bootstrap(), project.catalog, project.codec, since=position)
     )
@@ -75,11 +74,10 @@ def dlq_redrive(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Send dead letters back to their topic (once: a ledger remembers what was redriven)."""
-    from streams.kafka.reading import parse_position
     from streams.operations.dlq import read_dead_letters, redrive
 
     project = load_project()
-    position = guard(lambda: parse_position(since)) if since else None
+    position = position_of(since)
 
     async def go() -> tuple[int, int]:
         letters = await read_dead_letters(

@@ -14,8 +14,10 @@ from streams.cli.base import (
     err,
     guard,
     load_project,
+    position_of,
     run_async,
 )
+from streams.kafka.reading import parse_position
 
 
 @app.command("trace")
@@ -26,7 +28,6 @@ def trace_cmd(
     """A request's waterfall: every hop's start, duration, status, retries (model, tokens, cost)."""
     import re
 
-    from streams.kafka.reading import parse_position
     from streams.operations.traces import read_spans, waterfall, waterfall_table
 
     project = load_project()
@@ -69,7 +70,6 @@ def report_cmd(
 ) -> None:
     """One self-contained HTML file: pipeline graph, latency, outcomes over time, cost, slowest traces."""
     from streams.contracts.headers import now_ms
-    from streams.kafka.reading import parse_position
     from streams.operations.audit import pipeline_topics, run_audit
     from streams.operations.report import render, summarize_spans
     from streams.operations.traces import read_window
@@ -78,7 +78,7 @@ def report_cmd(
     stages = guard(lambda: project.stages(pipeline))
     input_topic, terminal = guard(lambda: pipeline_topics(stages, project.catalog))
     start = guard(lambda: parse_position(since))
-    end = guard(lambda: parse_position(until)) if until else None
+    end = position_of(until)
 
     async def go() -> str:
         bootstrap = project.bootstrap()
@@ -114,13 +114,12 @@ def audit(
 ) -> None:
     """Every request that entered the pipeline ended exactly once? Exits 1 when any is missing."""
     from streams.contracts.headers import now_ms
-    from streams.kafka.reading import parse_position
     from streams.operations.audit import pipeline_topics, run_audit
 
     project = load_project()
     stages = guard(lambda: project.stages(pipeline))
     input_topic, terminal = guard(lambda: pipeline_topics(stages, project.catalog))
-    position = guard(lambda: parse_position(since)) if since else None
+    position = position_of(since)
     report = run_async(
         lambda: run_audit(
             project.bootstrap(),

@@ -17,6 +17,7 @@ from streams.cli.base import (
     guard,
     load_project,
     run_async,
+    select,
     telemetry_for,
 )
 
@@ -57,7 +58,6 @@ def replay_cmd(
         TimeRemainingColumn,
     )
 
-    from streams.kafka.reading import Selection, parse_position
     from streams.operations.replay import Checkpoint, replay_range
 
     if (dump is None) == (into is None) and not dry_run:
@@ -65,15 +65,7 @@ def replay_cmd(
         raise typer.Exit(2)
     project = load_project()
     catalog = guard(lambda: project.catalog)
-    selection = guard(
-        lambda: Selection(
-            topic,
-            start=parse_position(start) if start else None,
-            end=parse_position(end) if end else None,
-            request_id=request_id,
-            trace_id=trace_id,
-        )
-    )
+    selection = select(topic, start, end, request_id, trace_id)
     checkpoints = project.settings.home / "replay"
     resuming = not restart and Checkpoint(checkpoints, selection, into or "dump").path.exists()
     if resuming:
@@ -130,7 +122,6 @@ def _what_if(
     with_models: Path | None,
     limit: int,
 ) -> None:
-    from streams.kafka.reading import Selection, parse_position
     from streams.operations.whatif import Comparison, what_if
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -141,15 +132,7 @@ def _what_if(
     if len(stages) != 1:
         err.print(f"[red]error:[/] --stage names one stage, not the pipeline '{stage_name}'")
         raise typer.Exit(2)
-    selection = guard(
-        lambda: Selection(
-            topic,
-            start=parse_position(start) if start else None,
-            end=parse_position(end) if end else None,
-            request_id=request_id,
-            trace_id=trace_id,
-        )
-    )
+    selection = select(topic, start, end, request_id, trace_id)
 
     async def go() -> list[Comparison]:
         return await what_if(

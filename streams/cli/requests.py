@@ -16,6 +16,7 @@ from streams.cli.base import (
     guard,
     load_project,
     run_async,
+    select,
     telemetry_for,
     when,
 )
@@ -115,11 +116,11 @@ def tail(
 ) -> None:
     """Follow a topic live, decoded: key, headers (trace, request, attempt, deadline), value."""
     from streams.kafka.readable import describe
-    from streams.kafka.reading import Selection, TopicReader
+    from streams.kafka.reading import TopicReader
 
     project = load_project()
     catalog = guard(lambda: project.catalog)
-    selection = Selection(topic, request_id=request_id, trace_id=trace_id)
+    selection = select(topic, request_id=request_id, trace_id=trace_id)
 
     async def go() -> None:
         async with TopicReader(project.bootstrap()) as reader:
