@@ -30,5 +30,6 @@ SUPPORT = Pipeline(
     summary="classify, retrieve, generate, screen",
     build=_build,
     demo=_demo,
+    served=True,
     try_it="""podium publish support.requests --json '{"body": "How do I reset my password?"}' --wait""",
 )

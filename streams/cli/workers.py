@@ -137,7 +137,7 @@ def up(
 @app.command("serve")
 def serve(
     pipelines: Annotated[
-        list[str] | None, typer.Argument(help="Pipelines to front (default: support).")
+        list[str] | None, typer.Argument(help="Pipelines to front (default: the ones registered as served).")
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8080,
@@ -150,7 +150,7 @@ def serve(
 
     project = load_project()
     entries = []
-    for name in pipelines or ["support"]:
+    for name in pipelines or project.pipelines.served():
         input_topic, terminal = guard(lambda name=name: pipeline_topics(project.build(name), project.catalog))  # type: ignore[misc]
         # A pipeline streams tokens when the catalog has a chunk topic under its name.
         stream_topic = next(
@@ -188,11 +188,11 @@ def demo(
         typer.Option(help="Which pipelines, comma separated (default: every registered pipeline)."),
     ] = None,
     reports: Annotated[
-        Path, typer.Option(help="Folder for the content articles and market reports (a run each).")
+        Path, typer.Option(help="Folder for what the demos write: articles, reports, charts (a run each).")
     ] = Path("reports"),
 ) -> None:
     """The pipelines end to end on the bundled samples: broker, topics, stages, where each
-    request ended; content articles and market reports with charts written to a folder."""
+    request ended; what a demo writes (articles, reports with charts) goes to a folder."""
     project = project_for(provider)
     shown = [p for p in project.pipelines if p.demo is not None]
     names = [p.name for p in shown]
@@ -219,7 +219,7 @@ def demo(
         finally:
             release_broker(project, started, console.print)
         if any(folder.joinpath(name).exists() for name in chosen):
-            console.print(f"[bold]reports written to {folder}[/] (open market/index.html for the charts)")
+            console.print(f"[bold]reports written to {folder}[/]")
         return code
 
     raise typer.Exit(run_async(all_pipelines))

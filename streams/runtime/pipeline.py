@@ -90,6 +90,8 @@ class Pipeline:
     try_it: str = ""
     #: Started by ``podium up`` and ``podium demo`` when no pipeline is named.
     default: bool = True
+    #: Fronted by ``podium serve`` when no pipeline is named.
+    served: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ class Pipelines:
 
     def defaults(self) -> list[str]:
         return [p.name for p in self.pipelines if p.default]
+
+    def served(self) -> list[str]:
+        return [p.name for p in self.pipelines if p.served]
 
     def setup(self, name: str) -> ModelSetup:
         for setup in self.model_setups:

@@ -24,7 +24,7 @@ __all__ = ["Project"]
 @dataclass(frozen=True)
 class Project:
     settings: Settings
-    #: What the entry point registered (``agents`` registers support, content, market, ...).
+    #: What the entry point registered (``agents`` registers its pipelines).
     pipelines: Pipelines = field(default_factory=Pipelines)
 
     @cached_property
