@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -50,13 +49,13 @@ from streams.errors import (
     DeadlineExceeded,
     HandlerTimeout,
     PayloadTooLarge,
-    PodiumError,
     RoutingError,
     error_type,
 )
 from streams.runtime.deadletter import letter_for
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.retry import DeadLetter, RetryLater, RetryNow, decide
+from streams.runtime.sender import Sender, SenderStopped
 from streams.runtime.stage import (
     Emit,
     Resource,
@@ -77,7 +76,7 @@ from streams.runtime.workers import (
 )
 from streams.telemetry.otel import Telemetry, current_trace_headers, extract_context
 
-__all__ = ["Sender", "SenderStopped", "StageWorker", "tune_worker_process"]
+__all__ = ["StageWorker", "tune_worker_process"]
 
 log = logging.getLogger("podium.runtime")
 
@@ -97,100 +96,6 @@ class _Out:
 
 class _Abandon(Exception):
     """The worker is stopping: leave the record unfinished so it is redelivered."""
-
-
-class SenderStopped(_Abandon):
-    """The sender is gone: a record waiting for it is left unfinished (it is redelivered)."""
-
-
-T = TypeVar("T")
-
-
-class Sender(Generic[T]):
-    """Relays a worker's outputs to the producer, one ``send()`` at a time.
-
-    aiokafka wakes *all* coroutines waiting for a partition's batch to drain, so hundreds of
-    concurrent send() calls thrash (measured: 10x slower than one sender). Records still settle
-    concurrently: :meth:`send` returns a future that resolves when the broker acknowledged the
-    record, or fails with what the producer said about it.
-
-    The task owns its failure, as aiokafka's own ``Sender`` does (``add_done_callback(
-    self._fail_all)``): when it ends for any reason but :meth:`stop`, every record waiting for
-    it fails at once with :class:`SenderStopped` (the task's exception as the cause), so does
-    every later send, and ``on_death`` is told why. Nothing waits on a sender that is gone.
-    """
-
-    def __init__(
-        self,
-        produce: Callable[[T], Awaitable[asyncio.Future[Any]]],
-        *,
-        name: str,
-        on_death: Callable[[BaseException], None],
-    ) -> None:
-        self._produce = produce  # returns the future of the broker's acknowledgement
-        self._name = name
-        self._on_death = on_death
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]] = asyncio.Queue()
-        self._current: asyncio.Future[Any] | None = None  # the record inside produce()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._death: BaseException | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self._name)
-        self._task.add_done_callback(self._fail_all)
-
-    def send(self, item: T) -> asyncio.Future[Any]:
-        """Queue one record; the future resolves when the broker acknowledged it."""
-        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._death is not None:
-            acked.set_exception(self._stopped())
-        else:
-            self._queue.put_nowait((item, acked))
-        return acked
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            item, acked = await self._queue.get()
-            if acked.done():
-                continue  # its record stopped waiting
-            self._current = acked
-            try:
-                delivery = await self._produce(item)
-            # Whatever send() raises (too large, a closed producer, a bug) belongs to the record
-            # waiting for it; the sender itself must keep serving the others.
-            except Exception as exc:  # noqa: BLE001
-                self._current = None
-                acked.set_exception(exc)
-                continue
-            self._current = None
-            delivery.add_done_callback(functools.partial(_relay, acked=acked))
-
-    def _fail_all(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            self._death = PodiumError(f"{self._name} was cancelled")
-        else:
-            self._death = task.exception() or PodiumError(f"{self._name} ended")
-        waiting = [self._current] if self._current is not None else []
-        while not self._queue.empty():
-            waiting.append(self._queue.get_nowait()[1])
-        for acked in waiting:
-            if not acked.done():
-                acked.set_exception(self._stopped())
-        if not self._stopping:
-            log.error("%s ended: %r", self._name, self._death)
-            self._on_death(self._death)
-
-    def _stopped(self) -> SenderStopped:
-        stopped = SenderStopped(f"{self._name} is gone: {self._death!r}")
-        stopped.__cause__ = self._death
-        return stopped
 
 
 class StageWorker:
@@ -383,7 +288,7 @@ class StageWorker:
         try:
             outcome = await self._process(record)
             self._tracker.finished((record.topic, record.partition), record.offset)
-        except _Abandon:
+        except (_Abandon, SenderStopped):
             self._tracker.abandoned((record.topic, record.partition), record.offset)
         except asyncio.CancelledError:
             raise
@@ -769,14 +674,3 @@ def _request_id_from_key(key: bytes | None) -> str:
         if text and set(text) <= _REQUEST_ID_OK:
             return text
     return new_request_id()
-
-
-def _relay(delivery: asyncio.Future[Any], acked: asyncio.Future[Any]) -> None:
-    if acked.done():
-        return
-    if delivery.cancelled():
-        acked.cancel()
-    elif (exc := delivery.exception()) is not None:
-        acked.set_exception(exc)
-    else:
-        acked.set_result(delivery.result())

@@ -25,7 +25,7 @@ from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.retry import RetryPolicy
 from streams.runtime.stage import Emit, Stage, StageContext
-from streams.runtime.stage_worker import Sender, SenderStopped, StageWorker
+from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import committed, read_topic, running
 
 REPO = Path(__file__).resolve().parents[3]
@@ -348,83 +348,6 @@ async def test_commit_waits_for_the_oldest_unfinished_record(
                 break
             await asyncio.sleep(0.1)
     assert (await committed(bootstrap, group))[(f"{unique}.in", 0)] == 10
-
-
-class Crash(BaseException):
-    """Ends a sender's task the way a bug would: not an error about one record."""
-
-
-def sender_over(produce: Any, deaths: list[BaseException]) -> Sender[str]:
-    return Sender(produce, name="test-send", on_death=deaths.append)
-
-
-async def acknowledged(item: str) -> asyncio.Future[Any]:
-    acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    acked.set_result(item)
-    return acked
-
-
-async def test_a_sender_that_dies_fails_every_record_waiting_for_it_at_once() -> None:
-    deaths: list[BaseException] = []
-
-    async def produce(item: str) -> asyncio.Future[Any]:
-        if item == "refused":
-            raise ValueError("too large")  # one record's error: the sender goes on
-        if item == "boom":
-            raise Crash
-        return await acknowledged(item)
-
-    sender = sender_over(produce, deaths)
-    sender.start()
-    try:
-        futures = [sender.send(item) for item in ("a", "refused", "boom", "b", "c")]
-        _, pending = await asyncio.wait(futures, timeout=1)
-        assert not pending
-        assert futures[0].result() == "a"
-        assert isinstance(futures[1].exception(), ValueError)
-        for waiting in futures[2:]:  # the one being sent and the ones queued behind it
-            error = waiting.exception()
-            assert isinstance(error, SenderStopped) and isinstance(error.__cause__, Crash)
-        [death] = deaths
-        assert isinstance(death, Crash)
-        later = sender.send("d")
-        assert later.done() and isinstance(later.exception(), SenderStopped)
-    finally:
-        await sender.stop()
-
-
-async def test_a_sender_cancelled_from_outside_fails_what_it_was_sending_and_says_so() -> None:
-    deaths: list[BaseException] = []
-    never = asyncio.Event()
-
-    async def produce(item: str) -> asyncio.Future[Any]:
-        await never.wait()
-        return await acknowledged(item)
-
-    sender = sender_over(produce, deaths)
-    sender.start()
-    try:
-        futures = [sender.send("a"), sender.send("b")]
-        await asyncio.sleep(0.01)  # "a" is inside produce()
-        [task] = [t for t in asyncio.all_tasks() if t.get_name() == "test-send"]
-        task.cancel()
-        _, pending = await asyncio.wait(futures, timeout=1)
-        assert not pending
-        assert all(isinstance(f.exception(), SenderStopped) for f in futures)
-        [death] = deaths
-        assert isinstance(death, PodiumError) and "cancelled" in str(death)
-    finally:
-        await sender.stop()
-
-
-async def test_a_stopped_sender_fails_what_is_left_but_is_no_death() -> None:
-    deaths: list[BaseException] = []
-    sender = sender_over(acknowledged, deaths)
-    sender.start()
-    assert await sender.send("a") == "a"
-    await sender.stop()
-    assert isinstance(sender.send("b").exception(), SenderStopped)
-    assert deaths == []
 
 
 async def test_a_dead_sender_fails_the_records_waiting_for_it_at_once_and_nothing_is_lost(
