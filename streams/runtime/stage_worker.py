@@ -30,9 +30,9 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, KafkaTimeoutError
@@ -40,8 +40,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from streams.contracts.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic, retry_topic
-from streams.contracts.codec import Codec
+from streams.contracts.catalog import DEAD_LETTER_SCHEMA, dlq_topic, retry_topic
 from streams.contracts.headers import RequestHeaders, new_request_id, now_ms, parse_headers
 from streams.errors import (
     BrokerError,
@@ -56,25 +55,9 @@ from streams.runtime.deadletter import letter_for
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.retry import DeadLetter, RetryLater, RetryNow, decide
 from streams.runtime.sender import Sender, SenderStopped
-from streams.runtime.stage import (
-    Emit,
-    Resource,
-    Stage,
-    StageContext,
-    StageEnv,
-    close_resources,
-    open_resources,
-)
-from streams.runtime.workers import (
-    MAX_REQUEST_BYTES,
-    ClientSettings,
-    Rebalance,
-    WorkerStop,
-    close_clients,
-    kafka_clients,
-    start_clients,
-)
-from streams.telemetry.otel import Telemetry, current_trace_headers, extract_context
+from streams.runtime.stage import Emit, Stage, StageContext
+from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs
+from streams.telemetry.otel import current_trace_headers, extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
 
@@ -98,25 +81,17 @@ class _Abandon(Exception):
     """The worker is stopping: leave the record unfinished so it is redelivered."""
 
 
-class StageWorker:
+class StageWorker(KafkaWorker[Stage[Any]]):
     def __init__(
         self,
         stage: Stage[Any],
         *,
-        bootstrap: str,
-        catalog: Catalog,
-        codec: Codec,
-        telemetry: Telemetry | None = None,
-        group_id: str | None = None,
         commit_interval_s: float = 0.25,
         drain_timeout_s: float = 30.0,
+        **clients: Unpack[WorkerArgs],
     ) -> None:
-        self.stage = stage
-        self._bootstrap = bootstrap
-        self._codec = codec
-        self._catalog = catalog
-        self._resources: list[Resource] = []
-        self._group = group_id or f"podium.{stage.name}"
+        super().__init__(stage, **clients)
+        catalog = self._catalog
         self._commit_interval_s = commit_interval_s
         self._drain_timeout_s = drain_timeout_s
         self._retry_topic = retry_topic(stage.consumes)
@@ -132,8 +107,6 @@ class StageWorker:
         }
         catalog.get(self._retry_topic)
         catalog.get(self._dlq_topic)
-        self._telemetry = telemetry or Telemetry.configure("none")
-        self._tracer = self._telemetry.tracer("podium.streams")
         meter = self._telemetry.meter("podium.streams")
         self._duration = meter.create_histogram(
             "messaging.process.duration", unit="s", description="Time to settle one record"
@@ -156,11 +129,8 @@ class StageWorker:
             for outcome in ("ok", "retry", "dlq", "abandoned")
         }
         self._tracker = OffsetTracker()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self._in_flight = 0
         self._room = asyncio.Event()
-        self._stop = WorkerStop(stage.name, on_request=self._wake_all)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lanes: list[asyncio.Queue[ConsumerRecord[bytes, bytes]]] = []
         self._background: list[asyncio.Task[None]] = []
@@ -172,11 +142,9 @@ class StageWorker:
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
 
-    # -- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
-        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
-        self._resources = await open_resources(self.stage.resources, env)
-        settings = ClientSettings(
+    # -- lifecycle (the rest is KafkaWorker's) --------------------------------------------
+    def _client_settings(self) -> ClientSettings:
+        return ClientSettings(
             self.stage.name,
             self._bootstrap,
             self._group,
@@ -186,21 +154,18 @@ class StageWorker:
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
             fetch_max_bytes=4 * MAX_REQUEST_BYTES,
         )
-        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
-        self._consumer, self._producer = kafka_clients(settings)
-        try:
-            await start_clients(
-                settings,
-                self._consumer,
-                self._producer,
-                list(self._value_schemas),
-                listener,
-                copartitioned=self._keyed,
-            )
-        except BaseException:
-            self._consumer = self._producer = None  # closed by start_clients
-            await self._close_resources()
-            raise
+
+    def _topics(self) -> list[str]:
+        return list(self._value_schemas)
+
+    def _copartitioned(self) -> bool:
+        return self._keyed
+
+    @property
+    def _keyed(self) -> bool:
+        return self.stage.ordered_by_key or bool(self.stage.also_consumes)
+
+    def _started(self) -> None:
         if self.stage.ordered_by_key:
             lanes = min(self.stage.max_in_flight, 64)
             self._lanes = [asyncio.Queue() for _ in range(lanes)]
@@ -214,41 +179,13 @@ class StageWorker:
             # A lane or the committer must never end on its own: stop, uncommitted.
             self._stop.watch(task)
 
-    @property
-    def _keyed(self) -> bool:
-        return self.stage.ordered_by_key or bool(self.stage.also_consumes)
-
-    @property
-    def name(self) -> str:
-        return self.stage.name
-
-    async def run(self) -> None:
-        """Consume until :meth:`request_stop`; then drain, commit and close."""
-        assert self._consumer is not None, "call start() first"
-        try:
-            await self._fetch_loop()
-        finally:
-            await self._shutdown()
-        self._stop.raise_failure()
-
-    def request_stop(self) -> None:
-        self._stop.request()
-
-    def _wake_all(self) -> None:
+    def _stop_requested(self) -> None:
         self._room.set()
         self._wake_sleepers()
 
-    async def __aenter__(self) -> StageWorker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.request_stop()
-        if self._consumer is not None:
-            await self._shutdown()
-
     # -- the loop -------------------------------------------------------------------------
-    async def _fetch_loop(self) -> None:
+    async def _loop(self) -> None:
+        """Fetch while there is room in flight; each record is settled on its own task or lane."""
         assert self._consumer is not None
         while not self._stop.requested.is_set():
             room = self.stage.max_in_flight - self._in_flight
@@ -630,26 +567,14 @@ class StageWorker:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     await self._room.wait()
 
-    async def _shutdown(self) -> None:
-        if self._consumer is None:
-            return
+    async def _wind_down(self) -> None:
+        """On stop: drain what is in flight (bounded), stop the tasks and the sender, commit."""
         await self._until(lambda: self._in_flight == 0)
         for task in [*self._tasks, *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._sender.stop()
         await self._commit()
-        await self._close_clients()
-        await self._close_resources()
-
-    async def _close_resources(self) -> None:
-        resources, self._resources = self._resources, []
-        await close_resources(resources)
-
-    async def _close_clients(self) -> None:
-        consumer, producer = self._consumer, self._producer
-        self._consumer = self._producer = None
-        await close_clients(consumer, producer)
 
 
 def tune_worker_process() -> None:

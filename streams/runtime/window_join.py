@@ -29,29 +29,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
-from streams.contracts.catalog import DEAD_LETTER_SCHEMA, Catalog, dlq_topic
-from streams.contracts.codec import Codec
+from streams.contracts.catalog import DEAD_LETTER_SCHEMA, dlq_topic
 from streams.contracts.headers import RequestHeaders, now_ms
 from streams.errors import CodecError, PodiumError
 from streams.kafka.reading import Selection, TopicReader
 from streams.runtime.deadletter import letter_for
-from streams.runtime.stage import Record, Resource, StageEnv, close_resources, open_resources
-from streams.runtime.workers import (
-    ClientSettings,
-    Rebalance,
-    WorkerStop,
-    close_clients,
-    kafka_clients,
-    start_clients,
-)
-from streams.telemetry.otel import Telemetry, current_trace_headers
+from streams.runtime.stage import Record, Resource
+from streams.runtime.workers import ClientSettings, KafkaWorker, WorkerArgs
+from streams.telemetry.otel import current_trace_headers
 
 __all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker"]
 
@@ -90,32 +82,14 @@ class WindowStage:
     resources: tuple[Resource, ...] = ()
 
 
-class WindowWorker:
-    def __init__(
-        self,
-        stage: WindowStage,
-        *,
-        bootstrap: str,
-        catalog: Catalog,
-        codec: Codec,
-        telemetry: Telemetry | None = None,
-        group_id: str | None = None,
-    ) -> None:
-        self.stage = stage
-        self._bootstrap = bootstrap
-        self._catalog = catalog
-        self._codec = codec
-        self._group = group_id or f"podium.{stage.name}"
-        self._telemetry = telemetry or Telemetry.configure("none")
-        self._tracer = self._telemetry.tracer("podium.streams")
-        self._schemas = {t: catalog.get(t).value_schema for t in (stage.consumes, stage.joins)}
-        self._out_schema = catalog.get(stage.produces[0]).value_schema
+class WindowWorker(KafkaWorker[WindowStage]):
+    def __init__(self, stage: WindowStage, **clients: Unpack[WorkerArgs]) -> None:
+        super().__init__(stage, **clients)
+        self._schemas = {t: self._catalog.get(t).value_schema for t in (stage.consumes, stage.joins)}
+        self._out_schema = self._catalog.get(stage.produces[0]).value_schema
         self._dlq = dlq_topic(stage.consumes)
         for topic in (self._dlq, stage.state_topic):
-            catalog.get(topic)
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._resources: list[Resource] = []
+            self._catalog.get(topic)
         self._states: dict[int, WindowState] = {}
         self._positions: dict[int, dict[str, int]] = {}
         self._changed: set[int] = set()
@@ -126,72 +100,35 @@ class WindowWorker:
         # its own task, concurrently with the loop.
         self._state_lock = asyncio.Lock()
         self._broken = False  # a send failed: no snapshot may claim positions past it
-        self._stop = WorkerStop(stage.name)
         self.windows_sent = 0
         self.records_folded = 0
         self.first_fetch_at: float | None = None  # time.perf_counter() of the first records fetched
 
-    # -- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
-        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
-        self._resources = await open_resources(self.stage.resources, env)
-        settings = ClientSettings(
-            self.stage.name,
-            self._bootstrap,
-            self._group,
-            # Range assignment gives one member partition p of both inputs: the join needs it.
-            assignor=RangePartitionAssignor,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+    # -- lifecycle (the rest is KafkaWorker's) --------------------------------------------
+    def _client_settings(self) -> ClientSettings:
+        # Range assignment gives one member partition p of both inputs: the join needs it.
+        per_partition = 4 * 1024 * 1024  # max_partition_fetch_bytes
+        return ClientSettings(
+            self.stage.name, self._bootstrap, self._group, RangePartitionAssignor, per_partition
         )
-        # A failed release: without its last snapshot the next owner replays more (nothing is
-        # lost), but this worker must not go on closing windows of partitions it no longer owns.
-        # A failed restore: a worker without its state must not consume. Either stops it.
-        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
-        self._consumer, self._producer = kafka_clients(settings)
-        try:
-            await start_clients(
-                settings,
-                self._consumer,
-                self._producer,
-                (self.stage.consumes, self.stage.joins),
-                listener,
-                copartitioned=True,
-            )
-        except BaseException:
-            self._consumer = self._producer = None  # closed by start_clients
-            await self._close()
-            raise
 
-    @property
-    def name(self) -> str:
-        return self.stage.name
+    def _topics(self) -> tuple[str, str]:
+        return (self.stage.consumes, self.stage.joins)
 
-    async def run(self) -> None:
-        assert self._consumer is not None, "call start() first"
+    def _copartitioned(self) -> bool:
+        return True
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
         try:
-            await self._loop()
+            await self._consume()
         except Exception:
             # State and positions may have moved past windows never sent: no snapshot may keep
             # that. The next owner replays from the last good snapshot.
             self._broken = True
             raise
-        finally:
-            await self._shutdown()
-        self._stop.raise_failure()
 
-    def request_stop(self) -> None:
-        self._stop.request()
-
-    async def __aenter__(self) -> WindowWorker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.request_stop()
-        await self._shutdown()
-
-    # -- the loop -------------------------------------------------------------------------
-    async def _loop(self) -> None:
+    async def _consume(self) -> None:
         assert self._consumer is not None
         next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
         while not self._stop.requested.is_set():
@@ -308,6 +245,9 @@ class WindowWorker:
                 await self._consumer.commit(offsets)  # step 5
 
     # -- assignment -----------------------------------------------------------------------
+    # A failed release: without its last snapshot the next owner replays more (nothing is
+    # lost), but this worker must not go on closing windows of partitions it no longer owns.
+    # A failed restore: a worker without its state must not consume. Either stops it.
     async def _assigned(self, assigned: set[TopicPartition]) -> None:
         await self._restore({tp.partition for tp in assigned})
 
@@ -379,20 +319,11 @@ class WindowWorker:
         return found
 
     # -- shutdown -------------------------------------------------------------------------
-    async def _shutdown(self) -> None:
-        if self._consumer is None:
-            return
+    async def _wind_down(self) -> None:
+        """On stop: a last checkpoint, unless a send failed."""
         if not self._broken:
             with contextlib.suppress(KafkaError, PodiumError):
                 await self._checkpoint(set(self._states))
-        await self._close()
-
-    async def _close(self) -> None:
-        consumer, producer = self._consumer, self._producer
-        self._consumer = self._producer = None
-        await close_clients(consumer, producer)
-        resources, self._resources = self._resources, []
-        await close_resources(resources)
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
         letter = letter_for(

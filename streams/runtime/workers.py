@@ -13,15 +13,19 @@ commit order in :mod:`streams.runtime.window_join`). :func:`worker_for` picks on
   own handling of a rebalance fails (aiokafka would log the error and go on consuming);
 - stop through one :class:`WorkerStop`: asked to, or at the first failure of a task that must
   not fail, which :meth:`Worker.run` raises once the worker has shut down, uncommitted past it.
+
+All of that, and the lifecycle around it, is one base class, :class:`KafkaWorker`; a worker
+supplies only what differs through its hooks (settings, topics, loop, rebalance, wind-down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, Protocol, Self, TypedDict, TypeVar, Unpack
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -29,19 +33,21 @@ from aiokafka.errors import KafkaError
 
 from streams.errors import PodiumError
 from streams.kafka.admin import check_copartitioned
-from streams.runtime.stage import Stage
+from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
+from streams.telemetry.otel import Telemetry
 
 if TYPE_CHECKING:
     from streams.contracts.catalog import Catalog
     from streams.contracts.codec import Codec
     from streams.runtime.window_join import WindowStage
-    from streams.telemetry.otel import Telemetry
 
 __all__ = [
     "MAX_REQUEST_BYTES",
     "ClientSettings",
+    "KafkaWorker",
     "Rebalance",
     "Worker",
+    "WorkerArgs",
     "WorkerStop",
     "close_clients",
     "kafka_clients",
@@ -250,6 +256,153 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._stop.fail(exc)
 
 
+# -- the base of both workers ---------------------------------------------------------
+class WorkerArgs(TypedDict):
+    """What a worker is given besides its stage (:func:`worker_for` passes them on)."""
+
+    bootstrap: str
+    catalog: Catalog
+    codec: Codec
+    telemetry: NotRequired[Telemetry | None]
+    group_id: NotRequired[str | None]  # podium.<stage> unless given
+
+
+class _RunsStage(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def resources(self) -> tuple[Resource, ...]: ...
+
+
+S = TypeVar("S", bound=_RunsStage)
+
+
+class KafkaWorker(ABC, Generic[S]):
+    """A :class:`Worker` over one consumer and one producer: the lifecycle both workers share.
+
+    - :meth:`start` opens the stage's resources, builds the clients from :meth:`_client_settings`
+      with a :class:`Rebalance` listener over :meth:`_revoked` and :meth:`_assigned`, subscribes
+      :meth:`_topics` (checked :meth:`_copartitioned`) and starts them; then :meth:`_started`
+      starts what runs beside the loop. If the clients cannot start, the resources are closed
+      again and the error is raised.
+    - :meth:`run` runs :meth:`_loop` until a stop is requested, shuts down (also when the loop
+      raised) and raises the first failure the worker's :class:`WorkerStop` kept.
+    - Shutting down, once: :meth:`_wind_down` (drain, commit, checkpoint: the worker's own commit
+      order), then the clients close, then the resources. ``async with`` starts the worker and,
+      on leaving, asks it to stop and shuts it down without ``run``.
+
+    A request to stop calls :meth:`_stop_requested`, to wake whatever in the worker waits.
+    """
+
+    def __init__(self, stage: S, **clients: Unpack[WorkerArgs]) -> None:
+        self.stage = stage
+        self._bootstrap = clients["bootstrap"]
+        self._catalog = clients["catalog"]
+        self._codec = clients["codec"]
+        self._group = clients.get("group_id") or f"podium.{stage.name}"
+        self._telemetry = clients.get("telemetry") or Telemetry.configure("none")
+        self._tracer = self._telemetry.tracer("podium.streams")
+        self._resources: list[Resource] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = WorkerStop(stage.name, on_request=self._stop_requested)
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    async def start(self) -> None:
+        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
+        self._resources = await open_resources(self.stage.resources, env)
+        settings = self._client_settings()
+        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
+        self._consumer, self._producer = kafka_clients(settings)
+        try:
+            await start_clients(
+                settings,
+                self._consumer,
+                self._producer,
+                self._topics(),
+                listener,
+                copartitioned=self._copartitioned(),
+            )
+        except BaseException:
+            self._consumer = self._producer = None  # closed by start_clients
+            await self._close_resources()
+            raise
+        self._started()
+
+    async def run(self) -> None:
+        """Consume until :meth:`request_stop` or a failure; then shut down (and raise the failure)."""
+        assert self._consumer is not None, "call start() first"
+        try:
+            await self._loop()
+        finally:
+            await self._shutdown()
+        self._stop.raise_failure()
+
+    def request_stop(self) -> None:
+        self._stop.request()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.request_stop()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._consumer is None:
+            return  # never started, or shut down already
+        await self._wind_down()
+        await self._close_clients()
+        await self._close_resources()
+
+    async def _close_clients(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        await close_clients(consumer, producer)
+
+    async def _close_resources(self) -> None:
+        resources, self._resources = self._resources, []
+        await close_resources(resources)
+
+    # -- the hooks ------------------------------------------------------------------------
+    @abstractmethod
+    def _client_settings(self) -> ClientSettings:
+        """The worker's clients: its assignor and fetch sizes."""
+
+    @abstractmethod
+    def _topics(self) -> Collection[str]:
+        """What the consumer subscribes."""
+
+    @abstractmethod
+    def _copartitioned(self) -> bool:
+        """Whether one key's records meet from several topics (see :func:`start_clients`)."""
+
+    def _started(self) -> None:
+        """The clients are up: start what runs beside the loop."""
+
+    @abstractmethod
+    async def _loop(self) -> None:
+        """Consume until ``self._stop.requested`` is set."""
+
+    @abstractmethod
+    async def _revoked(self, revoked: Partitions) -> None: ...
+
+    @abstractmethod
+    async def _assigned(self, assigned: Partitions) -> None: ...
+
+    @abstractmethod
+    async def _wind_down(self) -> None:
+        """Before the clients close: settle what the worker holds, by its own commit order."""
+
+    def _stop_requested(self) -> None:
+        """A stop was asked for: wake whatever waits."""
+
+
 # -- which worker -----------------------------------------------------------------------
 def worker_for(
     stage: Stage[Any] | WindowStage,
@@ -271,12 +424,11 @@ def worker_for(
     from streams.runtime.stage_worker import StageWorker
     from streams.runtime.window_join import WindowWorker
 
+    clients = WorkerArgs(
+        bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+    )
     if isinstance(stage, Stage):
         if max_in_flight is not None:
             stage = replace(stage, max_in_flight=max_in_flight)
-        return StageWorker(
-            stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
-        )
-    return WindowWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
-    )
+        return StageWorker(stage, **clients)
+    return WindowWorker(stage, **clients)
