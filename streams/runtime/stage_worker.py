@@ -18,6 +18,10 @@ anywhere before 7 replays the record after restart (duplicates are possible, los
 On revocation and on stop, in-flight records are drained (bounded) before the final commit.
 If the task that relays the sends dies, the records waiting for step 5 are given up at once
 (never marked finished, so they are redelivered) and the worker stops with its error.
+
+What a record becomes (the value in 1, then 3 and 4) is :class:`~streams.runtime.outcome.Outcomes`;
+the task that relays step 5's records is a :class:`~streams.runtime.sender.Sender`; the worker's
+lifecycle is :class:`~streams.runtime.workers.KafkaWorker`'s. This module orders the steps.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Unpack
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -38,43 +42,23 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
-from streams.contracts.catalog import DEAD_LETTER_SCHEMA, dlq_topic, retry_topic
-from streams.contracts.headers import RequestHeaders, new_request_id, now_ms, parse_headers
-from streams.errors import (
-    BrokerError,
-    CodecError,
-    DeadlineExceeded,
-    HandlerTimeout,
-    PayloadTooLarge,
-    RoutingError,
-    error_type,
-)
-from streams.runtime.deadletter import letter_for
+from streams.contracts.headers import RequestHeaders, new_request_id, parse_headers
+from streams.errors import BrokerError
 from streams.runtime.offsets import OffsetTracker
-from streams.runtime.retry import DeadLetter, RetryLater, RetryNow, decide
+from streams.runtime.outcome import Outcomes, Output
 from streams.runtime.sender import Sender, SenderStopped
-from streams.runtime.stage import Emit, Stage, StageContext
+from streams.runtime.stage import Stage
 from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs
-from streams.telemetry.otel import current_trace_headers, extract_context
+from streams.telemetry.otel import extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
 
 log = logging.getLogger("podium.runtime")
 
 PRODUCE_GIVE_UP_S = 120.0
-_CLOCK_SKEW_S = 5.0
-_RECORD_OVERHEAD = 512  # batch and record framing that Kafka counts against max.message.bytes
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
-
-
-@dataclass(frozen=True)
-class _Out:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
 
 
 class _Abandon(Exception):
@@ -91,31 +75,15 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         **clients: Unpack[WorkerArgs],
     ) -> None:
         super().__init__(stage, **clients)
-        catalog = self._catalog
         self._commit_interval_s = commit_interval_s
         self._drain_timeout_s = drain_timeout_s
-        self._retry_topic = retry_topic(stage.consumes)
-        # Records of the extra topics have no retry topic of their own: in-process retries only.
-        self._extra_retry = replace(stage.retry, retry_topic_delays_s=())
-        self._value_schemas = {
-            t: catalog.get(t).value_schema for t in (stage.consumes, self._retry_topic, *stage.also_consumes)
-        }
-        self._dlq_topic = dlq_topic(stage.consumes)
-        self._out_schemas = {t: catalog.get(t).value_schema for t in stage.produces}
-        self._out_limits = {
-            t: min(catalog.get(t).max_message_bytes, MAX_REQUEST_BYTES) for t in stage.produces
-        }
-        catalog.get(self._retry_topic)
-        catalog.get(self._dlq_topic)
         meter = self._telemetry.meter("podium.streams")
         self._duration = meter.create_histogram(
             "messaging.process.duration", unit="s", description="Time to settle one record"
         )
-        self._retries = meter.create_counter(
-            "podium.stage.retries", description="Handler runs that failed and were retried (now or later)"
-        )
-        self._dead_letters = meter.create_counter(
-            "podium.stage.dead_letters", description="Records sent to the dead-letter topic, by error type"
+        # Steps 1 (the value) and 3-4: what each record becomes.
+        self._outcomes = Outcomes(
+            stage, catalog=self._catalog, codec=self._codec, meter=meter, sleep=self._sleep
         )
         meter.create_observable_gauge(
             "podium.stage.consumer_lag",
@@ -156,7 +124,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         )
 
     def _topics(self) -> list[str]:
-        return list(self._value_schemas)
+        return self._outcomes.topics
 
     def _copartitioned(self) -> bool:
         return self._keyed
@@ -263,174 +231,14 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                 )
             if headers.problems:
                 span.add_event("podium.headers.replaced", {"problems": list(headers.problems)})
-            outputs, outcome = await self._outcome(record, headers, span)
+            outputs, outcome = await self._outcomes.of(record, headers, span)
             await self._deliver(outputs, record, headers, span)
             span.set_attribute("podium.outcome", outcome)
             return outcome
 
-    async def _outcome(
-        self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, span: trace.Span
-    ) -> tuple[list[_Out], str]:
-        value = record.value
-        try:
-            if value is None:
-                raise CodecError("the record has no value (tombstone)")
-            if len(value) > self.stage.max_value_bytes:
-                raise PayloadTooLarge(
-                    f"value is {len(value)} bytes; stage {self.stage.name} accepts at most "
-                    f"{self.stage.max_value_bytes}"
-                )
-            decoded = self._codec.decode(self._value_schemas[record.topic], value)
-        except CodecError as exc:
-            return [self._dead_letter(record, headers, error_type(exc), str(exc), 0, span)], "dlq"
-
-        if record.topic == self._retry_topic and headers.not_before_ms is not None:
-            # A bogus or skewed not-before must not hold a slot forever.
-            longest = max(self.stage.retry.retry_topic_delays_s, default=0.0) + _CLOCK_SKEW_S
-            await self._sleep(min((headers.not_before_ms - now_ms()) / 1000, longest), record)
-
-        attempt_in_round = 0
-        while True:
-            attempt_in_round += 1
-            headers = replace(headers, attempt=headers.attempt + 1)
-            try:
-                emits, context = await self._run_handler(record, headers, decoded)
-                return self._results(emits, headers, context.spent_usd), "ok"
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # the worker is stopping
-                # Something inside the handler cancelled it: a handler failure, not a stop.
-                reason = "the handler's own await was cancelled (not by the worker)"
-                return [self._dead_letter(record, headers, "cancelled", reason, headers.attempt, span)], "dlq"
-            # A handler may raise anything; the decision reads the error's retryable flag.
-            except Exception as exc:  # noqa: BLE001
-                decision = decide(
-                    self._extra_retry if record.topic in self.stage.also_consumes else self.stage.retry,
-                    exc,
-                    attempt_in_round=attempt_in_round,
-                    round=headers.round,
-                    remaining_s=headers.remaining_s(),
-                )
-                span.add_event(
-                    "podium.attempt.failed",
-                    {
-                        "error.type": error_type(exc),
-                        "podium.attempt": headers.attempt,
-                        "podium.decision": type(decision).__name__,
-                        "exception.message": str(exc)[:500],
-                    },
-                )
-                if isinstance(decision, RetryNow):
-                    self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "now"})
-                    await self._sleep(decision.delay_s, record)
-                    continue
-                if isinstance(decision, RetryLater):
-                    self._retries.add(1, {"podium.stage": self.stage.name, "podium.retry": "topic"})
-                    later = replace(
-                        headers,
-                        round=decision.next_round,
-                        not_before_ms=now_ms() + int(decision.delay_s * 1000),
-                    )
-                    return [_Out(self._retry_topic, record.key, value, later.to_kafka())], "retry"
-                assert isinstance(decision, DeadLetter)
-                span.set_status(Status(StatusCode.ERROR, decision.reason[:200]))
-                span.set_attribute("error.type", decision.error_type)
-                return [
-                    self._dead_letter(
-                        record, headers, decision.error_type, decision.reason, headers.attempt, span
-                    )
-                ], "dlq"
-
-    async def _run_handler(
-        self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, decoded: dict[str, Any]
-    ) -> tuple[list[Emit], StageContext]:
-        timeout = self.stage.handler_timeout_s
-        remaining = headers.remaining_s()
-        if remaining is not None and not self.stage.answers_expired:
-            if remaining <= 0:
-                raise DeadlineExceeded(f"latency budget spent {-remaining:.3f}s ago")
-            timeout = min(timeout, remaining)
-        context = StageContext(
-            self.stage.name,
-            record.topic,
-            record.partition,
-            record.offset,
-            headers,
-            headers.attempt,
-            timestamp_ms=record.timestamp,
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                result = await self.stage.handler(decoded, context)
-        except TimeoutError:
-            if remaining is not None and timeout >= remaining:
-                raise DeadlineExceeded(
-                    f"latency budget ran out during the handler ({timeout:.3f}s)"
-                ) from None
-            raise HandlerTimeout(f"handler ran past {timeout:.3f}s") from None
-        emits = [result] if isinstance(result, Emit) else list(result)
-        if not emits:
-            raise RoutingError("the handler produced nothing; every record must go somewhere")
-        for emit in emits:
-            if emit.topic not in self._out_schemas:
-                raise RoutingError(
-                    f"stage {self.stage.name} may produce to {sorted(self._out_schemas)}, not {emit.topic}"
-                )
-        return emits, context
-
-    def _results(self, emits: list[Emit], headers: RequestHeaders, spent_usd: float) -> list[_Out]:
-        traceparent, tracestate = current_trace_headers()
-        next_headers = headers.for_next_hop(self.stage.name, traceparent, tracestate, spent_usd).to_kafka()
-        request_key = (headers.request_id or "").encode()
-        outputs = [
-            _Out(
-                e.topic,
-                request_key if e.key is None else e.key.encode(),
-                self._codec.encode(self._out_schemas[e.topic], e.value),
-                next_headers,
-            )
-            for e in emits
-        ]
-        # Checked before anything is sent, so that a refused output cannot leave its siblings
-        # delivered and the input dead-lettered as well.
-        for out in outputs:
-            size = len(out.value) + len(out.key or b"") + sum(len(k) + len(v) for k, v in next_headers)
-            if size > self._out_limits[out.topic] - _RECORD_OVERHEAD:
-                raise PayloadTooLarge(
-                    f"output to {out.topic} is {size} bytes; the topic accepts {self._out_limits[out.topic]}"
-                )
-        return outputs
-
-    def _dead_letter(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        headers: RequestHeaders,
-        kind: str,
-        reason: str,
-        attempts: int,
-        span: trace.Span,
-    ) -> _Out:
-        span.set_attribute("error.type", kind)
-        self._dead_letters.add(1, {"podium.stage": self.stage.name, "error.type": kind})
-        letter = letter_for(
-            record,
-            stage=self.stage.name,
-            error_type=kind,
-            reason=reason,
-            attempts=attempts,
-            request_id=headers.request_id,
-            trace_id=span.get_span_context().trace_id.to_bytes(16, "big").hex(),
-        )
-        traceparent, tracestate = current_trace_headers()
-        out_headers = replace(
-            headers, traceparent=traceparent, tracestate=tracestate, not_before_ms=None
-        ).to_kafka()
-        return _Out(self._dlq_topic, record.key, self._codec.encode(DEAD_LETTER_SCHEMA, letter), out_headers)
-
     async def _deliver(
         self,
-        outputs: list[_Out],
+        outputs: list[Output],
         record: ConsumerRecord[bytes, bytes],
         headers: RequestHeaders,
         span: trace.Span,
@@ -454,11 +262,11 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                if outputs and outputs[0].topic == self._dlq_topic:
+                if outputs and outputs[0].topic == self._outcomes.dlq_topic:
                     raise  # the dead-letter record itself is refused: stop, uncommitted
                 # The broker refused an output (too large, invalid): the input goes to the DLQ.
                 outputs = [
-                    self._dead_letter(
+                    self._outcomes.dead_letter(
                         record,
                         headers,
                         "output_rejected",
@@ -468,11 +276,11 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                     )
                 ]
 
-    def _send(self, out: _Out) -> asyncio.Future[Any]:
+    def _send(self, out: Output) -> asyncio.Future[Any]:
         """Queue one record for the sender; the future resolves when the broker acknowledged it."""
         return self._sender.send(out)
 
-    async def _produce(self, out: _Out) -> asyncio.Future[Any]:
+    async def _produce(self, out: Output) -> asyncio.Future[Any]:
         assert self._producer is not None
         delivery: asyncio.Future[Any] = await self._producer.send(
             out.topic, out.value, key=out.key, headers=out.headers
