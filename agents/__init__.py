@@ -3,35 +3,65 @@
 Each pipeline package declares one :class:`streams.runtime.Pipeline` (how to build its stages
 from the settings, its section of ``pipelines.yaml``, its demo); :data:`PIPELINES` is the
 registry the ``podium`` entry point (:mod:`agents.cli`) hands to the runtime, with the model
-setups ``--provider`` chooses between.
+setups ``--provider`` chooses between and what the pipelines of one process share: one model
+gateway, so a provider's rate limit and each route's circuit belong to the process.
+
+Declaring the registry imports no pipeline's stages, models or demos (they are imported when a
+pipeline is built), so a command that needs none of them starts quickly.
 """
 
-from functools import partial
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.content.pipeline import CONTENT
-from agents.content.writer import WRITER_MODELS
-from agents.gateway.resource import GatewayResource
 from agents.market.pipeline import MARKET
-from agents.market.prompts import MARKET_MODELS
-from agents.offline.grounded import GROUNDED_MODELS
 from agents.passthrough import DEMO
-from agents.support.demo import simulator
 from agents.support.pipeline import SUPPORT
-from streams import Settings
+from streams import ConfigError, Settings
 from streams.runtime import ModelSetup, Pipelines
 
-__all__ = ["LOCAL_MODELS", "PIPELINES", "process_gateway"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-# What the local provider serves: each pipeline's local models, by model name.
-LOCAL_MODELS = {**GROUNDED_MODELS, **WRITER_MODELS, **MARKET_MODELS}
+    from agents.gateway.providers import LocalModel
+    from agents.gateway.resource import GatewayResource
+
+__all__ = ["PIPELINES", "local_models", "process_gateway"]
+
+
+def local_models() -> dict[str, LocalModel]:
+    """What the local provider serves: every pipeline's local models, by model name."""
+    from agents.content.writer import WRITER_MODELS
+    from agents.market.prompts import MARKET_MODELS
+    from agents.offline.grounded import GROUNDED_MODELS
+
+    joined: dict[str, LocalModel] = {}
+    for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS):
+        clash = sorted(set(joined) & set(models))
+        if clash:
+            raise ConfigError(f"two pipelines register the local model {clash[0]}")
+        joined.update(models)
+    return joined
 
 
 def process_gateway(settings: Settings) -> GatewayResource:
-    """The one model gateway of a process's pipelines: ``models.yaml`` and the provider keys from
-    the settings. A provider's rate limit and each route's circuit belong to the process, however
-    many pipelines call them."""
-    return GatewayResource(settings.models_file, settings.provider_keys, LOCAL_MODELS)
+    """The one model gateway of a process's pipelines: ``models.yaml``, the provider keys from
+    the settings and every pipeline's local models."""
+    from agents.gateway.resource import GatewayResource
+
+    return GatewayResource(settings.models_file, settings.provider_keys, local_models())
+
+
+@contextmanager
+def _simulator(console: Console) -> Iterator[None]:
+    from agents.gateway.providers.simulator import demo_simulator
+
+    with demo_simulator(console):
+        yield
 
 
 PIPELINES = Pipelines(
@@ -42,7 +72,7 @@ PIPELINES = Pipelines(
             "sim",
             "the provider simulator with injected faults (models.sim.yaml), to watch retries and fallbacks",
             models_file=Path("models.sim.yaml"),
-            start=partial(simulator, "sim"),
+            start=_simulator,
         ),
     ),
     shared=process_gateway,

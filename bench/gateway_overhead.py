@@ -22,7 +22,8 @@ from rich.table import Table
 
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.http import ChatRequest, OpenAIProvider
+from agents.gateway.providers.http import OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
 BODY = {

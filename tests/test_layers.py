@@ -75,3 +75,12 @@ def test_one_pipeline_importing_another_breaks_their_independence(tmp_path: Path
     assert result.returncode == 1
     assert "which never import each other" in result.stdout and "BROKEN" in result.stdout
     assert "agents.content.seo -> agents.support.routing" in result.stdout
+
+
+def test_a_new_package_outside_the_declared_layers_breaks_them_until_it_is_placed(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    (root / "agents" / "digest").mkdir()
+    (root / "agents" / "digest" / "__init__.py").write_text('"""A new pipeline nobody placed."""\n')
+    result = _lint(root)
+    assert result.returncode == 1
+    assert "agents.digest" in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -28,12 +29,9 @@ def models_status(
     probe: Annotated[bool, typer.Option("--probe", help="Call each route once.")] = False,
 ) -> None:
     """Providers (and where their keys come from), prices, each stage's chain; --probe calls them."""
-    import time
-    from dataclasses import replace
-
-    from agents import LOCAL_MODELS
+    from agents import local_models
     from agents.gateway.config import build_gateway, load_gateway_config
-    from agents.gateway.providers.http import ChatRequest
+    from agents.gateway.providers.protocol import ChatRequest
 
     project = load_project()
     config = guard(lambda: load_gateway_config(project.settings.models_file))
@@ -68,7 +66,7 @@ def models_status(
         return
 
     async def go() -> list[tuple[str, str, str]]:
-        gateway = build_gateway(config, project.settings.provider_keys, local_models=LOCAL_MODELS)
+        gateway = build_gateway(config, project.settings.provider_keys, local_models=local_models())
         rows = []
         ping = ChatRequest(model="", messages=[{"role": "user", "content": "ping"}], max_tokens=8)
         try:

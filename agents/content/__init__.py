@@ -1,4 +1,6 @@
-"""The content pipeline's decisions, free of I/O: brief -> draft -> fact check + style check -> SEO.
+"""The content pipeline: brief -> draft -> fact check + style check -> join -> SEO.
+
+Its decisions are free of I/O:
 
 - :mod:`~agents.content.writer`: the prompt a writing model gets, and ``local-writer``, the
   offline deterministic model that answers it (and revises from critique lines);
@@ -6,41 +8,45 @@
 - :mod:`~agents.content.style`: Lumen's brand voice as rules, read from a YAML guide;
 - :mod:`~agents.content.seo`: title, description, keywords and slug for publishing.
 
-The checkers' ``critique_lines`` are what the writer reads on the next round.
+The checkers' ``critique_lines`` are what the writer reads on the next round. The face is
+lazy: a name is imported on first use, so registering the pipeline
+(:mod:`agents.content.pipeline`) loads no knowledge base.
 """
 
-from agents.content.factcheck import ClaimVerdict, FactChecker, FactReport, split_claims
-from agents.content.factcheck import critique_lines as fact_critique
-from agents.content.seo import Seo, kb_idf, seo_metadata, slugify
-from agents.content.style import STYLE_GUIDE, StyleFinding, StyleGuide, StyleReport, check_style
-from agents.content.style import critique_lines as style_critique
-from agents.content.writer import (
-    ArticleAsk,
-    article_prompt,
-    parse_article_prompt,
-    write_article,
-    write_from_prompt,
-)
+from __future__ import annotations
 
-__all__ = [
-    "STYLE_GUIDE",
-    "ArticleAsk",
-    "ClaimVerdict",
-    "FactChecker",
-    "FactReport",
-    "Seo",
-    "StyleFinding",
-    "StyleGuide",
-    "StyleReport",
-    "article_prompt",
-    "check_style",
-    "fact_critique",
-    "kb_idf",
-    "parse_article_prompt",
-    "seo_metadata",
-    "slugify",
-    "split_claims",
-    "style_critique",
-    "write_article",
-    "write_from_prompt",
-]
+import importlib
+from typing import Any
+
+# name -> (module, attribute): imported on first use (PEP 562).
+_FACE = {
+    "ClaimVerdict": ("factcheck", "ClaimVerdict"),
+    "FactChecker": ("factcheck", "FactChecker"),
+    "FactReport": ("factcheck", "FactReport"),
+    "split_claims": ("factcheck", "split_claims"),
+    "fact_critique": ("factcheck", "critique_lines"),
+    "Seo": ("seo", "Seo"),
+    "kb_idf": ("seo", "kb_idf"),
+    "seo_metadata": ("seo", "seo_metadata"),
+    "slugify": ("seo", "slugify"),
+    "STYLE_GUIDE": ("style", "STYLE_GUIDE"),
+    "StyleFinding": ("style", "StyleFinding"),
+    "StyleGuide": ("style", "StyleGuide"),
+    "StyleReport": ("style", "StyleReport"),
+    "check_style": ("style", "check_style"),
+    "style_critique": ("style", "critique_lines"),
+    "ArticleAsk": ("writer", "ArticleAsk"),
+    "article_prompt": ("writer", "article_prompt"),
+    "parse_article_prompt": ("writer", "parse_article_prompt"),
+    "write_article": ("writer", "write_article"),
+    "write_from_prompt": ("writer", "write_from_prompt"),
+}
+
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FACE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _FACE[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)

@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.content.seo import slugify
-from agents.content.services import ContentConfig
-from agents.content.stages import content_stages
 from streams.ingress import Publisher
 from streams.kafka import Follower
 from streams.operations import pipeline_topics
@@ -25,9 +23,7 @@ BRIEFS = Path(__file__).resolve().parent.parent / "data" / "content" / "briefs.j
 
 
 async def run_content_demo(project: Project, console: Console, folder: Path) -> int:
-    gates = project.sections["content"]
-    config = ContentConfig(models=project.settings.models_file, thresholds=gates)
-    stages = content_stages(config, project.shared)
+    stages = project.build("content")  # as `podium up` runs it
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     briefs = [json.loads(line) for line in BRIEFS.read_text().splitlines() if line.strip()]
     ended: dict[str, tuple[str, dict[str, Any]]] = {}

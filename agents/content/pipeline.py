@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from agents.content.demo import run_content_demo
 from agents.content.review import Thresholds
-from agents.content.services import ContentConfig
-from agents.content.stages import content_stages
-from streams import Stage
 from streams.runtime import Build, Pipeline, Section
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from streams import Project, Stage
 
 __all__ = ["CONTENT", "parse_gates"]
 
@@ -32,8 +34,18 @@ def parse_gates(section: Section) -> Thresholds:
 
 
 def _build(build: Build) -> list[Stage[Any]]:
+    # Imported when built: declaring the pipeline stays light (see agents/support/pipeline.py).
+    from agents.content.services import ContentConfig
+    from agents.content.stages import content_stages
+
     config = ContentConfig(models=build.settings.models_file, thresholds=build.section, dry_run=build.dry_run)
     return content_stages(config, build.shared)
+
+
+async def _demo(project: Project, console: Console, folder: Path) -> int:
+    from agents.content.demo import run_content_demo
+
+    return await run_content_demo(project, console, folder)
 
 
 CONTENT = Pipeline(
@@ -41,7 +53,7 @@ CONTENT = Pipeline(
     summary="draft, factcheck | style, join, seo",
     build=_build,
     parse=parse_gates,
-    demo=run_content_demo,
+    demo=_demo,
     try_it="""podium publish content.briefs --json '{"topic": "Exporting dashboards", """
     """"points": ["CSV exports are capped at 1,000,000 rows per tile."]}' --wait""",
 )

@@ -20,7 +20,7 @@ from agents.content.review import arrival, decide, merge_checks, ready
 from agents.content.seo import seo_metadata
 from agents.content.services import CHECKS, JOINS, ContentConfig, ContentServices
 from agents.content.writer import article_prompt
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.offline.grounded import Source
 from agents.offline.retriever import merge

@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected, StreamBroken
 from agents.gateway.policy import Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
-from agents.gateway.providers.http import ChatRequest, Completion, Provider, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, Completion, Provider, StreamPiece
 from agents.gateway.ratelimit import RateLimiter
 from streams.errors import DeadlineExceeded, error_type
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from streams.contracts import Codec, now_ms
 from streams.ingress import Publisher
 from streams.kafka import Selection, TopicReader

@@ -41,10 +41,11 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider, Provider
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
 from agents.gateway.providers.local import LocalModel, LocalProvider
+from agents.gateway.providers.protocol import Provider
 from agents.gateway.ratelimit import RateLimiter
-from agents.gateway.routing import choose_tier
+from agents.gateway.tiers import choose_tier
 from streams.config import PROVIDER_KEY_SUFFIXES
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
@@ -92,7 +93,7 @@ class TierConfig(_Strict):
 
 class StagePolicy(_Strict):
     chain: list[RouteConfig] = Field(min_length=1)
-    # Routing by complexity (agents/gateway/routing.py), cheapest first; a request above every
+    # Routing by complexity (agents/gateway/tiers.py), cheapest first; a request above every
     # tier's max_score uses ``chain`` (the stage's largest model, the saving's yardstick).
     tiers: list[TierConfig] = Field(default_factory=list)
     timeout_s: float = Field(default=30.0, gt=0)

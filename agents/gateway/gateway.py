@@ -42,7 +42,7 @@ from agents.gateway.cache import ResponseCache, cache_key
 from agents.gateway.errors import BudgetSpent, CostCapReached, GatewayError, ProviderError
 from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
-from agents.gateway.providers.http import ChatRequest, Completion, Provider
+from agents.gateway.providers.protocol import ChatRequest, Completion, Provider
 from agents.gateway.ratelimit import RateLimiter
 from streams.errors import DeadlineExceeded, error_type
 from streams.telemetry import Telemetry

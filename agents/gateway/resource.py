@@ -6,9 +6,9 @@ by side, and a gateway each would let three times a provider's limit through and
 opinions of one provider's health.
 
 Where the pipelines are built (:data:`agents.PIPELINES`, called by
-:func:`streams.project.resolve_stages`) one :class:`GatewayResource` is made from the settings
+:attr:`streams.runtime.Project.shared`) one :class:`GatewayResource` is made from the settings
 and handed to each pipeline's services. Its lifecycle is a reference count
-(:class:`~streams.stage.SharedResource`):
+(:class:`~streams.runtime.SharedResource`):
 
 1. each pipeline's services open it when they open (the first one builds the gateway from the
    models file, so a bad file or a missing API key fails there, before anything else starts);
@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import ModelGateway
 from agents.gateway.providers.local import LocalModel
+from streams import ConfigError
 from streams.runtime import SharedResource, StageEnv
 
 __all__ = ["CircuitWatcher", "GatewayResource", "shared_or_own"]
@@ -111,8 +112,11 @@ def shared_or_own(
     if shared is None:
         return GatewayResource(models, local_models=local_models)
     if shared.models != models:
-        raise ValueError(f"the shared model gateway reads {shared.models}, not {models}")
+        raise ConfigError(f"the shared model gateway reads {shared.models}, not {models}")
     missing = sorted(set(local_models or {}) - set(shared.local_models))
     if missing:
-        raise ValueError(f"the shared model gateway serves no local model {', '.join(missing)}")
+        raise ConfigError(
+            f"the shared model gateway serves no local model {', '.join(missing)}: register the "
+            "pipeline's local models in agents.local_models() (agents/__init__.py)"
+        )
     return shared

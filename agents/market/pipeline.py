@@ -4,16 +4,23 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from agents.market.demo import run_market_demo
-from agents.market.stages import MarketConfig, market_stages
 from streams.runtime import Build, Pipeline, Section
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agents.market.stages import MarketConfig
+    from streams import Project
 
 __all__ = ["MARKET", "parse_windows"]
 
 
 def parse_windows(section: Section) -> MarketConfig:
+    from agents.market.stages import MarketConfig
+
     section.known({f.name for f in fields(MarketConfig)})
     defaults = MarketConfig()
     values = section.values
@@ -33,8 +40,16 @@ def parse_windows(section: Section) -> MarketConfig:
 
 
 def _build(build: Build) -> list[Any]:
+    from agents.market.stages import market_stages
+
     # The windows stage is a WindowStage (a windowed join), the others are Stages.
     return market_stages(build.section, build.settings.models_file, build.shared)
+
+
+async def _demo(project: Project, console: Console, folder: Path) -> int:
+    from agents.market.demo import run_market_demo
+
+    return await run_market_demo(project, console, folder)
 
 
 MARKET = Pipeline(
@@ -42,7 +57,7 @@ MARKET = Pipeline(
     summary="news and ticks in, signals, windowed join, summaries with charts",
     build=_build,
     parse=parse_windows,
-    demo=run_market_demo,
+    demo=_demo,
     # A recording replayed as it is meets the ingesters' de-duplication and the windows' late
     # rule after its first run; the market demo replays it shifted to now, as a new session.
     try_it="podium ingest prices --url <json or ws:// feed>    podium ingest news --url <rss>\n"

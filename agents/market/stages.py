@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, GatewayResult, ModelGateway
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.market.chart import Marker, price_chart_svg
 from agents.market.prompts import (

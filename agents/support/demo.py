@@ -11,16 +11,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
 
 from rich.console import Console
 from rich.table import Table
 
-from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.support.outcomes import Outcome, SampleTicket, Summary, load_tickets, outcome_of, summarize
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
@@ -30,21 +27,7 @@ from streams.kafka import Follower, Position
 from streams.operations import pipeline_topics, read_spans, run_audit, waterfall, waterfall_table
 from streams.runtime import Project, Stack
 
-__all__ = ["run_support_demo", "simulator"]
-
-SIM_PORT = 8900
-
-
-@contextlib.contextmanager
-def simulator(provider: str, console: Console) -> Iterator[None]:
-    if provider != "sim":
-        yield
-        return
-    # 15% of calls fail (429s, 500s, 529s, resets, broken streams): retries and fallbacks show.
-    config = SimConfig(seed=7, fault_rate=0.15, latency_ms=150, jitter_ms=100, retry_after_s=0.2)
-    with SimulatorServer(config, port=SIM_PORT) as url:
-        console.print(f"provider simulator (a stand-in, not a model) at {url}, 15% injected faults")
-        yield
+__all__ = ["run_support_demo"]
 
 
 async def run_support_demo(project: Project, console: Console) -> int:

@@ -19,7 +19,7 @@ from agents.gateway.config import GatewayConfig, TierPolicy
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.resource import GatewayResource, shared_or_own
-from agents.gateway.routing import choose_tier
+from agents.gateway.tiers import choose_tier
 from agents.offline.batching import Batcher
 from agents.offline.classifier import IntentClassifier, Prediction
 from agents.offline.grounded import GROUNDED_MODELS

@@ -28,9 +28,9 @@ from opentelemetry import trace
 
 from agents.gateway.chunks import chunk_records, coalesce
 from agents.gateway.gateway import BudgetSpent, GatewayError, GatewayResult
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
-from agents.gateway.routing import complexity_score
+from agents.gateway.tiers import complexity_score
 from agents.offline.grounded import SYSTEM, Source, grounded_prompt
 from agents.offline.retriever import Passage, merge
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket

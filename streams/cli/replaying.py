@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from streams.cli.base import (
     load_project,
     run_async,
     select,
+    stages_of,
     telemetry_for,
 )
 
@@ -127,8 +127,8 @@ def _what_if(
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     project = load_project()
     if with_models is not None:
-        project = replace(project, settings=project.settings.model_copy(update={"models_file": with_models}))
-    stages = guard(lambda: project.stages(stage_name, dry_run=True))
+        project = project.with_models_file(with_models)
+    stages = stages_of(project, stage_name, dry_run=True)
     if len(stages) != 1:
         err.print(f"[red]error:[/] --stage names one stage, not the pipeline '{stage_name}'")
         raise typer.Exit(2)

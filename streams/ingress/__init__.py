@@ -1,8 +1,9 @@
-"""Requests in and answers out: publishing with a request id, a trace and a deadline; the HTTP
-gateway (``podium serve``); waiting for the record a request ends as."""
+"""Requests in and answers out: publishing with a request id, a trace and a deadline, and waiting
+for the record a request ends as. Two modules stay off this face because of what they import:
+:mod:`streams.ingress.http` (``podium serve``, on FastAPI) and :mod:`streams.ingress.faust_bridge`
+(faust apps on podium topics); import them by name."""
 
-from streams.ingress.http import Entry, create_app, model_for_schema
 from streams.ingress.publish import Publisher
 from streams.ingress.replies import ReplyRouter, StreamRouter
 
-__all__ = ["Entry", "Publisher", "ReplyRouter", "StreamRouter", "create_app", "model_for_schema"]
+__all__ = ["Publisher", "ReplyRouter", "StreamRouter"]

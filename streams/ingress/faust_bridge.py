@@ -4,7 +4,7 @@ A faust app reads a podium topic and writes into a podium pipeline with two piec
 
 ``AvroCodec``
     A faust codec for one record type: it decodes podium's Avro values (single-object encoding
-    or Confluent framing, whichever :class:`streams.codec.Codec` the project uses) into dicts,
+    or Confluent framing, whichever :class:`streams.contracts.Codec` the project uses) into dicts,
     and encodes dicts back. Pass it as a topic's ``value_serializer``.
 ``next_hop_headers``
     The headers of what the faust agent sends on: the incoming request id, deadline and cost,

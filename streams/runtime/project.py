@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from streams.config import Settings
@@ -60,9 +61,11 @@ class Project:
     def with_models(self, provider: str) -> Project:
         """The project with the models of a registered ``--provider`` setup."""
         setup = self.pipelines.setup(provider)
-        if setup.models_file is None:
-            return self
-        return replace(self, settings=self.settings.model_copy(update={"models_file": setup.models_file}))
+        return self if setup.models_file is None else self.with_models_file(setup.models_file)
+
+    def with_models_file(self, models: Path) -> Project:
+        """The project with another models file (its pipelines built anew, with their own gateway)."""
+        return replace(self, settings=self.settings.model_copy(update={"models_file": models}))
 
     @cached_property
     def shared(self) -> Any:
@@ -74,22 +77,28 @@ class Project:
         """Each pipeline's ``pipelines.yaml`` section, read once."""
         return load_sections(self.settings.pipelines_file, self.pipelines)
 
+    @cached_property
+    def _built(self) -> dict[tuple[str, bool], list[Stage[Any]]]:
+        return {}
+
     def build(self, name: str, dry_run: bool = False) -> list[Stage[Any]]:
-        pipeline = self.pipelines[name]
-        context = Build(self.settings, self.sections.get(name), self.shared, dry_run)
-        return list(pipeline.build(context))  # type: ignore[arg-type]
+        """A registered pipeline's stages, built once per project: every command that asks for
+        them gets the same stages, sharing the same resources."""
+        if (name, dry_run) not in self._built:
+            pipeline = self.pipelines[name]
+            context = Build(self.settings, self.sections.get(name), self.shared, dry_run)
+            # A window stage is not a Stage but runs beside them (worker_for picks its worker).
+            self._built[name, dry_run] = list(pipeline.build(context))  # type: ignore[arg-type]
+        return self._built[name, dry_run]
 
     def stages(self, targets: str | Sequence[str], dry_run: bool = False) -> list[Stage[Any]]:
         """Pipeline names, stages of one, or ``module:attribute`` (a Stage, a list, or a factory).
 
         Each pipeline is built once, so stages of one pipeline named together share its resources.
         """
-        built: dict[str, list[Stage[Any]]] = {}
 
         def pipeline(name: str) -> list[Stage[Any]]:
-            if name not in built:
-                built[name] = self.build(name, dry_run)
-            return built[name]
+            return self.build(name, dry_run)
 
         chosen: list[Stage[Any]] = []
         for target in [targets] if isinstance(targets, str) else targets:

@@ -117,7 +117,9 @@ def _relay(delivery: asyncio.Future[Any], acked: asyncio.Future[Any]) -> None:
     if acked.done():
         return
     if delivery.cancelled():
-        acked.cancel()
+        # Not a cancellation of the record's own task: a cancelled acknowledgement would end
+        # the lane awaiting it without finishing or abandoning the record, and stall commits.
+        acked.set_exception(SenderStopped("the producer dropped the send before it was acknowledged"))
     elif (exc := delivery.exception()) is not None:
         acked.set_exception(exc)
     else:

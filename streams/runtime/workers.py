@@ -2,9 +2,9 @@
 rebalance listener and how it stops.
 
 Two workers run stages: :class:`~streams.runtime.StageWorker` (records in flight, commit
-order in :mod:`streams.runtime.stage_worker`) and :class:`~streams.windows.WindowWorker` (a windowed join,
+order in :mod:`streams.runtime.stage_worker`) and :class:`~streams.runtime.WindowWorker` (a windowed join,
 commit order in :mod:`streams.runtime.window_join`). :func:`worker_for` picks one; the CLI and the
-:class:`~streams.stack.Stack` see only a :class:`Worker`. Both workers
+:class:`~streams.runtime.Stack` see only a :class:`Worker`. Both workers
 
 - build their consumer and producer with :func:`kafka_clients` (one set of settings: ``acks=all``,
   idempotence, manual commits; what differs is a :class:`ClientSettings` field); :func:`start_clients`
@@ -415,7 +415,7 @@ def worker_for(
     max_in_flight: int | None = None,
 ) -> Worker:
     """The worker that runs ``stage``: a :class:`~streams.runtime.StageWorker` for a
-    :class:`~streams.stage.Stage`, a :class:`~streams.windows.WindowWorker` for a window stage.
+    :class:`~streams.runtime.Stage`, a :class:`~streams.runtime.WindowWorker` for a window stage.
 
     ``max_in_flight`` overrides a stage's in-flight limit; a window stage folds its records in
     batches, one at a time, and has none.

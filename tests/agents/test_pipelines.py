@@ -56,4 +56,4 @@ def test_every_pipeline_with_a_demo_is_started_by_default_and_the_runtime_demo_i
 def test_agents_public_names_are_a_decision() -> None:
     import agents
 
-    assert sorted(agents.__all__) == ["LOCAL_MODELS", "PIPELINES", "process_gateway"]
+    assert sorted(agents.__all__) == ["PIPELINES", "local_models", "process_gateway"]

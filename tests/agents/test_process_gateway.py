@@ -11,7 +11,7 @@ import yaml
 
 import agents
 from agents.gateway.gateway import BudgetSpent, CallPolicy, GatewayError, ModelGateway
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from streams.runtime.project import Project
 from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
 from streams.telemetry.otel import Telemetry

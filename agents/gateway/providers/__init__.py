@@ -3,15 +3,9 @@ APIs over httpx, the local provider (models that run in this process), and the p
 simulator (a stand-in for hosted models, not a model) that tests and the demo call instead of
 the network."""
 
-from agents.gateway.providers.http import (
-    AnthropicProvider,
-    ChatRequest,
-    Completion,
-    OpenAIProvider,
-    Provider,
-    StreamPiece,
-)
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
 from agents.gateway.providers.local import LocalModel, LocalProvider
+from agents.gateway.providers.protocol import ChatRequest, Completion, Provider, StreamPiece
 
 __all__ = [
     "AnthropicProvider",

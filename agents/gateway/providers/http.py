@@ -12,57 +12,16 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from agents.gateway.errors import ProviderError, StreamBroken, Unreachable, classify_response
 from agents.gateway.pricing import Usage
-from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder, estimate_tokens
+from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
+from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
 
-__all__ = ["AnthropicProvider", "ChatRequest", "Completion", "OpenAIProvider", "Provider", "StreamPiece"]
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int = 512
-    temperature: float | None = None
-    system: str | None = None
-
-    def prompt_tokens_estimate(self) -> int:
-        text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
-        return estimate_tokens(text)
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    model: str
-    finish_reason: str | None
-    usage: Usage
-    provider: str
-    latency_s: float
-    first_chunk_s: float | None = None
-
-
-@dataclass(frozen=True)
-class StreamPiece:
-    """A text delta, or (``final`` set) the end of the stream with its usage."""
-
-    text: str = ""
-    final: Completion | None = None
-
-
-class Provider(Protocol):
-    name: str
-
-    async def complete(self, request: ChatRequest, timeout_s: float) -> Completion: ...
-
-    def stream(self, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]: ...
-
-    async def aclose(self) -> None: ...
+__all__ = ["AnthropicProvider", "OpenAIProvider"]
 
 
 @dataclass(repr=False)

@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from agents.gateway.errors import RequestRejected
 from agents.gateway.pricing import Usage
-from agents.gateway.providers.http import ChatRequest, Completion, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
 from agents.gateway.sse import estimate_tokens
 
 __all__ = ["LocalModel", "LocalProvider"]

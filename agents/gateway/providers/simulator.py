@@ -16,6 +16,7 @@ one INFO line from this module per injected fault.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,10 +24,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,7 +36,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
 
-__all__ = ["FAULTS", "SimConfig", "SimulatorServer", "make_app"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["DEMO_PORT", "FAULTS", "SimConfig", "SimulatorServer", "demo_simulator", "make_app"]
 
 FAULTS = (
     "rate_limit",
@@ -434,3 +438,17 @@ class SimulatorServer:
     def __exit__(self, *_: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+# models.sim.yaml points its providers here.
+DEMO_PORT = 8900
+
+
+@contextlib.contextmanager
+def demo_simulator(console: Console) -> Iterator[None]:
+    """The simulator ``--provider sim`` runs around the stages of ``podium up`` and ``podium demo``."""
+    # 15% of calls fail (429s, 500s, 529s, resets, broken streams): retries and fallbacks show.
+    config = SimConfig(seed=7, fault_rate=0.15, latency_ms=150, jitter_ms=100, retry_after_s=0.2)
+    with SimulatorServer(config, port=DEMO_PORT) as url:
+        console.print(f"provider simulator (a stand-in, not a model) at {url}, 15% injected faults")
+        yield

@@ -11,7 +11,7 @@ import pytest
 from agents.gateway.errors import BudgetSpent, RateLimited
 from agents.gateway.gateway import CallPolicy, GatewayResult, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
-from agents.gateway.providers.http import ChatRequest, Completion, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
 from agents.gateway.ratelimit import RateLimiter
 from streams.telemetry import Telemetry
 

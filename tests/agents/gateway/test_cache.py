@@ -10,7 +10,8 @@ import pytest
 from agents.gateway.cache import KafkaCacheStore, ResponseCache, cache_key
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.http import ChatRequest, OpenAIProvider
+from agents.gateway.providers.http import OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore

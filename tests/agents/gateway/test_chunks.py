@@ -11,7 +11,8 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.chunks import chunk_records, rebuild
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.http import AnthropicProvider, ChatRequest, OpenAIProvider
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents.gateway.config import build_gateway, load_gateway_config
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.errors import ConfigError
 from streams.telemetry.otel import Telemetry

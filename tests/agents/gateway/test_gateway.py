@@ -12,7 +12,8 @@ from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.gateway import CallPolicy, CostCap, GatewayError, GatewayResult, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
-from agents.gateway.providers.http import AnthropicProvider, ChatRequest, OpenAIProvider
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import FAULTS, SimConfig, SimulatorServer
 from streams.errors import DeadlineExceeded
 

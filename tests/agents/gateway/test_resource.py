@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from agents.gateway.gateway import GatewayError
-from agents.gateway.providers.http import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.gateway.resource import GatewayResource, shared_or_own
 from streams.contracts.catalog import Catalog
@@ -70,8 +70,10 @@ def test_pipelines_share_the_process_gateway_only_over_the_same_models(tmp_path:
     assert shared_or_own(shared, tmp_path / "models.yaml") is shared
     own = shared_or_own(None, tmp_path / "models.yaml")
     assert own is not shared and own.models == shared.models
-    with pytest.raises(ValueError, match=r"other\.yaml"):
+    with pytest.raises(ConfigError, match=r"other\.yaml"):
         shared_or_own(shared, tmp_path / "other.yaml")
+    with pytest.raises(ConfigError, match=r"no local model local-x: register .* agents.local_models"):
+        shared_or_own(shared, tmp_path / "models.yaml", {"local-x": str.upper})
 
 
 async def test_watchers_hear_circuit_changes_until_they_stop_watching(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The market pipeline on the real broker: news becomes signals, a scripted tick sequence gives
 the right window aggregates joined with the signal, the chart is a valid SVG of the asked size.
 The window worker's own tests (restart mid-window, an unreadable tick) are in
-tests/streams/test_windows.py."""
+tests/streams/runtime/test_window_join.py."""
 
 from __future__ import annotations
 

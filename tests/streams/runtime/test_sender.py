@@ -84,3 +84,23 @@ async def test_a_stopped_sender_fails_what_is_left_but_is_no_death() -> None:
     await sender.stop()
     assert isinstance(sender.send("b").exception(), SenderStopped)
     assert deaths == []
+
+
+async def test_a_send_the_producer_drops_fails_its_record_instead_of_cancelling_the_lane() -> None:
+    deaths: list[BaseException] = []
+
+    async def produce(_item: str) -> asyncio.Future[Any]:
+        dropped: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        dropped.cancel()  # what a producer does to a batch it abandons
+        return dropped
+
+    sender = sender_over(produce, deaths)
+    sender.start()
+    try:
+        acked = sender.send("a")
+        await asyncio.wait([acked], timeout=1)
+        assert acked.done() and not acked.cancelled()
+        assert isinstance(acked.exception(), SenderStopped)
+        assert deaths == []
+    finally:
+        await sender.stop()

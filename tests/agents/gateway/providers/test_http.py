@@ -17,7 +17,8 @@ from agents.gateway.errors import (
     StreamBroken,
     Unreachable,
 )
-from agents.gateway.providers.http import AnthropicProvider, ChatRequest, OpenAIProvider, StreamPiece
+from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest, StreamPiece
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
 REQUEST = ChatRequest(

@@ -3,8 +3,8 @@
 import pytest
 
 from agents.gateway.errors import RequestRejected
-from agents.gateway.providers.http import ChatRequest
 from agents.gateway.providers.local import LocalProvider
+from agents.gateway.providers.protocol import ChatRequest
 from agents.offline.grounded import GROUNDED_MODELS, Source, grounded_prompt
 
 SOURCES = [

@@ -16,6 +16,7 @@ from streams.cli.base import (
     load_project,
     position_of,
     run_async,
+    stages_of,
 )
 from streams.kafka.reading import parse_position
 
@@ -75,7 +76,7 @@ def report_cmd(
     from streams.operations.traces import read_window
 
     project = load_project()
-    stages = guard(lambda: project.stages(pipeline))
+    stages = stages_of(project, pipeline)
     input_topic, terminal = guard(lambda: pipeline_topics(stages, project.catalog))
     start = guard(lambda: parse_position(since))
     end = position_of(until)
@@ -117,7 +118,7 @@ def audit(
     from streams.operations.audit import pipeline_topics, run_audit
 
     project = load_project()
-    stages = guard(lambda: project.stages(pipeline))
+    stages = stages_of(project, pipeline)
     input_topic, terminal = guard(lambda: pipeline_topics(stages, project.catalog))
     position = position_of(since)
     report = run_async(

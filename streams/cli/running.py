@@ -9,7 +9,7 @@ import signal
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,10 +24,11 @@ from streams.cli.base import (
     stages_of,
     telemetry_for,
 )
-from streams.ingress.http import Entry, create_app
 from streams.operations.audit import pipeline_topics
+from streams.runtime.pipeline import Pipeline
 from streams.runtime.project import Project
 from streams.runtime.stack import Stack, ensure_broker, release_broker
+from streams.runtime.stage import Stage
 from streams.runtime.stage_worker import tune_worker_process
 from streams.runtime.workers import worker_for
 
@@ -90,6 +91,14 @@ def _model_setup(project: Project, provider: str) -> AbstractContextManager[None
     return setup.start(console) if setup.start is not None else contextlib.nullcontext()
 
 
+def _running(project: Project, targets: list[str], stages: list[Stage[Any]]) -> list[Pipeline]:
+    """The registered pipelines a selection of targets runs stages of."""
+    if all(t in project.pipelines for t in targets):
+        return [p for p in project.pipelines if p.name in targets]
+    # Some targets are stages: every pipeline was built to find them (once per project).
+    return [p for p in project.pipelines if any(s in stages for s in project.build(p.name))]
+
+
 @app.command("up")
 def up(
     targets: Annotated[
@@ -105,7 +114,7 @@ def up(
     chosen = targets or project.pipelines.defaults()
     stages = stages_of(project, chosen)
     tune_worker_process()
-    hints = "".join(f"  {p.try_it}\n" for p in project.pipelines if p.name in chosen and p.try_it)
+    hints = "".join(f"  {p.try_it}\n" for p in _running(project, chosen, stages) if p.try_it)
 
     async def go() -> None:
         with _model_setup(project, provider):
@@ -148,6 +157,8 @@ def serve(
     """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>."""
     import uvicorn
 
+    from streams.ingress.http import Entry, create_app
+
     project = load_project()
     entries = []
     for name in pipelines or project.pipelines.served():
@@ -178,10 +189,7 @@ def serve(
 def demo(
     provider: Annotated[
         str,
-        typer.Option(
-            help="local: the offline models (models.yaml). sim: the provider simulator with injected "
-            "faults (models.sim.yaml), to watch retries and fallbacks."
-        ),
+        typer.Option(help=PROVIDER_HELP + " sim shows retries and fallbacks against injected faults."),
     ] = "local",
     pipelines: Annotated[
         str | None,
@@ -196,8 +204,13 @@ def demo(
     project = project_for(provider)
     shown = [p for p in project.pipelines if p.demo is not None]
     names = [p.name for p in shown]
+    if not names:
+        err.print("[red]error:[/] no registered pipeline has a demo (run `podium`, not the bare runtime)")
+        raise typer.Exit(2)
     chosen = (
-        [p.strip() for p in pipelines.split(",") if p.strip()] if pipelines else project.pipelines.defaults()
+        [p.strip() for p in pipelines.split(",") if p.strip()]
+        if pipelines
+        else [n for n in project.pipelines.defaults() if n in names]
     )
     unknown = set(chosen) - set(names)
     if unknown or not chosen:

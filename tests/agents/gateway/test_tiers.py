@@ -1,7 +1,7 @@
 import pytest
 
 from agents.gateway.pricing import Price, PriceTable, Usage
-from agents.gateway.routing import Tier, TierLedger, choose_tier, complexity_score
+from agents.gateway.tiers import Tier, TierLedger, choose_tier, complexity_score
 
 TIERS = (Tier("simple", "small", 0.2), Tier("medium", "medium", 0.45), Tier("complex", "large", 1.0))
 
