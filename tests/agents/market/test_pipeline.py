@@ -5,7 +5,6 @@ tests/streams/runtime/test_window_join.py."""
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -16,37 +15,9 @@ from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
-from streams.runtime.workers import Worker, worker_for
-from tests.streams.running import REPO, running
-
-T0 = 1_795_599_960_000  # a multiple of the window
-
-
-def workers(project: Project, only: tuple[str, ...] = ()) -> list[Worker]:
-    config = MarketConfig(window_s=60, grace_s=5, points=60, idle_close_s=30, checkpoint_interval_s=0.2)
-    return [
-        worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
-        for s in market_stages(config, REPO / "models.yaml")
-        if not only or s.name in only
-    ]
-
-
-def symbol() -> str:
-    return "S" + os.urandom(3).hex().upper()  # a symbol of this test alone
-
-
-async def publish_ticks(pub: Publisher, sym: str, ticks: list[tuple[int, float, float]]) -> None:
-    for t, price, volume in ticks:
-        record = {
-            "symbol": sym,
-            "price": price,
-            "volume": volume,
-            "source_ms": T0 + t,
-            "source": "test",
-            "ingested_ms": now_ms(),
-        }
-        value = pub._codec.encode("podium.market.Tick", record)
-        await pub.send_raw("market.ticks", sym.encode(), value, [])
+from streams.runtime.workers import worker_for
+from tests.agents.market.scripted import T0, publish_ticks, symbol, workers
+from tests.streams.running import running
 
 
 async def test_scripted_ticks_and_a_news_item_give_one_report_with_the_right_aggregates(

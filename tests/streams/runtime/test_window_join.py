@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,11 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from agents.market.stages import MarketConfig, market_stages
 from streams.config import Settings
 from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec, SingleObjectCodec
-from streams.contracts.headers import now_ms
 from streams.contracts.schemas import SchemaStore
 from streams.errors import PodiumError
 from streams.ingress.publish import Publisher
@@ -30,8 +27,8 @@ from streams.kafka.follow import Follower
 from streams.runtime.project import Project
 from streams.runtime.stage import Record
 from streams.runtime.window_join import WINDOW_STATE_SCHEMA, WindowStage, WindowWorker
-from streams.runtime.workers import Worker, worker_for
-from tests.streams.running import REPO, committed, read_topic, running
+from tests.agents.market.scripted import T0, publish_ticks, symbol, workers
+from tests.streams.running import committed, read_topic, running
 
 NOTE = "podium.demo.Note"
 
@@ -178,7 +175,6 @@ async def test_a_restore_seeks_to_the_snapshot_positions_whatever_the_group_comm
 
 # -- the market's window stage (moved here from tests/agents/market/test_pipeline.py) ---------
 WINDOW_MS = 60_000
-T0 = 1_795_599_960_000  # a multiple of the window
 
 
 @pytest.fixture(scope="module")
@@ -187,33 +183,6 @@ async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Pr
     async with TopicAdmin(bootstrap) as admin:
         await admin.apply(project.catalog)
     yield project
-
-
-def workers(project: Project, only: tuple[str, ...] = ()) -> list[Worker]:
-    config = MarketConfig(window_s=60, grace_s=5, points=60, idle_close_s=30, checkpoint_interval_s=0.2)
-    return [
-        worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
-        for s in market_stages(config, REPO / "models.yaml")
-        if not only or s.name in only
-    ]
-
-
-def symbol() -> str:
-    return "S" + os.urandom(3).hex().upper()  # a symbol of this test alone
-
-
-async def publish_ticks(pub: Publisher, sym: str, ticks: list[tuple[int, float, float]]) -> None:
-    for t, price, volume in ticks:
-        record = {
-            "symbol": sym,
-            "price": price,
-            "volume": volume,
-            "source_ms": T0 + t,
-            "source": "test",
-            "ingested_ms": now_ms(),
-        }
-        value = pub._codec.encode("podium.market.Tick", record)
-        await pub.send_raw("market.ticks", sym.encode(), value, [])
 
 
 async def _until(done: Any, timeout_s: float = 20.0) -> None:
