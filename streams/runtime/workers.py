@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from streams.errors import PodiumError
+from streams.errors import BrokerError, PodiumError
 from streams.kafka.admin import check_copartitioned
 from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
 from streams.telemetry.otel import Telemetry
@@ -338,6 +338,9 @@ class KafkaWorker(ABC, Generic[S]):
         assert self._consumer is not None, "call start() first"
         try:
             await self._loop()
+        except KafkaError as exc:
+            # aiokafka's errors stop here: whoever runs a worker sees podium's tree only.
+            raise BrokerError(f"stage {self.name}: Kafka failed the worker: {exc!r}") from exc
         finally:
             await self._shutdown()
         self._stop.raise_failure()
