@@ -39,42 +39,36 @@ def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
     assert "0 broken" in result.stdout
 
 
-def test_the_runtime_importing_a_pipeline_breaks_the_layers(tmp_path: Path) -> None:
+def _broken_by(tmp_path: Path, module: str, imported: str) -> str:
+    """Lint a copy of the tree in which ``module`` (a path under the root) also imports ``imported``."""
     root = _copy(tmp_path)
-    catalog = root / "streams" / "contracts" / "catalog.py"
-    catalog.write_text(catalog.read_text() + "\nimport agents.support  # noqa: E402\n")
+    path = root / module
+    path.write_text(path.read_text() + f"\nimport {imported}  # noqa: E402\n")
     result = _lint(root)
-    assert result.returncode == 1
-    assert "The runtime never imports the pipelines BROKEN" in result.stdout
-    assert "streams.contracts.catalog -> agents.support" in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_runtime_importing_a_pipeline_breaks_the_layers(tmp_path: Path) -> None:
+    out = _broken_by(tmp_path, "streams/contracts/catalog.py", "agents.support")
+    assert "The runtime never imports the pipelines BROKEN" in out
+    assert "streams.contracts.catalog -> agents.support" in out
 
 
 def test_a_lower_floor_importing_a_higher_one_breaks_the_floors(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    codec = root / "streams" / "contracts" / "codec.py"
-    codec.write_text(codec.read_text() + "\nimport streams.runtime.stage  # noqa: E402\n")
-    result = _lint(root)
-    assert result.returncode == 1
-    assert "each imports only the floors below it BROKEN" in result.stdout
+    out = _broken_by(tmp_path, "streams/contracts/codec.py", "streams.runtime.stage")
+    assert "each imports only the floors below it BROKEN" in out
 
 
 def test_a_pipeline_reaching_past_a_face_breaks_the_faces(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    stages = root / "agents" / "support" / "stages.py"
-    stages.write_text(stages.read_text() + "\nimport streams.runtime.stage_worker  # noqa: E402\n")
-    result = _lint(root)
-    assert result.returncode == 1
-    assert "agents.support.stages -> streams.runtime.stage_worker" in result.stdout
+    out = _broken_by(tmp_path, "agents/support/stages.py", "streams.runtime.stage_worker")
+    assert "agents.support.stages -> streams.runtime.stage_worker" in out
 
 
 def test_one_pipeline_importing_another_breaks_their_independence(tmp_path: Path) -> None:
-    root = _copy(tmp_path)
-    seo = root / "agents" / "content" / "seo.py"
-    seo.write_text(seo.read_text() + "\nimport agents.support.routing  # noqa: E402\n")
-    result = _lint(root)
-    assert result.returncode == 1
-    assert "which never import each other" in result.stdout and "BROKEN" in result.stdout
-    assert "agents.content.seo -> agents.support.routing" in result.stdout
+    out = _broken_by(tmp_path, "agents/content/seo.py", "agents.support.routing")
+    assert "which never import each other" in out and "BROKEN" in out
+    assert "agents.content.seo -> agents.support.routing" in out
 
 
 def test_a_new_package_outside_the_declared_layers_breaks_them_until_it_is_placed(tmp_path: Path) -> None:
