@@ -122,8 +122,9 @@ class WindowWorker(KafkaWorker[WindowStage]):
     async def _loop(self) -> None:
         try:
             await self._consume()
-        except Exception:
-            # State and positions may have moved past windows never sent: no snapshot may keep
+        except BaseException:
+            # State and positions may have moved past windows never sent (a cancelled task too:
+            # state.due() may have handed over windows a send never took): no snapshot may keep
             # that. The next owner replays from the last good snapshot.
             self._broken = True
             raise
@@ -322,8 +323,11 @@ class WindowWorker(KafkaWorker[WindowStage]):
     async def _wind_down(self) -> None:
         """On stop: a last checkpoint, unless a send failed."""
         if not self._broken:
-            with contextlib.suppress(KafkaError, PodiumError):
+            try:
                 await self._checkpoint(set(self._states))
+            except (KafkaError, PodiumError) as exc:
+                # Nothing is lost (no snapshot passes an unsent window), but the stop is no success.
+                self._stop.fail(exc)
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> bytes:
         letter = letter_for(

@@ -204,9 +204,12 @@ class WorkerStop:
         task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or self.requested.is_set():
-            return
-        failure = task.exception() or PodiumError(f"background task {task.get_name()} ended")
+        if self.requested.is_set():
+            return  # the worker cancels its tasks only after a stop was requested
+        if task.cancelled():
+            failure: BaseException = PodiumError(f"background task {task.get_name()} was cancelled")
+        else:
+            failure = task.exception() or PodiumError(f"background task {task.get_name()} ended")
         log.error("stage %s: %s ended: %r", self._stage, task.get_name(), failure)
         self.fail(failure)
 
@@ -315,10 +318,10 @@ class KafkaWorker(ABC, Generic[S]):
     async def start(self) -> None:
         env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
         self._resources = await open_resources(self.stage.resources, env)
-        settings = self._client_settings()
-        listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
-        self._consumer, self._producer = kafka_clients(settings)
         try:
+            settings = self._client_settings()
+            listener = Rebalance(self.stage.name, self._stop, revoked=self._revoked, assigned=self._assigned)
+            self._consumer, self._producer = kafka_clients(settings)
             await start_clients(
                 settings,
                 self._consumer,
@@ -342,6 +345,9 @@ class KafkaWorker(ABC, Generic[S]):
             # aiokafka's errors stop here: whoever runs a worker sees podium's tree only.
             raise BrokerError(f"stage {self.name}: Kafka failed the worker: {exc!r}") from exc
         finally:
+            # A loop that failed stops the rest too: records waiting out a retry delay are given
+            # up at once (redelivered), instead of holding the drain for its whole timeout.
+            self._stop.request()
             await self._shutdown()
         self._stop.raise_failure()
 
@@ -359,9 +365,13 @@ class KafkaWorker(ABC, Generic[S]):
     async def _shutdown(self) -> None:
         if self._consumer is None:
             return  # never started, or shut down already
-        await self._wind_down()
-        await self._close_clients()
-        await self._close_resources()
+        try:
+            await self._wind_down()
+        finally:
+            try:
+                await self._close_clients()
+            finally:
+                await self._close_resources()
 
     async def _close_clients(self) -> None:
         consumer, producer = self._consumer, self._producer
