@@ -22,6 +22,7 @@ The route loop (which route, when to retry, when to fall back) is :mod:`agents.g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -71,7 +72,8 @@ _NOT_THE_PROVIDERS_FAULT = (RequestRejected, ContextTooLong, ContentRefused)
 
 class AttemptRunner:
     """Makes one attempt on one route; owns the per-call metrics. ``record(route, ok)`` tells the
-    route's circuit breaker how a call went (the gateway owns the breakers)."""
+    route's circuit breaker how a call went (the gateway owns the breakers); ``ok`` None says the
+    call it let through ended without an outcome, so a half-open circuit is not held waiting."""
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class AttemptRunner:
         prices: PriceTable,
         limits: Mapping[str, RateLimiter],
         *,
-        record: Callable[[Route, bool], None],
+        record: Callable[[Route, bool | None], None],
         tracer: trace.Tracer,
         meter: Meter,
         clock: Callable[[], float],
@@ -120,6 +122,31 @@ class AttemptRunner:
         """Text deltas, then the :class:`Completion`; the attempt is appended to ``attempts``
         whatever its outcome. Raises the provider's error once it is booked, or
         :class:`DeadlineExceeded` when no call fits in what is left (steps 1-2: nothing booked)."""
+        recorded = False
+        try:
+            async with contextlib.aclosing(
+                self._run(route, request, timeout_s, deadline, call, attempts)
+            ) as run:
+                async for piece in run:
+                    if isinstance(piece, Completion):
+                        recorded = True
+                    yield piece
+        except ProviderError as exc:
+            recorded = not isinstance(exc, _NOT_THE_PROVIDERS_FAULT)
+            raise
+        finally:
+            if not recorded:
+                self._record(route, None)
+
+    async def _run(
+        self,
+        route: Route,
+        request: ChatRequest,
+        timeout_s: float,
+        deadline: float | None,
+        call: Call,
+        attempts: list[Attempt],
+    ) -> AsyncGenerator[str | Completion, None]:
         timeout = await self._wait_for_turn(route, request, timeout_s, deadline)
         attrs = {
             "gen_ai.operation.name": "chat",
@@ -154,7 +181,6 @@ class AttemptRunner:
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 raise
             final = piece.final
-            self._record(route, True)
             attempt = Attempt(
                 route.provider,
                 route.model,
@@ -163,7 +189,8 @@ class AttemptRunner:
                 final.usage,
                 self._prices.cost(route.model, final.usage),
             )
-            attempts.append(attempt)
+            attempts.append(attempt)  # booked before anything else can fail: it was paid for
+            self._record(route, True)
             self._observe(span, attempt, {**attrs, "gen_ai.response.model": final.model})
             if span.is_recording() and final.finish_reason:
                 span.set_attribute("gen_ai.response.finish_reasons", [final.finish_reason])

@@ -36,6 +36,12 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """A call let through ended with no outcome (its caller gave up, the deadline passed
+        before it was made, the request itself was at fault): a half-open circuit lets the next
+        call be its trial, instead of waiting for an outcome that never comes."""
+        self._probing = False
+
     def record(self, ok: bool, now: float) -> None:
         if self.state == "half_open":
             if ok:

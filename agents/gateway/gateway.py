@@ -27,6 +27,7 @@ what was spent, including the estimated usage of streams that broke.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -44,7 +45,7 @@ from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.providers.protocol import ChatRequest, Completion, Provider
 from agents.gateway.ratelimit import RateLimiter
-from streams.errors import DeadlineExceeded, error_type
+from streams.errors import DeadlineExceeded, PodiumError, error_type
 from streams.telemetry import Telemetry
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "Route",
     "StreamEvent",
 ]
+
+log = logging.getLogger("podium.gateway")
 
 
 @dataclass(frozen=True)
@@ -199,14 +202,16 @@ class ModelGateway:
         :meth:`complete` and :meth:`stream` decide this."""
         route = chain[index]
         name = f"{route.provider}/{route.model}"
-        if not self._allow(route):
-            return f"skipped {name}: circuit open", ProviderError(f"circuit open for {name}")
+        # The checks that change nothing come first: a half-open circuit's one trial call is
+        # granted only to a call that will be made.
         if (too_dear := self._unaffordable(route, request, cost_cap, attempts)) is not None:
             return too_dear, CostCapReached(too_dear)
         left = time_left(deadline, self._clock())
         if left is not None and left < route.min_budget_s and index + 1 < len(chain):
             # A faster route follows; nothing failed, so there is no error to report.
             return f"skipped {name}: {left:.2f}s left, needs {route.min_budget_s:.2f}s", None
+        if not self._allow(route):
+            return f"skipped {name}: circuit open", ProviderError(f"circuit open for {name}")
         return None
 
     def _unaffordable(
@@ -230,15 +235,24 @@ class ModelGateway:
         self._changed(route, before, breaker.state)
         return allowed
 
-    def _record(self, route: Route, ok: bool) -> None:
+    def _record(self, route: Route, ok: bool | None) -> None:
+        """``ok`` None: the call that was let through ended without an outcome for the circuit."""
         breaker = self.breaker(route)
+        if ok is None:
+            breaker.release()
+            return
         before = breaker.state
         breaker.record(ok, self._clock())
         self._changed(route, before, breaker.state)
 
     def _changed(self, route: Route, before: str, after: str) -> None:
         if before != after and self._on_circuit is not None:
-            self._on_circuit(route.provider, route.model, after)
+            # Heard from inside a model call: a listener that fails must not turn a call already
+            # paid for into an error (its record would be retried and the call paid again).
+            try:
+                self._on_circuit(route.provider, route.model, after)
+            except Exception:
+                log.exception("a circuit listener failed on %s/%s -> %s", route.provider, route.model, after)
 
     def _observe_circuits(self, _: CallbackOptions) -> list[Observation]:
         return [
@@ -264,9 +278,13 @@ class ModelGateway:
         result = await self._answer(request, policy, deadline, cost_cap)
         if self._cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
             c = result.completion
-            await self._cache.put(
-                key, c.text, c.model, c.finish_reason, c.usage.input_tokens, c.usage.output_tokens
-            )
+            try:
+                await self._cache.put(
+                    key, c.text, c.model, c.finish_reason, c.usage.input_tokens, c.usage.output_tokens
+                )
+            except PodiumError as exc:
+                # The answer is paid for: a cache that cannot keep it costs a later hit, not this call.
+                log.warning("the response cache could not keep an answer: %s", exc)
         return result
 
     def stream(

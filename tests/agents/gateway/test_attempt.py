@@ -142,3 +142,51 @@ async def test_complete_and_stream_draw_the_same_span() -> None:
     attributes = dict(whole.attributes or {})
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert attributes["podium.gateway.timeout_s"] == 10.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_half_open_circuits_trial_that_ends_without_an_outcome_lets_the_next_call_try(
+    mode: str,
+) -> None:
+    provider, time = FakeProvider(), FakeTime()
+    gateway = make(provider, time, RateLimiter(requests_per_minute=1))
+    route = POLICY.chain[0]
+    breaker = gateway.breaker(route)
+    breaker.state, breaker.opened_at = "open", time.now - breaker.cooldown_s  # cooled down: half-open next
+    await call(gateway, mode)  # uses the bucket's one request; the trial succeeds and closes it
+    assert breaker.state == "closed"
+    breaker.state, breaker.opened_at = "open", time.now - breaker.cooldown_s
+    # The trial is let through, then the rate limit does not fit the deadline: no call, no outcome.
+    with pytest.raises(BudgetSpent, match="rate limit"):
+        await call(gateway, mode, deadline=time.now + 10)
+    assert breaker.state == "half_open"
+    time.now += 60  # the bucket refills: the next call is the trial, not refused by a held probe
+    result = await call(gateway, mode)
+    assert [a.outcome for a in result.attempts] == ["ok"] and breaker.state == "closed"
+
+
+async def test_an_answer_already_paid_for_survives_a_failing_circuit_watcher_and_a_failing_cache() -> None:
+    from agents.gateway.cache import ResponseCache
+    from streams.errors import BrokerError
+
+    class RefusingStore:
+        async def save(self, _entry: object) -> None:
+            raise BrokerError("Kafka did not acknowledge")
+
+    def watcher(_provider: str, _model: str, _state: str) -> None:
+        raise RuntimeError("a watcher's bug")
+
+    provider, time = FakeProvider(), FakeTime()
+    gateway = ModelGateway(
+        {"fake": provider},
+        PRICES,
+        clock=time.clock,
+        sleep=time.sleep,
+        cache=ResponseCache(60.0, store=RefusingStore()),  # type: ignore[arg-type]
+        on_circuit=watcher,
+    )
+    breaker = gateway.breaker(POLICY.chain[0])
+    breaker.state, breaker.opened_at = "open", time.now - breaker.cooldown_s
+    result = await call(gateway, "complete")
+    assert result.completion.text == "hello world" and [a.outcome for a in result.attempts] == ["ok"]
+    assert len(provider.timeouts) == 1  # called once, paid once
