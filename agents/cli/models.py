@@ -98,7 +98,6 @@ def models_status(
 
 def _print_circuits(project: Project) -> None:
     """The circuits the workers reported to podium.circuits, newest state per worker and route."""
-    from streams.errors import BrokerError
     from streams.kafka import Selection, TopicReader
 
     async def read() -> dict[bytes, dict[str, Any]]:
@@ -111,7 +110,7 @@ def _print_circuits(project: Project) -> None:
 
     try:
         latest = asyncio.run(read())
-    except (BrokerError, PodiumError) as exc:
+    except PodiumError as exc:
         console.print(f"circuits: not read ({exc})")
         return
     if not latest:

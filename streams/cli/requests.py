@@ -64,7 +64,7 @@ def publish(
                 f"[red]error:[/] no pipeline starts at {topic}, so there is no terminal topic to wait on"
             )
             raise typer.Exit(2)
-        terminal = pipeline_topics(stages, project.catalog)[1]
+        terminal = guard(lambda: pipeline_topics(stages, project.catalog))[1]
 
     async def go() -> int:
         # Ingress decides that the request is traced: its span is recorded and exported like the

@@ -92,11 +92,10 @@ def _model_setup(project: Project, provider: str) -> AbstractContextManager[None
 
 
 def _running(project: Project, targets: list[str], stages: list[Stage[Any]]) -> list[Pipeline]:
-    """The registered pipelines a selection of targets runs stages of."""
-    if all(t in project.pipelines for t in targets):
-        return [p for p in project.pipelines if p.name in targets]
-    # Some targets are stages: every pipeline was built to find them (once per project).
-    return [p for p in project.pipelines if any(s in stages for s in project.build(p.name))]
+    """The registered pipelines a selection of targets runs stages of (resolving the targets
+    built each of them already)."""
+    names = set(targets) | set(project.built_pipelines_of(stages))
+    return [p for p in project.pipelines if p.name in names]
 
 
 @app.command("up")
@@ -113,6 +112,9 @@ def up(
     project = project_for(provider)
     chosen = targets or project.pipelines.defaults()
     stages = stages_of(project, chosen)
+    if not stages:
+        err.print("[red]error:[/] nothing to run: name a pipeline, a stage or module:attribute")
+        raise typer.Exit(2)
     tune_worker_process()
     hints = "".join(f"  {p.try_it}\n" for p in _running(project, chosen, stages) if p.try_it)
 
@@ -173,6 +175,9 @@ def serve(
             None,
         )
         entries.append(Entry(name, input_topic, tuple(terminal), stream_topic))
+    if not entries:
+        err.print("[red]error:[/] no pipeline to front: name one (no registered pipeline is served)")
+        raise typer.Exit(2)
     bootstrap = guard(project.bootstrap)
     telemetry = telemetry_for(project, "podium-serve")
     app_ = create_app(

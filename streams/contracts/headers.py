@@ -32,9 +32,11 @@ __all__ = [
     "RequestHeaders",
     "header_value",
     "ingress_headers",
+    "is_stage_name",
     "new_request_id",
     "now_ms",
     "parse_headers",
+    "request_id_from_key",
 ]
 
 KafkaHeaders = list[tuple[str, bytes]]
@@ -60,6 +62,23 @@ _STAGE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def request_id_from_key(key: bytes | None) -> str:
+    """Keys are request ids by convention; an unusable key gets a fresh id."""
+    if key and len(key) <= 128:
+        try:
+            text = key.decode("ascii")
+        except UnicodeDecodeError:
+            return new_request_id()
+        if _REQUEST_ID.fullmatch(text):
+            return text
+    return new_request_id()
+
+
+def is_stage_name(name: str) -> bool:
+    """What ``podium-path`` accepts as a stage name."""
+    return _STAGE.fullmatch(name) is not None
 
 
 def new_request_id() -> str:

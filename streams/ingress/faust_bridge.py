@@ -33,7 +33,6 @@ consumer loop instead of faust's agents").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -42,7 +41,13 @@ from faust.serializers.codecs import Codec as FaustCodec
 from opentelemetry import trace
 
 from streams.contracts.codec import Codec
-from streams.contracts.headers import KafkaHeaders, RequestHeaders, new_request_id, parse_headers
+from streams.contracts.headers import (
+    KafkaHeaders,
+    RequestHeaders,
+    is_stage_name,
+    parse_headers,
+    request_id_from_key,
+)
 from streams.errors import ConfigError
 from streams.telemetry.otel import current_trace_headers
 
@@ -50,9 +55,6 @@ __all__ = ["AvroCodec", "FaustHeaders", "next_hop_headers", "request_headers"]
 
 # What faust hands an agent as ``event.headers`` (a dict) or takes in ``send(headers=...)``.
 FaustHeaders = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
-
-_STAGE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # as podium-path accepts a stage name
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class AvroCodec(FaustCodec):
@@ -94,8 +96,7 @@ def request_headers(incoming: FaustHeaders | None, key: bytes | None = None) -> 
     """
     headers = parse_headers(_pairs(incoming))
     if headers.request_id is None:
-        text = key.decode("ascii", "replace") if key else ""
-        headers = replace(headers, request_id=text if _REQUEST_ID.match(text) else new_request_id())
+        headers = replace(headers, request_id=request_id_from_key(key))
     return headers
 
 
@@ -109,7 +110,7 @@ def next_hop_headers(
     incoming one is kept. Request id, deadline and cost so far travel unchanged (plus
     ``spent_usd``), attempt counters start again, ``stage`` joins ``podium-path``.
     """
-    if not _STAGE.match(stage):
+    if not is_stage_name(stage):
         raise ConfigError(f"faust stage name {stage!r}: use 1-64 of A-Z a-z 0-9 . _ -")
     headers = request_headers(incoming, key)
     traceparent, tracestate = headers.traceparent, headers.tracestate

@@ -106,6 +106,10 @@ class Project:
             chosen += [s for s in found if all(s.name != c.name for c in chosen)]
         return chosen
 
+    def built_pipelines_of(self, stages: Sequence[Stage[Any]]) -> set[str]:
+        """The pipelines already built that ``stages`` belong to (nothing is built here)."""
+        return {name for (name, _dry), built in self._built.items() if any(s in stages for s in built)}
+
     def pipeline_from(self, topic: str) -> list[Stage[Any]] | None:
         """The pipeline whose first stage consumes ``topic`` (None: no pipeline starts there)."""
         for name in self.pipelines.names():

@@ -44,7 +44,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
 
-from streams.contracts.headers import RequestHeaders, new_request_id, parse_headers
+from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
 from streams.errors import BrokerError
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.outcome import Outcomes, Output
@@ -58,7 +58,6 @@ __all__ = ["StageWorker", "tune_worker_process"]
 log = logging.getLogger("podium.runtime")
 
 PRODUCE_GIVE_UP_S = 120.0
-_REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
 
 
 class _Abandon(Exception):
@@ -209,7 +208,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> str:
         headers = parse_headers(record.headers)
         if headers.request_id is None:
-            headers = replace(headers, request_id=_request_id_from_key(record.key))
+            headers = replace(headers, request_id=request_id_from_key(record.key))
         parent = extract_context(headers.traceparent, headers.tracestate)
         with self._tracer.start_as_current_span(
             f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER
@@ -395,15 +394,3 @@ def tune_worker_process() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-
-
-def _request_id_from_key(key: bytes | None) -> str:
-    """Keys are request ids by convention; an unusable key gets a fresh id."""
-    if key and len(key) <= 128:
-        try:
-            text = key.decode("ascii")
-        except UnicodeDecodeError:
-            return new_request_id()
-        if text and set(text) <= _REQUEST_ID_OK:
-            return text
-    return new_request_id()
