@@ -1,17 +1,48 @@
 """What every provider is: a chat request in, a completion (or a stream of pieces ending in one)
 out. The gateway, the local provider and the providers over httpx all speak these types, so none
-of them depends on another's transport."""
+of them depends on another's transport.
+
+Messages are podium's own, neutral shape; each provider translates them to its wire format, so a
+fallback from one provider to another carries the conversation and its tool calls across::
+
+    {"role": "user", "content": "I was charged twice"}
+    {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "lookup_invoices",
+                                                          "arguments": "{\\"account\\": \\"A-1\\"}"}]}
+    {"role": "tool", "tool_call_id": "c1", "name": "lookup_invoices", "content": "[...]",
+     "is_error": False}
+
+``arguments`` stays the JSON text the model wrote: whether it parses and fits the tool's
+parameters is the tool's to decide (a model that wrote broken arguments hears why).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents.gateway.pricing import Usage
 from agents.gateway.sse import estimate_tokens
 
-__all__ = ["ChatRequest", "Completion", "Provider", "StreamPiece"]
+__all__ = ["ChatRequest", "Completion", "Provider", "StreamPiece", "ToolCall", "ToolSpec"]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its parameters as JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call the model asks for. ``arguments`` is the JSON text as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -21,9 +52,16 @@ class ChatRequest:
     max_tokens: int = 512
     temperature: float | None = None
     system: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    # None: the model decides ("auto"); "required": some tool; "none": no tool; or a tool's name.
+    tool_choice: str | None = None
+    # A JSON Schema the reply must match (structured output); see agents.gateway.structured.
+    response_schema: dict[str, Any] | None = None
 
     def prompt_tokens_estimate(self) -> int:
         text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
+        text += "".join(c.get("arguments", "") for m in self.messages for c in m.get("tool_calls") or ())
+        text += "".join(t.name + t.description + str(t.parameters) for t in self.tools)
         return estimate_tokens(text)
 
 
@@ -36,11 +74,12 @@ class Completion:
     provider: str
     latency_s: float
     first_chunk_s: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)
 class StreamPiece:
-    """A text delta, or (``final`` set) the end of the stream with its usage."""
+    """A text delta, or (``final`` set) the end of the stream with its usage and tool calls."""
 
     text: str = ""
     final: Completion | None = None
