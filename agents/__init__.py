@@ -27,19 +27,19 @@ from streams.runtime import ModelSetup, Pipelines
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from agents.gateway.providers import LocalModel
+    from agents.gateway.providers import LocalModel, ToolModel
     from agents.gateway.resource import GatewayResource
 
 __all__ = ["PIPELINES", "local_models", "process_gateway"]
 
 
-def local_models() -> dict[str, LocalModel]:
+def local_models() -> dict[str, LocalModel | ToolModel]:
     """What the local provider serves: every pipeline's local models, by model name."""
     from agents.content.writer import WRITER_MODELS
     from agents.market.prompts import MARKET_MODELS
     from agents.offline.grounded import GROUNDED_MODELS
 
-    joined: dict[str, LocalModel] = {}
+    joined: dict[str, LocalModel | ToolModel] = {}
     for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS):
         clash = sorted(set(joined) & set(models))
         if clash:

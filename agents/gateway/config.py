@@ -42,7 +42,7 @@ from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.local import LocalModel, LocalProvider
+from agents.gateway.providers.local import LocalModel, LocalProvider, ToolModel
 from agents.gateway.providers.protocol import Provider
 from agents.gateway.ratelimit import RateLimiter
 from agents.gateway.tiers import choose_tier
@@ -242,7 +242,7 @@ def build_gateway(
     telemetry: Telemetry | None = None,
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
-    local_models: Mapping[str, LocalModel] | None = None,
+    local_models: Mapping[str, LocalModel | ToolModel] | None = None,
 ) -> ModelGateway:
     """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices.
 

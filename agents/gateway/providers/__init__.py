@@ -4,8 +4,15 @@ simulator (a stand-in for hosted models, not a model) that tests and the demo ca
 the network."""
 
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.local import LocalModel, LocalProvider
-from agents.gateway.providers.protocol import ChatRequest, Completion, Provider, StreamPiece
+from agents.gateway.providers.local import LocalModel, LocalProvider, LocalTurn, ToolModel
+from agents.gateway.providers.protocol import (
+    ChatRequest,
+    Completion,
+    Provider,
+    StreamPiece,
+    ToolCall,
+    ToolSpec,
+)
 
 __all__ = [
     "AnthropicProvider",
@@ -13,7 +20,11 @@ __all__ = [
     "Completion",
     "LocalModel",
     "LocalProvider",
+    "LocalTurn",
     "OpenAIProvider",
     "Provider",
     "StreamPiece",
+    "ToolCall",
+    "ToolModel",
+    "ToolSpec",
 ]

@@ -13,38 +13,68 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from agents.gateway.errors import RequestRejected
 from agents.gateway.pricing import Usage
-from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece, ToolCall
 from agents.gateway.sse import estimate_tokens
 
-__all__ = ["LocalModel", "LocalProvider"]
+__all__ = ["LocalModel", "LocalProvider", "LocalTurn", "ToolModel"]
 
 # The prompt (every message's content, one per line) -> the answer.
 LocalModel = Callable[[str], str]
 
 
+@dataclass(frozen=True)
+class LocalTurn:
+    """What a local model that can call tools says: text, tool calls, or both."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolModel:
+    """A local model that reads the whole request (its tools and the conversation so far) and
+    answers with a :class:`LocalTurn`, e.g. a deterministic planner."""
+
+    turn: Callable[[ChatRequest], LocalTurn]
+
+
 class LocalProvider:
     """The local models as a provider: no network, no cost, deterministic."""
 
-    def __init__(self, name: str = "local", models: Mapping[str, LocalModel] | None = None) -> None:
+    def __init__(
+        self, name: str = "local", models: Mapping[str, LocalModel | ToolModel] | None = None
+    ) -> None:
         self.name = name
-        self.models: Mapping[str, LocalModel] = MappingProxyType(dict(models or {}))
+        self.models: Mapping[str, LocalModel | ToolModel] = MappingProxyType(dict(models or {}))
 
-    def _answer(self, request: ChatRequest) -> str:
+    def _answer(self, request: ChatRequest) -> LocalTurn:
         model = self.models.get(request.model)
         if model is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise RequestRejected(f"the local provider has no model '{request.model}' (it has {known})")
-        return model("\n".join(str(m.get("content", "")) for m in request.messages))
+        if isinstance(model, ToolModel):
+            return model.turn(request)
+        return LocalTurn(model("\n".join(str(m.get("content", "")) for m in request.messages)))
 
     async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:
         started = time.perf_counter()
-        text = self._answer(request)
-        usage = Usage(request.prompt_tokens_estimate(), estimate_tokens(text))
-        return Completion(text, request.model, "stop", usage, self.name, time.perf_counter() - started)
+        turn = self._answer(request)
+        written = turn.text + "".join(c.name + c.arguments for c in turn.tool_calls)
+        usage = Usage(request.prompt_tokens_estimate(), estimate_tokens(written))
+        return Completion(
+            turn.text,
+            request.model,
+            "tool_calls" if turn.tool_calls else "stop",
+            usage,
+            self.name,
+            time.perf_counter() - started,
+            tool_calls=turn.tool_calls,
+        )
 
     async def stream(self, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]:
         completion = await self.complete(request, timeout_s)
