@@ -8,6 +8,8 @@ the trace context still propagates, at a fraction of the per-record cost.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +24,60 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from streams.contracts.codec import Codec
 from streams.errors import ConfigError
 
-__all__ = ["Telemetry", "current_trace_headers", "extract_context"]
+__all__ = ["Telemetry", "current_trace_headers", "extract_context", "new_span_id", "span_with_id"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+_RANDOM_IDS = RandomIdGenerator()
+
+
+class _OneChosenId(IdGenerator):
+    def __init__(self, span_id: int) -> None:
+        self._span_id = span_id
+
+    def generate_span_id(self) -> int:
+        return self._span_id
+
+    def generate_trace_id(self) -> int:
+        return _RANDOM_IDS.generate_trace_id()
+
+
+def new_span_id() -> int:
+    """An id for a span that will be recorded later (:func:`span_with_id`)."""
+    return _RANDOM_IDS.generate_span_id()
+
+
+@contextmanager
+def span_with_id(
+    tracer: trace.Tracer,
+    name: str,
+    span_id: int,
+    *,
+    parent: otel_context.Context,
+    start_time_ns: int,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[trace.Span]:
+    """A span whose id was chosen (and handed to its children as their parent) before it could
+    be recorded: a request that lives across many records and workers, such as an agent's loop,
+    is one span that starts with its first record and is written when its last one is done."""
+    # The SDK's tracer draws the id from its generator inside start_span, which does not await:
+    # lending it one that answers the chosen id for that call affects no other span.
+    generator = getattr(tracer, "id_generator", None)
+    if generator is not None:
+        tracer.id_generator = _OneChosenId(span_id)  # type: ignore[attr-defined]
+    try:
+        span = tracer.start_span(name, context=parent, start_time=start_time_ns, attributes=attributes)
+    finally:
+        if generator is not None:
+            tracer.id_generator = generator  # type: ignore[attr-defined]
+    with trace.use_span(span, end_on_exit=True):
+        yield span
 
 
 def extract_context(traceparent: str | None, tracestate: str | None) -> otel_context.Context:

@@ -89,6 +89,8 @@ FACES = {
         "Telemetry",
         "current_trace_headers",
         "extract_context",
+        "new_span_id",
+        "span_with_id",
     ],
     "streams.runtime": [
         "Build",

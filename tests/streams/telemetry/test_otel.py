@@ -78,3 +78,32 @@ async def test_process_span_continues_the_producer_trace_with_messaging_names(
     ]
     assert any(dict(p.attributes or {}).get("podium.stage") == "traced" and p.count >= 1 for p in points)
     telemetry.shutdown()
+
+
+def test_a_span_recorded_late_keeps_the_id_its_children_were_given() -> None:
+    from opentelemetry import trace
+
+    from streams.telemetry.otel import extract_context, new_span_id, span_with_id
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("request") as root:
+        trace_id = root.get_span_context().trace_id
+        parent = f"00-{trace_id:032x}-{root.get_span_context().span_id:016x}-01"
+    chosen = new_span_id()
+    child_of_chosen = extract_context(f"00-{trace_id:032x}-{chosen:016x}-01", None)
+    tracer.start_span("chat model", context=child_of_chosen).end()
+    with span_with_id(
+        tracer, "invoke_agent a", chosen, parent=extract_context(parent, None), start_time_ns=1_000
+    ):
+        assert trace.get_current_span().get_span_context().span_id == chosen
+    tracer.start_span("after").end()
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    agent, chat = by_name["invoke_agent a"], by_name["chat model"]
+    assert agent.context.span_id == chosen and agent.context.trace_id == trace_id
+    assert agent.parent is not None and agent.parent.span_id == root.get_span_context().span_id
+    assert chat.parent is not None and chat.parent.span_id == chosen
+    assert agent.start_time == 1_000
+    assert by_name["after"].context.span_id != chosen  # the tracer's own ids are back
