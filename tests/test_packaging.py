@@ -1,4 +1,5 @@
-"""The wheel ships every data file under agents/data, and building it prints no setuptools warnings.
+"""The wheel ships every data file (agents/data, and a package's own such as agents/billing/data), and
+building it prints no setuptools warnings.
 
 The build runs in a copy of the sources so the checkout gets no build/ or egg-info folders; pip
 builds with the setuptools of the dev extra, offline, in a few seconds.
@@ -56,8 +57,13 @@ def test_the_wheel_carries_every_data_file(built: tuple[Path, str]) -> None:
     wheel, _ = built
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    data = {p.relative_to(REPO).as_posix() for p in (REPO / "agents" / "data").rglob("*") if p.is_file()}
-    assert data, "agents/data is empty"
+    # agents/data and each package's own data folder (agents/billing/data).
+    data = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "agents").rglob("*")
+        if p.is_file() and "data" in p.relative_to(REPO / "agents").parts[:-1]
+    }
+    assert "agents/billing/data/accounts.json" in data, "the billing sample is missing"
     assert data <= names, sorted(data - names)
     assert {"streams/py.typed", "agents/py.typed"} <= names
     assert not any("__pycache__" in name for name in names)

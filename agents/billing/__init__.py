@@ -1,0 +1,34 @@
+"""The billing agent's world: what its tools act on and the offline model that plans its turns.
+
+- :mod:`~agents.billing.accounts`: a stand-in billing system over sample accounts (invoices,
+  subscriptions, refunds kept once per idempotency key) and the pure checks behind it.
+
+The face is lazy: a name is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module: imported on first use (PEP 562).
+_FACE = {
+    "ACCOUNTS": "accounts",
+    "BillingError": "accounts",
+    "Invoice": "accounts",
+    "Refund": "accounts",
+    "RefundRefused": "accounts",
+    "SampleBillingSystem": "accounts",
+    "Subscription": "accounts",
+    "UnknownAccount": "accounts",
+    "UnknownInvoice": "accounts",
+    "find_duplicate_charges": "accounts",
+}
+
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FACE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_FACE[name]}"), name)
