@@ -1,9 +1,13 @@
 """The billing agent's world: what its tools act on and the offline model that plans its turns.
 
 - :mod:`~agents.billing.accounts`: a stand-in billing system over sample accounts (invoices,
-  subscriptions, refunds kept once per idempotency key) and the pure checks behind it.
+  subscriptions, refunds kept once per idempotency key) and the pure checks behind it;
+- :mod:`~agents.billing.docs`: ``search_docs``, the knowledge-base search the agent cites;
+- :mod:`~agents.billing.docs_server`: the same search as ``kb_search`` of a local MCP server
+  (``python -m agents.billing.docs_server``, stdio), standing in for a team's docs service.
 
-The face is lazy: a name is imported on first use.
+The face is lazy: a name is imported on first use, so importing the package (the MCP server
+does, as ``python -m``) loads no knowledge base.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 _FACE = {
     "ACCOUNTS": "accounts",
     "BillingError": "accounts",
+    "DocHit": "docs",
+    "DocSearch": "docs",
     "Invoice": "accounts",
+    "KnowledgeBase": "docs",
     "Refund": "accounts",
     "RefundRefused": "accounts",
     "SampleBillingSystem": "accounts",
@@ -23,6 +30,7 @@ _FACE = {
     "UnknownAccount": "accounts",
     "UnknownInvoice": "accounts",
     "find_duplicate_charges": "accounts",
+    "search_docs": "docs",
 }
 
 __all__ = sorted(_FACE)
