@@ -4,10 +4,12 @@
   subscriptions, refunds kept once per idempotency key) and the pure checks behind it;
 - :mod:`~agents.billing.docs`: ``search_docs``, the knowledge-base search the agent cites;
 - :mod:`~agents.billing.docs_server`: the same search as ``kb_search`` of a local MCP server
-  (``python -m agents.billing.docs_server``, stdio), standing in for a team's docs service.
+  (``python -m agents.billing.docs_server``, stdio), standing in for a team's docs service;
+- :mod:`~agents.billing.planner`: ``local-planner``, rules over the billing tools (not an LLM),
+  reading the conversation through :mod:`~agents.billing.conversation`.
 
 The face is lazy: a name is imported on first use, so importing the package (the MCP server
-does, as ``python -m``) loads no knowledge base.
+does, as ``python -m``) loads neither the knowledge base nor the gateway.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _FACE = {
     "DocSearch": "docs",
     "Invoice": "accounts",
     "KnowledgeBase": "docs",
+    "PLANNER_MODELS": "planner",
     "Refund": "accounts",
     "RefundRefused": "accounts",
     "SampleBillingSystem": "accounts",
