@@ -2,9 +2,9 @@
 refunds, read from the sample file ``data/accounts.json`` (invented customers, no real service).
 
 It exists so the demo's agent has something real to look up and one real side effect to
-perform exactly once. What it holds: five accounts, ``A-1001`` to ``A-1005``; ``A-1001`` was
-charged twice for 2026-11 (two paid invoices, same period and amount), the others are clean
-(``A-1003`` cancelled, ``A-1004`` a failed payment retried, ``A-1005`` a prorated upgrade).
+perform exactly once. What it holds: six accounts, ``A-1001`` to ``A-1006``; ``A-1001`` and
+``A-1006`` were charged twice for 2026-11 (two paid invoices, same period and amount), the others
+are clean (``A-1003`` cancelled, ``A-1004`` a failed payment retried, ``A-1005`` a prorated upgrade).
 
 The operations are plain typed methods so the agent's ``@tool`` decorator can turn them into
 tools. :meth:`SampleBillingSystem.issue_refund` is the side effect: each refund is one line of

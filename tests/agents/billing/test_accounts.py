@@ -38,10 +38,10 @@ def _invoice(id: str, period: str, amount: float, charged_on: str, status: str =
 
 
 # -- the sample data -------------------------------------------------------------------------------
-def test_the_sample_holds_five_accounts_and_only_a_1001_was_charged_twice(
+def test_the_sample_holds_six_accounts_and_only_a_1001_and_a_1006_were_charged_twice(
     billing: SampleBillingSystem,
 ) -> None:
-    assert sorted(load_accounts()) == ["A-1001", "A-1002", "A-1003", "A-1004", "A-1005"]
+    assert sorted(load_accounts()) == ["A-1001", "A-1002", "A-1003", "A-1004", "A-1005", "A-1006"]
     charged_twice = {
         a: [(d.original.id, d.duplicate.id) for d in find_duplicate_charges(billing.lookup_invoices(a))]
         for a in billing.accounts
@@ -52,6 +52,7 @@ def test_the_sample_holds_five_accounts_and_only_a_1001_was_charged_twice(
         "A-1003": [],
         "A-1004": [],
         "A-1005": [],
+        "A-1006": [("INV-5602", "INV-5603")],
     }
 
 
