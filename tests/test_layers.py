@@ -71,6 +71,12 @@ def test_one_pipeline_importing_another_breaks_their_independence(tmp_path: Path
     assert "agents.content.seo -> agents.support.routing" in out
 
 
+def test_the_agent_loop_importing_a_pipeline_breaks_the_layers(tmp_path: Path) -> None:
+    out = _broken_by(tmp_path, "agents/loop/tools.py", "agents.support.routing")
+    assert "agents.loop is not allowed to import agents.support" in out
+    assert "agents.loop.tools -> agents.support.routing" in out
+
+
 def test_a_new_package_outside_the_declared_layers_breaks_them_until_it_is_placed(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "agents" / "digest").mkdir()

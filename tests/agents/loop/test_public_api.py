@@ -1,0 +1,12 @@
+import agents.loop
+
+
+def test_loop_public_names_are_a_decision() -> None:
+    assert sorted(agents.loop.__all__) == [
+        "Tool",
+        "ToolError",
+        "ToolOutcome",
+        "Toolbox",
+        "ToolboxError",
+        "tool",
+    ]
