@@ -3,6 +3,7 @@ import agents.loop
 
 def test_loop_public_names_are_a_decision() -> None:
     assert sorted(agents.loop.__all__) == [
+        "McpToolbox",
         "Tool",
         "ToolError",
         "ToolOutcome",
