@@ -243,7 +243,7 @@ class McpToolbox:
         self._env = dict(env) if env is not None else None
         self._url = url
         self._requires_approval = requires_approval
-        self._timeout_s = timeout_s
+        self._timeout_s = self.timeout_s = timeout_s
         where = url if url is not None else " ".join(self._command or ())
         self._label = f"MCP server {name!r} ({where})"
         self._connection: _Connection | None = None

@@ -143,6 +143,7 @@ class Toolbox(Protocol):
     """A group of tools that needs opening first (a connection to a server)."""
 
     name: str
+    timeout_s: float  # the longest any of its calls may take
 
     async def open(self) -> None: ...
 

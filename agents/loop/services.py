@@ -1,0 +1,205 @@
+"""What an agent's stages in one process share: a hold on the process's model gateway, the
+state and ledger tables, the toolboxes (open while any stage is), a publisher for what must be
+acknowledged before a side effect runs, and the sweeper that turns a call's silence into a
+recorded failure and an unanswered approval into a denial."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from agents.gateway.gateway import CallPolicy, ModelGateway
+from agents.gateway.providers.local import LocalModel, ToolModel
+from agents.gateway.providers.protocol import ToolSpec
+from agents.gateway.resource import GatewayResource, shared_or_own
+from agents.loop.agent import Agent
+from agents.loop.state import ToolInfo, overdue, tool_error_result
+from agents.loop.tools import Tool, Toolbox
+from streams.contracts import now_ms
+from streams.ingress import Publisher
+from streams.runtime import Record, SharedResource, StageEnv, Table
+
+__all__ = ["AgentServices"]
+
+log = logging.getLogger("podium.agent")
+
+
+class AgentServices(SharedResource):
+    def __init__(
+        self,
+        agent: Agent,
+        models: Path,
+        gateway: GatewayResource | None = None,
+        local_models: Mapping[str, LocalModel | ToolModel] | None = None,
+        *,
+        sweep_every_s: float = 1.0,
+        dry_run: bool = False,
+    ) -> None:
+        super().__init__()
+        self.agent = agent
+        self._shared_gateway = shared_or_own(gateway, models, local_models)
+        self.states = Table(agent.state, key_of=lambda row: str(row["request_id"]), version_of=_version)
+        self.ledger = Table(agent.ledger, key_of=lambda row: str(row["call_id"]), version_of=_done_last)
+        self._sweep_every_s = sweep_every_s
+        self._dry_run = dry_run
+        self._gateway: ModelGateway | None = None
+        self._policy: CallPolicy | None = None
+        self._publisher: Publisher | None = None
+        self._opened: list[Toolbox] = []
+        self._tools: dict[str, tuple[Tool, ToolInfo]] = {}
+        self._by_stage: dict[str, dict[str, Tool]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._reminded: dict[str, int] = {}
+        self.env: StageEnv | None = None
+
+    async def _open(self, env: StageEnv) -> None:
+        await self._shared_gateway.open(env)  # config errors first
+        self._gateway = self._shared_gateway.gateway
+        try:
+            self._policy = self._shared_gateway.config.policy(self.agent.policy)
+            self.env = env
+            await self._open_tools()
+            await self.states.open(env)
+            await self.ledger.open(env)
+            publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+            await publisher.__aenter__()
+            self._publisher = publisher
+            if not self._dry_run:
+                self._sweeper = asyncio.create_task(self._sweep(), name=f"{self.agent.name}-sweeper")
+        except BaseException:
+            await self._close()  # not counted as open: close() would not reach it
+            raise
+
+    async def _open_tools(self) -> None:
+        for entry in self.agent.tools:
+            stage = self.agent.tool_stage(entry)
+            topic = self.agent.tool_topic(entry)
+            if isinstance(entry, Tool):
+                tools: tuple[Tool, ...] = (entry,)
+            else:
+                await entry.open()
+                self._opened.append(entry)
+                tools = entry.tools()
+            self._by_stage[stage] = {t.name: t for t in tools}
+            for t in tools:
+                if t.name in self._tools:
+                    raise ValueError(f"agent {self.agent.name}: two tools are named {t.name!r}")
+                self._tools[t.name] = (t, ToolInfo(t.name, topic, t.side_effect, t.requires_approval))
+
+    async def _close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        publisher, self._publisher = self._publisher, None
+        gateway, self._gateway = self._gateway, None
+        try:
+            await self.states.close()
+            await self.ledger.close()
+            if publisher is not None:
+                await publisher.__aexit__(None, None, None)
+            for box in reversed(self._opened):
+                await box.close()
+        finally:
+            self._opened.clear()
+            self._tools.clear()
+            self._by_stage.clear()
+            if gateway is not None:
+                await self._shared_gateway.close()  # the last user closes the gateway itself
+
+    @property
+    def gateway(self) -> ModelGateway:
+        assert self._gateway is not None, "the agent's services are not open"
+        return self._gateway
+
+    @property
+    def policy(self) -> CallPolicy:
+        assert self._policy is not None, "the agent's services are not open"
+        return self._policy
+
+    @property
+    def publisher(self) -> Publisher:
+        assert self._publisher is not None, "the agent's services are not open"
+        return self._publisher
+
+    def infos(self) -> dict[str, ToolInfo]:
+        return {name: info for name, (_, info) in self._tools.items()}
+
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(tool.spec() for tool, _ in self._tools.values())
+
+    def stage_tools(self, stage: str) -> Mapping[str, Tool]:
+        """The tools whose calls the stage ``stage`` runs."""
+        return self._by_stage.get(stage, {})
+
+    async def state_of(self, request_id: str) -> Record | None:
+        """The request's state, read fresh when this process has none (another worker may have
+        written it before a rebalance handed its partition over)."""
+        return self.states.get_now(request_id) or await self.states.get(request_id, fresh=True)
+
+    async def ledger_entry(self, call_id: str) -> Record | None:
+        entry = self.ledger.get_now(call_id)
+        if entry is not None and entry["status"] == "done":
+            return entry
+        return await self.ledger.get(call_id, fresh=True)
+
+    async def _sweep(self) -> None:
+        """A call whose result is late gets a ``timeout`` result, an approval nobody answered a
+        denial by ``timeout``, both published like any other on the topics the agent reads,
+        keyed by request id, so the worker that owns the request takes them in order. Any
+        process may send one; the agent takes the first and ignores the rest."""
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            now = now_ms()
+            seen = set()
+            for state in self.states.rows():
+                if state["status"] == "done":
+                    continue
+                late_results, late_decisions = overdue(state, now)
+                for row in (*late_results, *late_decisions):
+                    seen.add(row["call_id"])
+                    if now - self._reminded.get(row["call_id"], 0) < 5_000:
+                        continue  # sent already; one lost in a crash is sent again later
+                    self._reminded[row["call_id"]] = now
+                    try:
+                        await self._remind(state, row, now, row in late_decisions)
+                    # Whatever goes wrong with one reminder, the sweeper goes on and retries later.
+                    except Exception as exc:  # noqa: BLE001
+                        log.warning(
+                            "agent %s: could not time out call %s: %s", self.agent.name, row["call_id"], exc
+                        )
+                        self._reminded.pop(row["call_id"], None)
+            self._reminded = {k: at for k, at in self._reminded.items() if k in seen}
+
+    async def _remind(self, state: Record, row: Record, now: int, approval: bool) -> None:
+        rid = state["request_id"]
+        if approval:
+            waited = (now - row["sent_ms"]) / 1000
+            decision = {
+                "request_id": rid,
+                "call_id": row["call_id"],
+                "approved": False,
+                "reason": f"no decision within {waited:.0f}s",
+                "by": "timeout",
+                "at_ms": now,
+            }
+            await self.publisher.publish(self.agent.decisions, decision, request_id=rid)
+            return
+        call = {"request_id": rid, "call_id": row["call_id"], "tool": row["tool"], "turn": state["turn"]}
+        waited = (now - row["sent_ms"]) / 1000
+        content = f"{row['tool']} gave no result within {waited:.0f}s; it may be down or stuck"
+        await self.publisher.publish(
+            self.agent.results, tool_error_result(call, "timeout", content, "timeout", now), request_id=rid
+        )
+
+
+def _version(row: Record) -> tuple[bool, int]:
+    return row["status"] == "done", row["version"]
+
+
+def _done_last(row: Record) -> bool:
+    return bool(row["status"] == "done")
