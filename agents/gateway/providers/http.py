@@ -19,6 +19,13 @@ import httpx
 from agents.gateway.errors import ProviderError, StreamBroken, Unreachable, classify_response
 from agents.gateway.pricing import Usage
 from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
+from agents.gateway.providers.wire import (
+    REPLY_TOOL,
+    anthropic_body,
+    anthropic_reply,
+    openai_body,
+    openai_reply,
+)
 from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
 
 __all__ = ["AnthropicProvider", "OpenAIProvider"]
@@ -81,8 +88,9 @@ class _HttpProvider:
     async def stream(
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
     ) -> AsyncIterator[StreamPiece]:
-        """Text deltas, then one piece with the final completion. A stream that errors or ends
-        early raises a ProviderError carrying what it used (``partial_usage``, estimated)."""
+        """Text deltas, then one piece with the final completion (and its tool calls, whose
+        arguments arrive as deltas too, not as text). A stream that errors or ends early raises a
+        ProviderError carrying what it used (``partial_usage``, estimated, arguments counted)."""
         started, first = time.perf_counter(), None
         decoder, state = SseDecoder(), self._accumulator(request)
         try:
@@ -103,7 +111,14 @@ class _HttpProvider:
             raise broken
         elapsed = time.perf_counter() - started
         final = Completion(
-            state.text, request.model, state.finish_reason, state.final_usage(), self.name, elapsed, first
+            state.text,
+            request.model,
+            state.finish_reason,
+            state.final_usage(),
+            self.name,
+            elapsed,
+            first,
+            tool_calls=state.tool_calls,
         )
         yield StreamPiece(final=final)
 
@@ -159,35 +174,24 @@ class OpenAIProvider(_HttpProvider):
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
-        messages = (
-            [{"role": "system", "content": request.system}] if request.system else []
-        ) + request.messages
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if stream:
-            body |= {"stream": True, "stream_options": {"include_usage": True}}
-        return body
+        return openai_body(request, stream)
 
     async def complete(
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
     ) -> Completion:
         started = time.perf_counter()
         data = (await self._post(self._path, self._body(request, False), timeout_s, headers or {})).json()
-        choice = (data.get("choices") or [{}])[0]
+        reply = openai_reply((data.get("choices") or [{}])[0])
         usage = data.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0) or 0
         return Completion(
-            text=(choice.get("message") or {}).get("content") or "",
+            text=reply.text,
             model=data.get("model", request.model),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=reply.finish_reason,
             usage=Usage(usage.get("prompt_tokens", 0) - cached, usage.get("completion_tokens", 0), cached),
             provider=self.name,
             latency_s=time.perf_counter() - started,
+            tool_calls=reply.tool_calls,
         )
 
 
@@ -198,7 +202,10 @@ class AnthropicProvider(_HttpProvider):
     _end_marker = "message_stop"
 
     def _accumulator(self, request: ChatRequest) -> AnthropicStream:
-        return AnthropicStream(prompt_tokens_estimate=request.prompt_tokens_estimate())
+        return AnthropicStream(
+            prompt_tokens_estimate=request.prompt_tokens_estimate(),
+            reply_tool=REPLY_TOOL if request.response_schema is not None else None,
+        )
 
     def _auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": "2023-06-01"}
@@ -207,18 +214,7 @@ class AnthropicProvider(_HttpProvider):
         return headers
 
     def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "max_tokens": request.max_tokens,
-        }
-        if request.system:
-            body["system"] = request.system
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if stream:
-            body["stream"] = True
-        return body
+        return anthropic_body(request, stream)
 
     async def complete(
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None
@@ -226,13 +222,11 @@ class AnthropicProvider(_HttpProvider):
         started = time.perf_counter()
         data = (await self._post(self._path, self._body(request, False), timeout_s, headers or {})).json()
         usage = data.get("usage") or {}
-        text = "".join(
-            block.get("text", "") for block in data.get("content") or [] if block.get("type") == "text"
-        )
+        reply = anthropic_reply(data, structured=request.response_schema is not None)
         return Completion(
-            text=text,
+            text=reply.text,
             model=data.get("model", request.model),
-            finish_reason=data.get("stop_reason"),
+            finish_reason=reply.finish_reason,
             usage=Usage(
                 usage.get("input_tokens", 0),
                 usage.get("output_tokens", 0),
@@ -240,4 +234,5 @@ class AnthropicProvider(_HttpProvider):
             ),
             provider=self.name,
             latency_s=time.perf_counter() - started,
+            tool_calls=reply.tool_calls,
         )
