@@ -4,6 +4,10 @@ The key is a sha256 of the request with its text whitespace-normalised and its J
 sorted, plus the primary model of the policy (another model may answer differently). Entries
 expire after a TTL. :class:`KafkaCacheStore` persists them in the compacted ``podium.cache``
 topic, so a restarted worker starts warm.
+
+An entry holds text only: the gateway neither serves nor stores answers to requests with tools
+or a response schema (:func:`cacheable` says why), and their key covers the tools, the tool
+choice and the schema all the same, so no two different requests ever share one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from streams.contracts import Codec, now_ms
 from streams.ingress import Publisher
 from streams.kafka import Selection, TopicReader
 
-__all__ = ["CACHE_TOPIC", "CacheEntry", "KafkaCacheStore", "ResponseCache", "cache_key"]
+__all__ = ["CACHE_TOPIC", "CacheEntry", "KafkaCacheStore", "ResponseCache", "cache_key", "cacheable"]
 
 CACHE_TOPIC = "podium.cache"
 
@@ -34,14 +38,28 @@ def _normalise(value: Any) -> Any:
 
 
 def cache_key(request: ChatRequest, model: str) -> str:
-    body = {
+    body: dict[str, Any] = {
         "model": model,
         "messages": request.messages,
         "system": request.system,
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
     }
+    if request.tools or request.tool_choice is not None or request.response_schema is not None:
+        # Only when set: the keys of plain requests, and so the entries already stored, stay valid.
+        body["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
+        body["tool_choice"] = request.tool_choice
+        body["response_schema"] = request.response_schema
     return hashlib.sha256(json.dumps(_normalise(body), sort_keys=True).encode()).hexdigest()
+
+
+def cacheable(request: ChatRequest) -> bool:
+    """Whether answers to this request may be served from, and kept in, the cache. Not with
+    tools: an entry is text, so a reply of tool calls would come back without its calls, and
+    a tool's result may change from one call to the next. Not with a response schema: the reply
+    is only checked after the gateway returns it, so an invalid one would be stored and served
+    again to every identical request, each then paying for a repair round."""
+    return not request.tools and request.response_schema is None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from agents.gateway.attempt import Attempt, AttemptRunner, Call, streamed, whole
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
-from agents.gateway.cache import ResponseCache, cache_key
+from agents.gateway.cache import ResponseCache, cache_key, cacheable
 from agents.gateway.errors import BudgetSpent, CostCapReached, GatewayError, ProviderError
 from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
@@ -267,19 +267,21 @@ class ModelGateway:
         deadline: float | None = None,
         cost_cap: CostCap | None = None,
     ) -> GatewayResult:
-        """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given)."""
-        key = cache_key(request, policy.chain[0].model) if self._cache is not None else ""
-        if self._cache is not None and (hit := self._cache.get(key)) is not None:
+        """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given).
+        Requests with tools or a response schema bypass the cache (``cache.cacheable``)."""
+        cache = self._cache if cacheable(request) else None
+        key = cache_key(request, policy.chain[0].model) if cache is not None else ""
+        if cache is not None and (hit := cache.get(key)) is not None:
             usage = Usage(hit.input_tokens, hit.output_tokens)
             completion = Completion(hit.text, hit.model, hit.finish_reason, usage, "cache", 0.0)
             # Labelled as a hit, and free: the answer was paid for when it was first made.
             attempt = Attempt("cache", hit.model, "cache_hit", 0.0, usage, 0.0)
             return GatewayResult(completion, Route("cache", hit.model), (attempt,))
         result = await self._answer(request, policy, deadline, cost_cap)
-        if self._cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
+        if cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
             c = result.completion
             try:
-                await self._cache.put(
+                await cache.put(
                     key, c.text, c.model, c.finish_reason, c.usage.input_tokens, c.usage.output_tokens
                 )
             except PodiumError as exc:
