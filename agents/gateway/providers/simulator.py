@@ -7,6 +7,13 @@ quota 429, 500, 529, timeouts, connection resets, streams cut mid-way and error 
 200. Faults are drawn from a seeded generator, or forced per request with the ``x-sim-fault``
 header (tests use that, so they do not depend on arrival order).
 
+Requests with tools get tool calls in either protocol, streamed or not (OpenAI ``tool_calls``
+with their arguments in fragments, Anthropic ``tool_use`` blocks with ``input_json_delta``), and a
+response schema gets an object that matches it; :mod:`.sim_tools` holds the rules. Cut streams
+and error events strike midway through the arguments of a reply that calls tools. One fault is
+only ever forced, never drawn: ``bad_output``, a structured reply or tool arguments that do not
+match their schema.
+
 A reset or a cut stream drops the connection mid-response the way a provider's load balancer
 does. The app does not raise for it (uvicorn would log a full traceback per fault): the response
 stops without its final message, uvicorn closes the connection, and the only trace in the log is
@@ -24,7 +31,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +42,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
+
+from agents.gateway.providers.sim_tools import Plan, plan, read_anthropic, read_openai
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,7 +60,12 @@ FAULTS = (
     "cut_stream",
     "error_event",
 )
+# Forced per request only (header or queue), never drawn: one more kind among the drawn ones
+# would change what every seeded run picks (rng.choice over more kinds).
+_FORCED_ONLY = ("bad_output",)
 _DROPS = frozenset({"reset", "cut_stream"})  # faults that end in a dropped connection
+_BREAKS = frozenset({"cut_stream", "error_event"})  # faults that strike mid-stream
+_FRAGMENT = 4  # characters of JSON per streamed piece: about a token
 _log = logging.getLogger(__name__)
 # The fault injected into the request being served. uvicorn runs each request in its own task
 # and logs from that task, so _QuietDrops sees the value the endpoint set.
@@ -113,7 +127,7 @@ class _Sim:
             return self.queued.popleft()
         forced = request.headers.get("x-sim-fault")
         if forced:
-            return forced if forced in FAULTS else None
+            return forced if forced in FAULTS or forced in _FORCED_ONLY else None
         if self.config.faults and self.rng.random() < self.config.fault_rate:
             return self.rng.choice(self.config.faults)
         return None
@@ -133,14 +147,97 @@ def _answer(prompt: str, max_tokens: int) -> list[str]:
     return ["[sim]"] + [_WORDS[digest[i % 32] % len(_WORDS)] for i in range(1, count)]
 
 
+def _block_text(block: dict[str, Any]) -> str:
+    if block.get("type") == "tool_use":
+        return json.dumps(block.get("input") or {})
+    if block.get("type") == "tool_result":
+        content = block.get("content")
+        return _block_text({"content": content}) if not isinstance(content, list) else _prompt([block])
+    return str(block.get("text", block.get("content", "")) or "")
+
+
 def _prompt(messages: list[dict[str, Any]]) -> str:
     parts = []
     for m in messages:
         content = m.get("content", "")
         if isinstance(content, list):
-            content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-        parts.append(str(content))
+            content = " ".join(_block_text(c) for c in content if isinstance(c, dict))
+        parts.append(str(content or ""))
+        parts += [str((c.get("function") or {}).get("arguments", "")) for c in m.get("tool_calls") or ()]
     return "\n".join(parts)
+
+
+def _prompt_tokens(prompt: str, body: dict[str, Any]) -> int:
+    """The tools and a response schema are read by the model too: they count (only when sent)."""
+    extra = [body[k] for k in ("tools", "response_format") if body.get(k)]
+    return _tokens(prompt + (json.dumps(extra) if extra else ""))
+
+
+@dataclass(frozen=True)
+class _Call:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+    def fragments(self) -> list[str]:
+        return [self.arguments[i : i + _FRAGMENT] for i in range(0, len(self.arguments), _FRAGMENT)]
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What the simulator answers: text as it streams, or tool calls."""
+
+    pieces: tuple[str, ...]
+    calls: tuple[_Call, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def tokens(self) -> int:
+        return len(self.pieces) + sum(_tokens(c.arguments) for c in self.calls)
+
+    @property
+    def cut_at(self) -> int:
+        """The step where cut_stream and error_event strike: midway through the arguments of a
+        reply that calls tools, else midway through the text."""
+        if self.calls:
+            return len(self.pieces) + sum(len(c.fragments()) for c in self.calls) // 2
+        return len(self.pieces) // 2
+
+
+def _reply(planned: Plan, prompt: str, max_tokens: int, id_prefix: str) -> _Reply:
+    if planned.calls:
+        return _Reply((), tuple(_Call(f"{id_prefix}{c.number}", c.name, c.arguments) for c in planned.calls))
+    if planned.json and planned.text is not None:
+        return _Reply(tuple(_Call("", "", planned.text).fragments()))
+    words = _answer(prompt, max_tokens) if planned.text is None else planned.text.split(" ")
+    return _Reply(tuple(w if i == 0 else " " + w for i, w in enumerate(words)))
+
+
+async def _paced(
+    reply: _Reply, fault: str | None, tokens_per_s: float
+) -> AsyncGenerator[tuple[str, int, str], None]:
+    """The reply in stream order, one piece per token time: ("text", 0, piece), then per call
+    ("start", index, "") and ("args", index, fragment); ("break", 0, "") where a fault strikes."""
+    step = 0
+    for piece in reply.pieces:
+        if fault in _BREAKS and step == reply.cut_at:
+            yield "break", 0, ""
+            return
+        await asyncio.sleep(1 / tokens_per_s)
+        yield "text", 0, piece
+        step += 1
+    for index, call in enumerate(reply.calls):
+        yield "start", index, ""
+        for fragment in call.fragments():
+            if fault in _BREAKS and step == reply.cut_at:
+                yield "break", 0, ""
+                return
+            await asyncio.sleep(1 / tokens_per_s)
+            yield "args", index, fragment
+            step += 1
 
 
 class _Drop(Exception):
@@ -231,7 +328,7 @@ def make_app(config: SimConfig) -> Starlette:
         if (early := await _fault_response(sim, fault, "openai")) is not None:
             return early
         prompt = _prompt(body.get("messages", []))
-        prompt_tokens = _tokens(prompt)
+        prompt_tokens = _prompt_tokens(prompt, body)
         if prompt_tokens > config.context_window:
             return _error(
                 "openai",
@@ -240,28 +337,37 @@ def make_app(config: SimConfig) -> Starlette:
                 f"This model's maximum context length is {config.context_window} tokens",
                 "context_length_exceeded",
             )
-        words = _answer(prompt, int(body.get("max_tokens") or body.get("max_completion_tokens") or 256))
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+        reply = _reply(plan(read_openai(body), fault == "bad_output"), prompt, max_tokens, "call_sim_")
         model, created, rid = body.get("model", "sim"), int(time.time()), f"chatcmpl-sim-{sim.calls}"
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
+            "completion_tokens": reply.tokens,
+            "total_tokens": prompt_tokens + reply.tokens,
         }
+        finish = "tool_calls" if reply.calls else "stop"
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+            if reply.calls:
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in reply.calls
+                    ],
+                }
             return JSONResponse(
                 {
                     "id": rid,
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": " ".join(words)},
-                            "finish_reason": "stop",
-                            "logprobs": None,
-                        }
-                    ],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
                     "usage": usage,
                 }
             )
@@ -277,18 +383,30 @@ def make_app(config: SimConfig) -> Starlette:
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
+        def call_delta(index: int, **fields: Any) -> dict[str, Any]:
+            return {"tool_calls": [{"index": index, **fields}]}
+
         async def events() -> AsyncIterator[bytes]:
             yield chunk({"role": "assistant", "content": ""})
-            for i, word in enumerate(words):
-                if fault in ("cut_stream", "error_event") and i == len(words) // 2:
-                    if fault == "error_event":
-                        error = {"error": {"message": "simulated error mid-stream", "type": "server_error"}}
-                        yield f"data: {json.dumps(error)}\n\n".encode()
-                        return
-                    raise _Drop
-                await asyncio.sleep(1 / config.tokens_per_s)
-                yield chunk({"content": word if i == 0 else " " + word})
-            yield chunk({}, "stop")
+            async with contextlib.aclosing(_paced(reply, fault, config.tokens_per_s)) as pieces:
+                async for kind, index, piece in pieces:
+                    if kind == "break":
+                        if fault == "error_event":
+                            error = {
+                                "error": {"message": "simulated error mid-stream", "type": "server_error"}
+                            }
+                            yield f"data: {json.dumps(error)}\n\n".encode()
+                            return
+                        raise _Drop
+                    if kind == "text":
+                        yield chunk({"content": piece})
+                    elif kind == "start":
+                        call = reply.calls[index]
+                        function = {"name": call.name, "arguments": ""}
+                        yield chunk(call_delta(index, id=call.id, type="function", function=function))
+                    else:
+                        yield chunk(call_delta(index, function={"arguments": piece}))
+            yield chunk({}, finish)
             if include_usage:
                 payload = {
                     "id": rid,
@@ -310,7 +428,7 @@ def make_app(config: SimConfig) -> Starlette:
         if (early := await _fault_response(sim, fault, "anthropic")) is not None:
             return early
         prompt = _prompt(body.get("messages", [])) + _prompt([{"content": body.get("system", "")}])
-        prompt_tokens = _tokens(prompt)
+        prompt_tokens = _prompt_tokens(prompt, body)
         if prompt_tokens > config.context_window:
             return _error(
                 "anthropic",
@@ -318,21 +436,29 @@ def make_app(config: SimConfig) -> Starlette:
                 "invalid_request_error",
                 f"prompt is too long: {prompt_tokens} tokens > {config.context_window} maximum",
             )
-        words = _answer(prompt, int(body.get("max_tokens") or 256))
+        max_tokens = int(body.get("max_tokens") or 256)
+        reply = _reply(plan(read_anthropic(body), fault == "bad_output"), prompt, max_tokens, "toolu_sim_")
         model, mid = body.get("model", "sim"), f"msg_sim_{sim.calls}"
+        stop = "tool_use" if reply.calls else "end_turn"
+        text_block = bool(reply.pieces) or not reply.calls  # a reply of calls only has no text block
         if not body.get("stream"):
+            content = [{"type": "text", "text": reply.text}] if text_block else []
+            content += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
+                for c in reply.calls
+            ]
             return JSONResponse(
                 {
                     "id": mid,
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": " ".join(words)}],
-                    "stop_reason": "end_turn",
+                    "content": content,
+                    "stop_reason": stop,
                     "stop_sequence": None,
                     "usage": {
                         "input_tokens": prompt_tokens,
-                        "output_tokens": len(words),
+                        "output_tokens": reply.tokens,
                         "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": 0,
                     },
@@ -363,25 +489,43 @@ def make_app(config: SimConfig) -> Starlette:
                     }
                 },
             )
-            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-            yield event("ping", {})
-            for i, word in enumerate(words):
-                if fault in ("cut_stream", "error_event") and i == len(words) // 2:
-                    if fault == "error_event":
-                        yield event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
-                        return
-                    raise _Drop
-                await asyncio.sleep(1 / config.tokens_per_s)
+            first = 1 if text_block else 0  # the block index of the first call
+            block: int | None = None
+            if text_block:
+                block = 0
                 yield event(
-                    "content_block_delta",
-                    {"index": 0, "delta": {"type": "text_delta", "text": word if i == 0 else " " + word}},
+                    "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
                 )
-            yield event("content_block_stop", {"index": 0})
+                yield event("ping", {})
+            async with contextlib.aclosing(_paced(reply, fault, config.tokens_per_s)) as pieces:
+                async for kind, index, piece in pieces:
+                    if kind == "break":
+                        if fault == "error_event":
+                            yield event(
+                                "error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}
+                            )
+                            return
+                        raise _Drop
+                    if kind == "text":
+                        delta = {"type": "text_delta", "text": piece}
+                        yield event("content_block_delta", {"index": 0, "delta": delta})
+                    elif kind == "start":
+                        if block is not None:
+                            yield event("content_block_stop", {"index": block})
+                        block, call = first + index, reply.calls[index]
+                        tool_use = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+                        yield event("content_block_start", {"index": block, "content_block": tool_use})
+                        if index == 0 and not text_block:
+                            yield event("ping", {})
+                    else:
+                        delta = {"type": "input_json_delta", "partial_json": piece}
+                        yield event("content_block_delta", {"index": first + index, "delta": delta})
+            yield event("content_block_stop", {"index": block})
             yield event(
                 "message_delta",
                 {
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": len(words)},
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": reply.tokens},
                 },
             )
             yield event("message_stop", {})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Literal
 
 import anthropic
+import httpx
 import openai
+import pydantic
 import pytest
 
 from agents.gateway.errors import (
@@ -18,8 +23,9 @@ from agents.gateway.errors import (
     Unreachable,
 )
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.protocol import ChatRequest, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, StreamPiece, ToolSpec
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
+from agents.gateway.providers.wire import anthropic_body, openai_body
 
 REQUEST = ChatRequest(
     model="sim-large", messages=[{"role": "user", "content": "How do I reset my password?"}]
@@ -137,3 +143,142 @@ def test_the_official_sdks_work_against_the_simulator_unchanged(sim_url: str) ->
             extra_headers={"x-sim-fault": "overloaded"},
         )
     assert caught.value.status_code == 529
+
+
+LOOKUP = ToolSpec(
+    "lookup_invoices",
+    "Find the invoices of an account",
+    {
+        "type": "object",
+        "properties": {
+            "account_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["open", "paid"]},
+        },
+        "required": ["account_id"],
+    },
+)
+EMAIL = ToolSpec(
+    "send_email",
+    "Write to the customer",
+    {"type": "object", "properties": {"to": {"type": "string", "format": "email"}}, "required": ["to"]},
+)
+ASK_TOOLS = ChatRequest(
+    model="sim",
+    messages=[{"role": "user", "content": "Show the paid invoices of A-1001 and email bob@x.io"}],
+    tools=(LOOKUP, EMAIL),
+)
+WANTED = [
+    ("lookup_invoices", {"account_id": "A-1001", "status": "paid"}),
+    ("send_email", {"to": "bob@x.io"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "prefix"), [("openai", "call_sim_"), ("anthropic", "toolu_sim_")])
+async def test_tool_calls_come_back_whole_and_streamed_alike(providers, kind: str, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    provider = providers[kind]
+    done = await provider.complete(ASK_TOOLS, timeout_s=5)
+    assert [(c.name, json.loads(c.arguments)) for c in done.tool_calls] == WANTED
+    assert [c.id for c in done.tool_calls] == [prefix + "1", prefix + "2"]
+    assert done.finish_reason == ("tool_calls" if kind == "openai" else "tool_use") and done.text == ""
+    pieces = [p async for p in provider.stream(ASK_TOOLS, timeout_s=5)]
+    final = pieces[-1].final
+    assert final is not None and final.tool_calls == done.tool_calls and final.usage == done.usage
+    assert final.finish_reason == done.finish_reason and not final.usage.estimated
+    # The results go back in the neutral shape; the reply names them.
+    conversation = [
+        *ASK_TOOLS.messages,
+        {"role": "assistant", "content": "", "tool_calls": [c.__dict__ for c in done.tool_calls]},
+        *(
+            {"role": "tool", "tool_call_id": c.id, "name": c.name, "content": f"{c.name} done"}
+            for c in done.tool_calls
+        ),
+    ]
+    answer = await provider.complete(replace(ASK_TOOLS, messages=conversation), timeout_s=5)
+    assert answer.tool_calls == () and answer.finish_reason in ("stop", "end_turn")
+    assert "lookup_invoices returned: lookup_invoices done" in answer.text
+    assert "send_email returned: send_email done" in answer.text
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", ["cut_stream", "error_event"])
+async def test_a_stream_that_breaks_inside_tool_arguments_bills_them(
+    providers, kind: str, fault: str
+) -> None:  # type: ignore[no-untyped-def]
+    whole = await providers[kind].complete(ASK_TOOLS, timeout_s=5)
+    with pytest.raises((StreamBroken, Overloaded)) as caught:
+        async for _ in providers[kind].stream(ASK_TOOLS, timeout_s=5, headers={"x-sim-fault": fault}):
+            pass
+    usage = caught.value.partial_usage
+    assert usage is not None and usage.estimated
+    # Some argument text arrived (billed), not all of it (the break is midway through).
+    assert 1 <= usage.output_tokens < whole.usage.output_tokens
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_the_simulator_breaks_a_tool_stream_midway_through_the_arguments(sim_url: str, path: str) -> None:
+    body = (
+        openai_body(ASK_TOOLS, stream=True)
+        if path.endswith("completions")
+        else anthropic_body(ASK_TOOLS, stream=True)
+    )
+
+    def fragments(lines: Iterator[str] | list[str]) -> list[str]:
+        return [line for line in lines if '"arguments": "' in line or "input_json_delta" in line]
+
+    with httpx.Client(base_url=sim_url, timeout=5) as client:
+        with client.stream("POST", path, json=body) as response:
+            complete = fragments(response.iter_lines())
+        received: list[str] = []
+        with pytest.raises(httpx.TransportError):  # noqa: SIM117 (the raise is in the reading)
+            with client.stream("POST", path, json=body, headers={"x-sim-fault": "cut_stream"}) as response:
+                received.extend(response.iter_lines())
+    cut = fragments(received)
+    assert 0 < len(cut) < len(complete), (len(cut), len(complete))
+
+
+def test_the_official_sdks_read_the_simulators_tool_calls(sim_url: str) -> None:
+    client = openai.OpenAI(base_url=sim_url + "/v1", api_key="sim", max_retries=0)
+    body = openai_body(ASK_TOOLS, stream=False)
+    reply = client.chat.completions.create(model="sim", messages=body["messages"], tools=body["tools"])
+    calls = reply.choices[0].message.tool_calls or []
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == WANTED  # type: ignore[union-attr]
+    assert reply.choices[0].finish_reason == "tool_calls"
+    with client.chat.completions.stream(
+        model="sim", messages=body["messages"], tools=body["tools"]
+    ) as stream:
+        final = stream.get_final_completion()
+    streamed = final.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in streamed] == [  # type: ignore[union-attr]
+        (c.id, c.function.name, c.function.arguments)
+        for c in calls  # type: ignore[union-attr]
+    ]
+
+    claude = anthropic.Anthropic(base_url=sim_url, api_key="sim", max_retries=0)
+    body = anthropic_body(ASK_TOOLS, stream=False)
+    message = claude.messages.create(
+        model="sim", max_tokens=256, messages=body["messages"], tools=body["tools"]
+    )
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [(b.name, b.input) for b in uses] == WANTED and message.stop_reason == "tool_use"
+    with claude.messages.stream(
+        model="sim", max_tokens=256, messages=body["messages"], tools=body["tools"]
+    ) as stream:
+        final_message = stream.get_final_message()
+    assert [(b.id, b.name, b.input) for b in final_message.content if b.type == "tool_use"] == [
+        (b.id, b.name, b.input) for b in uses
+    ]
+
+
+def test_the_openai_sdk_parses_the_simulators_structured_reply(sim_url: str) -> None:
+    class Ticket(pydantic.BaseModel):
+        category: Literal["billing", "technical"]
+        account: str
+        urgent: bool
+
+    client = openai.OpenAI(base_url=sim_url + "/v1", api_key="sim", max_retries=0)
+    reply = client.chat.completions.parse(
+        model="sim",
+        messages=[{"role": "user", "content": "A technical fault on account A-7"}],
+        response_format=Ticket,
+    )
+    assert reply.choices[0].message.parsed == Ticket(category="technical", account="A-7", urgent=False)
