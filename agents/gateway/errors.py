@@ -21,6 +21,9 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
     │   ├── RequestRejected  400, 401, 403, 404 and other 4xx             neither
     │   ├── CostCapReached   no route fits the request's cost cap (not    neither
     │   │                    an HTTP answer: nothing was called)
+    │   ├── StructuredOutputInvalid                                       neither
+    │   │                    the reply did not match its JSON Schema,
+    │   │                    even after one repair round: the calls made
     │   └── GatewayError     every route failed: the attempts and         the last error's
     │                        decisions on the way                         retryable and reason
     └── DeadlineExceeded (streams.errors)
@@ -30,6 +33,7 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
 The gateway raises only the last two: a provider's error ends up as the ``last`` of a
 :class:`GatewayError`, and a deadline that runs out as a :class:`BudgetSpent` (which callers
 that know only :mod:`streams.errors` still see as the ``DeadlineExceeded`` it is).
+:func:`agents.gateway.structured.complete_structured` adds :class:`StructuredOutputInvalid`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from streams.errors import DeadlineExceeded, PodiumError
 
 if TYPE_CHECKING:
     from agents.gateway.attempt import Attempt
+    from agents.gateway.gateway import GatewayResult
 
 __all__ = [
     "BudgetSpent",
@@ -56,6 +61,7 @@ __all__ = [
     "RequestRejected",
     "ServerError",
     "StreamBroken",
+    "StructuredOutputInvalid",
     "Unreachable",
     "classify_response",
 ]
@@ -129,6 +135,20 @@ class CostCapReached(ProviderError):
     """No route of the chain fits what the request may still spend (nothing was called)."""
 
     dead_letter_reason = "cost_cap"
+
+
+class StructuredOutputInvalid(ProviderError):
+    """The structured reply did not match its schema, even after the one repair round.
+    ``problem`` says what was wrong with the last reply; ``results`` are the calls made, and
+    ``attempts`` all of their attempts, so what they cost is still accounted."""
+
+    dead_letter_reason = "structured_output_invalid"
+
+    def __init__(self, problem: str, results: tuple[GatewayResult, ...]) -> None:
+        super().__init__(f"the reply did not match its schema after a repair round: {problem}")
+        self.problem = problem
+        self.results = results
+        self.attempts = tuple(a for r in results for a in r.attempts)
 
 
 class GatewayError(ProviderError):

@@ -17,6 +17,7 @@ parameters is the tool's to decide (a model that wrote broken arguments hears wh
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -62,6 +63,8 @@ class ChatRequest:
         text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
         text += "".join(c.get("arguments", "") for m in self.messages for c in m.get("tool_calls") or ())
         text += "".join(t.name + t.description + str(t.parameters) for t in self.tools)
+        # The schema is read by the model too (a response_format, or the forced tool's input_schema).
+        text += json.dumps(self.response_schema) if self.response_schema is not None else ""
         return estimate_tokens(text)
 
 

@@ -13,17 +13,18 @@ Plain rules read from the request alone, with no random draw (the seeded fault d
    name (split on ``_`` and case), 1 for each other word of its description (stop words dropped,
    a plural ``s`` ignored). Every tool scoring at least 2 is called (parallel calls); with
    "required" and none that high, the best one (the first on a tie).
-5. Arguments, for each property of the tool's JSON Schema: ``<prop>: <value>`` or
-   ``<prop>=<value>`` in the prompt; else an enum value the prompt mentions (else the first);
+5. Arguments, for each property of the tool's JSON Schema, read from the user's messages (the
+   latest first, so a correction or follow-up is read before what it refers to): ``<prop>:
+   <value>`` or ``<prop>=<value>``; else an enum value they mention (else the first);
    integer/number: the first number standing alone (not the 1001 of ``A-1001``), else 0, kept
    within minimum/maximum; boolean: false; a free-text string (``query``, ``question``,
-   ``message``, ...): a quoted string from the prompt, else the user message itself; an email
-   field: an email from the prompt, else the user message; another string: an identifier-like
-   token (``A-1001``, ``INV_22``: each property takes the next unused one), else a quoted
-   string, else the user message; an object: its properties; an array: ``minItems`` items (at
-   least one). A tool chosen by score gets its required properties and the ones the prompt
-   states (``prop: value``, a mentioned enum value); a forced tool and a structured reply get
-   every property (OpenAI's strict mode wants them all).
+   ``message``, ...): a quoted string, else the last user message itself; an email field: an
+   email, else the last user message; another string: an identifier-like token (``A-1001``,
+   ``INV_22``: each property takes the next unused one), else a quoted string, else the last
+   user message; an object: its properties; an array: ``minItems`` items (at least one). A tool
+   chosen by score gets its required properties and the ones the user states (``prop: value``,
+   a mentioned enum value); a forced tool and a structured reply get every property (OpenAI's
+   strict mode wants them all).
 6. A structured reply (OpenAI ``response_format``): that object for the schema, as JSON text.
 7. The ``bad_output`` fault breaks the object: its first required property is left out, or (none
    required) its first property gets a value of the wrong type.
@@ -69,6 +70,7 @@ class Ask:
     tools: tuple[SimTool, ...] = ()
     choice: str = "auto"  # "auto", "required", "none" or the name of the forced tool
     user_text: str = ""  # the last user message's text
+    earlier: tuple[str, ...] = ()  # the user's earlier messages, the latest first
     results: tuple[tuple[str, str, bool], ...] = ()  # (tool, content, is_error) ending the conversation
     calls_before: int = 0  # tool calls earlier in the conversation: new ids continue from there
     schema: dict[str, Any] | None = None  # OpenAI's response_format schema
@@ -126,10 +128,12 @@ def read_openai(body: dict[str, Any]) -> Ask:
     schema = (
         (format_.get("json_schema") or {}).get("schema") if format_.get("type") == "json_schema" else None
     )
+    said = [_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"]
     return Ask(
         tools,
         str(choice),
-        next((_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""),
+        said[0] if said else "",
+        tuple(said[1:]),
         tuple(reversed(trailing)),
         sum(len(m.get("tool_calls") or ()) for m in messages),
         schema,
@@ -166,8 +170,9 @@ def read_anthropic(body: dict[str, Any]) -> Ask:
             return " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
         return _text(content)
 
-    user = next((said(m) for m in reversed(messages) if m.get("role") == "user" and said(m)), "")
-    return Ask(tools, choice, user, results, sum(1 for _, b in blocks if b.get("type") == "tool_use"))
+    user = [text for m in reversed(messages) if m.get("role") == "user" and (text := said(m))]
+    calls_before = sum(1 for _, b in blocks if b.get("type") == "tool_use")
+    return Ask(tools, choice, user[0] if user else "", tuple(user[1:]), results, calls_before)
 
 
 # ----------------------------------------------------------------------------------- choosing
@@ -204,7 +209,7 @@ def _chosen(ask: Ask) -> list[tuple[SimTool, bool]]:
 def plan(ask: Ask, bad_output: bool = False) -> Plan:
     calls = []
     for i, (tool, forced) in enumerate(_chosen(ask)):
-        value = _Values(ask.user_text, tool.schema).object(tool.schema, full=forced)
+        value = _Values(ask, tool.schema).object(tool.schema, full=forced)
         calls.append(
             PlannedCall(
                 ask.calls_before + i + 1,
@@ -215,7 +220,7 @@ def plan(ask: Ask, bad_output: bool = False) -> Plan:
     if calls:
         return Plan(tuple(calls))
     if ask.schema is not None:
-        value = _Values(ask.user_text, ask.schema).object(ask.schema, full=True)
+        value = _Values(ask, ask.schema).object(ask.schema, full=True)
         return Plan(text=json.dumps(_broken(value, ask.schema) if bad_output else value), json=True)
     if ask.results:
         said = "; ".join(
@@ -250,8 +255,11 @@ def _type(schema: dict[str, Any]) -> str:
 class _Values:
     """Values for a schema's properties, from one prompt."""
 
-    def __init__(self, prompt: str, root: dict[str, Any]) -> None:
-        self.prompt = prompt
+    def __init__(self, ask: Ask, root: dict[str, Any]) -> None:
+        # What the user said, the latest first (a correction or a follow-up before the question
+        # it refers to); the last message alone is what a free-text field echoes.
+        self.prompt = "\n".join((ask.user_text, *ask.earlier))
+        self.message = ask.user_text
         self.root = root
         self.used: set[str] = set()  # identifiers already given to a property
 
@@ -350,13 +358,13 @@ class _Values:
         quoted = next((next(g for g in m.groups() if g) for m in _QUOTED.finditer(self.prompt)), None)
         text: str | None = None
         if schema.get("format") == "email" or "email" in lowered:
-            text = found.group() if (found := _EMAIL.search(self.prompt)) else self.prompt
+            text = found.group() if (found := _EMAIL.search(self.prompt)) else self.message
         if text is None and (lowered in _FREE_TEXT or lowered.rsplit("_", 1)[-1] in _FREE_TEXT):
-            text = quoted or self.prompt
+            text = quoted or self.message
         if text is None:
             tokens = _IDENTIFIER.findall(self.prompt)
             fresh = [t for t in tokens if t not in self.used]
-            text = (fresh or tokens or [quoted or self.prompt])[0]
+            text = (fresh or tokens or [quoted or self.message])[0]
             self.used.add(text)
         text = text[: schema["maxLength"]] if "maxLength" in schema else text
         return text.ljust(int(schema.get("minLength", 0)), "x")
