@@ -20,11 +20,11 @@ Plain rules read from the request alone, with no random draw (the seeded fault d
    within minimum/maximum; boolean: false; a free-text string (``query``, ``question``,
    ``message``, ...): a quoted string, else the last user message itself; an email field: an
    email, else the last user message; another string: an identifier-like token (``A-1001``,
-   ``INV_22``: each property takes the next unused one), else a quoted string, else the last
-   user message; an object: its properties; an array: ``minItems`` items (at least one). A tool
-   chosen by score gets its required properties and the ones the user states (``prop: value``,
-   a mentioned enum value); a forced tool and a structured reply get every property (OpenAI's
-   strict mode wants them all).
+   ``INV_22``; each property, across the calls of one reply, takes the next unused one), else
+   a quoted string, else the last user message; an object: its properties; an array:
+   ``minItems`` items (at least one). A tool chosen by score gets its required properties and
+   the ones the user states (``prop: value``, a mentioned enum value); a forced tool and a
+   structured reply get every property (OpenAI's strict mode wants them all).
 6. A structured reply (OpenAI ``response_format``): that object for the schema, as JSON text.
 7. The ``bad_output`` fault breaks the object: its first required property is left out, or (none
    required) its first property gets a value of the wrong type.
@@ -208,8 +208,9 @@ def _chosen(ask: Ask) -> list[tuple[SimTool, bool]]:
 
 def plan(ask: Ask, bad_output: bool = False) -> Plan:
     calls = []
+    used: set[str] = set()  # identifiers given out: parallel calls take different ones first
     for i, (tool, forced) in enumerate(_chosen(ask)):
-        value = _Values(ask, tool.schema).object(tool.schema, full=forced)
+        value = _Values(ask, tool.schema, used).object(tool.schema, full=forced)
         calls.append(
             PlannedCall(
                 ask.calls_before + i + 1,
@@ -255,13 +256,13 @@ def _type(schema: dict[str, Any]) -> str:
 class _Values:
     """Values for a schema's properties, from one prompt."""
 
-    def __init__(self, ask: Ask, root: dict[str, Any]) -> None:
+    def __init__(self, ask: Ask, root: dict[str, Any], used: set[str] | None = None) -> None:
         # What the user said, the latest first (a correction or a follow-up before the question
         # it refers to); the last message alone is what a free-text field echoes.
         self.prompt = "\n".join((ask.user_text, *ask.earlier))
         self.message = ask.user_text
         self.root = root
-        self.used: set[str] = set()  # identifiers already given to a property
+        self.used = set() if used is None else used  # identifiers already given to a property
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         for _ in range(_MAX_DEPTH):

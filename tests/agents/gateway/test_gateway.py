@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +15,7 @@ from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.gateway import CallPolicy, CostCap, GatewayError, GatewayResult, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.protocol import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest, ToolSpec
 from agents.gateway.providers.simulator import FAULTS, SimConfig, SimulatorServer
 from streams.errors import DeadlineExceeded
 
@@ -273,3 +275,101 @@ async def test_a_cost_cap_skips_routes_it_cannot_afford_and_says_so(
     # Streams obey the same cap.
     events = [e async for e in gateway.stream(REQUEST, chain, cost_cap=CostCap(0.01, 0.01 - worst_small))]
     assert isinstance(events[-1], GatewayResult) and events[-1].route.model == "small"
+
+
+LOOKUP = ToolSpec(
+    "lookup_invoices",
+    "Find the invoices of an account",
+    {"type": "object", "properties": {"account_id": {"type": "string"}}, "required": ["account_id"]},
+)
+REFUND = ToolSpec(
+    "refund_invoice",
+    "Give the money of one invoice back",
+    {"type": "object", "properties": {"invoice_id": {"type": "string"}}, "required": ["invoice_id"]},
+)
+ASK_TOOLS = ChatRequest(
+    model="",
+    messages=[{"role": "user", "content": "Look up the invoices of A-1001 and refund INV-7"}],
+    max_tokens=64,
+    tools=(LOOKUP, REFUND),
+)
+
+
+def arguments(result: GatewayResult) -> list[tuple[str, dict[str, str]]]:
+    return [(c.name, json.loads(c.arguments)) for c in result.completion.tool_calls]
+
+
+async def test_a_fallback_from_openai_to_anthropic_carries_the_tools_and_the_conversation(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    chain = policy(Route("oa", "small"), Route("an", "large"))
+    sim.queue("overloaded", None)
+    asked = await gateway.complete(ASK_TOOLS, chain)
+    # Anthropic read the tools and the question that were written for OpenAI first.
+    assert (asked.route.provider, asked.fallbacks) == ("an", 1)
+    assert arguments(asked) == [
+        ("lookup_invoices", {"account_id": "A-1001"}),
+        ("refund_invoice", {"invoice_id": "INV-7"}),
+    ]
+    assert [c.id for c in asked.completion.tool_calls] == ["toolu_sim_1", "toolu_sim_2"]
+    conversation = [
+        *ASK_TOOLS.messages,
+        {"role": "assistant", "content": "", "tool_calls": [c.__dict__ for c in asked.completion.tool_calls]},
+        {
+            "role": "tool",
+            "tool_call_id": "toolu_sim_1",
+            "name": "lookup_invoices",
+            "content": "INV-7: 30 EUR",
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "toolu_sim_2",
+            "name": "refund_invoice",
+            "content": "not allowed",
+            "is_error": True,
+        },
+    ]
+    follow_up = replace(ASK_TOOLS, messages=conversation)
+    # Back on OpenAI the Anthropic ids and results fit as they are...
+    on_openai = await gateway.complete(follow_up, chain)
+    assert on_openai.route.provider == "oa" and on_openai.completion.tool_calls == ()
+    assert "lookup_invoices returned: INV-7: 30 EUR" in on_openai.completion.text
+    # ...and failing over again, Anthropic gets them as one user message of results, error flag kept.
+    sim.queue("quota", None)
+    on_anthropic = await gateway.complete(follow_up, chain)
+    assert on_anthropic.route.provider == "an" and on_anthropic.completion.tool_calls == ()
+    assert on_anthropic.completion.text == (
+        "[sim] lookup_invoices returned: INV-7: 30 EUR; refund_invoice failed: not allowed"
+    )
+
+
+async def test_a_stream_cut_inside_tool_arguments_fails_over_and_bills_what_it_saw(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    sim.queue("cut_stream", None)
+    events = [e async for e in gateway.stream(ASK_TOOLS, policy(Route("oa", "small"), Route("an", "large")))]
+    result = events[-1]
+    assert isinstance(result, GatewayResult) and events[:-1] == []  # no text, so nothing to reset
+    assert result.route.provider == "an" and [n for n, _ in arguments(result)] == [
+        "lookup_invoices",
+        "refund_invoice",
+    ]
+    broken, ok = result.attempts
+    assert broken.outcome == "stream_broken" and broken.usage.estimated and broken.cost_usd > 0
+    assert result.cost_usd == broken.cost_usd + ok.cost_usd
+
+
+async def test_tool_calls_are_retried_breakered_and_billed_like_text(
+    sim: SimulatorServer, gateway: ModelGateway
+) -> None:
+    route = Route("oa", "small")
+    sim.queue("rate_limit", None)
+    result = await gateway.complete(ASK_TOOLS, policy(route))
+    assert [a.outcome for a in result.attempts] == ["rate_limited", "ok"] and result.retries == 1
+    assert result.completion.finish_reason == "tool_calls" and len(result.completion.tool_calls) == 2
+    # Billed at the provider's count, which includes the tools sent and the arguments written.
+    usage = result.completion.usage
+    plain = await gateway.complete(replace(ASK_TOOLS, tools=()), policy(route))
+    assert usage.input_tokens > plain.completion.usage.input_tokens
+    assert result.cost_usd == PRICES.cost("small", usage) > 0
+    assert gateway.breaker(route).state == "closed"

@@ -98,6 +98,22 @@ def test_each_identifier_field_takes_the_next_identifier() -> None:
     )
     planned = plan(Ask((tool,), "auto", "transfer from A-1 to B-2"))
     assert calls(planned) == [("transfer", {"source": "A-1", "target": "B-2"})]
+    # Across parallel calls too; with one identifier only, every call gets it.
+    refund = ToolSpec(
+        "refund_invoice",
+        "Give money back",
+        {"type": "object", "properties": {"invoice_id": {"type": "string"}}, "required": ["invoice_id"]},
+    )
+    both = plan(ask("Look up the invoices of A-1001 and refund INV-7", tools=(LOOKUP, refund)))
+    assert calls(both) == [
+        ("lookup_invoices", {"account_id": "A-1001"}),
+        ("refund_invoice", {"invoice_id": "INV-7"}),
+    ]
+    one = plan(ask("Look up the invoices of A-1001 and refund them", tools=(LOOKUP, refund)))
+    assert calls(one) == [
+        ("lookup_invoices", {"account_id": "A-1001"}),
+        ("refund_invoice", {"invoice_id": "A-1001"}),
+    ]
 
 
 def test_after_tool_results_the_answer_names_them_and_ids_continue() -> None:
