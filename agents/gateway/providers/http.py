@@ -3,7 +3,8 @@
 One pooled ``httpx.AsyncClient`` per provider, no retries of its own (the gateway is the one
 retry layer), every call bounded by a timeout the caller passes (never beyond the request's
 deadline). Failures become :mod:`agents.gateway.errors` types; an API key is sent in a header
-and nowhere else (its repr is masked).
+and nowhere else (its repr is masked). What goes on the wire and what comes back (messages,
+tools, tool calls, structured output) is translated by :mod:`agents.gateway.providers.wire`.
 """
 
 from __future__ import annotations
