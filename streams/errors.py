@@ -24,7 +24,13 @@ classes to decide what to do with a failed message: it reads two flags.
     │   └── PermanentError           retryable=False
     ├── RoutingError                 handler chose a topic the stage may not produce to
     ├── DeadlineExceeded             the request's latency budget is gone
-    └── HandlerTimeout               the handler ran past its timeout (retryable=True)
+    ├── HandlerTimeout               the handler ran past its timeout (retryable=True)
+    └── ApprovalError                a person's decision that cannot be taken (podium approve)
+        ├── UnknownApproval          nothing was ever asked for that request id
+        ├── UnknownCall              the request asked, but not for that call id
+        └── ApprovalClosed           the call is no longer waiting
+            ├── AlreadyDecided       decided first by someone (who and when in the message)
+            └── ApprovalExpired      its time ran out: the agent denied it
 
 Foreign errors (aiokafka, fastavro, httpx) are translated where they are caught, with
 ``raise ... from exc``. An exception a handler raises that is not a PodiumError is treated as
@@ -34,6 +40,10 @@ retryable: a bug surfaces in the DLQ after the configured attempts rather than b
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyDecided",
+    "ApprovalClosed",
+    "ApprovalError",
+    "ApprovalExpired",
     "BrokerError",
     "CatalogError",
     "CodecError",
@@ -48,6 +58,8 @@ __all__ = [
     "SchemaError",
     "ToolMissing",
     "TransientError",
+    "UnknownApproval",
+    "UnknownCall",
     "UnknownSchema",
     "error_type",
     "is_retryable",
@@ -115,6 +127,30 @@ class DeadlineExceeded(PodiumError):
 class HandlerTimeout(PodiumError):
     retryable = True
     dead_letter_reason = "timeout"
+
+
+class ApprovalError(PodiumError):
+    dead_letter_reason = "approval"
+
+
+class UnknownApproval(ApprovalError):
+    dead_letter_reason = "unknown_approval"
+
+
+class UnknownCall(ApprovalError):
+    dead_letter_reason = "unknown_call"
+
+
+class ApprovalClosed(ApprovalError):
+    dead_letter_reason = "approval_closed"
+
+
+class AlreadyDecided(ApprovalClosed):
+    dead_letter_reason = "already_decided"
+
+
+class ApprovalExpired(ApprovalClosed):
+    dead_letter_reason = "approval_expired"
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -1,4 +1,6 @@
-"""Follow requests to the topics they end in (demo, tests, ``publish --wait``)."""
+"""Follow requests to the topics they end in (demo, tests, ``publish --wait``), or follow topics
+from their beginning and know when everything written before a moment has been read
+(:meth:`Follower.ends`, :meth:`Follower.reached`: the approvals ``podium serve`` keeps)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.contracts.headers import REQUEST_ID, header_value
 from streams.kafka.reading import partitions_of
@@ -31,10 +33,12 @@ class Arrival:
 
 
 class Follower:
-    """Reads the given topics from their current end (positions taken at :meth:`start`)."""
+    """Reads the given topics from their current end (positions taken on entering), or from
+    their beginning with ``from_beginning``."""
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+    def __init__(self, bootstrap: str, topics: list[str], *, from_beginning: bool = False) -> None:
         self._topics = topics
+        self._from_beginning = from_beginning
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
@@ -46,10 +50,24 @@ class Follower:
         await self._consumer.start()
         partitions = [tp for topic in self._topics for tp in await partitions_of(self._consumer, topic)]
         self._consumer.assign(partitions)
-        ends = await self._consumer.end_offsets(partitions)
-        for tp, end in ends.items():
-            self._consumer.seek(tp, end)
+        if self._from_beginning:
+            starts = await self._consumer.beginning_offsets(partitions)
+        else:
+            starts = await self._consumer.end_offsets(partitions)
+        for tp, start in starts.items():
+            self._consumer.seek(tp, start)
         return self
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        """Each followed partition's end offset now: what has been written so far."""
+        return dict(await self._consumer.end_offsets(list(self._consumer.assignment())))
+
+    async def reached(self, ends: dict[TopicPartition, int]) -> bool:
+        """Every record before ``ends`` has been returned by :meth:`poll`."""
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
 
     async def __aexit__(self, *_: object) -> None:
         try:

@@ -126,6 +126,10 @@ FACES = {
         "worker_for",
     ],
     "streams.ingress": [
+        "Approval",
+        "ApprovalBook",
+        "Approvals",
+        "Decision",
         "Publisher",
         "ReplyRouter",
         "StreamRouter",
