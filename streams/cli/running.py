@@ -156,7 +156,8 @@ def serve(
         float, typer.Option(help="Seconds before an unacknowledged publish is a 503.")
     ] = 5.0,
 ) -> None:
-    """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>."""
+    """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>;
+    GET /v1/approvals and POST /v1/approvals/<request-id> decide what agents wait for."""
     import uvicorn
 
     from streams.ingress.http import Entry, create_app

@@ -359,8 +359,8 @@ class Approvals:
         if self._follower is None or self._task is None:
             return
         try:
-            ends = await self._follower.ends()
             async with asyncio.timeout(self._read_timeout_s):
+                ends = await self._follower.ends()
                 while True:
                     polled = self._polled
                     if await self._follower.reached(ends):

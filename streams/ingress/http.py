@@ -10,6 +10,10 @@
   shows them as a draft), then ``final`` with the screened result and the topic it ended in (or
   ``pending`` when ``wait_s`` ran out). The ``final`` text is what the client keeps.
 - ``GET /v1/requests/{id}``: ``done`` with the result, ``pending``, or 404.
+- ``GET /v1/approvals``: the agents' actions waiting for a person (``all=true``: decided ones
+  too); ``POST /v1/approvals/{request_id}`` decides them: 202 with the decisions published
+  (acknowledged by Kafka), 404 when nothing was asked for that id (or that call), 409 when it
+  was decided already or expired (naming by whom and when), 503 when Kafka did not answer.
 - ``GET /healthz``; the OpenAPI spec at ``/openapi.json`` and its page at ``/docs``.
 
 Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
@@ -27,10 +31,18 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
 
-from streams.contracts.headers import new_request_id
-from streams.errors import PodiumError
+from streams.contracts.headers import new_request_id, now_ms
+from streams.errors import (
+    ApprovalClosed,
+    ApprovalError,
+    BrokerError,
+    PodiumError,
+    UnknownApproval,
+    UnknownCall,
+)
+from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approvals
 from streams.ingress.publish import Publisher
 from streams.ingress.replies import ReplyRouter, StreamRouter
 from streams.kafka.follow import Arrival
@@ -117,8 +129,16 @@ def create_app(
             ) as publisher,
             ReplyRouter(bootstrap, terminal) as router,
             StreamRouter(bootstrap, streams) as chunks,
+            Approvals(
+                bootstrap=bootstrap,
+                catalog=project.catalog,
+                codec=project.codec,
+                publisher=publisher,
+                publish_timeout_s=publish_timeout_s,
+                read_timeout_s=publish_timeout_s,
+            ) as approvals,
         ):
-            state.update(publisher=publisher, router=router, chunks=chunks)
+            state.update(publisher=publisher, router=router, chunks=chunks, approvals=approvals)
             yield
 
     app = FastAPI(
@@ -155,10 +175,13 @@ def create_app(
             "since it started, and no result seen since then)",
         )
 
+    _add_approval_routes(app, state)
+
     @app.get("/healthz")
     async def health() -> dict[str, bool]:
         router: ReplyRouter | None = state.get("router")
-        return {"ok": router is not None and router.healthy}
+        approvals: Approvals | None = state.get("approvals")
+        return {"ok": router is not None and router.healthy and approvals is not None and approvals.healthy}
 
     return app
 
@@ -214,6 +237,112 @@ def _add_route(
         summary=f"Publish a request to {entry.input_topic} and wait for where it ends",
         responses={202: {"model": Accepted}, 503: {"description": "Kafka unreachable or not acknowledging"}},
     )(submit)
+
+
+class DecisionBody(BaseModel):
+    """A person's decision on what a request waits for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: StrictBool = Field(description="true approves, false denies")
+    reason: str = Field("", max_length=MAX_REASON_CHARS, description="why, for the agent and the record")
+    call_id: str | None = Field(None, description="decide only this call (default: every waiting call)")
+    by: str = Field("", max_length=MAX_BY_CHARS, description="who decides")
+
+    @field_validator("by")
+    @classmethod
+    def _a_person(cls, by: str) -> str:
+        if by == TIMEOUT_BY:
+            raise ValueError(f"'{TIMEOUT_BY}' signs the agent's own denials: decide under your own name")
+        return by
+
+
+class DecisionView(BaseModel):
+    request_id: str
+    call_id: str
+    approved: bool
+    reason: str
+    by: str
+    at_ms: int
+
+
+class ApprovalView(BaseModel):
+    request_id: str
+    call_id: str
+    pipeline: str
+    action: str
+    arguments: str = Field(description="JSON text")
+    summary: str
+    topic: str
+    decisions_topic: str
+    expires_ms: int
+    at_ms: int
+    state: str = Field(description="pending | approved | denied | expired")
+    left_s: float | None = Field(description="seconds left to decide, while pending")
+    decision: DecisionView | None
+
+
+class Decided(BaseModel):
+    request_id: str
+    decisions: list[ApprovalView]
+
+
+def _problem(exc: PodiumError) -> JSONResponse:
+    """The one place an approval's error becomes a status."""
+    if isinstance(exc, UnknownApproval | UnknownCall):
+        status = 404
+    elif isinstance(exc, ApprovalClosed):
+        status = 409
+    elif isinstance(exc, BrokerError):
+        status = 503
+    elif isinstance(exc, ApprovalError):
+        status = 422
+    else:
+        status = 500
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def _add_approval_routes(app: FastAPI, state: dict[str, Any]) -> None:
+    problems: dict[int | str, dict[str, Any]] = {
+        404: {"description": "no approval was asked for that request id (or that call)"},
+        409: {"description": "decided already or expired: the detail names by whom and when"},
+        503: {"description": "Kafka did not acknowledge (or could not be read)"},
+    }
+
+    @app.get(
+        "/v1/approvals",
+        response_model=list[ApprovalView],
+        summary="The agents' actions waiting for a person's decision",
+        responses={503: problems[503]},
+    )
+    async def approvals(
+        every: bool = Query(False, alias="all", description="Decided and expired ones too."),
+    ) -> Any:
+        desk: Approvals = state["approvals"]
+        try:
+            found = await (desk.approvals() if every else desk.pending())
+        except PodiumError as exc:
+            return _problem(exc)
+        at = now_ms()
+        return [a.view(at) for a in found]
+
+    @app.post(
+        "/v1/approvals/{request_id}",
+        status_code=202,
+        response_model=Decided,
+        summary="Approve or deny what a request waits for (one decision per waiting call)",
+        responses=problems,
+    )
+    async def decide(request_id: str, body: DecisionBody) -> Any:
+        desk: Approvals = state["approvals"]
+        try:
+            decided = await desk.decide(
+                request_id, body.approved, reason=body.reason, by=body.by, call_id=body.call_id
+            )
+        except PodiumError as exc:
+            return _problem(exc)
+        at = now_ms()
+        return Decided(request_id=request_id, decisions=[ApprovalView(**a.view(at)) for a in decided])
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

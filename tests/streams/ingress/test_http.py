@@ -1,5 +1,5 @@
 """`podium serve`'s HTTP gateway on the real broker: validation, request-reply across replicas,
-and a 503 (not a hang) when Kafka goes away."""
+approvals decided once, and a 503 (not a hang) when Kafka goes away."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from streams.operations.audit import pipeline_topics
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
 from tests.conftest import _free_port
+from tests.streams.asking import APPROVALS, DECISIONS, approvals_project, ask, asked, decisions_of
 from tests.streams.running import REPO, running
 
 
@@ -145,8 +146,11 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
         project = Project(settings)
         async with TopicAdmin(state.bootstrap) as admin:
             await admin.apply(
-                project.catalog.select(["support.requests", "support.responses", "support.rejected"])
+                project.catalog.select(
+                    ["support.requests", "support.responses", "support.rejected", APPROVALS, DECISIONS]
+                )
             )
+        await ask(project, asked("waiting", "c1"))
         entry = Entry("support", "support.requests", ("support.responses", "support.rejected"))
         app = create_app(project, [entry], bootstrap=state.bootstrap, publish_timeout_s=3.0)
         async with serving(app) as url, httpx.AsyncClient(timeout=30) as client:
@@ -161,5 +165,91 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
             down = await client.post(f"{url}/v1/support/requests", json={"body": "hello"})
             assert down.status_code == 503 and "could not accept" in down.json()["detail"]
             assert asyncio.get_running_loop().time() - started < 3.0 + 2.0
+            started = asyncio.get_running_loop().time()
+            undecided = await client.post(f"{url}/v1/approvals/waiting", json={"approved": True})
+            assert undecided.status_code == 503 and "within 3s" in undecided.json()["detail"]
+            assert asyncio.get_running_loop().time() - started < 3.0 + 2.0
     finally:
         broker.stop()
+
+
+async def test_approvals_are_listed_and_decided_once_over_http(
+    broker_settings: Settings, bootstrap: str, unique: str
+) -> None:
+    project = await approvals_project(broker_settings, bootstrap)
+    async with TopicAdmin(bootstrap) as admin:
+        await admin.apply(project.catalog.select(["support.requests", "support.responses"]))
+    rid, late, single = f"{unique}-r", f"{unique}-late", f"{unique}-one"
+    await ask(
+        project, asked(rid, "c1"), asked(rid, "c2"), asked(late, "c1", expires_in_s=-1), asked(single, "c1")
+    )
+    app = create_app(
+        project, [Entry("support", "support.requests", ("support.responses",))], bootstrap=bootstrap
+    )
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        pending = [
+            a for a in (await client.get("/v1/approvals")).json() if a["request_id"].startswith(unique)
+        ]
+        assert sorted((a["request_id"], a["call_id"], a["state"], a["action"]) for a in pending) == sorted(
+            [
+                (rid, "c1", "pending", "issue_refund"),
+                (rid, "c2", "pending", "issue_refund"),
+                (single, "c1", "pending", "issue_refund"),
+            ]
+        )
+        assert all(290 < a["left_s"] <= 300 and a["decision"] is None for a in pending)
+        every = {a["request_id"]: a["state"] for a in (await client.get("/v1/approvals?all=true")).json()}
+        assert every[late] == "expired"
+
+        for body, field in (
+            ({"approved": "yes"}, "approved"),  # no guessing what a string means
+            ({"approved": True, "note": "hi"}, "note"),
+            ({"approved": True, "reason": "x" * 2001}, "reason"),
+            ({"approved": True, "by": "timeout"}, "by"),
+            ({"reason": "no decision"}, "approved"),
+        ):
+            refused = await client.post(f"/v1/approvals/{rid}", json=body)
+            assert refused.status_code == 422, body
+            assert refused.json()["detail"][0]["loc"] == ["body", field]
+        assert await decisions_of(project, rid) == []
+
+        one = await client.post(f"/v1/approvals/{rid}", json={"approved": True, "by": "ana", "call_id": "c2"})
+        assert one.status_code == 202, one.text
+        assert [(d["call_id"], d["state"], d["decision"]["by"]) for d in one.json()["decisions"]] == [
+            ("c2", "approved", "ana")
+        ]
+        rest = await client.post(f"/v1/approvals/{rid}", json={"approved": False, "reason": "no", "by": "bo"})
+        assert rest.status_code == 202, rest.text
+        assert [(d["call_id"], d["state"], d["decision"]["reason"]) for d in rest.json()["decisions"]] == [
+            ("c1", "denied", "no")
+        ]
+        on_topic = await decisions_of(project, rid)
+        assert [(key, d["call_id"], d["approved"], d["reason"], d["by"]) for key, d in on_topic] == [
+            (rid, "c2", True, "", "ana"),
+            (rid, "c1", False, "no", "bo"),
+        ]
+
+        again = await client.post(f"/v1/approvals/{rid}", json={"approved": True, "by": "cy"})
+        assert again.status_code == 409
+        assert f"{rid} (call c1) was denied by bo at" in again.json()["detail"]
+        assert f"{rid} (call c2) was approved by ana at" in again.json()["detail"]
+        expired = await client.post(f"/v1/approvals/{late}", json={"approved": True})
+        assert expired.status_code == 409 and "timed out at" in expired.json()["detail"]
+        unknown = await client.post(f"/v1/approvals/{unique}-nope", json={"approved": True})
+        assert unknown.status_code == 404
+        assert f"no approval was asked for request {unique}-nope" in unknown.json()["detail"]
+        wrong_call = await client.post(f"/v1/approvals/{single}", json={"approved": True, "call_id": "c9"})
+        assert wrong_call.status_code == 404 and "name one of c1" in wrong_call.json()["detail"]
+        assert len(await decisions_of(project, rid)) == 2 and await decisions_of(project, single) == []
+
+        spec = (await client.get("/openapi.json")).json()
+        assert set(spec["paths"]["/v1/approvals/{request_id}"]["post"]["responses"]) >= {
+            "202",
+            "404",
+            "409",
+            "503",
+        }
+        assert "get" in spec["paths"]["/v1/approvals"]
+        body_schema = spec["components"]["schemas"]["DecisionBody"]
+        assert body_schema["additionalProperties"] is False
+        assert body_schema["properties"]["reason"]["maxLength"] == 2000
