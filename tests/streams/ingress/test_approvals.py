@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streams.config import Settings
+from streams.contracts.catalog import parse_catalog
+from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import new_request_id
+from streams.contracts.schemas import SchemaStore
 from streams.errors import (
     AlreadyDecided,
     ApprovalError,
@@ -264,3 +268,30 @@ async def test_reading_only_lists_but_does_not_decide(project: Project) -> None:
         assert rid in {a.request_id for a in await reader.pending()}
         with pytest.raises(ConfigError, match="opened to read only"):
             await reader.decide(rid, True, by="ana")
+
+
+async def test_approval_topics_are_found_by_schema_and_missing_ones_skipped(  # type: ignore[no-untyped-def]
+    bootstrap: str, make_topics, schema_store: SchemaStore, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No pipeline name anywhere: any topic carrying podium.ApprovalRequest is read.
+    applied = (
+        "topics:\n"
+        "  {p}.asks: {value: podium.ApprovalRequest}\n"
+        "  {p}.answers: {value: podium.ApprovalDecision}\n"
+    )
+    await make_topics(applied, unique)
+    text = (applied + "  {p}.never-applied: {value: podium.ApprovalRequest}\n").replace("{p}", unique)
+    catalog = parse_catalog(text, Path("test-topics.yaml"), schema_store.names())
+    codec = SingleObjectCodec(schema_store)
+    rid = new_request_id()
+    async with (
+        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher,
+        Approvals(bootstrap=bootstrap, catalog=catalog, codec=codec, publisher=publisher) as desk,
+    ):
+        await publisher.publish(
+            f"{unique}.asks", {**asked(rid, "c1"), "decisions_topic": f"{unique}.answers"}
+        )
+        assert [(a.topic, a.call_id) for a in await desk.pending()] == [(f"{unique}.asks", "c1")]
+        [decided] = await desk.decide(rid, True, by="ana")
+        assert decided.decisions_topic == f"{unique}.answers" and await desk.pending() == []
+    assert f"not on the cluster, so not read: {unique}.never-applied" in caplog.text
