@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agents.billing.pipeline import BILLING
 from agents.content.pipeline import CONTENT
 from agents.market.pipeline import MARKET
 from agents.passthrough import DEMO
@@ -35,12 +36,13 @@ __all__ = ["PIPELINES", "local_models", "process_gateway"]
 
 def local_models() -> dict[str, LocalModel | ToolModel]:
     """What the local provider serves: every pipeline's local models, by model name."""
+    from agents.billing.planner import PLANNER_MODELS
     from agents.content.writer import WRITER_MODELS
     from agents.market.prompts import MARKET_MODELS
     from agents.offline.grounded import GROUNDED_MODELS
 
     joined: dict[str, LocalModel | ToolModel] = {}
-    for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS):
+    for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS, PLANNER_MODELS):
         clash = sorted(set(joined) & set(models))
         if clash:
             raise ConfigError(f"two pipelines register the local model {clash[0]}")
@@ -65,7 +67,7 @@ def _simulator(console: Console) -> Iterator[None]:
 
 
 PIPELINES = Pipelines(
-    (DEMO, SUPPORT, CONTENT, MARKET),
+    (DEMO, SUPPORT, CONTENT, MARKET, BILLING),
     model_setups=(
         ModelSetup("local", "the offline local models (models.yaml)"),
         ModelSetup(

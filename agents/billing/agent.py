@@ -42,19 +42,21 @@ def billing_tools(system: SampleBillingSystem, calls_log: Path) -> tuple[Tool | 
 
     @tool
     def lookup_invoices(account: Account) -> list[Invoice]:
-        """Every invoice of the account, oldest first, with its amount, period and status."""
+        """Every invoice of the account, oldest first: what it was charged or billed, for which
+        month, and whether it was paid or refunded. For questions about a charge, bill or payment."""
         return system.lookup_invoices(account)
 
     @tool
     def get_subscription(account: Account) -> Subscription:
-        """The account's subscription: plan, price, status and renewal date."""
+        """The account's subscription: its plan, monthly or annual price, status and renewal date."""
         return system.get_subscription(account)
 
     @tool
     def search_docs(
         query: Annotated[str, Field(description="what to look for, in the customer's words")], k: HitCount = 3
     ) -> DocSearch:
-        """Search Lumen's help center and FAQ; returns titles, links and snippets."""
+        """Search Lumen's help center and FAQ: how to do something (export a dashboard, invite a
+        user) or what a policy says (refunds, billing); returns titles, links and snippets."""
         return search_kb(query, k)
 
     @tool(side_effect=True, requires_approval=True, timeout_s=10.0)
@@ -64,7 +66,8 @@ def billing_tools(system: SampleBillingSystem, calls_log: Path) -> tuple[Tool | 
         amount_usd: Annotated[float, Field(gt=0, description="how much to refund, in US dollars")],
         idempotency_key: str,
     ) -> Refund:
-        """Refund (part of) one paid invoice. A person approves every refund before it runs."""
+        """Refund (part of) one paid invoice that was charged twice or in error. A person approves
+        every refund before it runs."""
         with calls_log.open("a") as log:
             log.write(json.dumps({"key": idempotency_key, "pid": os.getpid()}) + "\n")
         return system.issue_refund(account, invoice_id, amount_usd, idempotency_key)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -26,6 +26,7 @@ __all__ = [
     "DOCS_TOOLS",
     "Conversation",
     "Outcome",
+    "question_kind",
     "read_conversation",
     "read_docs",
     "read_invoices",
@@ -34,7 +35,9 @@ __all__ = [
     "result_of",
 ]
 
-DOCS_TOOLS = ("search_docs", "kb_search")  # the in-process search first, else the MCP server's
+# A how-to is asked of the docs service (its MCP server) first, a billing problem of the
+# in-process search the agent cites beside the invoices; either falls back to the other.
+DOCS_TOOLS = {"docs": ("kb_search", "search_docs"), "billing": ("search_docs", "kb_search")}
 
 _CONTEXT = re.compile(r"^\s*context:(.*)$", re.IGNORECASE)
 # A denial is an error result that says so (the approval step's error_type "denied" counts).
@@ -84,7 +87,22 @@ class Conversation:
 
     @property
     def docs_tool(self) -> str | None:
-        return next((t for t in DOCS_TOOLS if t in self.offered), None)
+        return next((t for t in DOCS_TOOLS[question_kind(self.question)] if t in self.offered), None)
+
+
+_PROBLEM = re.compile(r"charged\s+twice|double|duplicat|refund|overcharg", re.IGNORECASE)
+_HOW_TO = re.compile(r"\bhow (do|can|to|does|should)\b|\bwhere (do|can|is)\b", re.IGNORECASE)
+_BILLING = re.compile(r"\binvoice|\bbill|\bcharg", re.IGNORECASE)
+
+
+def question_kind(question: str) -> Literal["billing", "docs"]:
+    """``billing`` for a problem with the account's charges, ``docs`` for a how-to. A named
+    problem wins over how-to phrasing ("how do I get a refund for a double charge")."""
+    if _PROBLEM.search(question):
+        return "billing"
+    if _HOW_TO.search(question):
+        return "docs"
+    return "billing" if _BILLING.search(question) else "docs"
 
 
 def read_conversation(request: ChatRequest) -> Conversation:

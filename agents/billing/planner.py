@@ -29,14 +29,14 @@ keys side effects on ids of its own that include the request.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from agents.billing.accounts import DuplicateCharge, Invoice, find_duplicate_charges
 from agents.billing.conversation import (
     Conversation,
+    question_kind,
     read_conversation,
     read_docs,
     read_invoices,
@@ -53,20 +53,6 @@ __all__ = ["MODEL", "PLANNER_MODELS", "plan", "plan_turn", "question_kind"]
 MODEL = "local-planner"
 INVOICES, SUBSCRIPTION, REFUND = "lookup_invoices", "get_subscription", "issue_refund"
 MAX_ATTEMPTS = 2  # a failed call is made once more, then the planner goes on without it
-
-_PROBLEM = re.compile(r"charged\s+twice|double|duplicat|refund|overcharg", re.IGNORECASE)
-_HOW_TO = re.compile(r"\bhow (do|can|to|does|should)\b|\bwhere (do|can|is)\b", re.IGNORECASE)
-_BILLING = re.compile(r"\binvoice|\bbill|\bcharg", re.IGNORECASE)
-
-
-def question_kind(question: str) -> Literal["billing", "docs"]:
-    """``billing`` for a problem with the account's charges, ``docs`` for a how-to. A named
-    problem wins over how-to phrasing ("how do I get a refund for a double charge")."""
-    if _PROBLEM.search(question):
-        return "billing"
-    if _HOW_TO.search(question):
-        return "docs"
-    return "billing" if _BILLING.search(question) else "docs"
 
 
 # -- the decisions ---------------------------------------------------------------------------------

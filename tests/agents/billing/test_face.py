@@ -37,4 +37,5 @@ def test_importing_the_package_loads_no_knowledge_base_or_gateway() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert loaded.stdout.strip() == "[]"
+    # The registry (agents/__init__.py) declares the pipeline; its declaration imports no stage.
+    assert loaded.stdout.strip() == "['agents.billing.pipeline']"

@@ -260,9 +260,11 @@ def test_the_mcp_servers_search_is_used_when_search_docs_is_not_offered(billing:
     assert all(part in answer(chat.plan()) for part in REFUND_POLICY)
 
 
-def test_search_docs_is_preferred_when_both_searches_are_offered() -> None:
+def test_a_how_to_asks_the_docs_mcp_server_and_a_billing_problem_the_in_process_search() -> None:
     chat = Chat("How do I cancel?", tools=("search_docs", "kb_search"))
-    assert [name for _, name, _ in calls(chat.plan())] == ["search_docs"]
+    assert [name for _, name, _ in calls(chat.plan())] == ["kb_search"]
+    billing = Chat(TWICE, tools=("lookup_invoices", "get_subscription", "search_docs", "kb_search"))
+    assert [name for _, name, _ in calls(billing.plan())][2] == "search_docs"
 
 
 def test_a_result_wrapped_the_mcp_way_is_read(billing: SampleBillingSystem) -> None:
