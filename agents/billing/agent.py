@@ -84,7 +84,8 @@ def billing_agent(data_dir: Path, limits: Limits | None = None) -> Agent:
         policy="billing",
         system=BILLING_SYSTEM,
         tools=billing_tools(system, data_dir / "refund_calls.jsonl"),
-        limits=limits or Limits(max_steps=6, max_consecutive_tool_failures=3, approval_timeout_s=300.0),
+        # A person has 10 minutes to answer an approval, within the request's 15-minute budget.
+        limits=limits or Limits(max_steps=6, max_consecutive_tool_failures=3, approval_timeout_s=600.0),
     )
 
 

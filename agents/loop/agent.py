@@ -46,6 +46,11 @@ class Agent:
             raise ValueError(f"agent {self.name}: two tools or toolboxes share a name: {sorted(names)}")
 
     @property
+    def stage(self) -> str:
+        """The agent stage's name (not the agent's: ``podium run <agent>`` runs the pipeline)."""
+        return f"{self.name}-agent"
+
+    @property
     def requests(self) -> str:
         return f"{self.name}.requests"
 

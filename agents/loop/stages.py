@@ -411,7 +411,7 @@ def agent_stages(
     thinker = AgentStage(services)
     stages: list[Stage[Any]] = [
         Stage(
-            agent.name,
+            agent.stage,
             agent.requests,
             (agent.state, agent.responses, agent.approvals, agent.results, *agent.tool_topics()),
             thinker.think,
@@ -435,6 +435,9 @@ def agent_stages(
                 resources=shared,
                 # A call past the request's budget is answered with an error, not dead-lettered.
                 answers_expired=True,
+                # A call delivered twice runs its deliveries one after another: the second finds
+                # the first's result in the ledger instead of its `started` mark.
+                ordered_by_key=True,
                 # The tool's own timeout answers first; this only bounds the ledger's reads.
                 handler_timeout_s=entry.timeout_s + 10.0,
             )

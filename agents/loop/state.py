@@ -72,6 +72,8 @@ class Limits:
     tool_timeout_s: float = 60.0  # no result by then is a failed call
     max_cost_usd: float | None = None  # per request, on top of the gateway's own cost cap
     max_result_chars: int = 16_000  # a tool result is cut to this before the model reads it
+    # A call's arguments longer than this are refused (and kept cut): a tool record stays small.
+    max_argument_chars: int = 64_000
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.max_consecutive_tool_failures < 1:
@@ -266,6 +268,23 @@ def apply_turn(
             "expires_ms": now + int(limits.tool_timeout_s * 1000),
         }
         steps.append(_Step("tool_call", number, call.name, now, call_id, call.arguments).record())
+        call_record = {
+            "request_id": state["request_id"],
+            "call_id": call_id,
+            "tool": call.name,
+            "turn": number,
+        }
+        if len(call.arguments) > limits.max_argument_chars:
+            # Answered by the agent: the record would be too large for the tool's topic or stage.
+            size = len(call.arguments)
+            row["arguments"] = calls[index]["arguments"] = call.arguments[: limits.max_argument_chars]
+            error = (
+                f"arguments of {size:,} characters; this agent sends a tool at most "
+                f"{limits.max_argument_chars:,}"
+            )
+            replies.append(tool_error_result(call_record, "arguments_too_long", error, "agent", now))
+            pending.append(row)
+            continue
         pending.append(row)
         if info is None:
             # Answered by the agent itself, through the results topic like any other result, so

@@ -60,7 +60,8 @@ def waterfall(spans: list[dict[str, Any]]) -> list[Row]:
                 duration_ms=(s["end_ns"] - s["start_ns"]) / 1e6,
                 status=s["status"] if s["status"] != "UNSET" else attrs.get("podium.outcome", ""),
                 retries=sum(1 for e in s.get("events", []) if e["name"] == "podium.attempt.failed"),
-                model=attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model", ""),
+                # A model call names its model; an agent's tool call its tool and call id.
+                model=attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model") or _tool(attrs),
                 tokens="/".join(t for t in tokens if t) if any(tokens) else "",
                 cost=attrs.get("podium.cost.usd", ""),
                 span_id=s["span_id"],
@@ -68,6 +69,11 @@ def waterfall(spans: list[dict[str, Any]]) -> list[Row]:
             )
         )
     return rows
+
+
+def _tool(attrs: dict[str, Any]) -> str:
+    name = attrs.get("gen_ai.tool.name", "")
+    return f"{name} ({attrs['gen_ai.tool.call.id']})" if name and attrs.get("gen_ai.tool.call.id") else name
 
 
 def waterfall_table(rows: list[Row], width: int = 40) -> Table:
@@ -79,7 +85,7 @@ def waterfall_table(rows: list[Row], width: int = 40) -> Table:
         table.add_column(name)
     # The bars are the picture: their column never wraps or shrinks.
     table.add_column(f"0 .. {total:.0f} ms", no_wrap=True, min_width=width)
-    for name in ("status", "retries", "model", "tokens", "cost"):
+    for name in ("status", "retries", "model / tool", "tokens", "cost"):
         table.add_column(name)
     for r in rows:
         left = int(r.start_ms / total * width)

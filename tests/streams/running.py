@@ -68,9 +68,12 @@ def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_worker(bootstrap: str, log: Path, *targets: str) -> subprocess.Popen[bytes]:
-    """`podium run <targets>` in a process of its own (to be killed), its output in ``log``."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
+def start_worker(
+    bootstrap: str, log: Path, *targets: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`podium run <targets>` in a process of its own (to be killed), its output in ``log``;
+    ``env``: more environment for it."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0", **(env or {})}
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "run", *targets],

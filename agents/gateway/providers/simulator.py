@@ -48,7 +48,7 @@ from agents.gateway.providers.sim_tools import Plan, plan, read_anthropic, read_
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["DEMO_PORT", "FAULTS", "SimConfig", "SimulatorServer", "demo_simulator", "make_app"]
+__all__ = ["DEMO_PORT", "FAULTS", "SimConfig", "SimRequest", "SimulatorServer", "demo_simulator", "make_app"]
 
 FAULTS = (
     "rate_limit",
@@ -107,12 +107,29 @@ class SimConfig:
     context_window: int = 8192
 
 
+@dataclass(frozen=True)
+class SimRequest:
+    """One call as the simulator received it: when, the fault it drew (None: answered), and the
+    conversation it was asked to continue."""
+
+    at_ms: int
+    fault: str | None
+    messages: list[Any]
+
+
 class _Sim:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
         self.calls = 0
         self.queued: deque[str | None] = deque()  # faults for the next calls, in order (tests)
+        self.requests: list[SimRequest] = []  # every call as it arrived (tests count what was paid)
+
+    def arrived(self, body: dict[str, Any], fault: str | None) -> None:
+        messages = body.get("messages") or []
+        self.requests.append(
+            SimRequest(int(time.time() * 1000), fault, messages if isinstance(messages, list) else [])
+        )
 
     def fault(self, request: Request) -> str | None:
         self.calls += 1
@@ -324,6 +341,7 @@ def make_app(config: SimConfig) -> Starlette:
     async def openai_chat(request: Request) -> Response:
         body = await request.json()
         fault = sim.fault(request)
+        sim.arrived(body, fault)
         await sim.first_byte()
         if (early := await _fault_response(sim, fault, "openai")) is not None:
             return early
@@ -424,6 +442,7 @@ def make_app(config: SimConfig) -> Starlette:
     async def anthropic_messages(request: Request) -> Response:
         body = await request.json()
         fault = sim.fault(request)
+        sim.arrived(body, fault)
         await sim.first_byte()
         if (early := await _fault_response(sim, fault, "anthropic")) is not None:
             return early
@@ -578,6 +597,11 @@ class SimulatorServer:
     @property
     def calls(self) -> int:
         return self._sim.calls
+
+    @property
+    def requests(self) -> list[SimRequest]:
+        """Every call so far, in the order they arrived."""
+        return list(self._sim.requests)
 
     def __exit__(self, *_: object) -> None:
         self._server.should_exit = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,15 @@ from streams.contracts.headers import now_ms
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
+from streams.runtime.stage import Stage
 from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import read_topic, running
 
 TOPICS = """
 topics:
-  {p}.requests: {value: podium.agent.Request, consumer: {p}, budget: 60s}
-  {p}.results: {value: podium.agent.ToolResult, consumer: {p}}
-  {p}.decisions: {value: podium.ApprovalDecision, consumer: {p}}
+  {p}.requests: {value: podium.agent.Request, consumer: {p}-agent, budget: 60s}
+  {p}.results: {value: podium.agent.ToolResult, consumer: {p}-agent}
+  {p}.decisions: {value: podium.ApprovalDecision, consumer: {p}-agent}
   {p}.approvals: {value: podium.ApprovalRequest}
   {p}.state: {value: podium.agent.State, cleanup: compact}
   {p}.ledger: {value: podium.agent.LedgerEntry, cleanup: compact}
@@ -120,6 +122,7 @@ async def _ask(
     *,
     limits: Limits | None = None,
     decide: Callable[[dict[str, Any], str], tuple[bool, str] | None] | None = None,
+    alter: Callable[[Stage[Any]], Stage[Any]] = lambda stage: stage,
 ) -> dict[str, dict[str, Any]]:
     """Run the agent on ``bodies``, the responses by body; ``decide(approval request, body)``
     answers each approval request (None: no answer)."""
@@ -128,7 +131,7 @@ async def _ask(
     models.write_text(MODELS)
     agent = Agent(unique, "scripted-agent", "You add and multiply.", TOOLS, limits or Limits())
     codec = SingleObjectCodec(schema_store)
-    stages = agent_stages(agent, models, local_models={"scripted": ToolModel(planner)})
+    stages = [alter(s) for s in agent_stages(agent, models, local_models={"scripted": ToolModel(planner)})]
     workers = [StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec) for s in stages]
     responses: dict[str, dict[str, Any]] = {}
     async with (
@@ -210,29 +213,51 @@ async def test_max_steps_and_consecutive_failures_end_the_request_with_the_reaso
     assert failed["turns"] == 2 and "flaky is down: try 2" in json.dumps(failed["steps"])
 
 
-async def test_bad_calls_are_told_to_the_model_and_a_huge_result_is_cut(  # type: ignore[no-untyped-def]
+async def test_bad_calls_are_told_to_the_model_a_huge_result_is_cut_and_a_dead_tool_record_is_a_failure(  # type: ignore[no-untyped-def]
     tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
 ) -> None:
     seen: list[dict[str, Any]] = []
 
     def planner(request: ChatRequest) -> LocalTurn:
         if _turns(request) == 0:
+            huge = {"a": 1, "b": 2, "pad": "x" * 100_000}
             return _calls(
-                1, ("add", '{"a": 1, "b": '), ("mul", {"a": "x", "b": 2}), ("nope", {}), ("big", {})
+                1,
+                ("add", '{"a": 1, "b": '),
+                ("mul", {"a": "x", "b": 2}),
+                ("nope", {}),
+                ("big", {}),
+                ("flaky", {"reason": "its stage takes records of 100 bytes at most"}),
+                ("mul", huge),
             )
         seen.extend(_results(request))
         return LocalTurn(text="done")
 
+    def small_flaky(stage: Stage[Any]) -> Stage[Any]:
+        return replace(stage, max_value_bytes=100) if stage.name == "flaky" else stage
+
     (response,) = (
-        await _ask(tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["bad"])
+        await _ask(
+            tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["bad"], alter=small_flaky
+        )
     ).values()
     assert response["status"] == "answered"
     by_tool = {m["name"]: m for m in seen}
+    huge = seen[-1]  # the last call: mul with 100,000 characters of arguments
+    assert (
+        huge["is_error"] and "arguments of 100,0" in huge["content"] and "at most 64,000" in huge["content"]
+    )
     assert by_tool["add"]["is_error"] and "JSON" in by_tool["add"]["content"]
-    assert by_tool["mul"]["is_error"] and "a" in by_tool["mul"]["content"]
+    mul = next(m for m in seen if m["name"] == "mul")
+    assert mul["is_error"] and "a" in mul["content"]
     assert by_tool["nope"]["is_error"] and "unknown tool 'nope'" in by_tool["nope"]["content"]
     assert not by_tool["big"]["is_error"] and len(by_tool["big"]["content"]) < 20_000
     assert "the tool returned 5,242,880 characters" in by_tool["big"]["content"]
+    # Dead-lettered by its stage, the call comes back to the model as an error, with the reason.
+    assert (
+        by_tool["flaky"]["is_error"]
+        and "dead-lettered the call: payload_too_large" in by_tool["flaky"]["content"]
+    )
 
 
 async def test_an_approved_payment_runs_once_a_denied_one_never_and_silence_is_a_denial(  # type: ignore[no-untyped-def]
@@ -308,7 +333,8 @@ async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_i
         "at_ms": now_ms(),
     }
     workers = [
-        StageWorker(stages[n], bootstrap=bootstrap, catalog=catalog, codec=codec) for n in (unique, "pay")
+        StageWorker(stages[n], bootstrap=bootstrap, catalog=catalog, codec=codec)
+        for n in (agent.stage, "pay")
     ]
     async with (
         running(*workers),

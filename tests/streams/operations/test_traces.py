@@ -55,6 +55,39 @@ def test_rows_are_ordered_indented_and_timed_from_the_first_span() -> None:
     assert rows[1].stage == "s" and rows[1].status == "ok"
 
 
+def test_an_agents_loop_shows_its_turns_models_and_tool_calls_under_the_agent_span() -> None:
+    rows = waterfall(
+        [
+            span(
+                "invoke_agent billing",
+                None,
+                1_000_000,
+                90_000_000,
+                **{"gen_ai.operation.name": "invoke_agent"},
+            ),
+            span(
+                "chat sim-large",
+                "invoke_agent billing",
+                2_000_000,
+                9_000_000,
+                **{"gen_ai.request.model": "sim-large"},
+            ),
+            span(
+                "execute_tool lookup_invoices",
+                "invoke_agent billing",
+                12_000_000,
+                14_000_000,
+                **{"gen_ai.tool.name": "lookup_invoices", "gen_ai.tool.call.id": "r1.1.0"},
+            ),
+        ]
+    )
+    assert [(r.name, r.depth, r.model) for r in rows] == [
+        ("invoke_agent billing", 0, ""),
+        ("chat sim-large", 1, "sim-large"),
+        ("execute_tool lookup_invoices", 1, "lookup_invoices (r1.1.0)"),
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
