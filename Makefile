@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench broker-fetch browser clean
+.PHONY: install lint test test-unit demo up bench broker-fetch browser phoenix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,25 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/podium schemas check
 
+# Arize Phoenix for the test that reads podium's agent traces back from it, in a venv of its own:
+# its dependencies are many and pin versions podium's venv does not share. The stamp names the
+# version, so raising PHOENIX_VERSION reinstalls and nothing else does.
+PHOENIX_VERSION := 20.26.1
+PHOENIX_VENV    := .venv-phoenix
+PHOENIX_STAMP   := $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
+
+$(PHOENIX_STAMP):
+	rm -rf $(PHOENIX_VENV)
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(PHOENIX_VENV)/bin/pip install --quiet "arize-phoenix==$(PHOENIX_VERSION)"
+	touch $(PHOENIX_STAMP)
+
+phoenix: $(PHOENIX_STAMP)
+
 # The whole suite against a real broker that the tests start themselves.
 # pytest exits 5 when it collects no tests: make treats that as the failure it is.
-test: lint broker-fetch browser
+test: lint broker-fetch browser phoenix
 	$(BIN)/pytest -q
 
 test-unit: install

@@ -12,6 +12,7 @@ import pytest
 from streams.config import Settings, load_settings
 from streams.contracts.schemas import SchemaStore
 from streams.kafka.broker import LocalBroker
+from tests.phoenix import Phoenix, start_phoenix, stop_phoenix
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,24 @@ def bootstrap(broker_settings: Settings, local_broker: LocalBroker | None) -> st
     state = local_broker.running()
     assert state is not None, "the session broker is not running"
     return state.bootstrap
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
+    """Arize Phoenix from .venv-phoenix (`make phoenix`, a prerequisite of `make test`), a real
+    `phoenix serve` once per session; missing, it fails the tests that need it instead of skipping."""
+    try:
+        server = start_phoenix(tmp_path_factory.mktemp("phoenix"), _free_port(), _free_port())
+    except RuntimeError as exc:
+        failure = str(exc)  # failed below, outside this block: the message alone says it all
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield server
+    finally:
+        stop_phoenix(server)
 
 
 @pytest.fixture

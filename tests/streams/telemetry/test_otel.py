@@ -1,9 +1,13 @@
-"""Spans and metrics of a stage, read from in-memory exporters while it runs on the real broker."""
+"""Spans and metrics of a stage, read from in-memory exporters while it runs on the real broker;
+spans exported over OTLP, read back from a real backend (Arize Phoenix)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,6 +22,7 @@ from streams.kafka.follow import Follower
 from streams.runtime.stage import Emit, Stage, StageContext
 from streams.runtime.stage_worker import StageWorker
 from streams.telemetry.otel import Telemetry
+from tests.phoenix import Phoenix
 from tests.streams.running import running
 
 TOPICS = """
@@ -107,3 +112,41 @@ def test_a_span_recorded_late_keeps_the_id_its_children_were_given() -> None:
     assert chat.parent is not None and chat.parent.span_id == chosen
     assert agent.start_time == 1_000
     assert by_name["after"].context.span_id != chosen  # the tracer's own ids are back
+
+
+async def test_otlp_export_reads_the_standard_variables_and_keeps_a_late_parent(
+    phoenix: Phoenix, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    """PODIUM_OTEL_EXPORTER=otlp as a user sets it up for Phoenix: the endpoint and the project
+    from the standard OTEL_* variables; a span written after its child still parents it there."""
+    from streams.telemetry.otel import extract_context, new_span_id, span_with_id
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", phoenix.url)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={unique}")
+    telemetry = Telemetry.configure("otlp", "podium-test")
+    tracer = telemetry.tracer("t")
+    with tracer.start_as_current_span("request") as root:
+        ids = root.get_span_context()
+    chosen = new_span_id()
+    tracer.start_span(
+        "child", context=extract_context(f"00-{ids.trace_id:032x}-{chosen:016x}-01", None)
+    ).end()
+    with span_with_id(
+        tracer,
+        "late parent",
+        chosen,
+        parent=extract_context(f"00-{ids.trace_id:032x}-{ids.span_id:016x}-01", None),
+        start_time_ns=time.time_ns(),
+    ):
+        pass
+    assert telemetry.tracer_provider.force_flush(10_000)
+    await asyncio.to_thread(telemetry.shutdown)
+
+    spans = await phoenix.wait_for_spans(unique, 3)
+    by_name = {s["name"]: s for s in spans}
+    assert sorted(by_name) == ["child", "late parent", "request"]
+    assert {s["context"]["trace_id"] for s in spans} == {f"{ids.trace_id:032x}"}
+    assert by_name["request"]["parent_id"] is None
+    assert by_name["late parent"]["context"]["span_id"] == f"{chosen:016x}"
+    assert by_name["late parent"]["parent_id"] == f"{ids.span_id:016x}"
+    assert by_name["child"]["parent_id"] == f"{chosen:016x}"
