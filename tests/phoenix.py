@@ -37,12 +37,11 @@ class Phoenix:
         text = self.log.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    async def spans(self, project: str, trace_id: str | None = None) -> list[dict[str, Any]]:
-        """Every span Phoenix holds for the project (or one trace of it), oldest first; none
-        while the project does not exist yet (Phoenix creates it with its first span)."""
-        params: dict[str, Any] = {"limit": 1000, "sort": "start_time", "order": "asc"}
-        if trace_id is not None:
-            params["trace_id"] = trace_id
+    async def spans(self, project: str, **filters: str) -> list[dict[str, Any]]:
+        """The project's spans, oldest first, filtered as GET /v1/projects/{project}/spans filters
+        (trace_id, name, span_kind, parent_id, ...); none while the project does not exist yet
+        (Phoenix creates it with its first span)."""
+        params: dict[str, Any] = {"limit": 1000, "sort": "start_time", "order": "asc", **filters}
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
             reply = await http.get(f"/v1/projects/{project}/spans", params=params)
         if reply.status_code == 404:
@@ -52,19 +51,22 @@ class Phoenix:
         return data
 
     async def wait_for_spans(
-        self, project: str, count: int, *, trace_id: str | None = None, timeout_s: float = 30
+        self, project: str, count: int, *, timeout_s: float = 30, **filters: str
     ) -> list[dict[str, Any]]:
-        """The project's spans once at least ``count`` are stored (Phoenix inserts in batches)."""
+        """The project's spans (filtered as :meth:`spans`) once at least ``count`` are stored:
+        Phoenix inserts what it receives in batches."""
         deadline = time.monotonic() + timeout_s
         while True:
-            spans = await self.spans(project, trace_id)
+            spans = await self.spans(project, **filters)
             if len(spans) >= count or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.25)
-        assert len(spans) >= count, (
-            f"Phoenix holds {len(spans)} of {count} spans of project {project} after {timeout_s} s: "
-            f"{[s['name'] for s in spans]}; its log ({self.log}) ends:\n{self.log_tail()}"
-        )
+        if len(spans) < count:
+            everything = [s["name"] for s in await self.spans(project)]
+            raise AssertionError(
+                f"Phoenix holds {len(spans)} of {count} spans {filters} of project {project} after "
+                f"{timeout_s} s (all it holds: {everything}); its log ({self.log}) ends:\n{self.log_tail()}"
+            )
         return spans
 
 

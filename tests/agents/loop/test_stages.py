@@ -23,6 +23,7 @@ from streams.ingress.publish import Publisher
 from streams.kafka.follow import Follower
 from streams.runtime.stage import Stage
 from streams.runtime.stage_worker import StageWorker
+from streams.telemetry.otel import Telemetry
 from tests.streams.running import read_topic, running
 
 TOPICS = """
@@ -123,21 +124,25 @@ async def _ask(
     limits: Limits | None = None,
     decide: Callable[[dict[str, Any], str], tuple[bool, str] | None] | None = None,
     alter: Callable[[Stage[Any]], Stage[Any]] = lambda stage: stage,
+    telemetry: Telemetry | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the agent on ``bodies``, the responses by body; ``decide(approval request, body)``
-    answers each approval request (None: no answer)."""
+    answers each approval request (None: no answer); ``telemetry`` traces the workers and the
+    requests' publisher (none by default)."""
     catalog = await make_topics(TOPICS, unique)
     models = tmp_path / "models.yaml"
     models.write_text(MODELS)
     agent = Agent(unique, "scripted-agent", "You add and multiply.", TOOLS, limits or Limits())
     codec = SingleObjectCodec(schema_store)
     stages = [alter(s) for s in agent_stages(agent, models, local_models={"scripted": ToolModel(planner)})]
-    workers = [StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec) for s in stages]
+    workers = [
+        StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry) for s in stages
+    ]
     responses: dict[str, dict[str, Any]] = {}
     async with (
         running(*workers),
         Follower(bootstrap, [agent.responses, agent.approvals]) as follower,
-        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher,
+        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry) as publisher,
     ):
         ids = {
             await publisher.publish(agent.requests, {"body": b, "context": {"user": "u1"}}): b for b in bodies
