@@ -92,6 +92,7 @@ def telemetry_for(project: Project, service: str, **options: Any) -> Telemetry:
             service,
             bootstrap=project.bootstrap(),
             codec=project.codec,
+            otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
             **options,
         )
     )

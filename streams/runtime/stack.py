@@ -75,6 +75,7 @@ class Stack:
             bootstrap=self.bootstrap,
             codec=project.codec,
             prometheus_port=self._metrics_port,
+            otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
         )
         self._workers = [
             worker_for(

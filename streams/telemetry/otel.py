@@ -110,10 +110,12 @@ class Telemetry:
         bootstrap: str | None = None,
         codec: Codec | None = None,
         prometheus_port: int | None = None,
+        otlp_metrics: bool = True,
     ) -> Telemetry:
         """``exporter``: none | console | otlp | kafka (spans to podium.telemetry).
 
-        ``prometheus_port`` serves ``/metrics`` on that port (a free one if it is taken).
+        ``prometheus_port`` serves ``/metrics`` on that port (a free one if it is taken);
+        ``otlp_metrics`` False exports spans only over OTLP.
         """
         resource = Resource.create({"service.name": service_name})
         sampler = ALWAYS_OFF if exporter == "none" else ParentBased(ALWAYS_ON)
@@ -129,7 +131,8 @@ class Telemetry:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             span_exporter = OTLPSpanExporter()
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), 10_000))
+            if otlp_metrics:
+                readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), 10_000))
         elif exporter == "kafka":
             from streams.telemetry.spanlog import KafkaSpanExporter
 

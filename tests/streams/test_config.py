@@ -44,3 +44,10 @@ def test_provider_keys_are_read_once_and_never_printed(monkeypatch: pytest.Monke
     shown = repr(settings) + str(settings) + settings.model_dump_json() + repr(keys)
     assert "sk-planted" not in shown
     assert settings.model_copy(update={"broker_port": 1}).provider_keys == keys
+
+
+def test_otlp_metrics_can_be_turned_off_by_the_standard_variable() -> None:
+    from streams.config import load_settings
+
+    assert load_settings().otel_metrics_exporter == "otlp"
+    assert load_settings(OTEL_METRICS_EXPORTER="none").otel_metrics_exporter == "none"

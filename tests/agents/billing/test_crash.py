@@ -130,6 +130,10 @@ async def test_kills_at_random_moments_lose_nothing_run_no_refund_twice_and_pay_
         at = written.get(rid, {}).get(turn)
         if at is not None and call.at_ms > at:
             paid_again.append((rid, turn, call.at_ms - at))
+    print(
+        f"crash test: {len(ids)} requests, {dict(workers.starts)} starts, {len(answered_calls)} model calls "
+        f"answered, {len(report.duplicated)} with a repeated answer, {len(runs)} refund calls run"
+    )
     assert len(answered_calls) >= 100 and not paid_again, paid_again
 
 
