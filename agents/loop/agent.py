@@ -36,7 +36,9 @@ class Agent:
     tools: tuple[Tool | Toolbox, ...]
     limits: Limits = field(default_factory=Limits)
     max_tokens: int = 1024
-    turn_timeout_s: float = 60.0  # one model turn, all routes and retries included
+    # One model turn, all routes and retries included. Below the stage worker's 30 s drain: a
+    # worker that loses a partition finishes its turns before the new owner reads the state.
+    turn_timeout_s: float = 25.0
 
     def __post_init__(self) -> None:
         if not self.tools:

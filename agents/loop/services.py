@@ -26,6 +26,10 @@ __all__ = ["AgentServices"]
 
 log = logging.getLogger("podium.agent")
 
+_GRACE_MS = 5_000  # after a call's expiry, before it is reported as timed out
+_REMIND_EVERY_MS = 5_000  # a timeout not yet taken in is sent again this often
+_REMINDERS = 3  # then the request is reported stuck instead of reminded forever
+
 
 class AgentServices(SharedResource):
     def __init__(
@@ -52,7 +56,7 @@ class AgentServices(SharedResource):
         self._tools: dict[str, tuple[Tool, ToolInfo]] = {}
         self._by_stage: dict[str, dict[str, Tool]] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._reminded: dict[str, int] = {}
+        self._reminded: dict[str, tuple[int, int]] = {}  # call id -> (last sent, times sent)
         self.env: StageEnv | None = None
 
     async def _open(self, env: StageEnv) -> None:
@@ -137,9 +141,10 @@ class AgentServices(SharedResource):
         return self._by_stage.get(stage, {})
 
     async def state_of(self, request_id: str) -> Record | None:
-        """The request's state, read fresh when this process has none (another worker may have
-        written it before a rebalance handed its partition over)."""
-        return self.states.get_now(request_id) or await self.states.get(request_id, fresh=True)
+        """The request's state, read fresh every time: another worker may have written it before
+        a rebalance handed its partition over, and this process's own last write counts only once
+        Kafka acknowledged it (the follower then reads it back)."""
+        return await self.states.get(request_id, fresh=True)
 
     async def ledger_entry(self, call_id: str) -> Record | None:
         entry = self.ledger.get_now(call_id)
@@ -159,26 +164,43 @@ class AgentServices(SharedResource):
             for state in self.states.rows():
                 if state["status"] == "done":
                     continue
-                late_results, late_decisions = overdue(state, now)
+                # A tool stage starts no call past its expiry; the grace lets a `started` mark
+                # of one that began just before reach the ledger first.
+                late_results = overdue(state, now - _GRACE_MS)[0]
+                late_decisions = overdue(state, now)[1]
                 for row in (*late_results, *late_decisions):
                     seen.add(row["call_id"])
-                    if now - self._reminded.get(row["call_id"], 0) < 5_000:
-                        continue  # sent already; one lost in a crash is sent again later
-                    self._reminded[row["call_id"]] = now
-                    try:
-                        await self._remind(state, row, now, row in late_decisions)
-                    # Whatever goes wrong with one reminder, the sweeper goes on and retries later.
-                    except Exception as exc:  # noqa: BLE001
-                        log.warning(
-                            "agent %s: could not time out call %s: %s", self.agent.name, row["call_id"], exc
-                        )
-                        self._reminded.pop(row["call_id"], None)
-            self._reminded = {k: at for k, at in self._reminded.items() if k in seen}
+                    await self._remind_once_in_a_while(state, row, now, row in late_decisions)
+            self._reminded = {k: v for k, v in self._reminded.items() if k in seen}
+
+    async def _remind_once_in_a_while(self, state: Record, row: Record, now: int, approval: bool) -> None:
+        at, times = self._reminded.get(row["call_id"], (0, 0))
+        if now - at < _REMIND_EVERY_MS:
+            return  # sent already; one lost in a crash is sent again later
+        if times >= _REMINDERS:
+            if times == _REMINDERS:
+                # Taken in, a reminder ends the wait: the agent stage fails on this request.
+                log.error(
+                    "agent %s: %d timeouts of call %s were never taken in; request %s is stuck: see %s.dlq",
+                    self.agent.name,
+                    times,
+                    row["call_id"],
+                    state["request_id"],
+                    self.agent.requests,
+                )
+                self._reminded[row["call_id"]] = (now, times + 1)
+            return
+        self._reminded[row["call_id"]] = (now, times + 1)
+        try:
+            await self._remind(state, row, now, approval)
+        # Whatever goes wrong with one reminder, the sweeper goes on and sends it again later.
+        except Exception as exc:  # noqa: BLE001
+            log.warning("agent %s: could not time out call %s: %s", self.agent.name, row["call_id"], exc)
 
     async def _remind(self, state: Record, row: Record, now: int, approval: bool) -> None:
         rid = state["request_id"]
+        waited = (now - row["sent_ms"]) / 1000
         if approval:
-            waited = (now - row["sent_ms"]) / 1000
             decision = {
                 "request_id": rid,
                 "call_id": row["call_id"],
@@ -190,11 +212,33 @@ class AgentServices(SharedResource):
             await self.publisher.publish(self.agent.decisions, decision, request_id=rid)
             return
         call = {"request_id": rid, "call_id": row["call_id"], "tool": row["tool"], "turn": state["turn"]}
-        waited = (now - row["sent_ms"]) / 1000
-        content = f"{row['tool']} gave no result within {waited:.0f}s; it may be down or stuck"
-        await self.publisher.publish(
-            self.agent.results, tool_error_result(call, "timeout", content, "timeout", now), request_id=rid
+        result = tool_error_result(
+            call,
+            "timeout",
+            f"{row['tool']} gave no result within {waited:.0f}s; it may be down or stuck",
+            "timeout",
+            now,
         )
+        entry = await self.ledger_entry(row["call_id"])
+        if entry is not None and entry["status"] == "done":
+            # It ran; its result was lost on the way: the kept one is the answer.
+            result = {
+                **result,
+                "content": entry["content"],
+                "is_error": entry["is_error"],
+                "error_type": entry["error_type"],
+                "source": "ledger",
+            }
+        elif entry is not None:
+            result = {
+                **result,
+                "error_type": "unknown_outcome",
+                "content": (
+                    f"unknown_outcome: {row['tool']} was started {waited:.0f}s ago and has not answered; "
+                    "whether it took effect is unknown: check before calling it again"
+                ),
+            }
+        await self.publisher.publish(self.agent.results, result, request_id=rid)
 
 
 def _version(row: Record) -> tuple[bool, int]:

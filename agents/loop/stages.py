@@ -59,7 +59,7 @@ from agents.loop.state import (
     waiting,
 )
 from agents.loop.tools import Tool, ToolOutcome
-from streams.contracts import dlq_topic, now_ms
+from streams.contracts import dlq_topic, now_ms, retry_topic
 from streams.errors import CodecError, PermanentError
 from streams.runtime import Emit, Record, Stage, StageContext
 from streams.telemetry import current_trace_headers, extract_context, new_span_id, span_with_id
@@ -79,12 +79,14 @@ class AgentStage:
         agent, services = self.agent, self.services
         now = now_ms()
         if ctx.topic in _tool_dlqs(agent):
-            return [self._dead_tool_call(record, now)]
-        rid = ctx.request_id
+            return [await self._dead_tool_call(record, now)]
+        # The record's own request id: a header may be anything a producer wrote.
+        rid = str(record["request_id"] or ctx.request_id)
+        topic = agent.requests if ctx.topic == retry_topic(agent.requests) else ctx.topic
         state = await services.state_of(rid)
-        event = _event_id(ctx.topic, record, agent)
+        event = _event_id(topic, record, agent)
         if state is None:
-            if ctx.topic != agent.requests:
+            if topic != agent.requests:
                 raise UnknownCall(
                     f"a {ctx.topic} record for request {rid}, which {agent.name} has no state for"
                 )
@@ -93,10 +95,10 @@ class AgentStage:
         if event in state["absorbed"] or state["status"] == "done":
             return self._again(state, event, now)
         emits: list[Emit] = []
-        if ctx.topic == agent.results:
+        if topic == agent.results:
             taken = absorb_result(state, record, agent.limits, now)
-        elif ctx.topic == agent.decisions:
-            decided = absorb_decision(state, record, services.infos(), now)
+        elif topic == agent.decisions:
+            decided = absorb_decision(state, record, services.infos(), agent.limits, now)
             taken, sends = decided if decided is not None else (None, ())
             emits += [self._call(taken or state, s.topic, s.call_id, s.tool, s.arguments, now) for s in sends]
         else:
@@ -132,13 +134,11 @@ class AgentStage:
             spent = sum(a.cost_usd for a in getattr(exc, "attempts", ()))
             ctx.add_cost(spent)
             state = {**state, "cost_usd": state["cost_usd"] + spent}
-            kind = (
-                "budget_exhausted"
-                if isinstance(exc, CostCapReached)
-                else "deadline"
-                if isinstance(exc, BudgetSpent)
-                else "model_failed"
-            )
+            # The gateway wraps a cap reached on every route in a GatewayError that carries its reason.
+            if getattr(exc, "dead_letter_reason", "") == "cost_cap":
+                kind = "budget_exhausted"
+            else:
+                kind = "deadline" if isinstance(exc, BudgetSpent) else "model_failed"
             return self._finished(state, None, f"{kind}: {exc}", emits, event, now_ms())
         now = now_ms()
         outcome = apply_turn(state, turn, self.services.infos(), agent.limits, now)
@@ -158,6 +158,8 @@ class AgentStage:
             max_tokens=agent.max_tokens,
             system=agent.system,
             tools=services.specs(),
+            # The last turn the limits allow must answer: calls it made could never be read.
+            tool_choice="none" if state["turn"] + 1 >= agent.limits.max_steps else None,
         )
         limit = agent.turn_timeout_s - _TURN_MARGIN_S
         if state["deadline_ms"]:
@@ -185,6 +187,7 @@ class AgentStage:
         )
 
     def _call(self, state: Record, topic: str, call_id: str, tool: str, arguments: str, now: int) -> Emit:
+        expires = next((p["expires_ms"] for p in state["pending"] if p["call_id"] == call_id), 0)
         value = {
             "request_id": state["request_id"],
             "agent": self.agent.name,
@@ -194,6 +197,7 @@ class AgentStage:
             "turn": state["turn"],
             "results_topic": self.agent.results,
             "traceparent": state["traceparent"],
+            "expires_ms": expires,
             "at_ms": now,
         }
         return Emit(topic, value, key=call_id)
@@ -214,7 +218,8 @@ class AgentStage:
         return Emit(agent.approvals, value)
 
     def _written(self, state: Record, emits: list[Emit]) -> list[Emit]:
-        self.services.states.put(state)
+        # Not put in the local table: the next event reads it fresh, once Kafka has it (a write
+        # whose outputs failed never becomes the state this process goes on from).
         return [Emit(self.agent.state, state), *emits]
 
     def _finished(
@@ -251,9 +256,10 @@ class AgentStage:
                 span.set_attribute("podium.agent.reason", response["reason"][:200])
                 span.set_status(Status(StatusCode.ERROR, response["reason"][:200]))
 
-    def _dead_tool_call(self, letter: Record, now: int) -> Emit:
+    async def _dead_tool_call(self, letter: Record, now: int) -> Emit:
         """A tool record its stage could not process becomes an error result the agent counts
-        (re-keyed by request id, so the worker that owns the request takes it in)."""
+        (re-keyed by request id, so the worker that owns the request takes it in); a side effect
+        the ledger shows started may have happened, and is reported so."""
         try:
             call = self.services.states.codec.decode(TOOL_CALL, letter["original_value"] or b"")
         except CodecError as exc:  # nobody to tell but the DLQ
@@ -264,11 +270,12 @@ class AgentStage:
             f"the tool stage {letter['stage']} dead-lettered the call: "
             f"{letter['error_type']}: {letter['error_message'][:300]}"
         )
-        return Emit(
-            self.agent.results,
-            tool_error_result(call, "dead_letter", reason, "dead_letter", now),
-            key=call["request_id"],
-        )
+        result = tool_error_result(call, "dead_letter", reason, "dead_letter", now)
+        entry = await self.services.ledger_entry(call["call_id"])
+        if entry is not None and entry["status"] == "started":
+            unknown = unknown_outcome(reason)
+            result = {**result, "content": unknown.content, "error_type": unknown.error_type}
+        return Emit(self.agent.results, result, key=call["request_id"])
 
 
 class ToolStage:
@@ -287,11 +294,15 @@ class ToolStage:
             return [self._result(call, kept, "ledger", 0.0, now)]
         tool = services.stage_tools(self.stage).get(call["tool"])
         if entry is not None:
-            outcome = ToolOutcome(
+            outcome = unknown_outcome(
                 f"{call['tool']} was started for this call before its worker stopped; it is not run "
-                "again (it has side effects), so whether it took effect is unknown: check before retrying",
-                True,
-                "unknown_outcome",
+                "again (it has side effects)"
+            )
+        elif call.get("expires_ms") and now > call["expires_ms"]:
+            # The agent tells the model it timed out just after this: it must then never run.
+            late = (now - call["expires_ms"]) / 1000
+            outcome = ToolOutcome(
+                f"not run: the call expired {late:.1f}s before it reached its tool", True, "expired"
             )
         elif tool is None:
             known = ", ".join(sorted(services.stage_tools(self.stage))) or "none"
@@ -305,7 +316,7 @@ class ToolStage:
         else:
             outcome = await self._execute(tool, call, ctx)
         ms = (time.perf_counter() - started) * 1000
-        done = _ledger(call, "done", outcome, now_ms())
+        done = _ledger(call, "done", outcome, now_ms(), agent.limits.max_result_chars)
         services.ledger.put(done)
         return [
             Emit(agent.ledger, done, key=call["call_id"]),
@@ -337,6 +348,10 @@ class ToolStage:
             },
         ) as span:
             outcome = await tool.run(call["arguments"], idempotency_key=call["call_id"])
+            if tool.side_effect and outcome.error_type in ("timeout", "unavailable"):
+                # A sync tool goes on in its thread past its timeout; a server that vanished may
+                # have acted: the effect may have happened, and the call is not to be made again.
+                outcome = unknown_outcome(outcome.content)
             if outcome.is_error:
                 span.set_status(Status(StatusCode.ERROR, outcome.content[:200]))
                 span.set_attribute("error.type", outcome.error_type or "tool_error")
@@ -360,14 +375,22 @@ class ToolStage:
         return Emit(self.services.agent.results, value, key=call["request_id"])
 
 
-def _ledger(call: Record, status: str, outcome: ToolOutcome, now: int) -> Record:
-    limit = 16_000
+def unknown_outcome(what: str) -> ToolOutcome:
+    """A side effect that may or may not have happened: the model must check, not call again."""
+    return ToolOutcome(
+        f"unknown_outcome: {what}; whether it took effect is unknown: check before calling it again",
+        True,
+        "unknown_outcome",
+    )
+
+
+def _ledger(call: Record, status: str, outcome: ToolOutcome, now: int, limit: int = 16_000) -> Record:
     return {
         "call_id": call["call_id"],
         "request_id": call["request_id"],
         "tool": call["tool"],
         "status": status,
-        "content": outcome.content[:limit],
+        "content": cut_result(outcome.content, limit),
         "is_error": outcome.is_error,
         "error_type": outcome.error_type,
         "at_ms": now,

@@ -53,9 +53,6 @@ __all__ = [
     "waiting",
 ]
 
-# A failure the model caused or the tool met; a denial is a person's decision, not a failure.
-_NOT_FAILURES = frozenset({"", "denied"})
-
 
 class UnknownCall(PermanentError):
     """A result or decision for a call this agent never asked for (dead-lettered with this reason)."""
@@ -74,6 +71,9 @@ class Limits:
     max_result_chars: int = 16_000  # a tool result is cut to this before the model reads it
     # A call's arguments longer than this are refused (and kept cut): a tool record stays small.
     max_argument_chars: int = 64_000
+    # Calls past this many in one turn are refused: a request's state stays well under its topic's
+    # limit (turns x calls x (arguments + result)).
+    max_calls_per_turn: int = 8
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.max_consecutive_tool_failures < 1:
@@ -266,6 +266,7 @@ def apply_turn(
             "status": "sent",
             "sent_ms": now,
             "expires_ms": now + int(limits.tool_timeout_s * 1000),
+            "outcome": "",
         }
         steps.append(_Step("tool_call", number, call.name, now, call_id, call.arguments).record())
         call_record = {
@@ -274,6 +275,13 @@ def apply_turn(
             "tool": call.name,
             "turn": number,
         }
+        if index >= limits.max_calls_per_turn:
+            error = (
+                f"call {index + 1} of this turn: this agent runs at most {limits.max_calls_per_turn} a turn"
+            )
+            replies.append(tool_error_result(call_record, "too_many_calls", error, "agent", now))
+            pending.append(row)
+            continue
         if len(call.arguments) > limits.max_argument_chars:
             # Answered by the agent: the record would be too large for the tool's topic or stage.
             size = len(call.arguments)
@@ -300,6 +308,9 @@ def apply_turn(
             replies.append(tool_error_result(call_record, "unknown_tool", error, "agent", now))
         elif info.requires_approval:
             expires = now + int(limits.approval_timeout_s * 1000)
+            if state["deadline_ms"]:
+                # An approval given after the request's time is up could not be acted on.
+                expires = min(expires, state["deadline_ms"])
             pending[-1] = {**row, "status": "awaiting_approval", "expires_ms": expires}
             asks.append(Ask(call_id, call.name, call.arguments, expires))
             steps.append(
@@ -346,7 +357,6 @@ def absorb_result(state: Record, result: Record, limits: Limits, now: int) -> Re
         raise UnknownCall(f"a result for call {row['call_id']}, which no one has approved yet")
     # A tool stage cut it already (and said so); a result from elsewhere is cut here.
     content = cut_result(result["content"], limits.max_result_chars + _CUT_NOTE_CHARS)
-    failed = bool(result["is_error"]) and result.get("error_type", "") not in _NOT_FAILURES
     detail = (
         content[:300] if not result["is_error"] else f"{result.get('error_type') or 'error'}: {content[:280]}"
     )
@@ -360,15 +370,39 @@ def absorb_result(state: Record, result: Record, limits: Limits, now: int) -> Re
         bool(result["is_error"]),
         ms=float(result.get("ms", 0.0)),
     )
+    outcome = "failed" if result["is_error"] else "ok"
+    pending = _settled(state, row["call_id"], outcome)
     return _written(
         state,
         messages=[*state["messages"], _tool_message(row, content, bool(result["is_error"]))],
-        pending=[{**p, "status": "done"} if p["call_id"] == row["call_id"] else p for p in state["pending"]],
+        pending=pending,
         steps=[*state["steps"], step.record()],
         absorbed=[*state["absorbed"], event],
-        consecutive_failures=state["consecutive_failures"] + 1 if failed else 0,
+        consecutive_failures=_failures_after(state, pending),
         status=_status_after(state, row["call_id"]),
     )
+
+
+def _settled(state: Record, call_id: str, outcome: str) -> list[Record]:
+    return [
+        {**p, "status": "done", "outcome": outcome} if p["call_id"] == call_id else p
+        for p in state["pending"]
+    ]
+
+
+def _failures_after(state: Record, pending: list[Record]) -> int:
+    """Tool failures in a row, counted once a turn's calls have all settled, in the order of the
+    calls (their results arrive in any order, and the count must not depend on it). A denial is
+    a person's decision, not a failure: it leaves the count as it was."""
+    if any(p["status"] != "done" for p in pending):
+        return int(state["consecutive_failures"])
+    count = int(state["consecutive_failures"])
+    for p in pending:
+        if p.get("outcome") == "failed":
+            count += 1
+        elif p.get("outcome") == "ok":
+            count = 0
+    return count
 
 
 def _status_after(state: Record, settled: str) -> str:
@@ -379,7 +413,7 @@ def _status_after(state: Record, settled: str) -> str:
 
 
 def absorb_decision(
-    state: Record, decision: Record, tools: Mapping[str, ToolInfo], now: int
+    state: Record, decision: Record, tools: Mapping[str, ToolInfo], limits: Limits, now: int
 ) -> tuple[Record, tuple[Send, ...]] | None:
     """The state with a person's (or the timeout's) decision taken in, and the call to send if
     it was approved; None when it was taken in already. A denial becomes the call's result: the
@@ -412,7 +446,13 @@ def absorb_decision(
             raise UnknownCall(
                 f"call {row['call_id']} was approved, but this agent no longer has {row['tool']!r}"
             )
-        sent = {**row, "status": "sent", "sent_ms": now}
+        # Its result is due a tool's time from now, not by the approval's deadline.
+        sent = {
+            **row,
+            "status": "sent",
+            "sent_ms": now,
+            "expires_ms": now + int(limits.tool_timeout_s * 1000),
+        }
         pending = [sent if p["call_id"] == row["call_id"] else p for p in state["pending"]]
         status = (
             "waiting_approval"
@@ -422,11 +462,13 @@ def absorb_decision(
         written = _written(state, pending=pending, status=status, **changes)
         return written, (Send(info.topic, row["call_id"], row["tool"], row["arguments"]),)
     denial = f"denied by {by}" + (f": {reason}" if reason else "") + "; the action was not taken"
+    pending = _settled(state, row["call_id"], "denied")
     written = _written(
         state,
         messages=[*state["messages"], _tool_message(row, denial, True)],
-        pending=[{**p, "status": "done"} if p["call_id"] == row["call_id"] else p for p in state["pending"]],
+        pending=pending,
         status=_status_after(state, row["call_id"]),
+        consecutive_failures=_failures_after(state, pending),
         **changes,
     )
     return written, ()

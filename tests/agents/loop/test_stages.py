@@ -125,13 +125,15 @@ async def _ask(
     decide: Callable[[dict[str, Any], str], tuple[bool, str] | None] | None = None,
     alter: Callable[[Stage[Any]], Stage[Any]] = lambda stage: stage,
     telemetry: Telemetry | None = None,
+    models_text: str = MODELS,
+    on: str = "requests",
 ) -> dict[str, dict[str, Any]]:
     """Run the agent on ``bodies``, the responses by body; ``decide(approval request, body)``
     answers each approval request (None: no answer); ``telemetry`` traces the workers and the
     requests' publisher (none by default)."""
     catalog = await make_topics(TOPICS, unique)
     models = tmp_path / "models.yaml"
-    models.write_text(MODELS)
+    models.write_text(models_text)
     agent = Agent(unique, "scripted-agent", "You add and multiply.", TOOLS, limits or Limits())
     codec = SingleObjectCodec(schema_store)
     stages = [alter(s) for s in agent_stages(agent, models, local_models={"scripted": ToolModel(planner)})]
@@ -145,7 +147,8 @@ async def _ask(
         Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry) as publisher,
     ):
         ids = {
-            await publisher.publish(agent.requests, {"body": b, "context": {"user": "u1"}}): b for b in bodies
+            await publisher.publish(f"{unique}.{on}", {"body": b, "context": {"user": "u1"}}): b
+            for b in bodies
         }
         deadline = now_ms() + 60_000
         while set(responses) != set(ids) and now_ms() < deadline:
@@ -348,10 +351,32 @@ async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_i
     ):
         for _ in range(2):
             await publisher.publish(agent.tool_topic(pay), call, request_id=call["call_id"])
+        # A call its worker marked started and then died on: never run again, its outcome unknown.
+        died = {**call, "call_id": f"{unique}-died.1.0"}
+        mark = {
+            "call_id": died["call_id"],
+            "request_id": "r-dup",
+            "tool": "pay",
+            "status": "started",
+            "content": "",
+            "is_error": False,
+            "error_type": "",
+            "at_ms": now_ms(),
+        }
+        await publisher.publish(agent.ledger, mark, request_id=died["call_id"])
+        await publisher.publish(agent.tool_topic(pay), died, request_id=died["call_id"])
         await publisher.publish(agent.results, stray, request_id="r-nobody")
         # Published keyed (and so identified) by call id, as the agent stage keys its calls.
-        got = await follower.collect({call["call_id"], "r-nobody"}, timeout_s=30, per_id=2)
-    assert PAID.get(call["call_id"]) == 1, PAID
+        # Two each: the results of the call delivered twice; the stray result's dead letter (and
+        # the agent stage's letters of this test's results: it runs no request).
+        got = await follower.collect({call["call_id"], "r-nobody", died["call_id"]}, timeout_s=30, per_id=2)
+    assert PAID.get(call["call_id"]) == 1 and died["call_id"] not in PAID, PAID
+    (unknown,) = [
+        codec.decode("podium.agent.ToolResult", a.value or b"")
+        for a in got[died["call_id"]]
+        if a.topic == agent.results
+    ]
+    assert unknown["error_type"] == "unknown_outcome" and unknown["content"].startswith("unknown_outcome:")
     results = [
         codec.decode("podium.agent.ToolResult", a.value or b"")
         for a in got[call["call_id"]]
@@ -368,3 +393,30 @@ async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_i
         codec.decode("podium.agent.LedgerEntry", v) for k, v in await read_topic(bootstrap, agent.ledger)
     ]
     assert [e["status"] for e in ledger if e["call_id"] == call["call_id"]][:2] == ["started", "done"]
+
+
+async def test_a_request_back_from_the_retry_topic_is_answered_and_a_cost_cap_ends_one_degraded(  # type: ignore[no-untyped-def]
+    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+) -> None:
+    def planner(request: ChatRequest) -> LocalTurn:
+        return LocalTurn(text="answered")
+
+    retried = await _ask(
+        tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["again"], on="requests.retry"
+    )
+    assert retried["again"]["answer"] == "answered"
+
+    dear = MODELS.replace("scripted: {input: 0, output: 0}", "scripted: {input: 0, output: 1000}")
+    capped = await _ask(
+        tmp_path,
+        make_topics,
+        schema_store,
+        bootstrap,
+        unique,
+        planner,
+        ["dear"],
+        limits=Limits(max_cost_usd=0.01),
+        models_text=dear,
+    )
+    assert capped["dear"]["status"] == "degraded"
+    assert capped["dear"]["reason"].startswith("budget_exhausted"), capped["dear"]["reason"]

@@ -162,9 +162,9 @@ def test_tool_results_reach_the_model_in_the_order_of_the_calls_whatever_order_t
 def test_consecutive_failures_count_until_a_success_and_end_the_request_at_the_limit() -> None:
     state = _after_first_turn()
     state = absorb_result(state, _result("r1.1.0", "boom", "failed"), LIMITS, 1_100) or state
-    assert state["consecutive_failures"] == 1
+    assert state["consecutive_failures"] == 0  # counted when the turn's calls have all settled
     state = absorb_result(state, _result("r1.1.1", "ok"), LIMITS, 1_100) or state
-    assert state["consecutive_failures"] == 0
+    assert state["consecutive_failures"] == 0  # a failure, then a success
     state = apply_turn(state, _turn(("lookup", "{}"), ("search", "{}")), TOOLS, LIMITS, 1_200).state
     state = absorb_result(state, _result("r1.2.0", "bad args", "invalid_arguments"), LIMITS, 1_300) or state
     state = absorb_result(state, _result("r1.2.1", "slow", "timeout"), LIMITS, 1_300) or state
@@ -193,15 +193,17 @@ def test_an_approval_sends_the_call_and_a_denial_becomes_a_result_the_model_read
         "by": "ana",
         "at_ms": 2,
     }
-    approved = absorb_decision(waiting_state, decision, TOOLS, 2_000)
+    approved = absorb_decision(waiting_state, decision, TOOLS, LIMITS, 2_000)
     assert approved is not None
     approved_state, sends = approved
     assert [(s.topic, s.call_id) for s in sends] == [("a.tool.refund", "r1.1.0")]
     assert approved_state["status"] == "waiting_tools" and approved_state["pending"][0]["sent_ms"] == 2_000
-    assert absorb_decision(approved_state, {**decision, "approved": False}, TOOLS, 2_100) is None
+    # Its result is due a tool's time after the approval, not by the approval's own deadline.
+    assert approved_state["pending"][0]["expires_ms"] == 2_000 + 5_000
+    assert absorb_decision(approved_state, {**decision, "approved": False}, TOOLS, LIMITS, 2_100) is None
 
     denial = {**decision, "approved": False, "reason": "no answer within 10s", "by": "timeout"}
-    denied = absorb_decision(waiting_state, denial, TOOLS, 2_000)
+    denied = absorb_decision(waiting_state, denial, TOOLS, LIMITS, 2_000)
     assert denied is not None
     denied_state, sends = denied
     assert sends == () and not waiting(denied_state) and denied_state["consecutive_failures"] == 0
@@ -258,3 +260,36 @@ def test_a_waiting_request_sends_again_what_it_may_have_lost() -> None:
     sends, asks = resend(state, TOOLS)
     assert [(s.topic, s.call_id) for s in sends] == [("a.tool.lookup", "r1.1.1")]
     assert [a.call_id for a in asks] == ["r1.1.0"]
+
+
+def test_the_failure_count_does_not_depend_on_the_order_results_arrive_in() -> None:
+    counts = set()
+    for order in (("r1.1.0", "r1.1.1"), ("r1.1.1", "r1.1.0")):
+        state = _after_first_turn()
+        results = {"r1.1.0": _result("r1.1.0", "boom", "failed"), "r1.1.1": _result("r1.1.1", "ok")}
+        for call_id in order:
+            state = absorb_result(state, results[call_id], LIMITS, 1_100) or state
+        counts.add(state["consecutive_failures"])
+    assert counts == {0}  # in call order: a failure, then a success
+
+
+def test_an_error_without_a_type_is_a_failure_and_a_denial_is_not() -> None:
+    state = _after_first_turn()
+    untyped = {**_result("r1.1.0", "boom"), "is_error": True}
+    state = absorb_result(state, untyped, LIMITS, 1_100) or state
+    state = absorb_result(state, _result("r1.1.1", "also", "failed"), LIMITS, 1_100) or state
+    assert state["consecutive_failures"] == 2
+
+
+def test_calls_past_the_turns_limit_are_refused_by_the_agent() -> None:
+    state = start(_request(), "a", now=1_000, deadline_ms=0)
+    many = _turn(*[("lookup", "{}")] * 10)
+    outcome = apply_turn(state, many, TOOLS, Limits(max_calls_per_turn=8), 1_000)
+    assert len(outcome.sends) == 8
+    assert [r["error_type"] for r in outcome.replies] == ["too_many_calls", "too_many_calls"]
+
+
+def test_an_approval_expires_no_later_than_the_request() -> None:
+    state = start(_request(), "a", now=1_000, deadline_ms=4_000)
+    outcome = apply_turn(state, _turn(("refund", "{}")), TOOLS, LIMITS, 1_000)
+    assert outcome.asks[0].expires_ms == 4_000  # not 1_000 + the 10 s approval timeout
