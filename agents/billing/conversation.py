@@ -24,6 +24,7 @@ from agents.gateway.providers.protocol import ChatRequest
 
 __all__ = [
     "DOCS_TOOLS",
+    "UNKNOWN_OUTCOME",
     "Conversation",
     "Outcome",
     "question_kind",
@@ -42,6 +43,9 @@ DOCS_TOOLS = {"docs": ("kb_search", "search_docs"), "billing": ("search_docs", "
 _CONTEXT = re.compile(r"^\s*context:(.*)$", re.IGNORECASE)
 # A denial is an error result that says so (the approval step's error_type "denied" counts).
 _DENIED = re.compile(r"\bden(ied|ial|y)\b|not approved", re.IGNORECASE)
+# The loop's tool stage starts the content of a side-effect call it cannot vouch for (started
+# before its worker stopped, timed out, its MCP server gone) with this: the effect may have happened.
+UNKNOWN_OUTCOME = "unknown_outcome:"
 _INVOICES = TypeAdapter(list[Invoice])
 
 
@@ -56,8 +60,13 @@ class Outcome:
     is_error: bool
 
     @property
+    def unknown(self) -> bool:
+        """The call may or may not have taken effect: final, since a retry could do it twice."""
+        return self.is_error and self.content.lstrip().startswith(UNKNOWN_OUTCOME)
+
+    @property
     def denied(self) -> bool:
-        return self.is_error and bool(_DENIED.search(self.content))
+        return self.is_error and not self.unknown and bool(_DENIED.search(self.content))
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ turn, so the billing agent's loop runs end to end with no provider. The rules, i
    a problem such as a refund) or any other question only searches the docs. The docs search
    is ``search_docs`` if offered, else the docs MCP server's ``kb_search``.
 3. A call whose result is an error is made again once, with a new id; a second error and the
-   planner goes on without that tool and says what it could not check.
+   planner goes on without that tool and says what it could not check. An ``unknown_outcome:``
+   result is never made again: the call may have taken effect, and a new id is a new
+   idempotency key, so a retry could refund twice.
 4. Two paid invoices for the same period and amount: one call of ``issue_refund`` for the later
    one, its whole amount. The idempotency key is not the model's to choose: the tool stage
    passes its own call id.
 5. A refund result: the answer names the refund, the amount and the invoice. A denied refund
    (an error result that says so): no refund was issued, why, and that a person will follow up.
+   A refund of unknown outcome: it could not be confirmed either way, and a person will check.
    No duplicate: the answer lists the charges found. Each answer cites the doc found first.
 6. Only offered tools are called; a needed one missing, no calls allowed
    (``tool_choice="none"``) or no account in the context, and the planner answers saying so.
@@ -84,12 +87,14 @@ def plan_turn(request: ChatRequest) -> LocalTurn:
 
 
 def _retries(conversation: Conversation) -> list[_Call]:
-    """The previous turn's failed calls that have an attempt left (a denial is an answer)."""
+    """The previous turn's failed calls that have an attempt left (a denial is an answer, and
+    an unknown outcome is final: the call may have taken effect)."""
     return [
         _Call(o.tool, o.arguments)
         for o in conversation.outcomes
         if o.call_id in conversation.last_calls
         and o.is_error
+        and not o.unknown
         and not (o.tool == REFUND and o.denied)
         and len([a for a in conversation.attempts(o.tool) if a.is_error]) < MAX_ATTEMPTS
         and conversation.succeeded(o.tool) is None
@@ -187,6 +192,11 @@ def _refund_answer(conversation: Conversation, account: str) -> str:
     outcome = conversation.attempts(REFUND)[-1]
     invoice, amount = outcome.arguments.get("invoice_id", "?"), float(outcome.arguments.get("amount_usd", 0))
     tail = f"{_cite(conversation)}{_unchecked(conversation)}"
+    if outcome.unknown:
+        return (
+            f"I could not confirm whether the refund of {_usd(amount)} for invoice {invoice} was "
+            f"issued ({reason(outcome)}). A person from billing will check it and follow up with you.{tail}"
+        )
     if outcome.denied:
         return (
             f"No refund was issued: the refund of {_usd(amount)} for invoice {invoice} was not "

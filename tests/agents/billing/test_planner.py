@@ -199,6 +199,40 @@ def test_a_failed_refund_is_tried_once_more_then_answered_as_unconfirmed(
     assert "I could not confirm a refund of $49.00 for invoice INV-5104 (connection reset)" in text
 
 
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        "unknown_outcome: issue_refund was started for this call before its worker stopped; it is not "
+        "run again (it has side effects), so whether it took effect is unknown: check before retrying",
+        "unknown_outcome: issue_refund timed out after 10s; whether it took effect is unknown",
+    ],
+    ids=["worker-stopped", "timeout"],
+)
+def test_a_refund_of_unknown_outcome_is_never_retried_and_left_to_a_person(
+    billing: SampleBillingSystem, unknown: str
+) -> None:
+    """The refund ran (its worker stopped before it replied): a retry would carry a new call id,
+    a new idempotency key, so only the billing system's own check would stop a second refund."""
+    chat = Chat(TWICE)
+    first = to_refund(chat, billing)
+    run(first.tool_calls[0], billing)
+    chat.results(first, billing, errors={"issue_refund": unknown})
+    text = answer(chat.plan())
+    assert text.startswith(
+        "I could not confirm whether the refund of $49.00 for invoice INV-5104 was issued (unknown_outcome: "
+    )
+    assert "A person from billing will check it and follow up with you." in text
+    assert "No refund was issued" not in text
+    assert billing.executions == {"req-1:plan-2-1": 1}
+
+
+def test_a_read_of_unknown_outcome_is_not_retried_either(billing: SampleBillingSystem) -> None:
+    chat = Chat(TWICE)
+    unknown = "unknown_outcome: get_subscription's MCP server went away during the call"
+    chat.results(chat.plan(), billing, errors={"get_subscription": unknown})
+    assert [name for _, name, _ in calls(chat.plan())] == ["issue_refund"]
+
+
 def test_a_retry_after_a_lost_reply_cannot_refund_twice(billing: SampleBillingSystem) -> None:
     """The refund ran but its reply was lost: the retry has a new call id (a new idempotency
     key), and the billing system refuses a second refund of the invoice."""
