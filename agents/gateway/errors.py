@@ -19,6 +19,9 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
     │   ├── ContextTooLong   context window exceeded                      failover (longer_context)
     │   ├── ContentRefused   content policy refusal                       failover (other_policy)
     │   ├── RequestRejected  400, 401, 403, 404 and other 4xx             neither
+    │   ├── LocalModelFailed a local model raised (its own bug or bad     failover (any)
+    │   │                    input): no HTTP answer, the same call
+    │   │                    would fail the same way
     │   ├── CostCapReached   no route fits the request's cost cap (not    neither
     │   │                    an HTTP answer: nothing was called)
     │   ├── StructuredOutputInvalid                                       neither
@@ -54,6 +57,7 @@ __all__ = [
     "ContextTooLong",
     "CostCapReached",
     "GatewayError",
+    "LocalModelFailed",
     "Overloaded",
     "ProviderError",
     "QuotaExhausted",
@@ -129,6 +133,14 @@ class ContentRefused(ProviderError):
 
 class RequestRejected(ProviderError):
     dead_letter_reason = "request_rejected"
+
+
+class LocalModelFailed(ProviderError):
+    """A model run in this process raised. It is deterministic, so the same call fails again
+    (not retryable); the next route of the chain may well answer (failover)."""
+
+    failover = True
+    dead_letter_reason = "local_model_failed"
 
 
 class CostCapReached(ProviderError):

@@ -7,6 +7,10 @@ message's content joined, to the answer), and each pipeline registers its own
 pipeline's ``local-writer``, the market pipeline's ``local-lexicon`` and ``local-summary``), so
 the provider imports no pipeline. Each reads the same prompt a hosted model would get, so
 switching a stage between ``local`` and a real provider is a change of ``models.yaml``.
+
+A model that raises (its own bug, or input it cannot take) is a
+:class:`~agents.gateway.errors.LocalModelFailed`: not retried, since it would fail the same way,
+but the chain moves on to its next route.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from agents.gateway.errors import RequestRejected
+from agents.gateway.errors import LocalModelFailed, RequestRejected
 from agents.gateway.pricing import Usage
 from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece, ToolCall
 from agents.gateway.sse import estimate_tokens
+from streams.errors import PodiumError
 
 __all__ = ["LocalModel", "LocalProvider", "LocalTurn", "ToolModel"]
 
@@ -57,9 +62,16 @@ class LocalProvider:
         if model is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise RequestRejected(f"the local provider has no model '{request.model}' (it has {known})")
-        if isinstance(model, ToolModel):
-            return model.turn(request)
-        return LocalTurn(model("\n".join(str(m.get("content", "")) for m in request.messages)))
+        try:
+            if isinstance(model, ToolModel):
+                return model.turn(request)
+            return LocalTurn(model("\n".join(str(m.get("content", "")) for m in request.messages)))
+        except PodiumError:
+            raise  # a model that raises one of ours (a ProviderError, a deadline) means it
+        except Exception as exc:  # the model is foreign code: its bug must not leak past the provider
+            raise LocalModelFailed(
+                f"local model '{request.model}' raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:
         started = time.perf_counter()
