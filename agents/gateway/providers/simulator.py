@@ -105,6 +105,9 @@ class SimConfig:
     retry_after_s: float = 1.0
     timeout_s: float = 60.0  # how long a "timeout" fault keeps the caller waiting
     context_window: int = 8192
+    # The calls kept for tests to read (the newest): ``podium up --provider sim`` runs for hours,
+    # and a list of every call's messages would grow until the process ran out of memory.
+    requests_kept: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,8 @@ class _Sim:
         self.rng = random.Random(config.seed)
         self.calls = 0
         self.queued: deque[str | None] = deque()  # faults for the next calls, in order (tests)
-        self.requests: list[SimRequest] = []  # every call as it arrived (tests count what was paid)
+        # the latest calls as they arrived (tests count what was paid), bounded by the config
+        self.requests: deque[SimRequest] = deque(maxlen=config.requests_kept)
 
     def arrived(self, body: dict[str, Any], fault: str | None) -> None:
         messages = body.get("messages") or []
@@ -600,7 +604,7 @@ class SimulatorServer:
 
     @property
     def requests(self) -> list[SimRequest]:
-        """Every call so far, in the order they arrived."""
+        """The calls so far (the newest ``requests_kept`` of them), in the order they arrived."""
         return list(self._sim.requests)
 
     def __exit__(self, *_: object) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
+
 CHILD = """
 import logging, sys
 import uvicorn
@@ -97,3 +99,15 @@ def test_resets_and_cut_streams_break_the_connection_with_one_quiet_line_each(si
         line.startswith("INFO agents.gateway.providers.simulator provider simulator: injected")
         for line in injected
     )
+
+
+def test_the_simulator_keeps_only_its_newest_requests() -> None:
+    server = SimulatorServer(SimConfig(latency_ms=0, jitter_ms=0, requests_kept=3))
+    with server as url, httpx.Client(base_url=url, timeout=5) as client:
+        for n in range(5):
+            body = {**BODY, "messages": [{"role": "user", "content": f"call {n}"}]}
+            assert client.post("/v1/chat/completions", json=body).status_code == 200
+        kept = server.requests
+    assert isinstance(kept, list)
+    assert [r.messages[0]["content"] for r in kept] == ["call 2", "call 3", "call 4"]
+    assert server.calls == 5
