@@ -84,9 +84,14 @@ class Settings(BaseSettings):
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(
         default="kafka", alias="PODIUM_OTEL_EXPORTER"
     )
-    # The standard OTel variable: with PODIUM_OTEL_EXPORTER=otlp, `none` exports spans only (a
-    # backend such as Arize Phoenix takes traces and answers metrics with 405).
-    otel_metrics_exporter: Literal["otlp", "none"] = Field(default="otlp", alias="OTEL_METRICS_EXPORTER")
+    # The standard OTel variable, with its standard values so a setting made for other OTel
+    # programs does not stop podium. Only `otlp` adds the OTLP metric reader (with
+    # PODIUM_OTEL_EXPORTER=otlp); any other value exports spans only (Arize Phoenix takes traces
+    # and answers metrics with 405). `prometheus` adds nothing: a worker serves /metrics on
+    # PODIUM_METRICS_PORT whatever this says; podium has no console metric exporter.
+    otel_metrics_exporter: Literal["otlp", "prometheus", "console", "none"] = Field(
+        default="otlp", alias="OTEL_METRICS_EXPORTER"
+    )
     metrics_port: int = Field(default=9464, alias="PODIUM_METRICS_PORT", ge=0, le=65535)
     # A snapshot taken when the settings are read: not a field, so neither printed nor dumped
     # nor parsed from a variable of its own.

@@ -51,3 +51,13 @@ def test_otlp_metrics_can_be_turned_off_by_the_standard_variable() -> None:
 
     assert load_settings().otel_metrics_exporter == "otlp"
     assert load_settings(OTEL_METRICS_EXPORTER="none").otel_metrics_exporter == "none"
+
+
+@pytest.mark.parametrize("value", ["prometheus", "console"])
+def test_the_standard_metrics_exporters_are_accepted(value: str) -> None:
+    assert load_settings(OTEL_METRICS_EXPORTER=value).otel_metrics_exporter == value
+
+
+def test_an_unknown_metrics_exporter_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="OTEL_METRICS_EXPORTER"):
+        load_settings(OTEL_METRICS_EXPORTER="zipkin")
