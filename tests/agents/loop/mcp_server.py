@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -54,8 +55,11 @@ def refuse(reason: str) -> str:
 
 
 @server.tool()
-async def sleep(seconds: float) -> str:
-    """Sleep, then answer: a call the tests kill the server under."""
+async def sleep(seconds: float, marker: str = "") -> str:
+    """Sleep, then answer: a call the tests kill the server under. ``marker``: a file created
+    once the call is at the server, so a test kills it then and not after a guessed pause."""
+    if marker:
+        await asyncio.to_thread(Path(marker).touch)
     await asyncio.sleep(seconds)
     return "slept"
 

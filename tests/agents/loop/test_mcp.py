@@ -217,16 +217,34 @@ def gone(pid: int) -> bool:
     return False
 
 
+def sleep_at_the_server(marker: Path) -> str:
+    """The arguments of a long ``sleep`` that creates ``marker`` once it is at the server."""
+    return json.dumps({"seconds": 10, "marker": str(marker)})
+
+
+async def at_the_server(marker: Path, sleeping: asyncio.Task[ToolOutcome], within_s: float = 20) -> None:
+    """Waits until the server created ``marker`` (the call is there), failing at once if the
+    call ended first and after ``within_s`` if it never arrives."""
+    deadline = time.monotonic() + within_s
+    while not await asyncio.to_thread(marker.exists):
+        if sleeping.done():
+            raise AssertionError(f"the call ended before it reached the server: {sleeping.result()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the call did not reach the server within {within_s} s")
+        await asyncio.sleep(0.02)
+
+
 def tasks_of(name: str) -> list[str]:
     """The tasks a toolbox of that name left running (its connection's, its calls')."""
     return [task.get_name() for task in asyncio.all_tasks() if f"MCP server {name!r}" in task.get_name()]
 
 
-async def test_a_stdio_server_killed_mid_call_is_unavailable_then_restarted() -> None:
+async def test_a_stdio_server_killed_mid_call_is_unavailable_then_restarted(tmp_path: Path) -> None:
     async with McpToolbox("killed", command=STDIO) as box:
         first = await server_pid(box)
-        sleeping = asyncio.create_task(call(box, "sleep", '{"seconds": 10}'))
-        await asyncio.sleep(0.5)  # the call is at the server
+        marker = tmp_path / "at-the-server"
+        sleeping = asyncio.create_task(call(box, "sleep", sleep_at_the_server(marker)))
+        await at_the_server(marker, sleeping)
         os.kill(first, signal.SIGKILL)
         started = time.monotonic()
         outcome = await sleeping
@@ -260,11 +278,12 @@ async def test_a_call_after_close_is_unavailable() -> None:
     assert gone(pid) and tasks_of("short") == []
 
 
-async def test_a_call_in_flight_when_the_toolbox_closes_is_unavailable() -> None:
+async def test_a_call_in_flight_when_the_toolbox_closes_is_unavailable(tmp_path: Path) -> None:
     box = McpToolbox("closing", command=STDIO)
     await box.open()
-    sleeping = asyncio.create_task(call(box, "sleep", '{"seconds": 10}'))
-    await asyncio.sleep(0.5)
+    marker = tmp_path / "at-the-server"
+    sleeping = asyncio.create_task(call(box, "sleep", sleep_at_the_server(marker)))
+    await at_the_server(marker, sleeping)
     await box.close()
     assert await sleeping == ToolOutcome(
         f"MCP server 'closing' ({' '.join(STDIO)}) is unavailable: the toolbox closed the connection",
@@ -340,11 +359,12 @@ async def test_over_http_the_tools_are_listed_and_called(http_server: HttpServer
 
 
 async def test_an_http_server_killed_mid_call_is_unavailable_until_it_is_back(
-    http_server: HttpServer,
+    http_server: HttpServer, tmp_path: Path
 ) -> None:
     async with McpToolbox("web", url=http_server.url, timeout_s=5) as box:
-        sleeping = asyncio.create_task(call(box, "sleep", '{"seconds": 10}'))
-        await asyncio.sleep(0.5)
+        marker = tmp_path / "at-the-server"
+        sleeping = asyncio.create_task(call(box, "sleep", sleep_at_the_server(marker)))
+        await at_the_server(marker, sleeping)
         await asyncio.to_thread(http_server.kill)
         outcome = await sleeping
         assert (
