@@ -162,7 +162,9 @@ def serve_simulator(port: int, latency_ms: float) -> None:
     from agents.gateway.providers.simulator import SimConfig, make_app
 
     config = SimConfig(latency_ms=latency_ms, jitter_ms=0.0, tokens_per_s=1_000_000)
-    uvicorn.run(make_app(config), host="127.0.0.1", port=port, log_level="warning")
+    # Idle connections outlive the client's (httpx lets them go after 5 s): with the same 5 s
+    # on both sides a request could go out on a connection the server was closing (ReadError).
+    uvicorn.run(make_app(config), host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=75)
 
 
 async def serve_agent(prefix: str, models: Path, max_in_flight: int) -> None:
