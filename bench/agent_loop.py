@@ -57,6 +57,7 @@ from rich.table import Table
 from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.loop import Agent, Limits, Tool, agent_stages, tool
+from streams import ConfigError
 from streams.contracts import Catalog, new_request_id, parse_catalog
 from streams.ingress import Publisher
 from streams.kafka import Follower, TopicAdmin
@@ -414,7 +415,17 @@ async def on_topics(project: Project, prefix: str) -> Catalog:
     catalog = agent_catalog(project, prefix)
     async with TopicAdmin(project.bootstrap()) as admin:
         await admin.apply(catalog)
-    return catalog
+    # New topics reach the metadata a client sees a moment after they are created: wait for it
+    # here, or the worker's tables may not find them.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with Follower(project.bootstrap(), catalog.names()):
+                return catalog
+        except ConfigError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 @contextlib.asynccontextmanager
