@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
@@ -61,6 +62,7 @@ from streams import ConfigError
 from streams.contracts import Catalog, new_request_id, parse_catalog
 from streams.ingress import Publisher
 from streams.kafka import Follower, TopicAdmin
+from streams.kafka.reading import partitions_of
 from streams.runtime import Project, StageEnv, StageWorker
 from streams.telemetry import Telemetry
 
@@ -417,15 +419,21 @@ async def on_topics(project: Project, prefix: str) -> Catalog:
         await admin.apply(catalog)
     # New topics reach the metadata a client sees a moment after they are created: wait for it
     # here, or the worker's tables may not find them.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            async with Follower(project.bootstrap(), catalog.names()):
+    consumer = AIOKafkaConsumer(bootstrap_servers=project.bootstrap())
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                for name in catalog.names():
+                    await partitions_of(consumer, name)
                 return catalog
-        except ConfigError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+            except ConfigError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
 
 
 @contextlib.asynccontextmanager
