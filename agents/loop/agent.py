@@ -39,6 +39,8 @@ class Agent:
     # One model turn, all routes and retries included. Below the stage worker's 30 s drain: a
     # worker that loses a partition finishes its turns before the new owner reads the state.
     turn_timeout_s: float = 25.0
+    # Requests whose turn one agent worker takes at once (each waits for its model a while).
+    max_in_flight: int = 1024
 
     def __post_init__(self) -> None:
         if not self.tools:

@@ -439,8 +439,11 @@ def agent_stages(
             (agent.state, agent.responses, agent.approvals, agent.results, *agent.tool_topics()),
             thinker.think,
             resources=shared,
-            # One request's events one after another: its state is read-modify-write.
+            # One request's events one after another: its state is read-modify-write. A lane per
+            # request in flight, since each holds its lane for a whole model turn.
             ordered_by_key=True,
+            max_in_flight=agent.max_in_flight,
+            lanes=agent.max_in_flight,
             # A request past its budget is still answered (degraded, with the reason).
             answers_expired=True,
             handler_timeout_s=agent.turn_timeout_s,

@@ -179,6 +179,9 @@ class Stage(Generic[In]):
     max_in_flight: int = 256
     # Records with the same key run one after another (one lane per key hash).
     ordered_by_key: bool = False
+    # How many lanes (keys at once) an ordered stage runs, at most max_in_flight: a handler that
+    # waits long, such as an agent's model turn, needs many to keep max_in_flight busy.
+    lanes: int = 64
     handler_timeout_s: float = 30.0
     max_value_bytes: int = 1024 * 1024
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -197,5 +200,7 @@ class Stage(Generic[In]):
             raise ValueError(f"stage {self.name}: max_in_flight must be at least 1")
         if not self.produces:
             raise ValueError(f"stage {self.name}: declare at least one topic it produces to")
+        if self.lanes < 1:
+            raise ValueError(f"stage {self.name}: lanes must be at least 1")
         if self.handler_timeout_s <= 0:
             raise ValueError(f"stage {self.name}: handler_timeout_s must be positive")

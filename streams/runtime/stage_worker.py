@@ -134,7 +134,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
 
     def _started(self) -> None:
         if self.stage.ordered_by_key:
-            lanes = min(self.stage.max_in_flight, 64)
+            lanes = min(self.stage.max_in_flight, self.stage.lanes)
             self._lanes = [asyncio.Queue() for _ in range(lanes)]
             self._background += [
                 asyncio.create_task(self._lane(q), name=f"{self.stage.name}-lane-{i}")

@@ -42,3 +42,9 @@ def test_a_stage_must_declare_where_it_produces() -> None:
     with pytest.raises(ValueError, match="at least one topic"):
         Stage("s", "in", (), handler)
     assert Stage("s", "in", ("out",), handler).answers_expired is False
+
+
+def test_an_ordered_stage_needs_at_least_one_lane() -> None:
+    with pytest.raises(ValueError, match="lanes must be at least 1"):
+        Stage("s", "in", ("out",), handler, ordered_by_key=True, lanes=0)
+    assert Stage("s", "in", ("out",), handler).lanes == 64
