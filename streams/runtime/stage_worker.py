@@ -55,6 +55,8 @@ from streams.telemetry.otel import extract_context
 
 __all__ = ["StageWorker", "tune_worker_process"]
 
+PROCESS_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
 log = logging.getLogger("podium.runtime")
 
 PRODUCE_GIVE_UP_S = 120.0
@@ -78,7 +80,12 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._drain_timeout_s = drain_timeout_s
         meter = self._telemetry.meter("podium.streams")
         self._duration = meter.create_histogram(
-            "messaging.process.duration", unit="s", description="Time to settle one record"
+            "messaging.process.duration",
+            unit="s",
+            description="Time to settle one record",
+            # The messaging conventions' boundaries, in seconds: the SDK's defaults (0, 5, 10, ...
+            # 10000) put every stage duration in the first bucket, so no quantile could be read.
+            explicit_bucket_boundaries_advisory=PROCESS_DURATION_BUCKETS_S,
         )
         # Steps 1 (the value) and 3-4: what each record becomes.
         self._outcomes = Outcomes(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from typing import Any
 
@@ -88,6 +89,17 @@ def test_an_agents_loop_shows_its_turns_models_and_tool_calls_under_the_agent_sp
     ]
 
 
+def _buckets(scraped: str, metric: str, label: str) -> dict[str, float]:
+    """A histogram's cumulative count per upper bound (``le``), from a Prometheus scrape."""
+    counts = {}
+    for line in scraped.splitlines():
+        if line.startswith(metric) and "_bucket{" in line and label in line:
+            bound = re.search(r'le="([^"]+)"', line)
+            if bound is not None:
+                counts[bound.group(1)] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -132,6 +144,11 @@ async def test_every_hop_of_a_request_is_in_the_telemetry_topic_with_consistent_
             scraped = (await http.get(f"http://127.0.0.1:{telemetry.metrics_port}/metrics")).text
     await asyncio.to_thread(telemetry.shutdown)
     assert "messaging_process_duration" in scraped and 'podium_stage="a"' in scraped
+    # Seconds with the messaging conventions' buckets: a 50 ms handler is above 0.025 s and below
+    # 1 s, so a quantile can be read (the SDK's default first bucket is 0-5 s).
+    buckets = _buckets(scraped, "messaging_process_duration", 'podium_stage="a"')
+    assert {"0.005", "0.05", "0.075", "1.0", "10.0", "+Inf"} <= set(buckets), sorted(buckets)
+    assert buckets["0.025"] == 0 and buckets["1.0"] >= 1, buckets
     assert "podium_stage_consumer_lag" in scraped
 
     spans = await read_spans(bootstrap, codec, request_id=rid)
