@@ -16,7 +16,8 @@ from agents.gateway.providers.local import LocalModel, ToolModel
 from agents.gateway.providers.protocol import ToolSpec
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.loop.agent import Agent
-from agents.loop.state import ToolInfo, overdue, tool_error_result
+from agents.loop.records import tool_error_result
+from agents.loop.state import ToolInfo, overdue
 from agents.loop.tools import Tool, Toolbox
 from streams.contracts import now_ms
 from streams.ingress import Publisher

@@ -39,6 +39,7 @@ from agents.gateway.providers.local import LocalModel, ToolModel
 from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.loop.agent import Agent
+from agents.loop.records import arguments_preview, conversation, cut_result, response_of, tool_error_result
 from agents.loop.services import AgentServices
 from agents.loop.state import (
     Ask,
@@ -47,15 +48,10 @@ from agents.loop.state import (
     absorb_decision,
     absorb_result,
     apply_turn,
-    arguments_preview,
-    conversation,
-    cut_result,
     finish,
     limit_reached,
     resend,
-    response_of,
     start,
-    tool_error_result,
     waiting,
 )
 from agents.loop.tools import Tool, ToolOutcome

@@ -20,12 +20,20 @@ a degraded answer and the reason recorded, never silence.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agents.gateway.providers.protocol import ToolCall
+from agents.loop.records import (
+    CUT_NOTE_CHARS,
+    Step,
+    cut_result,
+    message,
+    response_of,
+    tool_error_result,
+    tool_message,
+)
 from streams.errors import PermanentError
 from streams.runtime import Record
 
@@ -40,16 +48,11 @@ __all__ = [
     "absorb_decision",
     "absorb_result",
     "apply_turn",
-    "arguments_preview",
-    "conversation",
-    "cut_result",
     "finish",
     "limit_reached",
     "overdue",
     "resend",
-    "response_of",
     "start",
-    "tool_error_result",
     "waiting",
 ]
 
@@ -132,37 +135,6 @@ class TurnOutcome:
     answer: str | None = None  # set when the model answered instead of calling tools
 
 
-@dataclass(frozen=True)
-class _Step:
-    kind: str
-    turn: int
-    name: str
-    at_ms: int
-    call_id: str = ""
-    detail: str = ""
-    is_error: bool = False
-    ms: float = 0.0
-    cost_usd: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def record(self) -> Record:
-        return {
-            "kind": self.kind,
-            "turn": self.turn,
-            "name": self.name,
-            "call_id": self.call_id,
-            "detail": self.detail[:500],
-            "is_error": self.is_error,
-            "ms": round(self.ms, 3),
-            "cost_usd": self.cost_usd,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "at_ms": self.at_ms,
-        }
-
-
 def start(
     request: Record, agent: str, now: int, deadline_ms: int, traceparent: str = "", span_parent: str = ""
 ) -> Record:
@@ -183,7 +155,7 @@ def start(
         "deadline_ms": deadline_ms,
         "cost_usd": 0.0,
         "consecutive_failures": 0,
-        "messages": [_message("user", question)],
+        "messages": [message("user", question)],
         "pending": [],
         "steps": [],
         "absorbed": ["request"],
@@ -191,17 +163,6 @@ def start(
         "reason": "",
         "traceparent": traceparent,
         "agent_span_parent": span_parent,
-    }
-
-
-def _message(role: str, content: str = "", **fields: Any) -> Record:
-    return {
-        "role": role,
-        "content": content,
-        "tool_calls": fields.get("tool_calls", []),
-        "tool_call_id": fields.get("tool_call_id", ""),
-        "name": fields.get("name", ""),
-        "is_error": fields.get("is_error", False),
     }
 
 
@@ -236,7 +197,7 @@ def apply_turn(
     """Write a model turn into the state and say what it sets off. A call of a tool the agent
     does not have gets an error result the model reads (and counts as a failure)."""
     number = state["turn"] + 1
-    step = _Step(
+    step = Step(
         "model_turn",
         number,
         turn.model,
@@ -248,7 +209,7 @@ def apply_turn(
         tokens_out=turn.tokens_out,
     )
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.tool_calls]
-    messages = [*state["messages"], _message("assistant", turn.text, tool_calls=calls)]
+    messages = [*state["messages"], message("assistant", turn.text, tool_calls=calls)]
     steps = [*state["steps"], step.record()]
     cost = state["cost_usd"] + turn.cost_usd
     if not turn.tool_calls:
@@ -268,7 +229,7 @@ def apply_turn(
             "expires_ms": now + int(limits.tool_timeout_s * 1000),
             "outcome": "",
         }
-        steps.append(_Step("tool_call", number, call.name, now, call_id, call.arguments).record())
+        steps.append(Step("tool_call", number, call.name, now, call_id, call.arguments).record())
         call_record = {
             "request_id": state["request_id"],
             "call_id": call_id,
@@ -313,9 +274,7 @@ def apply_turn(
                 expires = min(expires, state["deadline_ms"])
             pending[-1] = {**row, "status": "awaiting_approval", "expires_ms": expires}
             asks.append(Ask(call_id, call.name, call.arguments, expires))
-            steps.append(
-                _Step("approval_requested", number, call.name, now, call_id, call.arguments).record()
-            )
+            steps.append(Step("approval_requested", number, call.name, now, call_id, call.arguments).record())
         else:
             sends.append(Send(info.topic, call_id, call.name, call.arguments))
     status = "waiting_approval" if asks else "waiting_tools"
@@ -329,12 +288,6 @@ def apply_turn(
         pending=pending,
     )
     return TurnOutcome(written, tuple(sends), tuple(asks), replies=tuple(replies))
-
-
-def _tool_message(pending: Record, content: str, is_error: bool) -> Record:
-    return _message(
-        "tool", content, tool_call_id=pending["model_call_id"], name=pending["tool"], is_error=is_error
-    )
 
 
 def _pending(state: Record, call_id: str, what: str) -> Record:
@@ -356,11 +309,11 @@ def absorb_result(state: Record, result: Record, limits: Limits, now: int) -> Re
     if row["status"] == "awaiting_approval":
         raise UnknownCall(f"a result for call {row['call_id']}, which no one has approved yet")
     # A tool stage cut it already (and said so); a result from elsewhere is cut here.
-    content = cut_result(result["content"], limits.max_result_chars + _CUT_NOTE_CHARS)
+    content = cut_result(result["content"], limits.max_result_chars + CUT_NOTE_CHARS)
     detail = (
         content[:300] if not result["is_error"] else f"{result.get('error_type') or 'error'}: {content[:280]}"
     )
-    step = _Step(
+    step = Step(
         "tool_result",
         state["turn"],
         row["tool"],
@@ -374,7 +327,7 @@ def absorb_result(state: Record, result: Record, limits: Limits, now: int) -> Re
     pending = _settled(state, row["call_id"], outcome)
     return _written(
         state,
-        messages=[*state["messages"], _tool_message(row, content, bool(result["is_error"]))],
+        messages=[*state["messages"], tool_message(row, content, bool(result["is_error"]))],
         pending=pending,
         steps=[*state["steps"], step.record()],
         absorbed=[*state["absorbed"], event],
@@ -427,7 +380,7 @@ def absorb_decision(
     by = decision.get("by") or "someone"
     reason = decision.get("reason") or ""
     verdict = "approved" if decision["approved"] else "denied"
-    step = _Step(
+    step = Step(
         "approval",
         state["turn"],
         row["tool"],
@@ -465,7 +418,7 @@ def absorb_decision(
     pending = _settled(state, row["call_id"], "denied")
     written = _written(
         state,
-        messages=[*state["messages"], _tool_message(row, denial, True)],
+        messages=[*state["messages"], tool_message(row, denial, True)],
         pending=pending,
         status=_status_after(state, row["call_id"]),
         consecutive_failures=_failures_after(state, pending),
@@ -482,10 +435,8 @@ def finish(state: Record, answer: str | None, reason: str, now: int, event: str)
     text = answer if answer is not None else _degraded_answer(state, reason)
     steps = [*state["steps"]]
     if reason:
-        steps.append(
-            _Step("limit", state["turn"], state["agent"], now, detail=reason, is_error=True).record()
-        )
-    steps.append(_Step("answer", state["turn"], state["agent"], now, detail=text[:300]).record())
+        steps.append(Step("limit", state["turn"], state["agent"], now, detail=reason, is_error=True).record())
+    steps.append(Step("answer", state["turn"], state["agent"], now, detail=text[:300]).record())
     done = _written(
         state,
         status="done",
@@ -497,23 +448,6 @@ def finish(state: Record, answer: str | None, reason: str, now: int, event: str)
         reason=reason,
     )
     return done, response_of(done, now)
-
-
-def response_of(done: Record, now: int) -> Record:
-    """The ``podium.agent.Response`` of a request that is done."""
-    degraded = bool(done["reason"])
-    return {
-        "request_id": done["request_id"],
-        "agent": done["agent"],
-        "tenant": done["tenant"],
-        "answer": done["answer"],
-        "status": "degraded" if degraded else "answered",
-        "reason": done["reason"],
-        "turns": done["turn"],
-        "cost_usd": round(done["cost_usd"], 10),
-        "steps": done["steps"],
-        "at_ms": now,
-    }
 
 
 def resend(state: Record, tools: Mapping[str, ToolInfo]) -> tuple[tuple[Send, ...], tuple[Ask, ...]]:
@@ -542,82 +476,6 @@ def _degraded_answer(state: Record, reason: str) -> str:
     ]
     head = f"I could not finish this request ({reason.split(':', 1)[0].replace('_', ' ')})."
     return head + ("\nWhat I found so far:\n" + "\n".join(found) if found else " Nothing was found yet.")
-
-
-_CUT_NOTE_CHARS = 200
-
-
-def cut_result(content: str, limit: int) -> str:
-    """A tool's result as the model reads it: at most ``limit`` characters and a note saying so."""
-    if len(content) <= limit:
-        return content
-    return (
-        content[:limit]
-        + f"\n[cut: the tool returned {len(content):,} characters; the first {limit:,} are kept]"
-    )
-
-
-def conversation(state: Record) -> list[dict[str, Any]]:
-    """The messages in the gateway's neutral shape, each turn's tool results in the order of
-    its calls (they arrive in any order; providers and replays should see one order)."""
-    out: list[dict[str, Any]] = []
-    order: dict[str, int] = {}
-    results: list[Record] = []
-
-    def flush() -> None:
-        out.extend(_neutral(m) for m in sorted(results, key=lambda m: order.get(m["tool_call_id"], 0)))
-        results.clear()
-
-    for message in state["messages"]:
-        if message["role"] == "tool":
-            results.append(message)
-            continue
-        flush()
-        out.append(_neutral(message))
-        order = {c["id"]: i for i, c in enumerate(message["tool_calls"])}
-    flush()
-    return out
-
-
-def _neutral(message: Record) -> dict[str, Any]:
-    if message["role"] == "tool":
-        return {
-            "role": "tool",
-            "tool_call_id": message["tool_call_id"],
-            "name": message["name"],
-            "content": message["content"],
-            "is_error": message["is_error"],
-        }
-    if message["role"] == "assistant" and message["tool_calls"]:
-        return {"role": "assistant", "content": message["content"], "tool_calls": list(message["tool_calls"])}
-    return {"role": message["role"], "content": message["content"]}
-
-
-def tool_error_result(call: Record, error_type: str, content: str, source: str, now: int) -> Record:
-    """A ``podium.agent.ToolResult`` that reports a failure instead of a tool's answer."""
-    return {
-        "request_id": call["request_id"],
-        "call_id": call["call_id"],
-        "tool": call["tool"],
-        "turn": call.get("turn", 0),
-        "content": content,
-        "is_error": True,
-        "error_type": error_type,
-        "source": source,
-        "ms": 0.0,
-        "at_ms": now,
-    }
-
-
-def arguments_preview(arguments: str) -> str:
-    """Arguments on one line for a person (the approval summary, the demo's steps)."""
-    try:
-        value = json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments[:200]
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())[:200]
-    return json.dumps(value)[:200]
 
 
 def overdue(state: Record, now: int) -> tuple[list[Record], list[Record]]:

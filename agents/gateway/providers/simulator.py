@@ -14,10 +14,9 @@ and error events strike midway through the arguments of a reply that calls tools
 only ever forced, never drawn: ``bad_output``, a structured reply or tool arguments that do not
 match their schema.
 
-A reset or a cut stream drops the connection mid-response the way a provider's load balancer
-does. The app does not raise for it (uvicorn would log a full traceback per fault): the response
-stops without its final message, uvicorn closes the connection, and the only trace in the log is
-one INFO line from this module per injected fault.
+The faults themselves (their early answers, the stream that breaks off without raising, the
+log filter for its drops) are :mod:`.sim_faults`; the only trace of an injected fault in the log
+is one INFO line from this module.
 """
 
 from __future__ import annotations
@@ -32,17 +31,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Send
 
+from agents.gateway.providers.sim_faults import (
+    BREAKS,
+    FAULTS,
+    FORCED_ONLY,
+    INJECTED,
+    QUIET_DROPS,
+    Drop,
+    DroppableStream,
+    error_response,
+    fault_response,
+)
 from agents.gateway.providers.sim_tools import Plan, plan, read_anthropic, read_openai
 
 if TYPE_CHECKING:
@@ -50,26 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEMO_PORT", "FAULTS", "SimConfig", "SimRequest", "SimulatorServer", "demo_simulator", "make_app"]
 
-FAULTS = (
-    "rate_limit",
-    "quota",
-    "server_error",
-    "overloaded",
-    "timeout",
-    "reset",
-    "cut_stream",
-    "error_event",
-)
-# Forced per request only (header or queue), never drawn: one more kind among the drawn ones
-# would change what every seeded run picks (rng.choice over more kinds).
-_FORCED_ONLY = ("bad_output",)
-_DROPS = frozenset({"reset", "cut_stream"})  # faults that end in a dropped connection
-_BREAKS = frozenset({"cut_stream", "error_event"})  # faults that strike mid-stream
-_FRAGMENT = 4  # characters of JSON per streamed piece: about a token
-_log = logging.getLogger(__name__)
-# The fault injected into the request being served. uvicorn runs each request in its own task
-# and logs from that task, so _QuietDrops sees the value the endpoint set.
-_INJECTED: ContextVar[str | None] = ContextVar("podium_sim_injected", default=None)
 _WORDS = (
     "the",
     "request",
@@ -92,6 +80,8 @@ _WORDS = (
     "context",
     "reply",
 )
+_FRAGMENT = 4  # characters of JSON per streamed piece: about a token
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,7 +129,7 @@ class _Sim:
         self.calls += 1
         fault = self._choose(request)
         if fault is not None:
-            _INJECTED.set(fault)
+            INJECTED.set(fault)
             _log.info("provider simulator: injected %s (%s %s)", fault, request.method, request.url.path)
         return fault
 
@@ -148,7 +138,7 @@ class _Sim:
             return self.queued.popleft()
         forced = request.headers.get("x-sim-fault")
         if forced:
-            return forced if forced in FAULTS or forced in _FORCED_ONLY else None
+            return forced if forced in FAULTS or forced in FORCED_ONLY else None
         if self.config.faults and self.rng.random() < self.config.fault_rate:
             return self.rng.choice(self.config.faults)
         return None
@@ -244,7 +234,7 @@ async def _paced(
     ("start", index, "") and ("args", index, fragment); ("break", 0, "") where a fault strikes."""
     step = 0
     for piece in reply.pieces:
-        if fault in _BREAKS and step == reply.cut_at:
+        if fault in BREAKS and step == reply.cut_at:
             yield "break", 0, ""
             return
         await asyncio.sleep(1 / tokens_per_s)
@@ -253,7 +243,7 @@ async def _paced(
     for index, call in enumerate(reply.calls):
         yield "start", index, ""
         for fragment in call.fragments():
-            if fault in _BREAKS and step == reply.cut_at:
+            if fault in BREAKS and step == reply.cut_at:
                 yield "break", 0, ""
                 return
             await asyncio.sleep(1 / tokens_per_s)
@@ -261,85 +251,10 @@ async def _paced(
             step += 1
 
 
-class _Drop(Exception):
-    """Raised by a body iterator where the simulator drops the connection."""
-
-
-class _DroppableStream(StreamingResponse):
-    """A streamed body that can end in a dropped connection instead of its final message.
-
-    On ``_Drop`` the response stops unfinished; uvicorn then closes the connection, so the client
-    sees the body break off (a transport error), and logs one generic error line that _QuietDrops
-    removes for injected faults.
-    """
-
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        try:
-            async for chunk in self.body_iterator:
-                body = chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(self.charset)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        except _Drop:
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _QuietDrops(logging.Filter):
-    """Drops uvicorn's "returned without completing response" line for an injected drop only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            _INJECTED.get() in _DROPS
-            and record.getMessage().startswith("ASGI callable returned without completing response")
-        )
-
-
-_QUIET_DROPS = _QuietDrops()
-
-
-def _error(
-    flavour: str, status: int, kind: str, message: str, code: str | None = None, **headers: str
-) -> Response:
-    if flavour == "anthropic":
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _fault_response(sim: _Sim, fault: str | None, flavour: str) -> Response | None:
-    wait = str(sim.config.retry_after_s)
-    if fault == "rate_limit":
-        kind = "rate_limit_error" if flavour == "anthropic" else "requests"
-        return _error(
-            flavour, 429, kind, "simulated rate limit", "rate_limit_exceeded", **{"retry-after": wait}
-        )
-    if fault == "quota":
-        kind = "billing_error" if flavour == "anthropic" else "insufficient_quota"
-        return _error(flavour, 429, kind, "You exceeded your current quota (simulated)", "insufficient_quota")
-    if fault == "server_error":
-        return _error(flavour, 500, "api_error", "simulated server error", "server_error")
-    if fault == "overloaded":
-        return _error(flavour, 529, "overloaded_error", "Overloaded (simulated)", "overloaded")
-    if fault == "bad_request":
-        return _error(flavour, 400, "invalid_request_error", "simulated invalid request", "invalid_value")
-    if fault == "timeout":
-        await asyncio.sleep(sim.config.timeout_s)
-        return _error(flavour, 504, "timeout", "simulated timeout", "timeout")
-    if fault == "reset":
-
-        async def broken() -> AsyncIterator[bytes]:
-            yield b'{"partial": '
-            raise _Drop
-
-        return _DroppableStream(broken(), media_type="application/json")
-    return None
-
-
 def make_app(config: SimConfig) -> Starlette:
     # On the logger itself: uvicorn's logging config (applied when a server is configured) keeps
     # existing filters, and addFilter adds this one once however many apps are made.
-    logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
+    logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)
     sim = _Sim(config)
 
     async def openai_chat(request: Request) -> Response:
@@ -347,12 +262,14 @@ def make_app(config: SimConfig) -> Starlette:
         fault = sim.fault(request)
         sim.arrived(body, fault)
         await sim.first_byte()
-        if (early := await _fault_response(sim, fault, "openai")) is not None:
+        if (
+            early := await fault_response(fault, "openai", config.retry_after_s, config.timeout_s)
+        ) is not None:
             return early
         prompt = _prompt(body.get("messages", []))
         prompt_tokens = _prompt_tokens(prompt, body)
         if prompt_tokens > config.context_window:
-            return _error(
+            return error_response(
                 "openai",
                 400,
                 "invalid_request_error",
@@ -419,7 +336,7 @@ def make_app(config: SimConfig) -> Starlette:
                             }
                             yield f"data: {json.dumps(error)}\n\n".encode()
                             return
-                        raise _Drop
+                        raise Drop
                     if kind == "text":
                         yield chunk({"content": piece})
                     elif kind == "start":
@@ -441,19 +358,21 @@ def make_app(config: SimConfig) -> Starlette:
                 yield f"data: {json.dumps(payload)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 
-        return _DroppableStream(events(), media_type="text/event-stream")
+        return DroppableStream(events(), media_type="text/event-stream")
 
     async def anthropic_messages(request: Request) -> Response:
         body = await request.json()
         fault = sim.fault(request)
         sim.arrived(body, fault)
         await sim.first_byte()
-        if (early := await _fault_response(sim, fault, "anthropic")) is not None:
+        if (
+            early := await fault_response(fault, "anthropic", config.retry_after_s, config.timeout_s)
+        ) is not None:
             return early
         prompt = _prompt(body.get("messages", [])) + _prompt([{"content": body.get("system", "")}])
         prompt_tokens = _prompt_tokens(prompt, body)
         if prompt_tokens > config.context_window:
-            return _error(
+            return error_response(
                 "anthropic",
                 400,
                 "invalid_request_error",
@@ -528,7 +447,7 @@ def make_app(config: SimConfig) -> Starlette:
                                 "error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}
                             )
                             return
-                        raise _Drop
+                        raise Drop
                     if kind == "text":
                         delta = {"type": "text_delta", "text": piece}
                         yield event("content_block_delta", {"index": 0, "delta": delta})
@@ -553,7 +472,7 @@ def make_app(config: SimConfig) -> Starlette:
             )
             yield event("message_stop", {})
 
-        return _DroppableStream(events(), media_type="text/event-stream")
+        return DroppableStream(events(), media_type="text/event-stream")
 
     app = Starlette(
         routes=[

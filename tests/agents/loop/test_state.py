@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.gateway.providers.protocol import ToolCall
+from agents.loop.records import conversation, cut_result, response_of
 from agents.loop.state import (
     Limits,
     ToolInfo,
@@ -13,13 +14,10 @@ from agents.loop.state import (
     absorb_decision,
     absorb_result,
     apply_turn,
-    conversation,
-    cut_result,
     finish,
     limit_reached,
     overdue,
     resend,
-    response_of,
     start,
     waiting,
 )
