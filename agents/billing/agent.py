@@ -51,8 +51,9 @@ def billing_tools(system: SampleBillingSystem, calls_log: Path) -> tuple[Tool | 
         """The account's subscription: its plan, monthly or annual price, status and renewal date."""
         return system.get_subscription(account)
 
+    # async: run on the event loop, not in a worker thread (the stemmer is not thread-safe).
     @tool
-    def search_docs(
+    async def search_docs(
         query: Annotated[str, Field(description="what to look for, in the customer's words")], k: HitCount = 3
     ) -> DocSearch:
         """Search Lumen's help center and FAQ: how to do something (export a dashboard, invite a

@@ -1,6 +1,6 @@
 """``podium demo --pipelines billing``: the billing agent end to end on a real broker.
 
-1. start the agent stage, its four tool stages and the docs MCP server (a separate process);
+1. start the agent stage and its five tool stages (one for the docs MCP server, a separate process);
 2. publish the sample questions: a double charge whose refund a person approves, one whose
    refund is denied, a how-to question answered from the docs;
 3. answer each approval request as ``podium approve`` does (the demo plays the person);

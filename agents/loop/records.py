@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from agents.loop.tools import ToolOutcome
 from streams.runtime import Record
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "response_of",
     "tool_error_result",
     "tool_message",
+    "unknown_outcome",
 ]
 
 
@@ -163,3 +165,12 @@ def arguments_preview(arguments: str) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())[:200]
     return json.dumps(value)[:200]
+
+
+def unknown_outcome(what: str) -> ToolOutcome:
+    """A side effect that may or may not have happened: the model must check, not call again."""
+    return ToolOutcome(
+        f"unknown_outcome: {what}; whether it took effect is unknown: check before calling it again",
+        True,
+        "unknown_outcome",
+    )

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 from agents.gateway.gateway import CallPolicy, ModelGateway
@@ -16,11 +17,12 @@ from agents.gateway.providers.local import LocalModel, ToolModel
 from agents.gateway.providers.protocol import ToolSpec
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.loop.agent import Agent
-from agents.loop.records import tool_error_result
+from agents.loop.records import tool_error_result, unknown_outcome
 from agents.loop.state import ToolInfo, overdue
 from agents.loop.tools import Tool, Toolbox
 from streams.contracts import now_ms
-from streams.ingress import Publisher
+from streams.ingress import Decision, Publisher
+from streams.ingress.approvals import TIMEOUT_BY
 from streams.runtime import Record, SharedResource, StageEnv, Table
 
 __all__ = ["AgentServices"]
@@ -56,6 +58,8 @@ class AgentServices(SharedResource):
         self._opened: list[Toolbox] = []
         self._tools: dict[str, tuple[Tool, ToolInfo]] = {}
         self._by_stage: dict[str, dict[str, Tool]] = {}
+        self._infos: dict[str, ToolInfo] = {}
+        self._specs: tuple[ToolSpec, ...] = ()
         self._sweeper: asyncio.Task[None] | None = None
         self._reminded: dict[str, tuple[int, int]] = {}  # call id -> (last sent, times sent)
         self.env: StageEnv | None = None
@@ -93,6 +97,9 @@ class AgentServices(SharedResource):
                 if t.name in self._tools:
                     raise ValueError(f"agent {self.agent.name}: two tools are named {t.name!r}")
                 self._tools[t.name] = (t, ToolInfo(t.name, topic, t.side_effect, t.requires_approval))
+        # What every event and turn reads: made once here, not per record.
+        self._infos = {name: info for name, (_, info) in self._tools.items()}
+        self._specs = tuple(tool.spec() for tool, _ in self._tools.values())
 
     async def _close(self) -> None:
         if self._sweeper is not None:
@@ -112,6 +119,7 @@ class AgentServices(SharedResource):
         finally:
             self._opened.clear()
             self._tools.clear()
+            self._infos, self._specs = {}, ()
             self._by_stage.clear()
             if gateway is not None:
                 await self._shared_gateway.close()  # the last user closes the gateway itself
@@ -132,10 +140,10 @@ class AgentServices(SharedResource):
         return self._publisher
 
     def infos(self) -> dict[str, ToolInfo]:
-        return {name: info for name, (_, info) in self._tools.items()}
+        return self._infos
 
     def specs(self) -> tuple[ToolSpec, ...]:
-        return tuple(tool.spec() for tool, _ in self._tools.values())
+        return self._specs
 
     def stage_tools(self, stage: str) -> Mapping[str, Tool]:
         """The tools whose calls the stage ``stage`` runs."""
@@ -191,26 +199,25 @@ class AgentServices(SharedResource):
                 )
                 self._reminded[row["call_id"]] = (now, times + 1)
             return
-        self._reminded[row["call_id"]] = (now, times + 1)
         try:
             await self._remind(state, row, now, approval)
-        # Whatever goes wrong with one reminder, the sweeper goes on and sends it again later.
+        # Whatever goes wrong with one reminder, the sweeper goes on and sends it again later; a
+        # reminder that was not sent does not count toward the ones after which it gives up.
         except Exception as exc:  # noqa: BLE001
             log.warning("agent %s: could not time out call %s: %s", self.agent.name, row["call_id"], exc)
+            self._reminded[row["call_id"]] = (now, times)
+            return
+        self._reminded[row["call_id"]] = (now, times + 1)
 
     async def _remind(self, state: Record, row: Record, now: int, approval: bool) -> None:
         rid = state["request_id"]
         waited = (now - row["sent_ms"]) / 1000
         if approval:
-            decision = {
-                "request_id": rid,
-                "call_id": row["call_id"],
-                "approved": False,
-                "reason": f"no decision within {waited:.0f}s",
-                "by": "timeout",
-                "at_ms": now,
-            }
-            await self.publisher.publish(self.agent.decisions, decision, request_id=rid)
+            # Signed as the approvals desk reads an expiry (podium approvals shows it "expired").
+            decision = Decision(
+                rid, row["call_id"], False, f"no decision within {waited:.0f}s", TIMEOUT_BY, now
+            )
+            await self.publisher.publish(self.agent.decisions, asdict(decision), request_id=rid)
             return
         call = {"request_id": rid, "call_id": row["call_id"], "tool": row["tool"], "turn": state["turn"]}
         result = tool_error_result(
@@ -231,14 +238,8 @@ class AgentServices(SharedResource):
                 "source": "ledger",
             }
         elif entry is not None:
-            result = {
-                **result,
-                "error_type": "unknown_outcome",
-                "content": (
-                    f"unknown_outcome: {row['tool']} was started {waited:.0f}s ago and has not answered; "
-                    "whether it took effect is unknown: check before calling it again"
-                ),
-            }
+            unknown = unknown_outcome(f"{row['tool']} was started {waited:.0f}s ago and has not answered")
+            result = {**result, "error_type": unknown.error_type, "content": unknown.content}
         await self.publisher.publish(self.agent.results, result, request_id=rid)
 
 

@@ -39,7 +39,14 @@ from agents.gateway.providers.local import LocalModel, ToolModel
 from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.loop.agent import Agent
-from agents.loop.records import arguments_preview, conversation, cut_result, response_of, tool_error_result
+from agents.loop.records import (
+    arguments_preview,
+    conversation,
+    cut_result,
+    response_of,
+    tool_error_result,
+    unknown_outcome,
+)
 from agents.loop.services import AgentServices
 from agents.loop.state import (
     Ask,
@@ -70,15 +77,17 @@ class AgentStage:
     def __init__(self, services: AgentServices) -> None:
         self.services = services
         self.agent = services.agent
+        self._tool_dlqs = frozenset(_tool_dlqs(services.agent))
+        self._request_retries = retry_topic(services.agent.requests)
 
     async def think(self, record: Record, ctx: StageContext) -> list[Emit]:
         agent, services = self.agent, self.services
         now = now_ms()
-        if ctx.topic in _tool_dlqs(agent):
+        if ctx.topic in self._tool_dlqs:
             return [await self._dead_tool_call(record, now)]
         # The record's own request id: a header may be anything a producer wrote.
         rid = str(record["request_id"] or ctx.request_id)
-        topic = agent.requests if ctx.topic == retry_topic(agent.requests) else ctx.topic
+        topic = agent.requests if ctx.topic == self._request_retries else ctx.topic
         state = await services.state_of(rid)
         event = _event_id(topic, record, agent)
         if state is None:
@@ -98,7 +107,9 @@ class AgentStage:
             taken, sends = decided if decided is not None else (None, ())
             emits += [self._call(taken or state, s.topic, s.call_id, s.tool, s.arguments, now) for s in sends]
         else:
-            taken = None  # a request id used again for another request: the first one stands
+            # Not reached: a request's own event is absorbed from its start (a request id used
+            # again stands as the first one).
+            return self._again(state, event, now)
         if taken is None:
             return self._again(state, event, now)
         return await self._advance(taken, ctx, emits, event, now)
@@ -324,9 +335,10 @@ class ToolStage:
         if tool.side_effect:
             # Acknowledged before the effect runs: a worker killed from here on never runs it again.
             mark = _ledger(call, "started", ToolOutcome(""), now_ms())
-            services.ledger.put(mark)
-            # Keyed (and so compacted) by call id, like the stage's own ledger writes.
+            # Keyed (and so compacted) by call id, like the stage's own ledger writes; kept here
+            # only once Kafka has it (a mark that failed to go out is no run).
             await services.publisher.publish(services.agent.ledger, mark, request_id=call["call_id"])
+            services.ledger.put(mark)
         assert services.env is not None
         tracer = services.env.telemetry.tracer("podium.agent")
         with tracer.start_as_current_span(
@@ -369,15 +381,6 @@ class ToolStage:
             "at_ms": now,
         }
         return Emit(self.services.agent.results, value, key=call["request_id"])
-
-
-def unknown_outcome(what: str) -> ToolOutcome:
-    """A side effect that may or may not have happened: the model must check, not call again."""
-    return ToolOutcome(
-        f"unknown_outcome: {what}; whether it took effect is unknown: check before calling it again",
-        True,
-        "unknown_outcome",
-    )
 
 
 def _ledger(call: Record, status: str, outcome: ToolOutcome, now: int, limit: int = 16_000) -> Record:

@@ -60,6 +60,8 @@ __all__ = [
 class UnknownCall(PermanentError):
     """A result or decision for a call this agent never asked for (dead-lettered with this reason)."""
 
+    dead_letter_reason = "unknown_call"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -259,12 +261,6 @@ def apply_turn(
             # Answered by the agent itself, through the results topic like any other result, so
             # the next turn is still set off by an event that follows this written turn.
             known = ", ".join(sorted(tools)) or "none"
-            call_record = {
-                "request_id": state["request_id"],
-                "call_id": call_id,
-                "tool": call.name,
-                "turn": number,
-            }
             error = f"unknown tool {call.name!r}: this agent's tools are {known}"
             replies.append(tool_error_result(call_record, "unknown_tool", error, "agent", now))
         elif info.requires_approval:
