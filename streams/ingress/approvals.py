@@ -259,12 +259,9 @@ class Approvals:
             return self
         follower = Follower(self._bootstrap, [*self._asks, *self._answers], from_beginning=True)
         try:
-            await follower.__aenter__()
-        except BaseException as exc:
-            await follower.__aexit__(None, None, None)  # its consumer may have started
-            if isinstance(exc, KafkaError):
-                raise BrokerError(f"cannot read the approval topics at {self._bootstrap}: {exc}") from exc
-            raise
+            await follower.__aenter__()  # closes itself when it fails
+        except KafkaError as exc:
+            raise BrokerError(f"cannot read the approval topics at {self._bootstrap}: {exc}") from exc
         self._follower = follower
         self._task = asyncio.create_task(self._follow(follower), name="approvals")
         # Whatever ends the loop wakes its waiters, who then see it ended.

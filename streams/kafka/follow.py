@@ -48,14 +48,19 @@ class Follower:
 
     async def __aenter__(self) -> Follower:
         await self._consumer.start()
-        partitions = [tp for topic in self._topics for tp in await partitions_of(self._consumer, topic)]
-        self._consumer.assign(partitions)
-        if self._from_beginning:
-            starts = await self._consumer.beginning_offsets(partitions)
-        else:
-            starts = await self._consumer.end_offsets(partitions)
-        for tp, start in starts.items():
-            self._consumer.seek(tp, start)
+        try:
+            partitions = [tp for topic in self._topics for tp in await partitions_of(self._consumer, topic)]
+            self._consumer.assign(partitions)
+            if self._from_beginning:
+                starts = await self._consumer.beginning_offsets(partitions)
+            else:
+                starts = await self._consumer.end_offsets(partitions)
+            for tp, start in starts.items():
+                self._consumer.seek(tp, start)
+        except BaseException:
+            # A topic that is missing (or any failure after the start) leaves no consumer open.
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def ends(self) -> dict[TopicPartition, int]:

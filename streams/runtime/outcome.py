@@ -77,8 +77,10 @@ class Outcomes:
         self._out_limits = {
             t: min(catalog.get(t).max_message_bytes, MAX_REQUEST_BYTES) for t in stage.produces
         }
-        catalog.get(self.retry_topic)
-        catalog.get(self.dlq_topic)
+        catalog.get(self.dlq_topic)  # the retry topic is looked up with the value schemas above
+        # The longest a retried record may wait for its not-before: a bogus or skewed one must
+        # not hold a slot forever.
+        self._longest_wait_s = max(stage.retry.retry_topic_delays_s, default=0.0) + _CLOCK_SKEW_S
         self._retries = meter.create_counter(
             "podium.stage.retries", description="Handler runs that failed and were retried (now or later)"
         )
@@ -110,8 +112,7 @@ class Outcomes:
 
         if record.topic == self.retry_topic and headers.not_before_ms is not None:
             # A bogus or skewed not-before must not hold a slot forever.
-            longest = max(self._stage.retry.retry_topic_delays_s, default=0.0) + _CLOCK_SKEW_S
-            await self._sleep(min((headers.not_before_ms - now_ms()) / 1000, longest), record)
+            await self._sleep(min((headers.not_before_ms - now_ms()) / 1000, self._longest_wait_s), record)
 
         attempt_in_round = 0
         while True:
@@ -218,8 +219,9 @@ class Outcomes:
         ]
         # Checked before anything is sent, so that a refused output cannot leave its siblings
         # delivered and the input dead-lettered as well.
+        header_bytes = sum(len(k) + len(v) for k, v in next_headers)  # the same on every output
         for out in outputs:
-            size = len(out.value) + len(out.key or b"") + sum(len(k) + len(v) for k, v in next_headers)
+            size = len(out.value) + len(out.key or b"") + header_bytes
             if size > self._out_limits[out.topic] - _RECORD_OVERHEAD:
                 raise PayloadTooLarge(
                     f"output to {out.topic} is {size} bytes; the topic accepts {self._out_limits[out.topic]}"
