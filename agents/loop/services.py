@@ -21,8 +21,7 @@ from agents.loop.records import tool_error_result, unknown_outcome
 from agents.loop.state import ToolInfo, overdue
 from agents.loop.tools import Tool, Toolbox
 from streams.contracts import now_ms
-from streams.ingress import Decision, Publisher
-from streams.ingress.approvals import TIMEOUT_BY
+from streams.ingress import TIMEOUT_BY, Decision, Publisher
 from streams.runtime import Record, SharedResource, StageEnv, Table
 
 __all__ = ["AgentServices"]

@@ -4,8 +4,17 @@ for. Two modules stay off this face because of what they import: :mod:`streams.i
 (``podium serve``, on FastAPI) and :mod:`streams.ingress.faust_bridge` (faust apps on podium
 topics); import them by name."""
 
-from streams.ingress.approvals import Approval, ApprovalBook, Approvals, Decision
+from streams.ingress.approvals import TIMEOUT_BY, Approval, ApprovalBook, Approvals, Decision
 from streams.ingress.publish import Publisher
 from streams.ingress.replies import ReplyRouter, StreamRouter
 
-__all__ = ["Approval", "ApprovalBook", "Approvals", "Decision", "Publisher", "ReplyRouter", "StreamRouter"]
+__all__ = [
+    "TIMEOUT_BY",
+    "Approval",
+    "ApprovalBook",
+    "Approvals",
+    "Decision",
+    "Publisher",
+    "ReplyRouter",
+    "StreamRouter",
+]

@@ -133,6 +133,7 @@ FACES = {
         "Publisher",
         "ReplyRouter",
         "StreamRouter",
+        "TIMEOUT_BY",
     ],
     "streams.operations": [
         "Checkpoint",
