@@ -1,9 +1,11 @@
-"""The offline retriever: BM25 over knowledge bases shipped in the repo, several sources merged.
+"""The offline retriever: BM25 over passages, several sources merged.
 
-A :class:`KnowledgeSource` is one searchable collection (the product docs, the FAQ), indexed
-with bm25s at open (milliseconds for a few hundred passages) with English stop words and a
-Snowball stemmer, so "billed" finds "billing". It is a local lexical index, not an embedding
-model; another retriever (a vector store, a search API) fits the :class:`Retriever` protocol.
+:class:`Bm25Index` is the one lexical index of the project: bm25s over passages' title and
+text (milliseconds for a few hundred passages) with English stop words and a Snowball stemmer,
+so "billed" finds "billing". The hybrid retriever (:mod:`agents.rag.retriever`) builds one over
+an index version's chunks; a :class:`KnowledgeSource` is one over a JSON-lines file shipped in
+the repo (the content pipeline and the billing agent's docs search read the knowledge base
+that way). Another retriever (a vector store, a search API) fits the :class:`Retriever` protocol.
 
 :func:`merge` is the pure part: interleave several sources' ranked lists, drop duplicates (same
 passage id, or near-identical text from two sources) and keep the best ``k``.
@@ -22,7 +24,7 @@ from typing import Protocol
 import bm25s
 import Stemmer
 
-__all__ = ["DOCS", "FAQ", "KnowledgeSource", "Passage", "Retriever", "merge"]
+__all__ = ["DOCS", "FAQ", "Bm25Index", "KnowledgeSource", "Passage", "Retriever", "merge"]
 
 KB = Path(__file__).parents[1] / "data" / "kb"
 DOCS = KB / "docs.jsonl"
@@ -52,31 +54,20 @@ _STEMMER = Stemmer.Stemmer("english")
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-class KnowledgeSource:
-    """One collection of passages from a JSON-lines file: docs rows have ``title`` and ``text``,
-    FAQ rows ``question`` and ``answer`` (the question is indexed with the answer)."""
+class Bm25Index:
+    """Passages indexed once; :meth:`search` gives the best ``k`` with their BM25 scores."""
 
-    def __init__(self, name: str, path: Path) -> None:
-        self.name = name
-        self.passages: list[Passage] = []
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            title = row.get("title") or row["question"]
-            text = row.get("text") or row["answer"]
-            self.passages.append(Passage(row["id"], name, title, row["url"], text, 0.0))
-        corpus = [f"{p.title}. {p.text}" for p in self.passages]
+    def __init__(self, passages: Sequence[Passage]) -> None:
+        self.passages = list(passages)
         self._index = bm25s.BM25()
-        self._index.index(_tokenize(corpus), show_progress=False)
+        if self.passages:  # bm25s cannot index nothing; an empty index finds nothing
+            corpus = [f"{p.title}. {p.text}" for p in self.passages]
+            self._index.index(_tokenize(corpus), show_progress=False)
 
-    async def search(self, query: str, k: int) -> list[Passage]:
+    def search(self, query: str, k: int) -> list[Passage]:
         # In process and fast: no thread (PyStemmer's stemmer is not thread-safe either).
-        return self.search_now(query, k)
-
-    def search_now(self, query: str, k: int) -> list[Passage]:
         tokens = _tokenize([query])
-        if not tokens.vocab:  # nothing but stop words: no evidence either way
+        if not tokens.vocab or not self.passages:  # nothing but stop words: no evidence either way
             return []
         k = min(k, len(self.passages))
         ids, scores = self._index.retrieve(tokens, k=k, show_progress=False)
@@ -86,6 +77,30 @@ class KnowledgeSource:
                 p = self.passages[int(i)]
                 found.append(Passage(p.id, p.source, p.title, p.url, p.text, round(float(score), 4)))
         return found
+
+
+class KnowledgeSource:
+    """One collection of passages from a JSON-lines file: docs rows have ``title`` and ``text``,
+    FAQ rows ``question`` and ``answer`` (the question is indexed with the answer)."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        passages: list[Passage] = []
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            title = row.get("title") or row["question"]
+            text = row.get("text") or row["answer"]
+            passages.append(Passage(row["id"], name, title, row["url"], text, 0.0))
+        self._index = Bm25Index(passages)
+        self.passages = self._index.passages
+
+    async def search(self, query: str, k: int) -> list[Passage]:
+        return self.search_now(query, k)
+
+    def search_now(self, query: str, k: int) -> list[Passage]:
+        return self._index.search(query, k)
 
 
 def _tokenize(texts: list[str]) -> bm25s.tokenization.Tokenized:
