@@ -5,6 +5,8 @@ in process on the labelled question set (agents/data/kb/eval/retrieval.jsonl).
 
 - bm25: agents/offline/retriever.py's index over the docs and the FAQ together (the passages
   both KnowledgeSources read, in one Bm25Index so their scores compare), "title. text" indexed.
+- bm25-sources, for reference: what the support pipeline does today, each KnowledgeSource
+  searched alone and the two lists interleaved by ``merge`` (round-robin, near duplicates out).
 - dense: WordLlamaEmbedder over the same 80 passages embedded as "title. text", brute-force
   cosine in numpy (rows are unit, so a dot product).
 - hybrid: reciprocal rank fusion of the two lists, each cut to ``--depth`` candidates, with the
@@ -27,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.offline.embedder import WordLlamaEmbedder
-from agents.offline.retriever import DOCS, FAQ, Bm25Index, KnowledgeSource
+from agents.offline.retriever import DOCS, FAQ, Bm25Index, KnowledgeSource, merge
 from agents.rag.evaluate import EvalQuestion, Report, evaluate, load_questions, render
 from agents.rag.fusion import reciprocal_rank_fusion
 
@@ -37,6 +39,7 @@ from agents.rag.fusion import reciprocal_rank_fusion
 K = 60
 DEPTH = 40
 WEIGHTS = (1.0, 1.0)
+MODES = ("bm25", "bm25-sources", "dense", "hybrid")
 
 
 class InProcessSearch:
@@ -46,6 +49,7 @@ class InProcessSearch:
         self.passages = KnowledgeSource("docs", DOCS).passages + KnowledgeSource("faq", FAQ).passages
         self.ids = [p.id for p in self.passages]
         self.bm25 = Bm25Index(self.passages)
+        self.sources = [KnowledgeSource("docs", DOCS), KnowledgeSource("faq", FAQ)]
         self.embedder = WordLlamaEmbedder.load()
         self.matrix = self.embedder.embed([f"{p.title}. {p.text}" for p in self.passages])
         self.k, self.depth, self.weights = k, depth, weights
@@ -60,6 +64,8 @@ class InProcessSearch:
     async def search(self, query: str, mode: str, n: int) -> list[str]:
         if mode == "bm25":
             return self.lexical(query, n)
+        if mode == "bm25-sources":
+            return [p.id for p in merge([s.search_now(query, n) for s in self.sources], n)]
         if mode == "dense":
             return self.dense(query, n)
         if mode == "hybrid":
@@ -90,6 +96,8 @@ def grid(search: InProcessSearch, questions: list[EvalQuestion], console: Consol
 def missed(report: Report, questions: list[EvalQuestion], console: Console) -> None:
     text = {q.id: q.question for q in questions}
     for score in report.scores:
+        if score.mode == "bm25-sources":
+            continue
         console.print(f"[bold]{score.mode}[/] missed on {report.split} ({len(score.missed)}):")
         for id_ in score.missed:
             console.print(f"  {id_} {text[id_]}")
@@ -120,7 +128,7 @@ def main() -> None:
         f"weights bm25 {bm25_weight:g} / dense {dense_weight:g}"
     )
     for split in ("tune", "heldout"):
-        report = asyncio.run(evaluate(search.search, questions, split=split))
+        report = asyncio.run(evaluate(search.search, questions, modes=MODES, split=split))
         console.print(render(report))
         if split == "heldout":
             styles = Table(title="recall@5 per style, held out")
