@@ -28,21 +28,23 @@ from streams.runtime import ModelSetup, Pipelines
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from agents.gateway.providers import LocalModel, ToolModel
+    from agents.gateway.providers.local import LocalEmbedder, LocalModel, ToolModel
     from agents.gateway.resource import GatewayResource
 
 __all__ = ["PIPELINES", "local_models", "process_gateway"]
 
 
-def local_models() -> dict[str, LocalModel | ToolModel]:
-    """What the local provider serves: every pipeline's local models, by model name."""
+def local_models() -> dict[str, LocalModel | ToolModel | LocalEmbedder]:
+    """What the local provider serves: every pipeline's local models and the offline embedding
+    models (``local-wordllama``, loaded on first use), by model name."""
     from agents.billing.planner import PLANNER_MODELS
     from agents.content.writer import WRITER_MODELS
     from agents.market.prompts import MARKET_MODELS
+    from agents.offline.embedder import EMBEDDING_MODELS
     from agents.offline.grounded import GROUNDED_MODELS
 
-    joined: dict[str, LocalModel | ToolModel] = {}
-    for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS, PLANNER_MODELS):
+    joined: dict[str, LocalModel | ToolModel | LocalEmbedder] = {}
+    for models in (GROUNDED_MODELS, WRITER_MODELS, MARKET_MODELS, PLANNER_MODELS, EMBEDDING_MODELS):
         clash = sorted(set(joined) & set(models))
         if clash:
             raise ConfigError(f"two pipelines register the local model {clash[0]}")

@@ -31,7 +31,7 @@ def models_status(
     """Providers (and where their keys come from), prices, each stage's chain; --probe calls them."""
     from agents import local_models
     from agents.gateway.config import build_gateway, load_gateway_config
-    from agents.gateway.providers.protocol import ChatRequest
+    from agents.gateway.providers.protocol import ChatRequest, EmbeddingRequest
 
     project = load_project()
     config = guard(lambda: load_gateway_config(project.settings.models_file))
@@ -59,6 +59,8 @@ def models_status(
     routes = Table("stage", "chain (fallback order)", "timeout s", "retries")
     for stage, policy in config.stages.items():
         chain = " -> ".join(f"{r.provider}/{r.model}" for r in policy.chain)
+        if policy.operation != "chat":
+            chain = f"({policy.operation}) {chain}"
         routes.add_row(stage, chain, f"{policy.timeout_s:g}", str(policy.max_retries))
     console.print(routes)
     _print_circuits(project)
@@ -71,12 +73,15 @@ def models_status(
         ping = ChatRequest(model="", messages=[{"role": "user", "content": "ping"}], max_tokens=8)
         try:
             for stage in config.stages:
-                for route in config.policy(stage).chain:
+                policy = config.policy(stage)
+                for route in policy.chain:
                     started = time.perf_counter()
+                    provider = gateway.provider(route.provider)
                     try:
-                        await gateway.provider(route.provider).complete(
-                            replace(ping, model=route.model), 10.0
-                        )
+                        if policy.operation == "embeddings":
+                            await provider.embed(EmbeddingRequest(route.model, ("ping",)), 10.0)
+                        else:
+                            await provider.complete(replace(ping, model=route.model), 10.0)
                         rows.append(
                             (
                                 f"{route.provider}/{route.model}",

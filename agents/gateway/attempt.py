@@ -1,5 +1,5 @@
-"""One call to one route: the single attempt both ``ModelGateway.complete`` and
-``ModelGateway.stream`` make, so waits, timeouts, spans and books cannot drift apart.
+"""One call to one route: the single attempt ``ModelGateway.complete``, ``ModelGateway.stream``
+and ``ModelGateway.embed`` make, so waits, timeouts, spans and books cannot drift apart.
 
 In order (:meth:`AttemptRunner.run`):
 
@@ -7,11 +7,12 @@ In order (:meth:`AttemptRunner.run`):
    or counted against the route's circuit;
 2. reserve the route's client-side rate limit; a wait that does not fit in what is left fails at
    once, else it is slept, and the deadline is checked again;
-3. call with a timeout no longer than what is left, in a CLIENT span ``chat {model}`` that is
-   current while the provider works (never across a yield to the consumer);
+3. call with a timeout no longer than what is left, in a CLIENT span ``{operation} {model}``
+   (``chat`` or ``embeddings``) that is current while the provider works (never across a yield
+   to the consumer);
 4. how to call is the caller's :data:`Call`: :func:`whole` awaits one completion,
-   :func:`streamed` drives the provider's stream; either way the attempt reads pieces, passes
-   text deltas on and ends with the final :class:`Completion`;
+   :func:`streamed` drives the provider's stream, :func:`embedded` awaits one batch of vectors
+   (as unit rows); either way the attempt passes text deltas on and ends with the answer;
 5. close the books: an :class:`Attempt` (latency, usage, cost at the table's price; a broken
    stream's partial usage is billed), gen_ai metrics and span attributes, and the breaker hears
    the outcome unless the error says nothing about the provider's health.
@@ -25,19 +26,29 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
+import numpy as np
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
-from agents.gateway.errors import ContentRefused, ContextTooLong, ProviderError, RequestRejected, StreamBroken
+from agents.gateway.errors import (
+    ContentRefused,
+    ContextTooLong,
+    ProviderError,
+    RequestRejected,
+    ServerError,
+    StreamBroken,
+)
 from agents.gateway.policy import Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
-from agents.gateway.providers.protocol import ChatRequest, Completion, Provider, StreamPiece
+from agents.gateway.providers.protocol import ChatRequest, Completion, EmbeddingRequest, Embeddings, Provider
 from agents.gateway.ratelimit import RateLimiter
 from streams.errors import DeadlineExceeded, error_type
 
-__all__ = ["Attempt", "AttemptRunner", "Call", "streamed", "whole"]
+__all__ = ["Attempt", "AttemptRunner", "Call", "embedded", "streamed", "whole"]
 
 
 @dataclass(frozen=True)
@@ -50,20 +61,52 @@ class Attempt:
     cost_usd: float
 
 
-# How an attempt talks to the provider: pieces of text, then one piece with the final completion.
-Call = Callable[[Provider, ChatRequest, float], AsyncIterator[StreamPiece]]
+Request = TypeVar("Request", bound=ChatRequest | EmbeddingRequest)
+Answer = TypeVar("Answer", bound=Completion | Embeddings)
+
+# How an attempt talks to the provider: pieces of text, then the answer (a completion or vectors).
+Call = Callable[[Provider, Request, float], AsyncIterator[str | Answer]]
 
 
 async def whole(
     provider: Provider, request: ChatRequest, timeout_s: float
-) -> AsyncGenerator[StreamPiece, None]:
-    """Await the completion: a call without streaming is a stream of one final piece."""
-    yield StreamPiece(final=await provider.complete(request, timeout_s))
+) -> AsyncGenerator[str | Completion, None]:
+    """Await the completion: a call without streaming is a stream of its answer alone."""
+    yield await provider.complete(request, timeout_s)
 
 
-def streamed(provider: Provider, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]:
-    """Drive the provider's stream, delta by delta."""
-    return provider.stream(request, timeout_s)
+async def streamed(
+    provider: Provider, request: ChatRequest, timeout_s: float
+) -> AsyncGenerator[str | Completion, None]:
+    """Drive the provider's stream, delta by delta; closing this closes the provider's stream
+    (and so its response), whether it is left mid-way or at its end."""
+    pieces = provider.stream(request, timeout_s)
+    try:
+        async for piece in pieces:
+            if piece.final is not None:
+                yield piece.final
+                return
+            yield piece.text
+    finally:
+        if isinstance(pieces, AsyncGenerator):
+            await pieces.aclose()
+
+
+async def embedded(
+    provider: Provider, request: EmbeddingRequest, timeout_s: float
+) -> AsyncGenerator[str | Embeddings, None]:
+    """Await one batch of vectors, checked against the inputs and made unit rows (zero rows stay
+    zero), so every provider's vectors are alike for a dot product."""
+    answer = await provider.embed(request, timeout_s)
+    vectors = np.asarray(answer.vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape != (len(request.inputs), answer.dimensions):
+        raise ServerError(
+            f"{provider.name}: {vectors.shape} vectors for {len(request.inputs)} inputs of "
+            f"{answer.dimensions} dimensions"
+        )
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    yield replace(answer, vectors=unit)
 
 
 # Errors that say nothing about the provider's health do not count against its circuit.
@@ -113,22 +156,23 @@ class AttemptRunner:
     async def run(
         self,
         route: Route,
-        request: ChatRequest,
+        request: Request,
         timeout_s: float,
         deadline: float | None,
-        call: Call,
+        call: Call[Request, Answer],
         attempts: list[Attempt],
-    ) -> AsyncGenerator[str | Completion, None]:
-        """Text deltas, then the :class:`Completion`; the attempt is appended to ``attempts``
-        whatever its outcome. Raises the provider's error once it is booked, or
-        :class:`DeadlineExceeded` when no call fits in what is left (steps 1-2: nothing booked)."""
+    ) -> AsyncGenerator[str | Answer, None]:
+        """Text deltas, then the answer (a :class:`Completion` or :class:`Embeddings`); the
+        attempt is appended to ``attempts`` whatever its outcome. Raises the provider's error once
+        it is booked, or :class:`DeadlineExceeded` when no call fits in what is left (steps 1-2:
+        nothing booked)."""
         recorded = False
         try:
             async with contextlib.aclosing(
                 self._run(route, request, timeout_s, deadline, call, attempts)
             ) as run:
                 async for piece in run:
-                    if isinstance(piece, Completion):
+                    if not isinstance(piece, str):
                         recorded = True
                     yield piece
         except ProviderError as exc:
@@ -141,25 +185,26 @@ class AttemptRunner:
     async def _run(
         self,
         route: Route,
-        request: ChatRequest,
+        request: Request,
         timeout_s: float,
         deadline: float | None,
-        call: Call,
+        call: Call[Request, Answer],
         attempts: list[Attempt],
-    ) -> AsyncGenerator[str | Completion, None]:
+    ) -> AsyncGenerator[str | Answer, None]:
         timeout = await self._wait_for_turn(route, request, timeout_s, deadline)
         attrs = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": request.operation,
             "gen_ai.provider.name": route.provider,
             "gen_ai.request.model": route.model,
         }
         # Started, not made current: the consumer runs between pieces, in its own context.
-        span = self._tracer.start_span(f"chat {route.model}", kind=SpanKind.CLIENT)
+        span = self._tracer.start_span(f"{request.operation} {route.model}", kind=SpanKind.CLIENT)
         if span.is_recording():
             span.set_attributes(
                 {
                     **attrs,
-                    "gen_ai.request.max_tokens": request.max_tokens,
+                    "gen_ai.system": route.provider,  # the name gen_ai.provider.name replaced
+                    **_request_attributes(request),
                     "podium.gateway.timeout_s": timeout,
                 }
             )
@@ -172,15 +217,15 @@ class AttemptRunner:
                         piece = await anext(pieces, None)
                     if piece is None:
                         raise StreamBroken(f"{route.provider}: the answer ended without its final piece")
-                    if piece.final is not None:
+                    if not isinstance(piece, str):
                         break
-                    yield piece.text
+                    yield piece
             except ProviderError as exc:
                 attempt = self._failed(route, exc, self._clock() - started, attempts)
                 self._observe(span, attempt, {**attrs, "error.type": attempt.outcome})
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
                 raise
-            final = piece.final
+            final = piece
             attempt = Attempt(
                 route.provider,
                 route.model,
@@ -192,8 +237,8 @@ class AttemptRunner:
             attempts.append(attempt)  # booked before anything else can fail: it was paid for
             self._record(route, True)
             self._observe(span, attempt, {**attrs, "gen_ai.response.model": final.model})
-            if span.is_recording() and final.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [final.finish_reason])
+            if span.is_recording():
+                span.set_attributes(_answer_attributes(final))
             span.end()
             yield final
         finally:
@@ -203,14 +248,15 @@ class AttemptRunner:
                 await pieces.aclose()  # a stream left mid-way (or at its end) closes its response
 
     async def _wait_for_turn(
-        self, route: Route, request: ChatRequest, timeout_s: float, deadline: float | None
+        self, route: Route, request: ChatRequest | EmbeddingRequest, timeout_s: float, deadline: float | None
     ) -> float:
         """Wait for the route's rate limit within the deadline; the timeout the call may use."""
         left = time_left(deadline, self._clock())
         if left is not None and left <= 0:
             raise DeadlineExceeded("no budget left for a model call")
         limiter = self._limits.get(route.provider)
-        expected = request.prompt_tokens_estimate() + request.max_tokens
+        worst = request.worst_case()
+        expected = worst.input_tokens + worst.output_tokens
         wait = 0.0 if limiter is None else limiter.reserve(expected, self._clock())
         if wait > 0:
             if left is not None and wait >= left:
@@ -244,7 +290,8 @@ class AttemptRunner:
         self._tokens.record(
             usage.input_tokens + usage.cache_read_tokens, {**attrs, "gen_ai.token.type": "input"}
         )
-        self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
+        if attrs["gen_ai.operation.name"] != "embeddings":  # an embedding writes no tokens
+            self._tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
         if attempt.cost_usd:
             self._cost.add(attempt.cost_usd, attrs)
         if span.is_recording():
@@ -258,3 +305,15 @@ class AttemptRunner:
                     "podium.cost.usd": round(attempt.cost_usd, 10),
                 }
             )
+
+
+def _request_attributes(request: ChatRequest | EmbeddingRequest) -> dict[str, AttributeValue]:
+    if isinstance(request, EmbeddingRequest):
+        return {"podium.embeddings.inputs": len(request.inputs)}
+    return {"gen_ai.request.max_tokens": request.max_tokens}
+
+
+def _answer_attributes(answer: Completion | Embeddings) -> dict[str, AttributeValue]:
+    if isinstance(answer, Embeddings):
+        return {"gen_ai.embeddings.dimension.count": answer.dimensions}
+    return {"gen_ai.response.finish_reasons": [answer.finish_reason]} if answer.finish_reason else {}

@@ -16,6 +16,11 @@
           - {provider: anthropic, model: claude-haiku, context_window: 200000}
         timeout_s: 20
         max_retries: 2
+      embed:           # an embeddings policy: every route serves the same model (one vector space)
+        operation: embeddings
+        chain:
+          - {provider: openai, model: text-embedding-3-small}
+          - {provider: azure-openai, model: text-embedding-3-small}
     cache_ttl_s: 3600
     budgets:           # optional: what one request may spend on models, all stages together
       per_request_usd: 0.02
@@ -42,7 +47,7 @@ from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.local import LocalModel, LocalProvider, ToolModel
+from agents.gateway.providers.local import LocalModels, LocalProvider
 from agents.gateway.providers.protocol import Provider
 from agents.gateway.ratelimit import RateLimiter
 from agents.gateway.tiers import choose_tier
@@ -92,6 +97,8 @@ class TierConfig(_Strict):
 
 
 class StagePolicy(_Strict):
+    # chat: complete and stream; embeddings: embed (a chain of one model, no tiers).
+    operation: Literal["chat", "embeddings"] = "chat"
     chain: list[RouteConfig] = Field(min_length=1)
     # Routing by complexity (agents/gateway/tiers.py), cheapest first; a request above every
     # tier's max_score uses ``chain`` (the stage's largest model, the saving's yardstick).
@@ -154,10 +161,31 @@ class GatewayConfig(_Strict):
                             f"{where}.{i}.model: no price for '{route.model}' "
                             "(a model without a price would be counted as free)"
                         )
+            if policy.operation == "embeddings":
+                self._check_embeddings(stage, policy)
             scores = [t.max_score for t in policy.tiers]
             if scores != sorted(scores):
                 raise ValueError(f"stages.{stage}.tiers: list them cheapest first, by rising max_score")
         return self
+
+    def _check_embeddings(self, stage: str, policy: StagePolicy) -> None:
+        """Vectors of two models do not share a space, so a fallback must stay on the model;
+        Anthropic has no embeddings API; a tier is a cheaper model, so none either."""
+        where = f"stages.{stage}"
+        if policy.tiers:
+            raise ValueError(f"{where}.tiers: an embeddings policy has no tiers (one model embeds)")
+        model = policy.chain[0].model
+        for i, route in enumerate(policy.chain):
+            if route.model != model:
+                raise ValueError(
+                    f"{where}.chain.{i}.model: '{route.model}' in an embeddings chain of '{model}' "
+                    "(vectors of two models do not share a space: every route names the same model)"
+                )
+            if self.providers[route.provider].kind == "anthropic":
+                raise ValueError(
+                    f"{where}.chain.{i}.provider: '{route.provider}' is an anthropic provider, "
+                    "which has no embeddings API"
+                )
 
     def policy(self, stage: str) -> CallPolicy:
         try:
@@ -191,6 +219,7 @@ class GatewayConfig(_Strict):
             chain=tuple(Route(r.provider, r.model, r.context_window, r.min_budget_s) for r in chain),
             backoff=Backoff(p.backoff_base_s, p.backoff_cap_s, p.max_retries),
             timeout_s=p.timeout_s,
+            operation=p.operation,
         )
 
     def price_table(self) -> PriceTable:
@@ -242,12 +271,13 @@ def build_gateway(
     telemetry: Telemetry | None = None,
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
-    local_models: Mapping[str, LocalModel | ToolModel] | None = None,
+    local_models: LocalModels | None = None,
 ) -> ModelGateway:
     """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices.
 
     ``local_models``: what a ``kind: local`` provider serves, by model name (each pipeline
-    registers its own; see :mod:`agents.gateway.providers.local`).
+    registers its own, and the offline embedders are there too; see
+    :mod:`agents.gateway.providers.local`).
 
     A process builds one (see :class:`agents.gateway.resource.GatewayResource`): each gateway
     has its own rate limiters and circuits, so two would let twice a provider's limit through.

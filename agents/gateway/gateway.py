@@ -1,9 +1,12 @@
 """The model gateway: one call through a fallback chain, with exactly one retry layer.
 
 Layered the way httpx layers ``send``, one concern per layer, each written once:
-:meth:`ModelGateway.complete` (the response cache) and :meth:`ModelGateway.stream` -> the route
-loop (``_route``) -> one attempt (:mod:`agents.gateway.attempt`) -> the provider. Complete and
-stream differ only in how the attempt calls: awaiting the completion whole, or driving the stream.
+:meth:`ModelGateway.complete` (the response cache), :meth:`ModelGateway.stream` and
+:meth:`ModelGateway.embed` -> the route loop (``_route``) -> one attempt
+(:mod:`agents.gateway.attempt`) -> the provider. They differ only in how the attempt calls:
+awaiting the completion whole, driving the stream, or awaiting a batch of vectors. Embeddings
+never touch the response cache (an entry is text), and a policy serves one operation: a chat
+call on an embeddings policy, or the reverse, is refused before any route is tried.
 
 For each route in the chain (provider + model), in order:
 
@@ -29,23 +32,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from agents.gateway.attempt import Attempt, AttemptRunner, Call, streamed, whole
+from agents.gateway.attempt import Answer, Attempt, AttemptRunner, Call, Request, embedded, streamed, whole
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
 from agents.gateway.cache import ResponseCache, cache_key, cacheable
 from agents.gateway.errors import BudgetSpent, CostCapReached, GatewayError, ProviderError
 from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
-from agents.gateway.providers.protocol import ChatRequest, Completion, Provider
+from agents.gateway.providers.protocol import ChatRequest, Completion, EmbeddingRequest, Embeddings, Provider
 from agents.gateway.ratelimit import RateLimiter
-from streams.errors import DeadlineExceeded, PodiumError, error_type
+from streams.errors import ConfigError, DeadlineExceeded, PodiumError, error_type
 from streams.telemetry import Telemetry
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "BudgetSpent",
     "CallPolicy",
     "CostCap",
+    "EmbeddingResult",
     "GatewayError",
     "GatewayResult",
     "ModelGateway",
@@ -86,6 +92,32 @@ class GatewayResult:
     @property
     def cache_hit(self) -> bool:
         return self.attempts[-1].outcome == "cache_hit"
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """The vectors (unit rows, in the texts' order), the route that made them, and every attempt
+    on the way (what it cost: input tokens at the model's price)."""
+
+    embeddings: Embeddings
+    route: Route
+    attempts: tuple[Attempt, ...]
+    decisions: tuple[str, ...] = ()
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def fallbacks(self) -> int:
+        return max(0, len({(a.provider, a.model) for a in self.attempts}) - 1)
+
+    @property
+    def retries(self) -> int:
+        return max(0, len(self.attempts) - 1 - self.fallbacks)
+
+
+Result = TypeVar("Result", GatewayResult, EmbeddingResult)
 
 
 @dataclass(frozen=True)
@@ -192,14 +224,14 @@ class ModelGateway:
         self,
         chain: tuple[Route, ...],
         index: int,
-        request: ChatRequest,
+        request: ChatRequest | EmbeddingRequest,
         cost_cap: CostCap | None,
         attempts: list[Attempt],
         deadline: float | None,
     ) -> tuple[str, ProviderError | None] | None:
         """Why the route at ``index`` is passed over before any call (the decision to record,
         and the error to report if no route is left), or None to call it. The one place both
-        :meth:`complete` and :meth:`stream` decide this."""
+        :meth:`complete`, :meth:`stream` and :meth:`embed` decide this."""
         route = chain[index]
         name = f"{route.provider}/{route.model}"
         # The checks that change nothing come first: a half-open circuit's one trial call is
@@ -215,12 +247,16 @@ class ModelGateway:
         return None
 
     def _unaffordable(
-        self, route: Route, request: ChatRequest, cap: CostCap | None, attempts: list[Attempt]
+        self,
+        route: Route,
+        request: ChatRequest | EmbeddingRequest,
+        cap: CostCap | None,
+        attempts: list[Attempt],
     ) -> str | None:
         if cap is None:
             return None
         spent = cap.spent_usd + sum(a.cost_usd for a in attempts)
-        worst = self._prices.cost(route.model, Usage(request.prompt_tokens_estimate(), request.max_tokens))
+        worst = self._prices.cost(route.model, request.worst_case())
         if spent + worst <= cap.limit_usd:
             return None
         return (
@@ -269,6 +305,7 @@ class ModelGateway:
     ) -> GatewayResult:
         """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given).
         Requests with tools or a response schema bypass the cache (``cache.cacheable``)."""
+        _check_operation(policy, "chat")
         cache = self._cache if cacheable(request) else None
         key = cache_key(request, policy.chain[0].model) if cache is not None else ""
         if cache is not None and (hit := cache.get(key)) is not None:
@@ -302,29 +339,57 @@ class ModelGateway:
         Errors before the first delta follow the same rules as :meth:`complete`; a break after
         it always fails over (a retry of the same stream would repeat the text).
         """
-        return self._route(request, policy, deadline, cost_cap, streamed)
+        _check_operation(policy, "chat")
+        return self._route(request, policy, deadline, cost_cap, streamed, GatewayResult)
+
+    async def embed(
+        self,
+        texts: Sequence[str],
+        policy: CallPolicy,
+        *,
+        cap: CostCap | None = None,
+        deadline: float | None = None,
+    ) -> EmbeddingResult:
+        """One vector per text, as unit rows, in one call (a batch) through an embeddings policy's
+        chain: the same retries, fallbacks, circuits, rate limits, cost cap and deadline as a chat
+        call. Every route of such a chain serves the same model (``GatewayConfig`` checks it), so
+        a fallback gives vectors of the same space. Never cached. No texts: no call, no rows."""
+        _check_operation(policy, "embeddings")
+        if not texts:
+            route = policy.chain[0]
+            nothing = Embeddings(np.zeros((0, 0), np.float32), route.model, 0, Usage(), route.provider, 0.0)
+            return EmbeddingResult(nothing, route, ())
+        request = EmbeddingRequest(model="", inputs=tuple(texts))
+        return await self._one(self._route(request, policy, deadline, cap, embedded, EmbeddingResult))
 
     async def _answer(
         self, request: ChatRequest, policy: CallPolicy, deadline: float | None, cost_cap: CostCap | None
     ) -> GatewayResult:
         """The route loop with calls that are awaited whole: its one event is the result."""
-        async with aclosing(self._route(request, policy, deadline, cost_cap, whole)) as events:
+        return await self._one(self._route(request, policy, deadline, cost_cap, whole, GatewayResult))
+
+    @staticmethod
+    async def _one(route: AsyncGenerator[str | Reset | Result, None]) -> Result:
+        """The result of a route loop whose calls yield no text."""
+        async with aclosing(route) as events:
             async for event in events:
-                if isinstance(event, GatewayResult):
+                if isinstance(event, GatewayResult | EmbeddingResult):
                     return event
         raise AssertionError("the route loop ends with a result or an error")
 
     async def _route(
         self,
-        request: ChatRequest,
+        request: Request,
         policy: CallPolicy,
         deadline: float | None,
         cost_cap: CostCap | None,
-        call: Call,
-    ) -> AsyncGenerator[StreamEvent, None]:
+        call: Call[Request, Answer],
+        result: Callable[[Answer, Route, tuple[Attempt, ...], tuple[str, ...]], Result],
+    ) -> AsyncGenerator[str | Reset | Result, None]:
         """The one route loop (steps 1 and 5 of the module docstring; an attempt is steps 2-4).
-        ``call`` says how an attempt talks to the provider; only a streamed call yields text,
-        and so only a stream can break after text and :class:`Reset`."""
+        ``call`` says how an attempt talks to the provider, ``result`` what its answer becomes;
+        only a streamed call yields text, and so only a stream can break after text and
+        :class:`Reset`."""
         attempts: list[Attempt] = []
         decisions: list[str] = []
         retries = 0
@@ -345,8 +410,8 @@ class ModelGateway:
                     self._attempt.run(route, request, policy.timeout_s, deadline, call, attempts)
                 ) as events:
                     async for event in events:
-                        if isinstance(event, Completion):
-                            yield GatewayResult(event, route, tuple(attempts), tuple(decisions))
+                        if not isinstance(event, str):
+                            yield result(event, route, tuple(attempts), tuple(decisions))
                             return
                         sent_text = True
                         yield event
@@ -403,3 +468,14 @@ def _next_route(chain: tuple[Route, ...], index: int, exc: ProviderError) -> int
             continue
         return candidate
     return len(chain)
+
+
+def _check_operation(policy: CallPolicy, operation: str) -> None:
+    """A policy serves one operation: vectors from a chat model, or a chat from an embedding
+    model, are a stage wired to the wrong policy, refused before anything is called."""
+    if policy.operation != operation:
+        routes = ", ".join(f"{r.provider}/{r.model}" for r in policy.chain)
+        raise ConfigError(
+            f"a {operation} call on a policy for {policy.operation} ({routes}): give the stage a "
+            f"policy with operation: {operation} in models.yaml"
+        )

@@ -5,6 +5,7 @@ clock, read with :func:`time_left`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from agents.gateway.backoff import Backoff
 
@@ -36,6 +37,8 @@ class CallPolicy:
     chain: tuple[Route, ...]
     backoff: Backoff = field(default_factory=Backoff)
     timeout_s: float = 30.0
+    # What the chain's models do: "chat" (complete, stream) or "embeddings" (embed).
+    operation: Literal["chat", "embeddings"] = "chat"
 
 
 def time_left(deadline: float | None, now: float) -> float | None:

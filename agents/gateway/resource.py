@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import ModelGateway
-from agents.gateway.providers.local import LocalModel, ToolModel
+from agents.gateway.providers.local import LocalModels
 from streams import ConfigError
 from streams.runtime import SharedResource, StageEnv
 
@@ -45,14 +45,14 @@ class GatewayResource(SharedResource):
         self,
         models: Path,
         keys: Mapping[str, SecretStr] | None = None,
-        local_models: Mapping[str, LocalModel | ToolModel] | None = None,
+        local_models: LocalModels | None = None,
     ) -> None:
         """``keys``: the provider-key variables (:attr:`streams.config.Settings.provider_keys`);
         none by default, enough for the local models and keyless providers. ``local_models``:
         what the local provider serves, by model name (each pipeline registers its own)."""
         super().__init__()
         self.models = models
-        self.local_models: Mapping[str, LocalModel | ToolModel] = MappingProxyType(dict(local_models or {}))
+        self.local_models: LocalModels = MappingProxyType(dict(local_models or {}))
         self._keys: Mapping[str, SecretStr] = MappingProxyType(dict(keys or {}))
         self._config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
@@ -106,7 +106,7 @@ class GatewayResource(SharedResource):
 def shared_or_own(
     shared: GatewayResource | None,
     models: Path,
-    local_models: Mapping[str, LocalModel | ToolModel] | None = None,
+    local_models: LocalModels | None = None,
 ) -> GatewayResource:
     """The process's gateway when given (it must read the same models file and serve the
     caller's local models), else one of the caller's own over ``models`` with its local models,

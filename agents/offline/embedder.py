@@ -6,6 +6,10 @@ for similarity), so it is fast (tens of thousands of texts a second on one core)
 a transformer encoder: good enough for dense retrieval beside BM25, not a replacement for a
 hosted embedding model. Rows are L2-normalised, so a dot product is the cosine similarity.
 
+:data:`EMBEDDING_MODELS` is what the gateway's local provider serves (``local-wordllama``, via
+:func:`agents.local_models`): the weights are loaded on the first call, once, whichever thread
+makes it, so a process that never embeds never loads them.
+
 The files are read with the library's own tokenizer and safetensors loaders rather than
 ``WordLlama.load()``: in wordllama 0.4 that looks for the tokenizer under ``tokenizer/`` while
 the wheel ships it under ``tokenizers/``, and then tries to download it from Hugging Face.
@@ -13,8 +17,10 @@ the wheel ships it under ``tokenizers/``, and then tries to download it from Hug
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +29,7 @@ from safetensors import safe_open
 from tokenizers import Tokenizer
 from wordllama.inference import WordLlamaInference
 
-__all__ = ["EMBEDDING_MODEL", "WordLlamaEmbedder"]
+__all__ = ["EMBEDDING_MODEL", "EMBEDDING_MODELS", "LazyEmbedder", "WordLlamaEmbedder"]
 
 EMBEDDING_MODEL = "local-wordllama"
 
@@ -64,3 +70,27 @@ class WordLlamaEmbedder:
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         unit: npt.NDArray[np.float32] = np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0)
         return unit
+
+
+class LazyEmbedder:
+    """The WordLlama embedder, loaded on its first call (once, under a lock: calls may come from
+    the gateway's worker threads). A local embedding model for the gateway's local provider."""
+
+    dimensions = WordLlamaEmbedder.dimensions
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: WordLlamaEmbedder | None = None
+
+    def _embedder(self) -> WordLlamaEmbedder:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = WordLlamaEmbedder.load()
+        return self._loaded
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self._embedder().embed(texts)
+
+
+EMBEDDING_MODELS: Mapping[str, LazyEmbedder] = MappingProxyType({EMBEDDING_MODEL: LazyEmbedder()})

@@ -1,4 +1,6 @@
-"""Model providers over httpx: OpenAI-compatible chat completions and Anthropic Messages.
+"""Model providers over httpx: OpenAI-compatible chat completions and embeddings, and Anthropic
+Messages (Anthropic has no embeddings API: its ``embed`` refuses, and the config refuses an
+Anthropic route in an embeddings chain before that).
 
 One pooled ``httpx.AsyncClient`` per provider, no retries of its own (the gateway is the one
 retry layer), every call bounded by a timeout the caller passes (never beyond the request's
@@ -17,14 +19,29 @@ from typing import Any
 
 import httpx
 
-from agents.gateway.errors import ProviderError, StreamBroken, Unreachable, classify_response
+from agents.gateway.errors import (
+    ProviderError,
+    RequestRejected,
+    ServerError,
+    StreamBroken,
+    Unreachable,
+    classify_response,
+)
 from agents.gateway.pricing import Usage
-from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece
+from agents.gateway.providers.protocol import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    StreamPiece,
+)
 from agents.gateway.providers.wire import (
     REPLY_TOOL,
     anthropic_body,
     anthropic_reply,
     openai_body,
+    openai_embedding_body,
+    openai_embeddings,
     openai_reply,
 )
 from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
@@ -195,6 +212,26 @@ class OpenAIProvider(_HttpProvider):
             tool_calls=reply.tool_calls,
         )
 
+    async def embed(
+        self, request: EmbeddingRequest, timeout_s: float, headers: dict[str, str] | None = None
+    ) -> Embeddings:
+        """``POST /embeddings``: errors become the same error types as a chat call's."""
+        started = time.perf_counter()
+        response = await self._post("/embeddings", openai_embedding_body(request), timeout_s, headers or {})
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ServerError(f"{self.name}: an embeddings answer that is not JSON") from exc
+        vectors, usage = openai_embeddings(data, len(request.inputs))
+        return Embeddings(
+            vectors=vectors,
+            model=str(data.get("model") or request.model),
+            dimensions=int(vectors.shape[1]) if len(vectors) else 0,
+            usage=usage,
+            provider=self.name,
+            latency_s=time.perf_counter() - started,
+        )
+
 
 class AnthropicProvider(_HttpProvider):
     """Anthropic Messages (``/v1/messages``)."""
@@ -216,6 +253,12 @@ class AnthropicProvider(_HttpProvider):
 
     def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
         return anthropic_body(request, stream)
+
+    async def embed(self, request: EmbeddingRequest, timeout_s: float) -> Embeddings:
+        raise RequestRejected(
+            f"{self.name}: Anthropic has no embeddings API; embed '{request.model}' through an "
+            "OpenAI-compatible provider or a local model"
+        )
 
     async def complete(
         self, request: ChatRequest, timeout_s: float, headers: dict[str, str] | None = None

@@ -8,6 +8,11 @@ pipeline's ``local-writer``, the market pipeline's ``local-lexicon`` and ``local
 the provider imports no pipeline. Each reads the same prompt a hosted model would get, so
 switching a stage between ``local`` and a real provider is a change of ``models.yaml``.
 
+Local embedding models are registered the same way, by name (a :class:`LocalEmbedder`: texts
+in, one row each out; ``local-wordllama`` of :mod:`agents.offline.embedder`). A batch of more
+than :data:`INLINE_EMBED_CHARS` characters is embedded in a worker thread
+(``asyncio.to_thread``), so a large batch does not hold the event loop up for long.
+
 A model that raises (its own bug, or input it cannot take) is a
 :class:`~agents.gateway.errors.LocalModelFailed`: not retried, since it would fail the same way,
 but the chain moves on to its next route.
@@ -15,21 +20,46 @@ but the chain moves on to its next route.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from agents.gateway.errors import LocalModelFailed, RequestRejected
 from agents.gateway.pricing import Usage
-from agents.gateway.providers.protocol import ChatRequest, Completion, StreamPiece, ToolCall
+from agents.gateway.providers.protocol import (
+    ChatRequest,
+    Completion,
+    EmbeddingRequest,
+    Embeddings,
+    StreamPiece,
+    ToolCall,
+)
 from agents.gateway.sse import estimate_tokens
 from streams.errors import PodiumError
 
-__all__ = ["LocalModel", "LocalProvider", "LocalTurn", "ToolModel"]
+__all__ = [
+    "INLINE_EMBED_CHARS",
+    "LocalEmbedder",
+    "LocalModel",
+    "LocalModels",
+    "LocalProvider",
+    "LocalTurn",
+    "ToolModel",
+]
 
 # The prompt (every message's content, one per line) -> the answer.
 LocalModel = Callable[[str], str]
+
+# A batch of at most this many characters is embedded on the event loop; a larger one in a
+# thread. WordLlama embeds about 3 MB of text a second on one core here, so this holds the loop
+# for about 1 ms, against some 0.1 ms for a hop to a thread (bench/embeddings.py measures both).
+INLINE_EMBED_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -48,20 +78,42 @@ class ToolModel:
     turn: Callable[[ChatRequest], LocalTurn]
 
 
+@runtime_checkable
+class LocalEmbedder(Protocol):
+    """A local embedding model: texts in, one float32 row of ``dimensions`` per text out (any
+    length: the gateway makes them unit rows). It may be called from a worker thread.
+
+    A Protocol, not a class to wrap in: the offline models below the gateway provide it as they
+    are (:data:`agents.offline.embedder.EMBEDDING_MODELS`)."""
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+# What the local provider serves, by model name.
+LocalModels: TypeAlias = Mapping[str, LocalModel | ToolModel | LocalEmbedder]
+
+
 class LocalProvider:
     """The local models as a provider: no network, no cost, deterministic."""
 
-    def __init__(
-        self, name: str = "local", models: Mapping[str, LocalModel | ToolModel] | None = None
-    ) -> None:
+    def __init__(self, name: str = "local", models: LocalModels | None = None) -> None:
         self.name = name
-        self.models: Mapping[str, LocalModel | ToolModel] = MappingProxyType(dict(models or {}))
+        self.models: LocalModels = MappingProxyType(dict(models or {}))
 
-    def _answer(self, request: ChatRequest) -> LocalTurn:
-        model = self.models.get(request.model)
+    def _model(self, name: str) -> LocalModel | ToolModel | LocalEmbedder:
+        model = self.models.get(name)
         if model is None:
             known = ", ".join(sorted(self.models)) or "none"
-            raise RequestRejected(f"the local provider has no model '{request.model}' (it has {known})")
+            raise RequestRejected(f"the local provider has no model '{name}' (it has {known})")
+        return model
+
+    def _answer(self, request: ChatRequest) -> LocalTurn:
+        model = self._model(request.model)
+        if isinstance(model, LocalEmbedder):
+            raise RequestRejected(f"local model '{request.model}' embeds texts; it does not chat")
         try:
             if isinstance(model, ToolModel):
                 return model.turn(request)
@@ -94,6 +146,33 @@ class LocalProvider:
         for i, word in enumerate(words):
             yield StreamPiece(text=word if i == 0 else " " + word)
         yield StreamPiece(final=completion)
+
+    async def embed(self, request: EmbeddingRequest, timeout_s: float) -> Embeddings:
+        """The texts' rows from the named local embedder, in a thread when the batch is large."""
+        started = time.perf_counter()
+        model = self._model(request.model)
+        if not isinstance(model, LocalEmbedder):
+            raise RequestRejected(f"local model '{request.model}' is a chat model; it does not embed")
+        texts = list(request.inputs)
+        try:
+            if sum(len(text) for text in texts) > INLINE_EMBED_CHARS:
+                vectors = await asyncio.to_thread(model.embed, texts)
+            else:
+                vectors = model.embed(texts)
+        except PodiumError:
+            raise
+        except Exception as exc:  # foreign code, as for a chat model
+            raise LocalModelFailed(
+                f"local model '{request.model}' raised {type(exc).__name__}: {exc}"
+            ) from exc
+        return Embeddings(
+            vectors=vectors,
+            model=request.model,
+            dimensions=model.dimensions,
+            usage=request.worst_case(),
+            provider=self.name,
+            latency_s=time.perf_counter() - started,
+        )
 
     async def aclose(self) -> None:
         return None

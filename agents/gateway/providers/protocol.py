@@ -1,6 +1,7 @@
 """What every provider is: a chat request in, a completion (or a stream of pieces ending in one)
-out. The gateway, the local provider and the providers over httpx all speak these types, so none
-of them depends on another's transport.
+out; or texts to embed in, their vectors out (:class:`EmbeddingRequest`, :class:`Embeddings`).
+The gateway, the local provider and the providers over httpx all speak these types, so none of
+them depends on another's transport.
 
 Messages are podium's own, neutral shape; each provider translates them to its wire format, so a
 fallback from one provider to another carries the conversation and its tool calls across::
@@ -20,12 +21,24 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from agents.gateway.pricing import Usage
 from agents.gateway.sse import estimate_tokens
 
-__all__ = ["ChatRequest", "Completion", "Provider", "StreamPiece", "ToolCall", "ToolSpec"]
+__all__ = [
+    "ChatRequest",
+    "Completion",
+    "EmbeddingRequest",
+    "Embeddings",
+    "Provider",
+    "StreamPiece",
+    "ToolCall",
+    "ToolSpec",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,12 @@ class ChatRequest:
     # A JSON Schema the reply must match (structured output); see agents.gateway.structured.
     response_schema: dict[str, Any] | None = None
 
+    operation: ClassVar[str] = "chat"  # gen_ai.operation.name
+
+    def worst_case(self) -> Usage:
+        """The most this call can use: its prompt (estimated) and ``max_tokens`` of output."""
+        return Usage(self.prompt_tokens_estimate(), self.max_tokens)
+
     def prompt_tokens_estimate(self) -> int:
         text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
         text += "".join(c.get("arguments", "") for m in self.messages for c in m.get("tool_calls") or ())
@@ -88,11 +107,40 @@ class StreamPiece:
     final: Completion | None = None
 
 
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Texts to embed with one model, in one call (a batch)."""
+
+    model: str
+    inputs: tuple[str, ...]
+
+    operation: ClassVar[str] = "embeddings"  # gen_ai.operation.name
+
+    def worst_case(self) -> Usage:
+        """The most this call can use: its inputs (estimated); an embedding writes no tokens."""
+        return Usage(sum(estimate_tokens(text) for text in self.inputs), 0)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One row per input, in the inputs' order. The gateway hands them out as unit rows (a dot
+    product is the cosine); a row with nothing to embed stays zero."""
+
+    vectors: npt.NDArray[np.float32]  # (len(inputs), dimensions)
+    model: str
+    dimensions: int
+    usage: Usage  # input tokens; output 0
+    provider: str
+    latency_s: float
+
+
 class Provider(Protocol):
     name: str
 
     async def complete(self, request: ChatRequest, timeout_s: float) -> Completion: ...
 
     def stream(self, request: ChatRequest, timeout_s: float) -> AsyncIterator[StreamPiece]: ...
+
+    async def embed(self, request: EmbeddingRequest, timeout_s: float) -> Embeddings: ...
 
     async def aclose(self) -> None: ...

@@ -1,11 +1,13 @@
 """``podium sim``: a local stand-in for model providers. It is NOT a model.
 
-It speaks the OpenAI chat-completions protocol (JSON and SSE, with the ``include_usage`` chunk)
-and the Anthropic Messages protocol (JSON and SSE events), answers with deterministic filler
+It speaks the OpenAI chat-completions protocol (JSON and SSE, with the ``include_usage`` chunk),
+OpenAI embeddings (``POST /v1/embeddings``: hashed-word vectors, see :mod:`.sim_embeddings`) and
+the Anthropic Messages protocol (JSON and SSE events), answers with deterministic filler
 text labelled ``[sim]``, and injects the faults real providers produce: 429 with Retry-After,
 quota 429, 500, 529, timeouts, connection resets, streams cut mid-way and error events after a
-200. Faults are drawn from a seeded generator, or forced per request with the ``x-sim-fault``
-header (tests use that, so they do not depend on arrival order).
+200 (an embeddings call draws from the same faults; the stream's have no effect on it, as on a
+chat call that is not streamed). Faults are drawn from a seeded generator, or forced per
+request with the ``x-sim-fault`` header (tests use that, so they do not depend on arrival order).
 
 Requests with tools get tool calls in either protocol, streamed or not (OpenAI ``tool_calls``
 with their arguments in fragments, Anthropic ``tool_use`` blocks with ``input_json_delta``), and a
@@ -40,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agents.gateway.providers.sim_embeddings import DEFAULT_DIMENSIONS, SimEmbedder, embeddings_answer
 from agents.gateway.providers.sim_faults import (
     BREAKS,
     FAULTS,
@@ -474,9 +477,46 @@ def make_app(config: SimConfig) -> Starlette:
 
         return DroppableStream(events(), media_type="text/event-stream")
 
+    embedder = SimEmbedder()
+
+    async def openai_embeddings(request: Request) -> Response:
+        body = await request.json()
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str) else raw
+        fault = sim.fault(request)
+        sim.arrived({"messages": inputs}, fault)
+        await sim.first_byte()
+        if (
+            early := await fault_response(fault, "openai", config.retry_after_s, config.timeout_s)
+        ) is not None:
+            return early
+        if not body.get("model") or not isinstance(inputs, list) or not inputs:
+            return error_response(
+                "openai", 400, "invalid_request_error", "'model' and a non-empty 'input' are required"
+            )
+        if not all(isinstance(text, str) for text in inputs):
+            return error_response(
+                "openai", 400, "invalid_request_error", "the simulator embeds strings, not token arrays"
+            )
+        tokens = [_tokens(text) for text in inputs]
+        if max(tokens) > config.context_window:
+            return error_response(
+                "openai",
+                400,
+                "invalid_request_error",
+                f"This model's maximum context length is {config.context_window} tokens, "
+                f"however you requested {max(tokens)} tokens",
+                "context_length_exceeded",
+            )
+        dimensions = int(body.get("dimensions") or DEFAULT_DIMENSIONS)
+        vectors = embedder.embed(inputs, dimensions)
+        encoding = str(body.get("encoding_format") or "float")
+        return JSONResponse(embeddings_answer(vectors, body["model"], sum(tokens), encoding))
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", openai_chat, methods=["POST"]),
+            Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
             Route("/v1/messages", anthropic_messages, methods=["POST"]),
         ]
     )

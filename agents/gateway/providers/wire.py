@@ -23,6 +23,10 @@ response_schema    ``response_format: {type: json_schema,       a tool named ``r
 =================  ===========================================  ===========================================
 
 Either way a structured reply comes back as the Completion's text: the JSON text.
+
+Embeddings are OpenAI-compatible only (Anthropic has no embeddings API): ``POST /embeddings``
+``{model, input: [...], encoding_format: "float"}`` answers ``data[{index, embedding}]`` (read in
+``index`` order, whatever order they came in) and ``usage.prompt_tokens``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agents.gateway.errors import RequestRejected
-from agents.gateway.providers.protocol import ChatRequest, ToolCall, ToolSpec
+import numpy as np
+import numpy.typing as npt
+
+from agents.gateway.errors import RequestRejected, ServerError
+from agents.gateway.pricing import Usage
+from agents.gateway.providers.protocol import ChatRequest, EmbeddingRequest, ToolCall, ToolSpec
 
 __all__ = [
     "REPLY_TOOL",
@@ -42,6 +50,8 @@ __all__ = [
     "anthropic_reply",
     "anthropic_tool_choice",
     "openai_body",
+    "openai_embedding_body",
+    "openai_embeddings",
     "openai_messages",
     "openai_reply",
     "openai_tool_choice",
@@ -298,3 +308,23 @@ def anthropic_reply(data: dict[str, Any], structured: bool = False) -> Reply:
     if reply is not None and not calls and finish == "tool_use":
         finish = "end_turn"
     return Reply("".join(text) if reply is None else reply, tuple(calls), finish)
+
+
+def openai_embedding_body(request: EmbeddingRequest) -> dict[str, Any]:
+    return {"model": request.model, "input": list(request.inputs), "encoding_format": "float"}
+
+
+def openai_embeddings(data: Any, inputs: int) -> tuple[npt.NDArray[np.float32], Usage]:
+    """The vectors (one row per input, in ``index`` order) and the usage of an embeddings answer.
+    An answer that does not hold one vector of one length per input is the provider's fault."""
+    rows = data.get("data") if isinstance(data, dict) else None
+    try:
+        ordered = sorted(rows or (), key=lambda row: int(row["index"]))
+        vectors = np.asarray([row["embedding"] for row in ordered], dtype=np.float32)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServerError(f"an embeddings answer that cannot be read: {type(exc).__name__}: {exc}") from exc
+    indexes = [int(row["index"]) for row in ordered]
+    if indexes != list(range(inputs)) or vectors.ndim != 2:
+        raise ServerError(f"an embeddings answer with rows {indexes[:8]} for {inputs} inputs")
+    usage = data.get("usage") or {}
+    return vectors, Usage(int(usage.get("prompt_tokens") or 0), 0)
