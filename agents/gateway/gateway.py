@@ -476,6 +476,6 @@ def _check_operation(policy: CallPolicy, operation: str) -> None:
     if policy.operation != operation:
         routes = ", ".join(f"{r.provider}/{r.model}" for r in policy.chain)
         raise ConfigError(
-            f"a {operation} call on a policy for {policy.operation} ({routes}): give the stage a "
+            f"a call for {operation} on a policy for {policy.operation} ({routes}): give the stage a "
             f"policy with operation: {operation} in models.yaml"
         )

@@ -1,13 +1,23 @@
 """The model providers behind one interface (:class:`Provider`): OpenAI- and Anthropic-compatible
 APIs over httpx, the local provider (models that run in this process), and the provider
 simulator (a stand-in for hosted models, not a model) that tests and the demo call instead of
-the network."""
+the network. Each serves chat, embeddings or both (:class:`EmbeddingRequest` in,
+:class:`Embeddings` out)."""
 
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.local import LocalModel, LocalProvider, LocalTurn, ToolModel
+from agents.gateway.providers.local import (
+    LocalEmbedder,
+    LocalModel,
+    LocalModels,
+    LocalProvider,
+    LocalTurn,
+    ToolModel,
+)
 from agents.gateway.providers.protocol import (
     ChatRequest,
     Completion,
+    EmbeddingRequest,
+    Embeddings,
     Provider,
     StreamPiece,
     ToolCall,
@@ -18,7 +28,11 @@ __all__ = [
     "AnthropicProvider",
     "ChatRequest",
     "Completion",
+    "EmbeddingRequest",
+    "Embeddings",
+    "LocalEmbedder",
     "LocalModel",
+    "LocalModels",
     "LocalProvider",
     "LocalTurn",
     "OpenAIProvider",

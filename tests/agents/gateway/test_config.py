@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agents.gateway.config import build_gateway, load_gateway_config
+from agents.gateway.pricing import Usage
 from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.errors import ConfigError
@@ -152,3 +153,56 @@ def test_tiers_must_be_listed_cheapest_first(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="cheapest first"):
         load_gateway_config(path)
+
+
+def test_the_repository_configurations_embed_with_one_model_each() -> None:
+    offline = load_gateway_config(REPO / "models.yaml").policy("embed")
+    assert offline.operation == "embeddings"
+    assert [(r.provider, r.model) for r in offline.chain] == [("local", "local-wordllama")]
+    sim = load_gateway_config(REPO / "models.sim.yaml")
+    assert [(r.provider, r.model) for r in sim.policy("embed").chain] == [
+        ("sim-openai", "text-embedding-3-small"),
+        ("sim-openai-backup", "text-embedding-3-small"),
+    ]
+    assert sim.policy("generate").operation == "chat"
+    assert sim.price_table().cost("text-embedding-3-small", Usage(1_000_000)) == 0.02
+
+
+EMBED_HEAD = (
+    "providers: {a: {kind: openai, base_url: u}, b: {kind: openai, base_url: v}, an: {kind: anthropic, "
+    "base_url: w}, p: {kind: local}}\nprices: {e: {input: 0.02, output: 0}, f: {input: 0, output: 0}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        (
+            "{operation: embeddings, chain: [{provider: a, model: e}, {provider: p, model: f}]}",
+            "stages.embed.chain.1.model: 'f' in an embeddings chain of 'e' .*do not share a space",
+        ),
+        (
+            "{operation: embeddings, chain: [{provider: a, model: e}, {provider: an, model: e}]}",
+            "stages.embed.chain.1.provider: 'an' is an anthropic provider, which has no embeddings API",
+        ),
+        (
+            "{operation: embeddings, chain: [{provider: a, model: e}], "
+            "tiers: [{name: t, max_score: 0.2, chain: [{provider: a, model: e}]}]}",
+            "stages.embed.tiers: an embeddings policy has no tiers",
+        ),
+        ("{operation: rerank, chain: [{provider: a, model: e}]}", "stages.embed.operation"),
+    ],
+)
+def test_an_embeddings_policy_is_checked_at_load_naming_the_key(
+    tmp_path: Path, stage: str, message: str
+) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(EMBED_HEAD + f"stages:\n  embed: {stage}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_gateway_config(path)
+    # Two providers of the same model are a valid fallback.
+    path.write_text(
+        EMBED_HEAD + "stages:\n  embed: {operation: embeddings, chain: "
+        "[{provider: a, model: e}, {provider: b, model: e}]}\n"
+    )
+    assert len(load_gateway_config(path).policy("embed").chain) == 2

@@ -9,6 +9,7 @@ from typing import Literal
 
 import anthropic
 import httpx
+import numpy as np
 import openai
 import pydantic
 import pytest
@@ -18,12 +19,13 @@ from agents.gateway.errors import (
     Overloaded,
     QuotaExhausted,
     RateLimited,
+    RequestRejected,
     ServerError,
     StreamBroken,
     Unreachable,
 )
 from agents.gateway.providers.http import AnthropicProvider, OpenAIProvider
-from agents.gateway.providers.protocol import ChatRequest, StreamPiece, ToolSpec
+from agents.gateway.providers.protocol import ChatRequest, EmbeddingRequest, StreamPiece, ToolSpec
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from agents.gateway.providers.wire import anthropic_body, openai_body
 
@@ -282,3 +284,71 @@ def test_the_openai_sdk_parses_the_simulators_structured_reply(sim_url: str) -> 
         response_format=Ticket,
     )
     assert reply.choices[0].message.parsed == Ticket(category="technical", account="A-7", urgent=False)
+
+
+EMBED = EmbeddingRequest("text-embedding-3-small", ("reset my password", "password reset", "invoices"))
+
+
+async def test_embeddings_come_back_in_order_with_real_usage(providers) -> None:  # type: ignore[no-untyped-def]
+    answer = await providers["openai"].embed(EMBED, timeout_s=5)
+    assert answer.vectors.shape == (3, 256) and answer.dimensions == 256
+    assert answer.model == EMBED.model and answer.provider == "sim-openai"
+    assert answer.usage.input_tokens > 0 and answer.usage.output_tokens == 0
+    one = await providers["openai"].embed(EmbeddingRequest(EMBED.model, ("invoices",)), timeout_s=5)
+    assert np.allclose(one.vectors[0], answer.vectors[2])
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("rate_limit", RateLimited),
+        ("quota", QuotaExhausted),
+        ("server_error", ServerError),
+        ("overloaded", Overloaded),
+        ("reset", Unreachable),
+    ],
+)
+async def test_each_embeddings_fault_becomes_the_error_a_chat_call_gets(
+    providers, fault: str, error: type
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error) as caught:
+        await providers["openai"].embed(EMBED, timeout_s=5, headers={"x-sim-fault": fault})
+    if fault == "rate_limit":
+        assert caught.value.retry_after_s == 1.5
+
+
+async def test_an_embeddings_call_that_hangs_is_cut_at_the_timeout(providers) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Unreachable, match=r"no answer within 0\.50s"):
+        await providers["openai"].embed(EMBED, timeout_s=0.5, headers={"x-sim-fault": "timeout"})
+
+
+async def test_an_input_beyond_the_context_window_is_a_context_error(providers) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ContextTooLong):
+        await providers["openai"].embed(EmbeddingRequest("e", ("x" * 40_000,)), timeout_s=5)
+
+
+async def test_anthropic_has_no_embeddings_and_says_so(providers) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RequestRejected, match="Anthropic has no embeddings API") as caught:
+        await providers["anthropic"].embed(EMBED, timeout_s=5)
+    assert not caught.value.retryable and not caught.value.failover
+
+
+def test_the_openai_sdk_embeds_against_the_simulator(sim_url: str) -> None:
+    with openai.OpenAI(base_url=sim_url + "/v1", api_key="sim", max_retries=0) as client:
+        _sdk_embeds(client)
+
+
+def _sdk_embeds(client: openai.OpenAI) -> None:
+    texts = list(EMBED.inputs)
+    # The SDK asks for base64 unless told otherwise, and decodes it; floats when asked for.
+    packed = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    floats = client.embeddings.create(model="text-embedding-3-small", input=texts, encoding_format="float")
+    assert [d.index for d in packed.data] == [0, 1, 2] and len(packed.data[0].embedding) == 256
+    assert np.allclose([d.embedding for d in packed.data], [d.embedding for d in floats.data], atol=1e-6)
+    assert packed.usage.prompt_tokens == floats.usage.prompt_tokens > 0
+    short = client.embeddings.create(model="text-embedding-3-small", input="one text", dimensions=64)
+    assert len(short.data) == 1 and len(short.data[0].embedding) == 64
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="e", input=texts, extra_headers={"x-sim-fault": "rate_limit"})
+    with pytest.raises(openai.InternalServerError):
+        client.embeddings.create(model="e", input=texts, extra_headers={"x-sim-fault": "server_error"})

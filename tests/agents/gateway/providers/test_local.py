@@ -1,13 +1,25 @@
 """The local provider serves the local models it is given, behind the provider interface."""
 
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from agents.gateway.backoff import Backoff
 from agents.gateway.errors import LocalModelFailed, Overloaded, RequestRejected
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.local import LocalModel, LocalProvider, LocalTurn, ToolModel
-from agents.gateway.providers.protocol import ChatRequest
+from agents.gateway.providers.local import (
+    INLINE_EMBED_CHARS,
+    LocalEmbedder,
+    LocalModel,
+    LocalProvider,
+    LocalTurn,
+    ToolModel,
+)
+from agents.gateway.providers.protocol import ChatRequest, EmbeddingRequest
 from agents.offline.grounded import GROUNDED_MODELS, Source, grounded_prompt
 
 SOURCES = [
@@ -103,3 +115,93 @@ async def test_the_chain_moves_on_from_a_broken_local_model_at_once() -> None:
     assert result.completion.text == "HI"
     assert [a.outcome for a in result.attempts] == ["local_model_failed", "ok"]
     assert (result.retries, result.fallbacks) == (0, 1)
+
+
+async def test_the_local_provider_embeds_with_the_real_wordllama() -> None:
+    from agents import local_models
+    from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
+
+    provider = LocalProvider(models=local_models())
+    texts = ("How do I reset my password?", "I forgot my password", "Invoices are emailed monthly")
+    answer = await provider.embed(EmbeddingRequest(EMBEDDING_MODEL, texts), timeout_s=5)
+    assert answer.vectors.shape == (3, 256) and answer.dimensions == 256 and answer.provider == "local"
+    assert answer.usage.input_tokens > 0 and answer.usage.output_tokens == 0
+    assert np.allclose(answer.vectors, WordLlamaEmbedder.load().embed(texts), atol=1e-6)
+    rows = answer.vectors
+    assert rows[0] @ rows[1] > rows[0] @ rows[2]
+    # Through the gateway: unit rows, free, and the same rows from a batch large enough for a thread.
+    gateway = ModelGateway({"local": provider}, PriceTable({EMBEDDING_MODEL: Price(0, 0)}))
+    policy = CallPolicy((Route("local", EMBEDDING_MODEL),), operation="embeddings")
+    many = [f"{texts[i % 3]} (copy {i})" for i in range(300)]
+    assert sum(map(len, many)) > INLINE_EMBED_CHARS
+    result = await gateway.embed(many, policy)
+    assert result.cost_usd == 0 and np.allclose(
+        np.linalg.norm(result.embeddings.vectors, axis=1), 1, atol=1e-5
+    )
+    assert np.allclose(
+        result.embeddings.vectors[7], (await gateway.embed([many[7]], policy)).embeddings.vectors[0]
+    )
+
+
+async def test_a_large_batch_is_embedded_off_the_event_loop() -> None:
+    import threading
+
+    threads: list[str] = []
+
+    class Recording:
+        dimensions = 2
+
+        def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            threads.append(threading.current_thread().name)
+            return np.ones((len(texts), 2), np.float32)
+
+    provider = LocalProvider(models={"rec": Recording()})
+    await provider.embed(EmbeddingRequest("rec", ("short",)), timeout_s=1)
+    await provider.embed(EmbeddingRequest("rec", ("x" * (INLINE_EMBED_CHARS + 1),)), timeout_s=1)
+    assert threads[0] == threading.current_thread().name and threads[1] != threads[0]
+
+
+async def test_embedding_and_chat_models_are_not_mixed_up() -> None:
+    from agents.offline.embedder import EMBEDDING_MODELS
+
+    provider = LocalProvider(models={**GROUNDED_MODELS, **EMBEDDING_MODELS})
+    with pytest.raises(RequestRejected, match="is a chat model; it does not embed"):
+        await provider.embed(EmbeddingRequest("local-extractive", ("hi",)), timeout_s=1)
+    with pytest.raises(RequestRejected, match="embeds texts; it does not chat"):
+        await provider.complete(ChatRequest("local-wordllama", [{"role": "user", "content": "hi"}]), 1)
+    with pytest.raises(RequestRejected, match="no model 'nope'"):
+        await provider.embed(EmbeddingRequest("nope", ("hi",)), timeout_s=1)
+
+
+async def test_an_embedder_that_raises_is_a_local_model_failure() -> None:
+    class Broken:
+        dimensions = 4
+
+        def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            raise ValueError("bad input")
+
+    provider = LocalProvider(models={"broken": Broken()})
+    with pytest.raises(LocalModelFailed, match="raised ValueError: bad input"):
+        await provider.embed(EmbeddingRequest("broken", ("hi",)), timeout_s=1)
+
+
+def test_the_offline_embedder_loads_once_whichever_threads_ask() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from agents.offline.embedder import LazyEmbedder, WordLlamaEmbedder
+
+    lazy = LazyEmbedder()
+    assert isinstance(lazy, LocalEmbedder) and lazy.dimensions == 256
+    real = WordLlamaEmbedder.load()
+
+    def slow_load() -> WordLlamaEmbedder:
+        time.sleep(0.05)  # long enough for every thread to arrive while the first loads
+        return real
+
+    with (
+        mock.patch.object(WordLlamaEmbedder, "load", side_effect=slow_load) as load,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        rows = list(pool.map(lambda i: lazy.embed([f"text {i}"]), range(32)))
+    assert load.call_count == 1 and all(r.shape == (1, 256) for r in rows)

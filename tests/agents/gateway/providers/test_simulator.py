@@ -111,3 +111,29 @@ def test_the_simulator_keeps_only_its_newest_requests() -> None:
     assert isinstance(kept, list)
     assert [r.messages[0]["content"] for r in kept] == ["call 2", "call 3", "call 4"]
     assert server.calls == 5
+
+
+def test_the_simulator_embeds_deterministically_and_injects_the_chat_faults() -> None:
+    import numpy as np
+
+    texts = ["How do I reset my password?", "resetting passwords", "Quarterly invoice totals", "!!!"]
+    body = {"model": "text-embedding-3-small", "input": texts}
+    with SimulatorServer(SimConfig(latency_ms=0, jitter_ms=0)) as url, httpx.Client(base_url=url) as client:
+        first = client.post("/v1/embeddings", json=body).json()
+        again = client.post("/v1/embeddings", json=body).json()
+        assert first["data"] == again["data"] and first["usage"]["prompt_tokens"] > 0
+        rows = np.array([d["embedding"] for d in first["data"]])
+        assert rows.shape == (4, 256) and [d["index"] for d in first["data"]] == [0, 1, 2, 3]
+        assert np.allclose(np.linalg.norm(rows[:3], axis=1), 1) and not rows[3].any()  # no word: zero
+        assert rows[0] @ rows[1] > 0.3 > rows[0] @ rows[2]  # shared stems and trigrams
+        wide = client.post("/v1/embeddings", json={**body, "dimensions": 1536}).json()
+        assert len(wide["data"][0]["embedding"]) == 1536
+        refused = client.post("/v1/embeddings", json={"model": "m", "input": [[1, 2]]})
+        assert refused.status_code == 400
+        limited = client.post("/v1/embeddings", json=body, headers={"x-sim-fault": "rate_limit"})
+        assert limited.status_code == 429 and limited.headers["retry-after"]
+    faults = ("rate_limit", "server_error")
+    storm = SimConfig(seed=3, fault_rate=0.5, faults=faults, latency_ms=0, jitter_ms=0)
+    with SimulatorServer(storm) as url, httpx.Client(base_url=url) as client:
+        codes = [client.post("/v1/embeddings", json=body).status_code for _ in range(40)]
+    assert {200, 429, 500} == set(codes) and 8 < codes.count(200) < 32

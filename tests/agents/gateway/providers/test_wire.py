@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
-from agents.gateway.errors import RequestRejected
-from agents.gateway.providers.protocol import ChatRequest, ToolCall, ToolSpec
+from agents.gateway.errors import RequestRejected, ServerError
+from agents.gateway.pricing import Usage
+from agents.gateway.providers.protocol import ChatRequest, EmbeddingRequest, ToolCall, ToolSpec
 from agents.gateway.providers.wire import (
     REPLY_TOOL,
     anthropic_body,
@@ -16,6 +18,8 @@ from agents.gateway.providers.wire import (
     anthropic_reply,
     anthropic_tool_choice,
     openai_body,
+    openai_embedding_body,
+    openai_embeddings,
     openai_messages,
     openai_reply,
     openai_tool_choice,
@@ -286,3 +290,41 @@ def test_both_protocols_carry_the_same_conversation() -> None:
         b for m in an if isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_result"
     ]
     assert [(b["tool_use_id"], b["is_error"]) for b in results] == [("c1", False), ("c2", True)]
+
+
+def test_an_embeddings_body_asks_for_floats() -> None:
+    body = openai_embedding_body(EmbeddingRequest("text-embedding-3-small", ("a", "b")))
+    assert body == {"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float"}
+
+
+def test_embeddings_are_read_in_index_order_with_their_usage() -> None:
+    data = {
+        "data": [
+            {"object": "embedding", "index": 1, "embedding": [0.0, 1.0]},
+            {"object": "embedding", "index": 0, "embedding": [1.0, 0.0]},
+        ],
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    vectors, usage = openai_embeddings(data, 2)
+    assert vectors.tolist() == [[1.0, 0.0], [0.0, 1.0]] and vectors.dtype == np.float32
+    assert usage == Usage(7, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"data": [{"index": 0, "embedding": [1.0]}]}, r"rows \[0\] for 2 inputs"),
+        ({"data": [{"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}]}, r"rows \[0, 0\]"),
+        (
+            {"data": [{"index": 0, "embedding": [1.0]}, {"index": 1, "embedding": [1.0, 2.0]}]},
+            "cannot be read",
+        ),
+        ({"data": [{"index": 0}, {"index": 1}]}, "cannot be read: KeyError"),
+        ({"error": "nothing"}, r"rows \[\] for 2 inputs"),
+        ("not an object", r"rows \[\] for 2 inputs"),
+    ],
+)
+def test_an_embeddings_answer_that_does_not_fit_is_the_providers_fault(data: Any, message: str) -> None:
+    with pytest.raises(ServerError, match=message) as caught:
+        openai_embeddings(data, 2)
+    assert caught.value.retryable
