@@ -24,6 +24,7 @@ class CircuitBreaker:
     state: str = "closed"  # closed | open | half_open
     opened_at: float = 0.0
     _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    _failures: int = 0  # among _calls, kept as they come and go: no walk of the window per call
     _probing: bool = False
 
     def allow(self, now: float) -> bool:
@@ -47,17 +48,21 @@ class CircuitBreaker:
             if ok:
                 self.state = "closed"
                 self._calls.clear()
+                self._failures = 0
             else:
                 self._open(now)
             self._probing = False
             return
         self._calls.append((now, ok))
+        self._failures += not ok
         while self._calls and now - self._calls[0][0] > self.window_s:
-            self._calls.popleft()
-        failures = sum(1 for _, success in self._calls if not success)
-        if len(self._calls) >= self.min_calls and failures / len(self._calls) >= self.failure_rate:
+            _, success = self._calls.popleft()
+            self._failures -= not success
+        calls = len(self._calls)
+        if calls >= self.min_calls and self._failures / calls >= self.failure_rate:
             self._open(now)
 
     def _open(self, now: float) -> None:
         self.state, self.opened_at = "open", now
         self._calls.clear()
+        self._failures = 0
