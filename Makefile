@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent broker-fetch browser phoenix clean
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed broker-fetch browser phoenix clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,10 +71,15 @@ bench: install
 	$(BIN)/python bench/market_windows.py
 	$(BIN)/python bench/content_pipeline.py --provider sim
 	$(BIN)/python bench/agent_loop.py
+	$(BIN)/python bench/embeddings.py
 
 # The agent loop alone: overhead per step at 0 ms, requests/s at 1 s with 500 loops in flight.
 bench-agent: install
 	$(BIN)/python bench/agent_loop.py
+
+# The local embedding model: texts/s batched against one at a time, and through the gateway.
+bench-embed: install
+	$(BIN)/python bench/embeddings.py
 
 clean:
 	-$(BIN)/podium broker stop

@@ -57,9 +57,10 @@ __all__ = [
 LocalModel = Callable[[str], str]
 
 # A batch of at most this many characters is embedded on the event loop; a larger one in a
-# thread. WordLlama embeds about 3 MB of text a second on one core here, so this holds the loop
-# for about 1 ms, against some 0.1 ms for a hop to a thread (bench/embeddings.py measures both).
-INLINE_EMBED_CHARS = 4096
+# thread. `make bench-embed` (2 shared cores): WordLlama took 560-1,370 ns a character batched
+# and a hop to a thread 50-95 us, so this holds the loop for about 1-3 ms at most, and a batch
+# large enough to be sent to a thread pays under a tenth of its time for the hop.
+INLINE_EMBED_CHARS = 2048
 
 
 @dataclass(frozen=True)
