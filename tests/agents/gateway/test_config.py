@@ -126,12 +126,17 @@ def test_models_status_probes_every_route(tmp_path: Path, sim: SimulatorServer) 
     path = tmp_path / "models.yaml"
     path.write_text(
         f"providers:\n  oa: {{kind: openai, base_url: '{sim.url}/v1', api_key_env: PLANTED_KEY}}\n"
-        "prices: {m: {input: 1, output: 2}}\nstages:\n  g: {chain: [{provider: oa, model: m}]}\n"
+        "prices: {m: {input: 1, output: 2}, e: {input: 0.02, output: 0}}\nstages:\n"
+        "  g: {chain: [{provider: oa, model: m}]}\n"
+        "  embed: {operation: embeddings, chain: [{provider: oa, model: e}]}\n"
     )
     result = podium("models", "status", "--probe", env={"PODIUM_MODELS": str(path), "PLANTED_KEY": PLANTED})
     assert result.returncode == 0, result.stderr
     assert "$PLANTED_KEY" in result.stdout and PLANTED not in result.stdout
     assert "oa/m" in result.stdout and " ok " in result.stdout
+    assert "(embeddings) oa/e" in result.stdout  # the chain, marked as an embeddings chain
+    probed = [line for line in result.stdout.splitlines() if "oa/e" in line and " ok " in line]
+    assert probed, result.stdout  # probed with an embeddings call, not a chat one
 
 
 def test_routing_by_complexity_picks_the_cheapest_adequate_tier() -> None:
