@@ -37,7 +37,8 @@ def sim(
     )
     console.print(
         f"provider simulator (stand-in, not a model) on http://127.0.0.1:{port}: "
-        f"OpenAI at /v1/chat/completions, Anthropic at /v1/messages; faults {fault_rate:.0%} of "
+        "OpenAI at /v1/chat/completions and /v1/embeddings, Anthropic at /v1/messages; "
+        f"faults {fault_rate:.0%} of "
         f"{', '.join(chosen)}; force one with the header x-sim-fault"
     )
     uvicorn.run(make_app(config), host="127.0.0.1", port=port, log_level="warning")
