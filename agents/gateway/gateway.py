@@ -355,6 +355,8 @@ class ModelGateway:
         call. Every route of such a chain serves the same model (``GatewayConfig`` checks it), so
         a fallback gives vectors of the same space. Never cached. No texts: no call, no rows."""
         _check_operation(policy, "embeddings")
+        if isinstance(texts, str):  # a str is a sequence of str too: one vector per character
+            raise TypeError("ModelGateway.embed takes a sequence of texts; wrap one text in a list")
         if not texts:
             route = policy.chain[0]
             nothing = Embeddings(np.zeros((0, 0), np.float32), route.model, 0, Usage(), route.provider, 0.0)

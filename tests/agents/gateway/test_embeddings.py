@@ -156,10 +156,14 @@ async def test_an_anthropic_route_refuses_without_counting_against_its_circuit(
     assert gateway.breaker(Route("an", MODEL)).state == "closed"
 
 
-async def test_no_texts_make_no_call(server: SimulatorServer, gateway: ModelGateway) -> None:
+async def test_no_texts_make_no_call_and_one_str_is_refused(
+    server: SimulatorServer, gateway: ModelGateway
+) -> None:
     calls = server.calls
     result = await gateway.embed([], embeddings(Route("oa", MODEL)))
     assert server.calls == calls and result.embeddings.vectors.shape[0] == 0 and result.cost_usd == 0
+    with pytest.raises(TypeError, match="wrap one text in a list"):
+        await gateway.embed("one text", embeddings(Route("oa", MODEL)))
 
 
 @dataclass
