@@ -99,10 +99,11 @@ async def embedded(
     zero), so every provider's vectors are alike for a dot product."""
     answer = await provider.embed(request, timeout_s)
     vectors = np.asarray(answer.vectors, dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape != (len(request.inputs), answer.dimensions):
+    dimensions = answer.dimensions if request.dimensions is None else request.dimensions
+    if vectors.ndim != 2 or vectors.shape != (len(request.inputs), dimensions):
         raise ServerError(
             f"{provider.name}: {vectors.shape} vectors for {len(request.inputs)} inputs of "
-            f"{answer.dimensions} dimensions"
+            f"{dimensions} dimensions"
         )
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

@@ -99,6 +99,9 @@ class TierConfig(_Strict):
 class StagePolicy(_Strict):
     # chat: complete and stream; embeddings: embed (a chain of one model, no tiers).
     operation: Literal["chat", "embeddings"] = "chat"
+    # embeddings: the vectors' length, asked of every route (OpenAI's ``dimensions``); a local
+    # model must make exactly this many. None: the model's own.
+    dimensions: int | None = Field(default=None, gt=0)
     chain: list[RouteConfig] = Field(min_length=1)
     # Routing by complexity (agents/gateway/tiers.py), cheapest first; a request above every
     # tier's max_score uses ``chain`` (the stage's largest model, the saving's yardstick).
@@ -163,6 +166,8 @@ class GatewayConfig(_Strict):
                         )
             if policy.operation == "embeddings":
                 self._check_embeddings(stage, policy)
+            elif policy.dimensions is not None:
+                raise ValueError(f"stages.{stage}.dimensions: only an embeddings policy has dimensions")
             scores = [t.max_score for t in policy.tiers]
             if scores != sorted(scores):
                 raise ValueError(f"stages.{stage}.tiers: list them cheapest first, by rising max_score")
@@ -220,6 +225,7 @@ class GatewayConfig(_Strict):
             backoff=Backoff(p.backoff_base_s, p.backoff_cap_s, p.max_retries),
             timeout_s=p.timeout_s,
             operation=p.operation,
+            dimensions=p.dimensions,
         )
 
     def price_table(self) -> PriceTable:

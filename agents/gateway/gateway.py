@@ -361,7 +361,7 @@ class ModelGateway:
             route = policy.chain[0]
             nothing = Embeddings(np.zeros((0, 0), np.float32), route.model, 0, Usage(), route.provider, 0.0)
             return EmbeddingResult(nothing, route, ())
-        request = EmbeddingRequest(model="", inputs=tuple(texts))
+        request = EmbeddingRequest(model="", inputs=tuple(texts), dimensions=policy.dimensions)
         return await self._one(self._route(request, policy, deadline, cap, embedded, EmbeddingResult))
 
     async def _answer(

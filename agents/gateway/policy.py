@@ -39,6 +39,7 @@ class CallPolicy:
     timeout_s: float = 30.0
     # What the chain's models do: "chat" (complete, stream) or "embeddings" (embed).
     operation: Literal["chat", "embeddings"] = "chat"
+    dimensions: int | None = None  # embeddings: the vectors' length, asked of every route
 
 
 def time_left(deadline: float | None, now: float) -> float | None:

@@ -159,6 +159,10 @@ class LocalProvider:
         if model is None:
             self._model(request.model)  # no model of that name at all: says which there are
             raise RequestRejected(f"local model '{request.model}' is a chat model; it does not embed")
+        if request.dimensions not in (None, model.dimensions):
+            raise RequestRejected(
+                f"local model '{request.model}' makes {model.dimensions} dimensions, not {request.dimensions}"
+            )
         texts = list(request.inputs)
         try:
             if sum(len(text) for text in texts) > INLINE_EMBED_CHARS:

@@ -113,6 +113,9 @@ class EmbeddingRequest:
 
     model: str
     inputs: tuple[str, ...]
+    # Shorter vectors from a model that can make them (OpenAI's text-embedding-3-*); None: the
+    # model's own length. The policy's ``dimensions``, so every route makes the same length.
+    dimensions: int | None = None
 
     operation: ClassVar[str] = "embeddings"  # gen_ai.operation.name
 

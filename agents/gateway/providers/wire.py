@@ -311,7 +311,10 @@ def anthropic_reply(data: dict[str, Any], structured: bool = False) -> Reply:
 
 
 def openai_embedding_body(request: EmbeddingRequest) -> dict[str, Any]:
-    return {"model": request.model, "input": list(request.inputs), "encoding_format": "float"}
+    body: dict[str, Any] = {"model": request.model, "input": list(request.inputs), "encoding_format": "float"}
+    if request.dimensions is not None:
+        body["dimensions"] = request.dimensions
+    return body
 
 
 def openai_embeddings(data: Any, inputs: int) -> tuple[npt.NDArray[np.float32], Usage]:

@@ -169,7 +169,8 @@ def test_the_repository_configurations_embed_with_one_model_each() -> None:
         ("sim-openai", "text-embedding-3-small"),
         ("sim-openai-backup", "text-embedding-3-small"),
     ]
-    assert sim.policy("generate").operation == "chat"
+    assert sim.policy("generate").operation == "chat" and sim.policy("embed").dimensions == 256
+    assert offline.dimensions is None
     assert sim.price_table().cost("text-embedding-3-small", Usage(1_000_000)) == 0.02
 
 
@@ -196,6 +197,10 @@ EMBED_HEAD = (
             "stages.embed.tiers: an embeddings policy has no tiers",
         ),
         ("{operation: rerank, chain: [{provider: a, model: e}]}", "stages.embed.operation"),
+        (
+            "{dimensions: 256, chain: [{provider: a, model: e}]}",
+            "stages.embed.dimensions: only an embeddings",
+        ),
     ],
 )
 def test_an_embeddings_policy_is_checked_at_load_naming_the_key(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -74,6 +74,11 @@ async def test_vectors_come_back_as_unit_rows_in_order_and_cost_their_input_toke
     usage = result.embeddings.usage
     assert usage.input_tokens > 0 and usage.output_tokens == 0
     assert result.cost_usd == PRICES.cost(MODEL, usage) > 0
+    # A policy's dimensions are asked of the provider (OpenAI's text-embedding-3-* take them).
+    short = await gateway.embed(
+        TEXTS, CallPolicy((Route("oa", MODEL),), operation="embeddings", dimensions=64)
+    )
+    assert short.embeddings.vectors.shape == (3, 64) and short.embeddings.dimensions == 64
     # Asked one at a time, each text gets the row it got in the batch.
     alone = await gateway.embed([TEXTS[2]], embeddings(Route("oa", MODEL)))
     assert np.allclose(alone.embeddings.vectors[0], vectors[2], atol=1e-6)
@@ -191,6 +196,10 @@ async def test_the_gateway_makes_unit_rows_and_refuses_a_short_answer() -> None:
     result = await gateway.embed(["a", ""], embeddings(Route("raw", "m")))
     assert np.allclose(result.embeddings.vectors, [[0.6, 0.8], [0.0, 0.0]])  # a zero row stays zero
     assert provider.requests[0] == EmbeddingRequest("m", ("a", "")) and result.cost_usd == 2e-6
+    # A provider that ignores the dimensions asked for gives vectors of another length: refused.
+    policy = CallPolicy((Route("raw", "m"),), backoff=Backoff(max_retries=0), operation="embeddings")
+    with pytest.raises(GatewayError, match=r"\(1, 2\) vectors for 1 inputs of 3 dimensions"):
+        await gateway.embed(["a"], replace(policy, dimensions=3))
     provider.rows = 1
     with pytest.raises(GatewayError, match=r"\(1, 2\) vectors for 2 inputs"):
         await gateway.embed(["a", "b"], embeddings(Route("raw", "m"), backoff=Backoff(max_retries=0)))

@@ -171,6 +171,10 @@ async def test_embedding_and_chat_models_are_not_mixed_up() -> None:
         await provider.complete(ChatRequest("local-wordllama", [{"role": "user", "content": "hi"}]), 1)
     with pytest.raises(RequestRejected, match="no model 'nope'"):
         await provider.embed(EmbeddingRequest("nope", ("hi",)), timeout_s=1)
+    with pytest.raises(RequestRejected, match="makes 256 dimensions, not 64"):
+        await provider.embed(EmbeddingRequest("local-wordllama", ("hi",), dimensions=64), timeout_s=1)
+    same = await provider.embed(EmbeddingRequest("local-wordllama", ("hi",), dimensions=256), timeout_s=1)
+    assert same.vectors.shape == (1, 256)
 
 
 async def test_an_embedder_that_raises_is_a_local_model_failure() -> None:

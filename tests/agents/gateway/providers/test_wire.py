@@ -295,6 +295,8 @@ def test_both_protocols_carry_the_same_conversation() -> None:
 def test_an_embeddings_body_asks_for_floats() -> None:
     body = openai_embedding_body(EmbeddingRequest("text-embedding-3-small", ("a", "b")))
     assert body == {"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float"}
+    shorter = openai_embedding_body(EmbeddingRequest("text-embedding-3-small", ("a",), dimensions=256))
+    assert shorter["dimensions"] == 256
 
 
 def test_embeddings_are_read_in_index_order_with_their_usage() -> None:
