@@ -17,6 +17,10 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 ``PODIUM_PIPELINES``           The pipelines' quality gates and windows. ``./pipelines.yaml``
 ``PODIUM_SCHEMA_REGISTRY_URL`` Use the Confluent wire format through this registry instead
                                of Avro single-object encoding.
+``PODIUM_VECTOR_URL``          The vector store of retrieval (agents/rag): unset, LanceDB
+                               under ``PODIUM_HOME/vectors``; ``postgresql://...``,
+                               PostgreSQL with pgvector. May hold a password: read as
+                               ``SecretStr``, never printed.
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
 ``PODIUM_OTEL_EXPORTER``       ``kafka`` (spans as Avro on ``podium.telemetry``, no server
                                needed) | ``otlp`` (reads the standard ``OTEL_EXPORTER_OTLP_*``
@@ -80,6 +84,8 @@ class Settings(BaseSettings):
     models_file: Path = Field(default=Path("models.yaml"), alias="PODIUM_MODELS")
     pipelines_file: Path = Field(default=Path("pipelines.yaml"), alias="PODIUM_PIPELINES")
     schema_registry_url: str | None = Field(default=None, alias="PODIUM_SCHEMA_REGISTRY_URL")
+    # A database URL may hold a password: SecretStr, so it is never printed or dumped.
+    vector_url: SecretStr | None = Field(default=None, alias="PODIUM_VECTOR_URL")
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(
         default="kafka", alias="PODIUM_OTEL_EXPORTER"

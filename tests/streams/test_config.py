@@ -61,3 +61,14 @@ def test_the_standard_metrics_exporters_are_accepted(value: str) -> None:
 def test_an_unknown_metrics_exporter_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="OTEL_METRICS_EXPORTER"):
         load_settings(OTEL_METRICS_EXPORTER="zipkin")
+
+
+def test_the_vector_url_is_read_and_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PODIUM_VECTOR_URL", raising=False)
+    assert load_settings().vector_url is None
+    monkeypatch.setenv("PODIUM_VECTOR_URL", "postgresql://podium:pw-planted-77@db:5432/podium")
+    settings = load_settings()
+    assert settings.vector_url is not None
+    assert settings.vector_url.get_secret_value() == "postgresql://podium:pw-planted-77@db:5432/podium"
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "pw-planted" not in shown
