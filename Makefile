@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent bench-embed broker-fetch browser phoenix clean
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed broker-fetch browser phoenix clean bench-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-agent: install
 # The local embedding model: texts/s batched against one at a time, and through the gateway.
 bench-embed: install
 	$(BIN)/python bench/embeddings.py
+
+# Dense search on LanceDB, pgvector (a PostgreSQL the bench starts from the pgserver wheel) and
+# exact numpy, 10,000 and 100,000 synthetic chunks: p50/p99, recall@10, load rate.
+bench-vectors: install
+	$(BIN)/python bench/vector_store.py
 
 clean:
 	-$(BIN)/podium broker stop

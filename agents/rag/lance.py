@@ -337,6 +337,20 @@ class LanceStore:
         with _translated(self._directory, f"count {version}"):
             return await table.count_rows()
 
+    async def build_index(self, version: str) -> None:
+        """Build (or rebuild) the approximate index now, whatever the table's size (writes build
+        it themselves at ``index_min_rows``): for a bulk load, load first and index after."""
+        table = await self._table(version)
+        with _translated(self._directory, f"build the index of {version}"):
+            await _build_index(table)
+
+    async def index_type(self, version: str) -> str | None:
+        """The approximate index the version's search uses (``IVF_HNSW_SQ``), None while exact."""
+        table = await self._table(version)
+        with _translated(self._directory, f"list the indices of {version}"):
+            indices = [index for index in await table.list_indices() if "vector" in index.columns]
+        return indices[0].index_type if indices else None
+
     # -- inside -----------------------------------------------------------------------------
 
     def _connection(self) -> lancedb.AsyncConnection:
@@ -407,14 +421,18 @@ class LanceStore:
         indices = [index for index in await table.list_indices() if "vector" in index.columns]
         if not indices:
             if await table.count_rows() >= self._index_min_rows:
-                await table.create_index(
-                    "vector", config=HnswSq(distance_type="cosine", num_partitions=1), name="vector_idx"
-                )
+                await _build_index(table)
             return
         # New rows are searched exactly beside the index until they are folded into it.
         unindexed = indices[0].num_unindexed_rows or 0
         if unindexed >= max(1_000, (indices[0].num_indexed_rows or 0) // 10):
             await table.optimize()
+
+
+async def _build_index(table: lancedb.AsyncTable) -> None:
+    await table.create_index(
+        "vector", config=HnswSq(distance_type="cosine", num_partitions=1), name="vector_idx", replace=True
+    )
 
 
 def _matrix(column: pa.ChunkedArray, dimensions: int) -> npt.NDArray[np.float32]:

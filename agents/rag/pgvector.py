@@ -9,8 +9,9 @@ Layout
     ``chunks_<name>``          one table per version (quoted: names hold hyphens): the chunk's
                                fields, the version's ``model`` and ``dimensions`` on each row and
                                ``embedding vector(<dimensions>)``, so PostgreSQL itself refuses a
-                               vector of another length. An HNSW index (``vector_cosine_ops``)
-                               and btree indexes on ``document_id`` and ``tenant``.
+                               vector of another length. Btree indexes on ``document_id`` and
+                               ``tenant``; an HNSW index (``vector_cosine_ops``) from
+                               :data:`INDEX_MIN_ROWS` rows on (exact search below).
 
 Writes
     :meth:`PgVectorStore.replace_document` is one transaction: upsert the new chunks
@@ -57,9 +58,14 @@ from agents.rag.store import (
     check_vector,
 )
 
-__all__ = ["EF_SEARCH", "PgVectorStore", "redacted"]
+__all__ = ["EF_SEARCH", "INDEX_MIN_ROWS", "PgVectorStore", "redacted"]
 
 EF_SEARCH = 100
+# An exact scan costs about 1.1 ms per 1,000 rows of 256 dimensions here (28 ms at 25,000), and
+# HNSW answers in 2 ms; building it over 25,000 rows takes 15 s, while inserting those rows one
+# by one into an index that exists takes 125 s (about 200 rows/s). So: exact up to 10,000 rows
+# (11 ms), and the index is built once, when a write leaves the table at that size.
+INDEX_MIN_ROWS = 10_000
 _VERSIONS = sql.Identifier("podium_index_versions")
 _TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(name) for name in _TEXT_FIELDS)
@@ -102,9 +108,17 @@ class PgVectorStore:
     """:class:`agents.rag.store.VectorStore` on PostgreSQL + pgvector at ``url``."""
 
     def __init__(
-        self, url: str, *, min_size: int = 1, max_size: int = 4, connect_timeout_s: float = 10.0
+        self,
+        url: str,
+        *,
+        index_min_rows: int = INDEX_MIN_ROWS,
+        min_size: int = 1,
+        max_size: int = 4,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         self._url = url
+        self._index_min_rows = index_min_rows
+        self._indexed: set[str] = set()
         self._connect_timeout_s = connect_timeout_s
         self._pool_sizes = (min_size, max_size)
         self._pool: psycopg_pool.AsyncConnectionPool | None = None
@@ -195,11 +209,6 @@ class PgVectorStore:
                             "content_hash text NOT NULL, "
                             "model text NOT NULL, dimensions integer NOT NULL, embedding vector({}) NOT NULL)"
                         ).format(table, dims)
-                    )
-                    await conn.execute(
-                        sql.SQL(
-                            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
-                        ).format(_index_name(version.name, "h"), table)
                     )
                     for column, kind in (("document_id", "d"), ("tenant", "t")):
                         await conn.execute(
@@ -308,6 +317,7 @@ class PgVectorStore:
                         (document_id, [chunk.id for chunk in chunks]),
                     )
                     await self._bump(conn, version)
+        await self._index_when_large(version)
 
     async def delete_document(self, version: str, document_id: str) -> None:
         await self._version_facts(version)
@@ -385,6 +395,38 @@ class PgVectorStore:
         return 0 if row is None else int(row[0])
 
     # -- inside -----------------------------------------------------------------------------
+
+    async def build_index(self, version: str) -> None:
+        """Build the HNSW index now (writes build it themselves at ``index_min_rows``). A bulk
+        load is faster loading first and indexing after: every row written while the index
+        exists is inserted into its graph."""
+        await self._version_facts(version)
+        async with self._connection() as conn:
+            with _translated(f"build the HNSW index of {version}"):
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
+                    ).format(_index_name(version, "h"), _chunks_table(version))
+                )
+        self._indexed.add(version)
+
+    async def index_type(self, version: str) -> str | None:
+        """``hnsw`` once the version's approximate index is built, None while search is exact."""
+        await self._version_facts(version)
+        async with self._connection() as conn:
+            with _translated(f"list the indices of {version}"):
+                cursor = await conn.execute(
+                    "SELECT 1 FROM pg_indexes WHERE indexname = %s", (f"c_{version}_h",)
+                )
+                return "hnsw" if await cursor.fetchone() is not None else None
+
+    async def _index_when_large(self, version: str) -> None:
+        if version in self._indexed:
+            return
+        if await self.index_type(version) is not None:
+            self._indexed.add(version)
+        elif await self.count(version) >= self._index_min_rows:
+            await self.build_index(version)
 
     async def _version_facts(self, version: str) -> tuple[int, str]:
         if version not in self._dimensions:

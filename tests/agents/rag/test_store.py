@@ -347,3 +347,53 @@ async def test_an_unreachable_postgres_is_a_clear_retryable_error() -> None:
     assert is_retryable(down.value)
     assert "hunter2" not in str(down.value) and "***" in str(down.value)
     await store.stop()
+
+
+@pytest.mark.parametrize("backend", ["lance", "pgvector"])
+async def test_the_approximate_index_is_built_once_the_table_is_large(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store: LanceStore | PgVectorStore
+    if backend == "lance":
+        store = LanceStore(tmp_path / "vectors", index_min_rows=300)
+    else:
+        store = PgVectorStore(request.getfixturevalue("postgres_database"), index_min_rows=300)
+    await store.start()
+    try:
+        name = (await store.ensure_version(version())).name
+        rng = np.random.default_rng(5)
+        rows = rng.standard_normal((400, DIMS)).astype(np.float32)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        await store.replace_document(name, "a", [chunk(f"a{i}", "a", rows[i]) for i in range(250)])
+        assert await store.index_type(name) is None  # exact below the threshold
+        await store.replace_document(name, "b", [chunk(f"b{i}", "b", rows[i]) for i in range(250, 400)])
+        assert await store.index_type(name) is not None
+        for i in (3, 260, 399):
+            (best,) = await store.search(name, rows[i], k=1)
+            assert best.chunk.id == (f"a{i}" if i < 250 else f"b{i}") and best.score == pytest.approx(
+                1.0, abs=0.02
+            )
+        await store.build_index(name)  # again: a rebuild, not an error
+        assert await store.count(name) == 400
+    finally:
+        await store.stop()
+
+
+def test_lance_filters_quote_their_values() -> None:
+    from agents.rag.lance import filter_expression
+
+    assert filter_expression(Filters()) is None
+    where = filter_expression(Filters(tenant="x' OR '1'='1", source="docs"))
+    assert where is not None
+    assert where.to_sql() == "(((tenant = 'x'' OR ''1''=''1') OR (tenant = '')) AND (`source` = 'docs'))"
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    from agents.rag.pgvector import redacted
+
+    assert redacted("postgresql://podium:s3cr:et@db:5432/x") == "postgresql://podium:***@db:5432/x"
+    assert redacted("postgresql://podium@db/x") == "postgresql://podium@db/x"
+    assert (
+        redacted("postgresql://postgres:@/postgres?host=/tmp/s")
+        == "postgresql://postgres:***@/postgres?host=/tmp/s"
+    )
