@@ -48,7 +48,6 @@ from agents.rag.store import (
     NO_FILTERS,
     RETIRED,
     Chunk,
-    DimensionMismatch,
     Filters,
     Hit,
     IndexVersion,
@@ -82,15 +81,15 @@ def redacted(url: str) -> str:
 @contextlib.contextmanager
 def _translated(action: str) -> Iterator[None]:
     """The one place psycopg's errors become podium's: a server that is down or a connection
-    that broke may answer when tried again; SQL the server refused will be refused again."""
+    that broke may answer when tried again; SQL or data the server refused (a text holding a NUL
+    byte, say) will be refused again. Vector lengths are checked before anything is sent, so a
+    wrong dimension is a :class:`DimensionMismatch` raised here, not a server error."""
     try:
         yield
     except VectorStoreError:
         raise
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.SerializationFailure) as exc:
         raise StoreUnavailable(f"PostgreSQL: {action}: {exc}") from exc
-    except psycopg.errors.DataException as exc:
-        raise DimensionMismatch(f"PostgreSQL: {action}: {exc}") from exc
     except psycopg.Error as exc:
         raise VectorStoreError(f"PostgreSQL: {action}: {exc}") from exc
 
