@@ -92,6 +92,10 @@ INDEX_MIN_ROWS = 25_000
 # vectors (the index holds 8-bit scalar-quantised copies): recall against speed, see the bench.
 _EF = 96
 _REFINE = 4
+# Every write is a commit and leaves a small file (a fragment); a search reads each. Compacting
+# every so many writes keeps their number small (optimize() also drops versions older than a
+# week).
+_COMPACT_EVERY = 64
 _VERSIONS = "index_versions"
 _TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
 _VERSIONS_SCHEMA = pa.schema(
@@ -176,6 +180,7 @@ class LanceStore:
         self._tables: dict[str, lancedb.AsyncTable] = {}
         self._dimensions: dict[str, int] = {}
         self._models: dict[str, str] = {}
+        self._writes: dict[str, int] = {}
         # Version rows are read, changed and written back whole: one writer at a time here.
         self._metadata_lock = asyncio.Lock()
 
@@ -342,6 +347,7 @@ class LanceStore:
         it themselves at ``index_min_rows``): for a bulk load, load first and index after."""
         table = await self._table(version)
         with _translated(self._directory, f"build the index of {version}"):
+            await table.optimize()  # one file instead of a fragment per write: faster to read
             await _build_index(table)
 
     async def index_type(self, version: str) -> str | None:
@@ -415,17 +421,22 @@ class LanceStore:
             await self._versions().update(
                 where=col("name") == lit(version), updates_sql={"revision": "revision + 1"}
             )
-            await self._index_when_large(table)
+            await self._index_when_large(version, table)
 
-    async def _index_when_large(self, table: lancedb.AsyncTable) -> None:
+    async def _index_when_large(self, version: str, table: lancedb.AsyncTable) -> None:
+        self._writes[version] = writes = self._writes.get(version, 0) + 1
         indices = [index for index in await table.list_indices() if "vector" in index.columns]
         if not indices:
             if await table.count_rows() >= self._index_min_rows:
+                await table.optimize()
                 await _build_index(table)
+            elif writes % _COMPACT_EVERY == 0:
+                await table.optimize()
             return
-        # New rows are searched exactly beside the index until they are folded into it.
+        # New rows are searched exactly beside the index until optimize() folds them into it
+        # (and compacts the small files the writes left).
         unindexed = indices[0].num_unindexed_rows or 0
-        if unindexed >= max(1_000, (indices[0].num_indexed_rows or 0) // 10):
+        if unindexed >= max(1_000, (indices[0].num_indexed_rows or 0) // 10) or writes % _COMPACT_EVERY == 0:
             await table.optimize()
 
 

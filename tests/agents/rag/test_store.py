@@ -397,3 +397,18 @@ def test_a_url_is_shown_without_its_password() -> None:
         redacted("postgresql://postgres:@/postgres?host=/tmp/s")
         == "postgresql://postgres:***@/postgres?host=/tmp/s"
     )
+
+
+async def test_lance_compacts_its_small_files_as_writes_add_up(tmp_path: Path) -> None:
+    store = LanceStore(tmp_path / "vectors")
+    await store.start()
+    try:
+        name = (await store.ensure_version(version())).name
+        for i in range(70):  # past one compaction (every 64 writes)
+            await store.replace_document(name, f"d{i}", [chunk(f"d{i}#0", f"d{i}", unit(1, i / 70))])
+        await store.delete_document(name, "d0")
+        assert await store.count(name) == 69
+        assert [h.chunk.id for h in await store.search(name, unit(1, 69 / 70), k=1)] == ["d69#0"]
+        assert await store.revision(name) == 71
+    finally:
+        await store.stop()
