@@ -7,13 +7,16 @@ topic terminates. Selecting by request id or trace id reads the headers only.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 
 from streams.contracts.headers import REQUEST_ID, header_value, now_ms, parse_headers
 from streams.errors import BrokerError, ConfigError
@@ -104,6 +107,37 @@ class TopicReader:
 
     async def __aexit__(self, *_: object) -> None:
         await self._consumer.stop()
+
+    async def lag(self, group: str, topic: str) -> int:
+        """Records of ``topic`` the consumer group has not committed: all of them when it never
+        committed there (a group that has not started yet has the whole topic ahead of it)."""
+        tps = await partitions_of(self._consumer, topic)
+        ends = await self._consumer.end_offsets(tps)
+        beginnings = await self._consumer.beginning_offsets(tps)
+        committed = await self._committed(group, tps)
+        behind = 0
+        for tp in tps:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else beginnings[tp]
+            behind += max(0, ends[tp] - max(position, beginnings[tp]))
+        return behind
+
+    async def _committed(self, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        try:
+            await admin.start()
+            # A cluster's first group question makes it create its offsets topic: the
+            # coordinator is "not available" for a moment, not missing.
+            for _ in range(20):
+                try:
+                    return dict(await admin.list_consumer_group_offsets(group, partitions=tps))
+                except GroupCoordinatorNotAvailableError:
+                    await asyncio.sleep(0.5)
+            return dict(await admin.list_consumer_group_offsets(group, partitions=tps))
+        except KafkaError as exc:
+            raise BrokerError(f"cannot read group {group}'s offsets at {self._bootstrap}: {exc}") from exc
+        finally:
+            await admin.close()
 
     async def _resolve(
         self, tps: list[TopicPartition], position: Position | None, default: dict[TopicPartition, int]

@@ -30,3 +30,29 @@ def test_selection_by_request_or_trace_id() -> None:
     assert not Selection("t", trace_id="0" * 31 + "1").matches(with_ids)
     # Without the header, the key is the request id.
     assert Selection("t", request_id="k9").matches(record(RequestHeaders(), key=b"k9"))
+
+
+async def test_a_groups_lag_is_what_it_has_not_committed(bootstrap: str, make_topics, unique: str) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    from streams.kafka import TopicReader
+
+    await make_topics("topics:\n  {p}.lagged:\n    value: podium.demo.Note\n    partitions: 2\n", unique)
+    topic, group = f"{unique}.lagged", f"{unique}-group"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i in range(5):
+            await producer.send_and_wait(topic, b"x", key=b"k", partition=i % 2)
+    finally:
+        await producer.stop()
+    async with TopicReader(bootstrap) as reader:
+        assert await reader.lag(group, topic) == 5  # never committed: the whole topic is ahead
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            await consumer.commit({TopicPartition(topic, 0): 2})  # partition 0 holds 3: one left
+        finally:
+            await consumer.stop()
+        assert await reader.lag(group, topic) == 1 + 2
