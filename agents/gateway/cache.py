@@ -5,6 +5,11 @@ sorted, plus the primary model of the policy (another model may answer different
 expire after a TTL. :class:`KafkaCacheStore` persists them in the compacted ``podium.cache``
 topic, so a restarted worker starts warm.
 
+:class:`CompactedTopic` is the mechanism under it, shared with the semantic cache
+(:mod:`agents.gateway.semantic_cache`): one record type on a compacted topic keyed by a string;
+save a record, read every record (warm), or read every record and then go on following what
+other workers add (:meth:`CompactedTopic.follow`).
+
 An entry holds text only: the gateway neither serves nor stores answers to requests with tools
 or a response schema (:func:`cacheable` says why), and their key covers the tools, the tool
 choice and the schema all the same, so no two different requests ever share one.
@@ -12,17 +17,31 @@ choice and the schema all the same, so no two different requests ever share one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.gateway.providers.protocol import ChatRequest
 from streams.contracts import Codec, now_ms
 from streams.ingress import Publisher
-from streams.kafka import Selection, TopicReader
+from streams.kafka import Follower, Selection, TopicReader
 
-__all__ = ["CACHE_TOPIC", "CacheEntry", "KafkaCacheStore", "ResponseCache", "cache_key", "cacheable"]
+__all__ = [
+    "CACHE_TOPIC",
+    "CacheEntry",
+    "CompactedTopic",
+    "KafkaCacheStore",
+    "ResponseCache",
+    "cache_key",
+    "cacheable",
+]
+
+log = logging.getLogger(__name__)
 
 CACHE_TOPIC = "podium.cache"
 
@@ -120,21 +139,76 @@ class ResponseCache:
             await self._store.save(entry)
 
 
-class KafkaCacheStore:
-    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str = CACHE_TOPIC) -> None:
+class CompactedTopic:
+    """Records of one Avro schema on a compacted topic, keyed by a string (the newest record of
+    a key is the one that counts; a null value deletes it)."""
+
+    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str, schema: str) -> None:
+        self.topic = topic
         self._bootstrap = bootstrap
         self._publisher = publisher
         self._codec = codec
-        self._topic = topic
+        self._schema = schema
+
+    async def save(self, key: str, record: dict[str, Any]) -> None:
+        """Acknowledged by the broker when this returns."""
+        value = self._codec.encode(self._schema, record)
+        await self._publisher.send_raw(self.topic, key.encode(), value, [])
+
+    async def load(self) -> list[dict[str, Any]]:
+        """Every record written so far, oldest first (tombstones skipped)."""
+        records = []
+        async with TopicReader(self._bootstrap) as reader:
+            async for record in reader.read(await reader.plan(Selection(self.topic))):
+                if record.value is not None:
+                    records.append(self._codec.decode(self._schema, record.value))
+        return records
+
+    @contextlib.asynccontextmanager
+    async def follow(self, apply: Callable[[dict[str, Any]], None]) -> AsyncIterator[int]:
+        """Apply every record written so far (oldest first), then yield how many there were;
+        while the block runs, a named task applies each new record (this worker's own and the
+        others'), with no gap between the two. Leaving the block stops the task; if the task
+        fails (the broker is gone), the failure is logged and the block goes on without it."""
+        async with Follower(self._bootstrap, [self.topic], from_beginning=True) as follower:
+            ends = await follower.ends()
+            count = 0
+            while not await follower.reached(ends):
+                count += self._apply(await follower.poll(0.2), apply)
+            task = asyncio.get_running_loop().create_task(
+                self._follow(follower, apply), name=f"follow-{self.topic}"
+            )
+            task.add_done_callback(self._stopped)
+            try:
+                yield count
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _follow(self, follower: Follower, apply: Callable[[dict[str, Any]], None]) -> None:
+        while True:
+            self._apply(await follower.poll(1.0), apply)
+
+    def _apply(self, batches: dict[str, list[Any]], apply: Callable[[dict[str, Any]], None]) -> int:
+        count = 0
+        for arrivals in batches.values():
+            for arrival in arrivals:
+                if arrival.value is not None:
+                    apply(self._codec.decode(self._schema, arrival.value))
+                    count += 1
+        return count
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stopped following %s: %s", self.topic, task.exception())
+
+
+class KafkaCacheStore:
+    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str = CACHE_TOPIC) -> None:
+        self._topic = CompactedTopic(bootstrap, publisher, codec, topic, "podium.CachedAnswer")
 
     async def save(self, entry: CacheEntry) -> None:
-        value = self._codec.encode("podium.CachedAnswer", entry.__dict__)
-        await self._publisher.send_raw(self._topic, entry.key.encode(), value, [])
+        await self._topic.save(entry.key, entry.__dict__)
 
     async def load(self) -> list[CacheEntry]:
-        entries = []
-        async with TopicReader(self._bootstrap) as reader:
-            async for record in reader.read(await reader.plan(Selection(self._topic))):
-                if record.value is not None:
-                    entries.append(CacheEntry(**self._codec.decode("podium.CachedAnswer", record.value)))
-        return entries
+        return [CacheEntry(**record) for record in await self._topic.load()]
