@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent bench-embed broker-fetch browser phoenix clean bench-vectors
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache broker-fetch browser phoenix clean bench-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ demo: install
 # The same stack, kept running for interactive use until Ctrl-C.
 up: install
 	$(BIN)/podium up --provider $(PROVIDER)
+
+# The semantic cache on the shipped pairs (hit and false-hit rates per split) and its lookup latency.
+bench-semcache: install
+	$(BIN)/python bench/semantic_cache.py
 
 bench: install
 	$(BIN)/python bench/stage_throughput.py

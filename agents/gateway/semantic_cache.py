@@ -237,7 +237,9 @@ class SemanticCache:
         if found is None or not found.entries:
             return SemanticLookup(None, 0.0, vector=vector)
         similarities = found.matrix[: len(found.entries)] @ vector
-        order = np.argsort(-similarities)[: self._candidates]
+        top = min(self._candidates, len(similarities))
+        nearest_rows = np.argpartition(-similarities, top - 1)[:top]
+        order = nearest_rows[np.argsort(-similarities[nearest_rows])]
         asked = terms(text)
         now = now_ms()
         refused = None

@@ -11,14 +11,16 @@ agree and does not, in this order:
    PDF), capitalised words not at a sentence start (plan and product names) and known product
    and format names in any case (okta, csv); a name on one side agrees with the same word,
    uncapitalised, on the other;
-4. subject: the content words (stems after stop words). Every content word of each side needs a
+4. direction: "X instead of Y", "X rather than Y" and "from X to Y" read the other way round
+   ("billed monthly instead of yearly" against "yearly instead of monthly");
+5. subject: the content words (stems after stop words). Every content word of each side needs a
    counterpart on the other: the same stem or, with ``similar`` given, a word whose similarity
    reaches ``word_threshold`` (the embedding model's word vectors, see
    :func:`word_similarity`). A word on one side only is a disagreement too: a missed repeat
    costs one model call, a false hit serves a wrong answer.
 
-What it does not see: the order of words ("monthly instead of yearly" against "yearly instead
-of monthly" shares every term) and meaning that no single word carries.
+What it does not see: word order beyond those three constructions, and meaning that no single
+word carries.
 """
 
 from __future__ import annotations
@@ -84,11 +86,23 @@ _STOP = {
     "ok", "okay", "really", "still", "again", "ever", "anymore", "now", "currently", "many",
     "much", "s", "t", "d", "ll", "m", "re", "ve", "im", "id", "ive", "whats", "hows", "go",
     "let", "lets", "sure", "up", "more", "extra", "additional", "someone", "somebody",
-    "anyone", "anybody",
+    "anyone", "anybody", "instead", "rather",
 }  # fmt: skip
 _CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall"}
 
 _stemmer = Stemmer.Stemmer("english")
+
+_FILLER = r"(?:(?:the|a|an|my|our|your)\s+)?"
+# (what is left, what is taken): "from X to Y", "Y instead of X", "Y rather than X".
+_FROM_TO = re.compile(rf"\bfrom\s+{_FILLER}([a-z0-9]+)(?:\s+plan)?\s+to\s+{_FILLER}([a-z0-9]+)")
+_INSTEAD = re.compile(r"\b([a-z0-9]+)\s+(?:instead\s+of|rather\s+than)\s+" + _FILLER + r"([a-z0-9]+)")
+
+
+def _directions(text: str) -> frozenset[tuple[str, str]]:
+    lower = text.lower()
+    found = {(m[1], m[2]) for m in _FROM_TO.finditer(lower)}
+    found |= {(m[2], m[1]) for m in _INSTEAD.finditer(lower)}
+    return frozenset((_stemmer.stemWord(x), _stemmer.stemWord(y)) for x, y in found)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,7 @@ class Terms:
     names: frozenset[str]  # lower case
     words: dict[str, str]  # content stem -> the word as written (lower case)
     plain: frozenset[str]  # every lower-case word, to match a name written uncapitalised
+    directions: frozenset[tuple[str, str]] = frozenset()  # (from, to) stems
 
 
 def _number(text: str) -> str:
@@ -110,6 +125,7 @@ def _number(text: str) -> str:
 
 
 def terms(text: str) -> Terms:
+    directions = _directions(text)
     numbers: set[str] = set()
     names: set[str] = set()
 
@@ -157,7 +173,7 @@ def terms(text: str) -> Terms:
         if bare in _STOP or len(bare) < 2:
             continue
         words.setdefault(_stemmer.stemWord(bare), bare)
-    return Terms(frozenset(numbers), negated, frozenset(names), words, frozenset(plain))
+    return Terms(frozenset(numbers), negated, frozenset(names), words, frozenset(plain), directions)
 
 
 def _listed(items: Iterable[str]) -> str:
@@ -189,6 +205,10 @@ def terms_disagreement(
     only_b = {n for n in b.names - a.names if n not in a.plain}
     if only_a or only_b:
         return f"named things differ: {_listed(only_a)} vs {_listed(only_b)}"
+    reversed_ = {(y, x) for x, y in b.directions} & a.directions
+    if reversed_:
+        x, y = min(reversed_)
+        return f"direction differs: {x} to {y} vs {y} to {x}"
     # A name on one side written as a plain word on the other is that word on both.
     words_a = {k: v for k, v in a.words.items() if v not in b.names}
     words_b = {k: v for k, v in b.words.items() if v not in a.names}

@@ -59,6 +59,17 @@ def test_requests_that_may_share_an_answer(a: str, b: str) -> None:
         ),
         ("Export as csv?", "Export as PDF?", "named things differ: csv vs pdf"),
         (
+            "Can I be billed monthly instead of yearly?",
+            "Can I be billed yearly instead of monthly?",
+            "direction differs: year to month vs month to year",
+        ),
+        (
+            "Upgrade from Starter to Pro",
+            "Upgrade from the Pro plan to Starter",
+            "direction differs: starter to pro vs pro to starter",
+        ),
+        ("Switch from monthly to yearly", "Switch to yearly instead of monthly", None),
+        (
             "How do I cancel my subscription?",
             "How do I cancel an invoice?",
             "subject differs: subscription vs invoice",
