@@ -227,7 +227,11 @@ class SemanticCache:
         return row
 
     async def lookup(self, text: str, scope: str) -> SemanticLookup:
-        """The entry to serve for ``text`` in ``scope``, if any (one embedding call)."""
+        """The entry to serve for ``text`` in ``scope``, if any (one embedding call, none when
+        the scope is empty)."""
+        scope_found = self._scopes.get(scope)
+        if scope_found is None or not scope_found.entries:
+            return SemanticLookup(None, 0.0)
         vector = await self._vector(text)
         return self.search(text, vector, scope)
 

@@ -4,7 +4,8 @@ which sources an answer cites, and what a degraded answer says.
 Routes (topic names are the public contract):
 
 - ``rejected``: the input screen blocks it (prompt injection, abuse) -> ``support.rejected``;
-- ``cache``: the same question was answered and screened before -> ``support.responses``;
+- ``cache``: the same question (or, by the semantic cache, the same question put another way,
+  for the same tenant and intent) was answered and screened before -> ``support.responses``;
 - ``direct``: feedback and cancellations, confidently classified -> ``support.direct`` (small model);
 - ``rag``: everything else, including uncertain classifications -> ``support.rag``.
 """

@@ -1,6 +1,12 @@
 """What the support stages of one process share: the local models, the knowledge sources, the
-answer cache and a hold on the process's model gateway (shared with the other pipelines, see
-:mod:`agents.gateway.resource`). Opened by the first support worker, closed by the last."""
+answer caches (exact, then semantic) and a hold on the process's model gateway (shared with the
+other pipelines, see :mod:`agents.gateway.resource`). Opened by the first support worker, closed
+by the last.
+
+The semantic cache (:mod:`agents.gateway.semantic_cache`) serves an answer again to a request of
+the same tenant and intent that embeds close to one answered before and agrees with it (numbers,
+negation, names, subject); it is warm from the compacted ``podium.semantic-cache`` topic and
+follows what the other workers add."""
 
 from __future__ import annotations
 
@@ -9,19 +15,30 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.gateway.cache import KafkaCacheStore, ResponseCache
+import numpy as np
+import numpy.typing as npt
+
+from agents.gateway.cache import CompactedTopic, KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, TierPolicy
 from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.resource import GatewayResource, shared_or_own
+from agents.gateway.semantic_cache import (
+    SEMANTIC_CACHE_TOPIC,
+    SEMANTIC_ENTRY,
+    SemanticCache,
+    SemanticLookup,
+    scope_of,
+)
 from agents.gateway.tiers import choose_tier
 from agents.offline.batching import Batcher
 from agents.offline.classifier import IntentClassifier, Prediction
+from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
 from agents.offline.grounded import GROUNDED_MODELS
 from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
 from agents.offline.safety import Screen, Verdict
@@ -52,6 +69,10 @@ class SupportConfig:
     # Answers cached under one scope are served only under it: change it with the models or
     # the knowledge base (the demo uses a scope per run, so each run shows every route).
     cache_scope: str = "support"
+    # The semantic cache after the exact one: cosine similarity of the requests' embeddings at
+    # least this, and the guard agrees (chosen on the tune split: `make bench-semcache`).
+    semantic_cache: bool = True
+    semantic_threshold: float = 0.80
     # Publish nothing besides the stages' own outputs: no token chunks, no answer-cache or
     # circuit records. `podium replay --stage --with` runs handlers this way.
     dry_run: bool = False
@@ -125,6 +146,7 @@ class SupportServices(SharedResource):
         self._gateway: ModelGateway | None = None
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
+        self._similar: SemanticCache | None = None
         self._codec: Codec | None = None
         self._tiers: dict[str, list[TierPolicy]] = {}
         self._prices: PriceTable | None = None
@@ -169,6 +191,24 @@ class SupportServices(SharedResource):
         ttl = gateway_config.cache_ttl_s or self.config.answer_ttl_s
         self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
         await self._answers.warm()
+        if self.config.semantic_cache:
+            embedder = await asyncio.to_thread(WordLlamaEmbedder.load)
+
+            async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+                # In process and well under a millisecond for a question.
+                return embedder.embed(texts)
+
+            topic = CompactedTopic(env.bootstrap, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
+            similar = SemanticCache(
+                embed,
+                embedding_model=EMBEDDING_MODEL,
+                dimensions=embedder.dimensions,
+                threshold=self.config.semantic_threshold,
+                ttl_s=ttl,
+                topic=topic,
+            )
+            await similar.start()
+            self._similar = similar
         self._gateway_config = gateway_config
 
     async def _close(self) -> None:
@@ -176,11 +216,15 @@ class SupportServices(SharedResource):
             self._unwatch()  # circuit changes from now on are the other pipelines' calls'
             self._unwatch = None
         await asyncio.gather(*self._pending, return_exceptions=True)
-        gateway, publisher = self._gateway, self._publisher
-        self._gateway = self._publisher = None
+        gateway, publisher, similar = self._gateway, self._publisher, self._similar
+        self._gateway = self._publisher = self._similar = None
         try:
-            if publisher is not None:
-                await publisher.__aexit__(None, None, None)
+            try:
+                if similar is not None:
+                    await similar.stop()
+            finally:
+                if publisher is not None:
+                    await publisher.__aexit__(None, None, None)
         finally:
             if gateway is not None:
                 await self._shared_gateway.close()  # the last user closes the gateway itself
@@ -258,9 +302,34 @@ class SupportServices(SharedResource):
         saved = json.loads(entry.text)
         return CachedReply(saved["answer"], saved["citations"], entry.model)
 
-    async def remember_reply(self, body: str, reply: CachedReply, tokens: tuple[int, int]) -> None:
+    async def similar_reply(
+        self, body: str, tenant: str | None, intent: str
+    ) -> tuple[CachedReply | None, SemanticLookup | None]:
+        """The semantic cache's answer for a request of this tenant and intent (None when the
+        cache is off), and what the lookup found, for the step's note."""
+        if self._similar is None:
+            return None, None
+        found = await self._similar.lookup(body, scope_of(tenant, intent, self.config.cache_scope))
+        if found.entry is None:
+            return None, found
+        saved = json.loads(found.entry.answer)
+        return CachedReply(saved["answer"], saved["citations"], found.entry.model), found
+
+    async def remember_reply(
+        self,
+        body: str,
+        reply: CachedReply,
+        tokens: tuple[int, int],
+        tenant: str | None = None,
+        intent: str = "",
+        request_id: str = "",
+    ) -> None:
+        """Kept for exact repeats and, under the tenant and intent, for the semantic cache."""
         assert self._answers is not None, "support services are not open"
         if self.config.dry_run:
             return
         text = json.dumps({"answer": reply.answer, "citations": reply.citations})
         await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)
+        if self._similar is not None:
+            scope = scope_of(tenant, intent, self.config.cache_scope)
+            await self._similar.remember(body, scope, text, reply.model, request_id)

@@ -125,6 +125,11 @@ class SupportStages:
             self.services.screen_ticket(body), self.services.predict_intent(body)
         )
         cached = None if verdict.blocked else self.services.cached_reply(body)
+        similar = None
+        if cached is None and not verdict.blocked:
+            # Exact first; then an earlier answer to the same question put another way, for
+            # this tenant and intent only (a hit costs nothing: no model call).
+            cached, similar = await self.services.similar_reply(body, request.get("tenant"), predicted.intent)
         decision = route_ticket(
             predicted.intent,
             predicted.confidence,
@@ -137,6 +142,8 @@ class SupportStages:
         trace.get_current_span().set_attribute("podium.route", decision.route)
         budget = Budget(ctx.remaining_s())
         note = f"route {decision.route}: {decision.reason}"
+        if similar is not None and (similar.hit or similar.refused is not None):
+            note += f"; {similar.describe()}"
         if budget.spent and decision.route in ("rag", "direct"):
             note += f"; budget spent {-(budget.remaining_s or 0):.2f}s ago: answered degraded"
             ticket |= {"degraded": True, "steps": [_step("classify", started, note, model="local/intent")]}
@@ -338,6 +345,9 @@ class SupportStages:
                 ticket["body"],
                 CachedReply(verdict.text, ticket.get("citations", []), generated.get("model", "")),
                 (generated.get("input_tokens", 0), generated.get("output_tokens", 0)),
+                tenant=ticket.get("tenant"),
+                intent=ticket.get("intent", ""),
+                request_id=ticket["request_id"],
             )
         return Emit(self.t("support.responses"), response)
 
