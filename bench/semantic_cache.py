@@ -5,7 +5,8 @@
 1. quality, per split of ``agents/data/gateway/semantic_pairs.jsonl`` (request a answered and
    cached, request b looked up in the same scope): the hit rate on paraphrases (should hit) and
    the false-hit rate on near misses (must not), for similarity alone at a few thresholds and
-   for the guarded cache (similarity and :func:`~agents.gateway.semantic_guard.disagreement`).
+   for the guarded cache (similarity and :func:`~agents.gateway.semantic_guard.disagreement`),
+   and for the guard's option of letting content words agree by their word vectors.
    The threshold is chosen on ``tune`` only; ``heldout`` says how that choice generalises.
 2. latency of ``SemanticCache.lookup`` (WordLlama embedding of the request + the search) and of
    the search alone, at 1,000 and 10,000 entries in one scope (the entries: the pairs' texts with
@@ -35,6 +36,7 @@ from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
 PAIRS = Path(__file__).parents[1] / "agents" / "data" / "gateway" / "semantic_pairs.jsonl"
 BASELINE = (0.70, 0.80, 0.85, 0.90, 0.95)
 GUARDED = (0.50, 0.60, 0.70, 0.80, 0.90)
+WORDS = (0.45, 0.55, 0.65)  # word-similarity thresholds of the guard's option
 
 
 def quality(embedder: WordLlamaEmbedder, threshold: float) -> None:
@@ -43,10 +45,23 @@ def quality(embedder: WordLlamaEmbedder, threshold: float) -> None:
     b = embedder.embed([r["b"] for r in rows])
     similarity = np.sum(a * b, axis=1)
     agree = np.array([disagreement(r["a"], r["b"]) is None for r in rows])
+    # The guard's option: content words also agree when their WordLlama vectors (a word embedded
+    # alone: the mean of its tokens) are this close. Measured here, not used by the cache.
+    words: dict[str, npt.NDArray[np.float32]] = {}
+
+    def similar(x: str, y: str) -> float:
+        for w in (x, y):
+            if w not in words:
+                words[w] = embedder.embed([w])[0]
+        return float(words[x] @ words[y])
+
+    agree_words = {
+        wt: np.array([disagreement(r["a"], r["b"], similar, wt) is None for r in rows]) for wt in WORDS
+    }
     kinds = np.array([r["kind"] for r in rows])
     splits = np.array([r["split"] for r in rows])
     print(f"pairs: {PAIRS.name}, embedding {EMBEDDING_MODEL} (256 dimensions)")
-    print(f"{'split':<8} {'cache':<29} {'paraphrase hits':>16} {'near-miss false hits':>21}")
+    print(f"{'split':<8} {'cache':<32} {'paraphrase hits':>16} {'near-miss false hits':>21}")
     for split in ("tune", "heldout"):
         para = (splits == split) & (kinds == "paraphrase")
         near = (splits == split) & (kinds == "near_miss")
@@ -55,10 +70,14 @@ def quality(embedder: WordLlamaEmbedder, threshold: float) -> None:
             (f"guarded, similarity >= {t:.2f}", (similarity >= t) & agree)
             for t in sorted({threshold, *GUARDED})
         ]
+        cases += [
+            (f"guarded+words {wt:.2f}, >= {threshold:.2f}", (similarity >= threshold) & agreed)
+            for wt, agreed in agree_words.items()
+        ]
         for label, hit in cases:
             p, n = int(hit[para].sum()), int(hit[near].sum())
             print(
-                f"{split:<8} {label:<29} {p:>3}/{para.sum():<3} {p / para.sum():6.1%}"
+                f"{split:<8} {label:<32} {p:>3}/{para.sum():<3} {p / para.sum():6.1%}"
                 f" {n:>7}/{near.sum():<3} {n / near.sum():6.1%}"
             )
     near_all = kinds == "near_miss"
