@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -96,7 +97,7 @@ async def latency(embedder: WordLlamaEmbedder, sizes: Sequence[int], lookups: in
     rng = random.Random(13)
     print(
         f"\n{'entries':>8} {'lookup p50':>11} {'p99':>8} {'search p50':>11} {'p99':>8}"
-        f"  (ms, {lookups} lookups)"
+        f"  (ms, {lookups} lookups; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     for size in sizes:
         cache = SemanticCache(embed, embedding_model=EMBEDDING_MODEL, dimensions=256, max_per_scope=size)
