@@ -17,7 +17,9 @@ written to Kafka; :meth:`SemanticCache.start` reads the topic whole, then follow
 restarted worker starts warm and each worker serves what the others answered. Entries of another
 embedding model or dimension are skipped: their vectors live in another space.
 
-The embedding function is injected (the gateway's ``embed`` operation in production).
+The embedding function is injected (the gateway's ``embed`` operation in production); a caller
+that embeds itself (to charge what the embedding cost to its request) uses :meth:`holds`,
+:meth:`SemanticCache.search` and ``remember(..., vector=...)``.
 """
 
 from __future__ import annotations
@@ -202,6 +204,11 @@ class SemanticCache:
         now = now_ms()
         return sum(e.expires_ms > now for s in self._scopes.values() for e in s.entries)
 
+    def holds(self, scope: str) -> bool:
+        """Whether ``scope`` has entries (else a lookup needs no embedding)."""
+        found = self._scopes.get(scope)
+        return found is not None and bool(found.entries)
+
     def _arrived(self, record: dict[str, Any]) -> None:
         entry = SemanticEntry.from_record(record)
         if entry.embedding_model != self.embedding_model or entry.dimensions != self.dimensions:
@@ -229,8 +236,7 @@ class SemanticCache:
     async def lookup(self, text: str, scope: str) -> SemanticLookup:
         """The entry to serve for ``text`` in ``scope``, if any (one embedding call, none when
         the scope is empty)."""
-        scope_found = self._scopes.get(scope)
-        if scope_found is None or not scope_found.entries:
+        if not self.holds(scope):
             return SemanticLookup(None, 0.0)
         vector = await self._vector(text)
         return self.search(text, vector, scope)

@@ -25,20 +25,19 @@ import numpy.typing as npt
 
 from agents.gateway.cache import CompactedTopic, KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, TierPolicy
-from agents.gateway.gateway import CallPolicy, CostCap, ModelGateway
+from agents.gateway.gateway import BudgetSpent, CallPolicy, CostCap, GatewayError, ModelGateway
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.gateway.semantic_cache import (
     SEMANTIC_CACHE_TOPIC,
     SEMANTIC_ENTRY,
     SemanticCache,
-    SemanticLookup,
     scope_of,
 )
 from agents.gateway.tiers import choose_tier
 from agents.offline.batching import Batcher
 from agents.offline.classifier import IntentClassifier, Prediction
-from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
+from agents.offline.embedder import EMBEDDING_MODELS
 from agents.offline.grounded import GROUNDED_MODELS
 from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
 from agents.offline.safety import Screen, Verdict
@@ -140,13 +139,15 @@ class SupportServices(SharedResource):
         """``gateway``: the process's one model gateway (see :mod:`agents.gateway.resource`)."""
         super().__init__()
         self.config = config
-        self._shared_gateway = shared_or_own(gateway, config.models, GROUNDED_MODELS)
+        # The local embedder too: the semantic cache embeds through the gateway's embed policy.
+        self._shared_gateway = shared_or_own(gateway, config.models, {**GROUNDED_MODELS, **EMBEDDING_MODELS})
         self._unwatch: Callable[[], None] | None = None
         self._gateway_config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
         self._publisher: Publisher | None = None
         self._answers: ResponseCache | None = None
         self._similar: SemanticCache | None = None
+        self._embed_policy: CallPolicy | None = None
         self._codec: Codec | None = None
         self._tiers: dict[str, list[TierPolicy]] = {}
         self._prices: PriceTable | None = None
@@ -191,25 +192,45 @@ class SupportServices(SharedResource):
         ttl = gateway_config.cache_ttl_s or self.config.answer_ttl_s
         self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
         await self._answers.warm()
-        if self.config.semantic_cache:
-            embedder = await asyncio.to_thread(WordLlamaEmbedder.load)
-
-            async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-                # In process and well under a millisecond for a question.
-                return embedder.embed(texts)
-
-            topic = CompactedTopic(env.bootstrap, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
-            similar = SemanticCache(
-                embed,
-                embedding_model=EMBEDDING_MODEL,
-                dimensions=embedder.dimensions,
-                threshold=self.config.semantic_threshold,
-                ttl_s=ttl,
-                topic=topic,
-            )
-            await similar.start()
-            self._similar = similar
+        if self.config.semantic_cache and "embed" in gateway_config.stages:
+            await self._open_semantic_cache(env, publisher, gateway_config.policy("embed"), ttl)
+        elif self.config.semantic_cache:
+            log.warning("%s has no `embed` stage: the semantic cache is off", self.config.models)
         self._gateway_config = gateway_config
+
+    async def _open_semantic_cache(
+        self, env: StageEnv, publisher: Publisher, policy: CallPolicy, ttl_s: float
+    ) -> None:
+        gateway = self.gateway
+
+        async def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            return (await gateway.embed(texts, policy)).embeddings.vectors
+
+        # The model's dimension, from the model itself (the entries carry it with the model name).
+        probe = (await gateway.embed(["dimensions"], policy)).embeddings
+        topic = CompactedTopic(env.bootstrap, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
+        similar = SemanticCache(
+            embed,
+            embedding_model=probe.model,
+            dimensions=probe.dimensions,
+            threshold=self.config.semantic_threshold,
+            ttl_s=ttl_s,
+            topic=topic,
+        )
+        await similar.start()
+        self._similar, self._embed_policy = similar, policy
+
+    async def _embed_one(
+        self, text: str, cap: CostCap | None
+    ) -> tuple[npt.NDArray[np.float32] | None, float, str]:
+        """The request's embedding (None when the embed policy failed), its cost, and why not."""
+        assert self._embed_policy is not None
+        try:
+            result = await self.gateway.embed([text], self._embed_policy, cap=cap)
+        except (GatewayError, BudgetSpent) as exc:
+            return None, sum(a.cost_usd for a in exc.attempts), f"{type(exc).__name__}: {exc}"
+        row: npt.NDArray[np.float32] = result.embeddings.vectors[0]
+        return row, result.cost_usd, ""
 
     async def _close(self) -> None:
         if self._unwatch is not None:
@@ -303,17 +324,23 @@ class SupportServices(SharedResource):
         return CachedReply(saved["answer"], saved["citations"], entry.model)
 
     async def similar_reply(
-        self, body: str, tenant: str | None, intent: str
-    ) -> tuple[CachedReply | None, SemanticLookup | None]:
-        """The semantic cache's answer for a request of this tenant and intent (None when the
-        cache is off), and what the lookup found, for the step's note."""
-        if self._similar is None:
-            return None, None
-        found = await self._similar.lookup(body, scope_of(tenant, intent, self.config.cache_scope))
+        self, body: str, tenant: str | None, intent: str, spent_usd: float = 0.0
+    ) -> tuple[CachedReply | None, str, float]:
+        """The semantic cache's answer for a request of this tenant and intent, a note for the
+        step ("" when there is nothing to say) and what embedding the request cost. A failed
+        embedding is a miss, said in the note, never the request's failure."""
+        scope = scope_of(tenant, intent, self.config.cache_scope)
+        if self._similar is None or not self._similar.holds(scope):
+            return None, "", 0.0  # nothing to find: no embedding paid for
+        vector, cost, failure = await self._embed_one(body, self.cost_cap(tenant, spent_usd))
+        if vector is None:
+            return None, f"semantic cache skipped: {failure}", cost
+        found = self._similar.search(body, vector, scope)
+        note = found.describe() if found.hit or found.refused is not None else ""
         if found.entry is None:
-            return None, found
+            return None, note, cost
         saved = json.loads(found.entry.answer)
-        return CachedReply(saved["answer"], saved["citations"], found.entry.model), found
+        return CachedReply(saved["answer"], saved["citations"], found.entry.model), note, cost
 
     async def remember_reply(
         self,
@@ -323,13 +350,20 @@ class SupportServices(SharedResource):
         tenant: str | None = None,
         intent: str = "",
         request_id: str = "",
-    ) -> None:
-        """Kept for exact repeats and, under the tenant and intent, for the semantic cache."""
+    ) -> float:
+        """Kept for exact repeats and, under the tenant and intent, for the semantic cache;
+        returns what embedding the request cost."""
         assert self._answers is not None, "support services are not open"
         if self.config.dry_run:
-            return
+            return 0.0
         text = json.dumps({"answer": reply.answer, "citations": reply.citations})
         await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)
-        if self._similar is not None:
-            scope = scope_of(tenant, intent, self.config.cache_scope)
-            await self._similar.remember(body, scope, text, reply.model, request_id)
+        if self._similar is None:
+            return 0.0
+        vector, cost, failure = await self._embed_one(body, None)
+        if vector is None:
+            log.warning("semantic cache: not remembered (%s)", failure)
+            return cost
+        scope = scope_of(tenant, intent, self.config.cache_scope)
+        await self._similar.remember(body, scope, text, reply.model, request_id, vector=vector)
+        return cost

@@ -125,11 +125,16 @@ class SupportStages:
             self.services.screen_ticket(body), self.services.predict_intent(body)
         )
         cached = None if verdict.blocked else self.services.cached_reply(body)
-        similar = None
+        similar, embedded_usd = "", 0.0
         if cached is None and not verdict.blocked:
             # Exact first; then an earlier answer to the same question put another way, for
-            # this tenant and intent only (a hit costs nothing: no model call).
-            cached, similar = await self.services.similar_reply(body, request.get("tenant"), predicted.intent)
+            # this tenant and intent only (a hit makes no model call; the request's embedding
+            # is charged, 0 for the local model).
+            cached, similar, cost = await self.services.similar_reply(
+                body, request.get("tenant"), predicted.intent, ctx.cost_so_far_usd
+            )
+            ctx.add_cost(cost)
+            embedded_usd = cost
         decision = route_ticket(
             predicted.intent,
             predicted.confidence,
@@ -142,13 +147,20 @@ class SupportStages:
         trace.get_current_span().set_attribute("podium.route", decision.route)
         budget = Budget(ctx.remaining_s())
         note = f"route {decision.route}: {decision.reason}"
-        if similar is not None and (similar.hit or similar.refused is not None):
-            note += f"; {similar.describe()}"
+        if similar:
+            note += f"; {similar}"
         if budget.spent and decision.route in ("rag", "direct"):
             note += f"; budget spent {-(budget.remaining_s or 0):.2f}s ago: answered degraded"
             ticket |= {"degraded": True, "steps": [_step("classify", started, note, model="local/intent")]}
             return Emit(self.t("support.responses"), _response(ticket, ctx, degraded_answer([])))
-        step = _step("classify", started, note, model="local/intent", cache_hit=cached is not None)
+        step = _step(
+            "classify",
+            started,
+            note,
+            model="local/intent",
+            cache_hit=cached is not None,
+            cost_usd=round(embedded_usd, 8),
+        )
         ticket["steps"] = [step]
         if decision.route == "rejected":
             return Emit(self.t("support.rejected"), _rejected(ticket, ctx, verdict.reasons))
@@ -336,12 +348,9 @@ class SupportStages:
                 self.t("support.rejected"),
                 _rejected(ticket, ctx, [f"draft blocked: {r}" for r in verdict.reasons]),
             )
-        response = _response(
-            ticket, ctx, verdict.text, screen=verdict.action, screen_reasons=list(verdict.reasons)
-        )
         if verdict.action == "pass" and ticket.get("route") == "rag" and not ticket.get("degraded"):
             generated = ticket["steps"][-2]
-            await self.services.remember_reply(
+            cost = await self.services.remember_reply(
                 ticket["body"],
                 CachedReply(verdict.text, ticket.get("citations", []), generated.get("model", "")),
                 (generated.get("input_tokens", 0), generated.get("output_tokens", 0)),
@@ -349,6 +358,10 @@ class SupportStages:
                 intent=ticket.get("intent", ""),
                 request_id=ticket["request_id"],
             )
+            ctx.add_cost(cost)  # the request's embedding, before the response states the cost
+        response = _response(
+            ticket, ctx, verdict.text, screen=verdict.action, screen_reasons=list(verdict.reasons)
+        )
         return Emit(self.t("support.responses"), response)
 
 
