@@ -6,7 +6,8 @@ by the last.
 The semantic cache (:mod:`agents.gateway.semantic_cache`) serves an answer again to a request of
 the same tenant and intent that embeds close to one answered before and agrees with it (numbers,
 negation, names, subject); it is warm from the compacted ``podium.semantic-cache`` topic and
-follows what the other workers add."""
+follows what the other workers add. Requests are embedded by the gateway's ``embed`` policy
+(models.yaml), and what that costs is charged to the request."""
 
 from __future__ import annotations
 
