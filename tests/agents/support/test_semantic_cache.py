@@ -4,6 +4,8 @@ started afresh (a restart) are warm from podium.semantic-cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agents.support.services import SupportConfig
 from streams.contracts.headers import COST, header_value
 from streams.ingress.publish import Publisher
@@ -68,3 +70,31 @@ async def test_dry_run_remembers_nothing(project: Project, unique: str) -> None:
     ):
         assert decode(project, await ask(project, pub, follower, ASKED, unique))["route"] == "rag"
         assert decode(project, await ask(project, pub, follower, PUT_ANOTHER_WAY, unique))["route"] == "rag"
+
+
+async def test_a_priced_embedding_is_charged_to_the_request_and_nothing_else(
+    project: Project, unique: str, tmp_path: Path
+) -> None:
+    """With a price on the embedding model ($1 a token here), a semantic hit costs exactly its
+    request's embedding: no model call; the step and the response say the same figure."""
+    models = tmp_path / "models.yaml"
+    text = (REPO / "models.yaml").read_text()
+    priced = text.replace(
+        "local-wordllama: {input: 0, output: 0}", "local-wordllama: {input: 1000000, output: 0}"
+    )
+    assert priced != text
+    models.write_text(priced)
+    config = SupportConfig(models=models, cache_scope=unique)
+    async with (
+        Follower(project.bootstrap(), ["support.responses"]) as follower,
+        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        running(*workers(project, config)),
+    ):
+        first = decode(project, await ask(project, pub, follower, ASKED, unique))
+        assert first["route"] == "rag" and first["cost_usd"] > 0  # remembering embeds it
+        arrival = await ask(project, pub, follower, PUT_ANOTHER_WAY, unique)
+        served = decode(project, arrival)
+    assert served["route"] == "cache"
+    [step] = served["steps"]
+    assert step["cost_usd"] > 0 and served["cost_usd"] == step["cost_usd"]
+    assert float(header_value(arrival.headers, COST) or b"0") == step["cost_usd"]
