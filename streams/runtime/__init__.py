@@ -16,6 +16,7 @@ from streams.runtime.stage import (
     Stage,
     StageContext,
     StageEnv,
+    TombstoneHandler,
     close_resources,
     open_resources,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "StageEnv",
     "StageWorker",
     "Table",
+    "TombstoneHandler",
     "WindowStage",
     "WindowState",
     "WindowWorker",

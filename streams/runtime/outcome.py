@@ -6,7 +6,9 @@ by the request's deadline, retries it in process as :func:`streams.runtime.retry
 and returns exactly one outcome as the records to produce: the handler's results (each checked
 against its topic's size limit before anything is sent), the original bytes to
 ``<consumes>.retry`` with a not-before time, or a ``podium.DeadLetter`` to ``<consumes>.dlq``.
-It sends nothing: the worker delivers the records (step 5) and marks the offset (step 6).
+A tombstone (no value) is dead-lettered, or, when the stage declares ``on_tombstone``, runs that
+handler with its key through the same steps (a retried tombstone goes to the retry topic as a
+tombstone again). It sends nothing: the worker delivers the records (step 5) and marks the offset (step 6).
 """
 
 from __future__ import annotations
@@ -53,8 +55,15 @@ class Output:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone going to the retry topic
     headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class _Deletion:
+    """A tombstone for the stage's ``on_tombstone``: the deleted key."""
+
+    key: str
 
 
 class Outcomes:
@@ -98,15 +107,17 @@ class Outcomes:
     ) -> tuple[list[Output], str]:
         """The records ``record`` becomes and the outcome's name: ok, retry or dlq."""
         value = record.value
+        decoded: dict[str, Any] | _Deletion
         try:
             if value is None:
-                raise CodecError("the record has no value (tombstone)")
-            if len(value) > self._stage.max_value_bytes:
-                raise PayloadTooLarge(
-                    f"value is {len(value)} bytes; stage {self._stage.name} accepts at most "
-                    f"{self._stage.max_value_bytes}"
-                )
-            decoded = self._codec.decode(self._value_schemas[record.topic], value)
+                decoded = self._deletion(record)
+            else:
+                if len(value) > self._stage.max_value_bytes:
+                    raise PayloadTooLarge(
+                        f"value is {len(value)} bytes; stage {self._stage.name} accepts at most "
+                        f"{self._stage.max_value_bytes}"
+                    )
+                decoded = self._codec.decode(self._value_schemas[record.topic], value)
         except CodecError as exc:
             return [self.dead_letter(record, headers, error_type(exc), str(exc), 0, span)], "dlq"
 
@@ -167,8 +178,22 @@ class Outcomes:
                     )
                 ], "dlq"
 
+    def _deletion(self, record: ConsumerRecord[bytes, bytes]) -> _Deletion:
+        """A tombstone's key for ``on_tombstone``; without one, a tombstone is undecodable."""
+        if self._stage.on_tombstone is None:
+            raise CodecError("the record has no value (tombstone)")
+        if record.key is None:
+            raise CodecError("a tombstone with no key deletes nothing")
+        try:
+            return _Deletion(record.key.decode())
+        except UnicodeDecodeError:
+            raise CodecError("the tombstone's key is not UTF-8") from None
+
     async def _run_handler(
-        self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders, decoded: dict[str, Any]
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: RequestHeaders,
+        decoded: dict[str, Any] | _Deletion,
     ) -> tuple[list[Emit], StageContext]:
         timeout = self._stage.handler_timeout_s
         remaining = headers.remaining_s()
@@ -187,7 +212,11 @@ class Outcomes:
         )
         try:
             async with asyncio.timeout(timeout):
-                result = await self._stage.handler(decoded, context)
+                if isinstance(decoded, _Deletion):
+                    assert self._stage.on_tombstone is not None  # checked by _deletion
+                    result = await self._stage.on_tombstone(decoded.key, context)
+                else:
+                    result = await self._stage.handler(decoded, context)
         except TimeoutError:
             if remaining is not None and timeout >= remaining:
                 raise DeadlineExceeded(
@@ -221,7 +250,7 @@ class Outcomes:
         # delivered and the input dead-lettered as well.
         header_bytes = sum(len(k) + len(v) for k, v in next_headers)  # the same on every output
         for out in outputs:
-            size = len(out.value) + len(out.key or b"") + header_bytes
+            size = len(out.value or b"") + len(out.key or b"") + header_bytes
             if size > self._out_limits[out.topic] - _RECORD_OVERHEAD:
                 raise PayloadTooLarge(
                     f"output to {out.topic} is {size} bytes; the topic accepts {self._out_limits[out.topic]}"

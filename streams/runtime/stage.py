@@ -15,6 +15,13 @@
 
 A handler returns one :class:`Emit` or several (fan-out, routing). Returning nothing is an
 error: every record must end somewhere (its next topic, a retry topic or the DLQ).
+
+A record with no value (a tombstone: a deletion on a compacted topic) is dead-lettered unless
+the stage declares ``on_tombstone``, a handler of the record's key that returns what the
+deletion becomes, with the same timeout, retries and outcomes as the value's handler::
+
+    async def forget(key: str, ctx: StageContext) -> Emit:
+        return Emit("kb.chunks", {"document_id": key, "deleted": True, "chunks": []}, key=key)
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageEnv",
+    "TombstoneHandler",
     "close_resources",
     "open_resources",
 ]
@@ -168,6 +176,8 @@ async def close_resources(opened: Sequence[Resource]) -> None:
 # described by a TypedDict that mirrors the .avsc (see agents.passthrough.Note).
 In = TypeVar("In")
 Handler = Callable[[In, StageContext], Awaitable[Emit | Sequence[Emit]]]
+# What a tombstone becomes: called with the record's key (UTF-8) instead of a decoded value.
+TombstoneHandler = Callable[[str, StageContext], Awaitable[Emit | Sequence[Emit]]]
 
 
 @dataclass(frozen=True)
@@ -194,6 +204,9 @@ class Stage(Generic[In]):
     # the dead letters of the branches it waits for). Their records are retried in process
     # only: a failure that would go to a retry topic goes to ``<consumes>.dlq`` instead.
     also_consumes: tuple[str, ...] = ()
+    # A record with no value (a deletion on a compacted topic): None dead-letters it as
+    # undecodable; a handler receives its key and returns what the deletion becomes.
+    on_tombstone: TombstoneHandler | None = None
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:

@@ -2,7 +2,8 @@
 
 For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorker`:
 
-1. decodes headers (bad ones are replaced, never fatal) and the Avro value;
+1. decodes headers (bad ones are replaced, never fatal) and the Avro value (a tombstone, a
+   record with no value, is dead-lettered unless the stage handles deletions: ``on_tombstone``);
 2. opens a ``process <topic>`` span that continues the producer's trace;
 3. runs the handler under a timeout bounded by the request's deadline, retrying in process as
    :func:`streams.runtime.retry.decide` says;

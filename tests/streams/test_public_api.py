@@ -111,6 +111,7 @@ FACES = {
         "StageEnv",
         "StageWorker",
         "Table",
+        "TombstoneHandler",
         "WindowStage",
         "WindowState",
         "WindowWorker",
