@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from agents.billing.pipeline import BILLING
 from agents.content.pipeline import CONTENT
+from agents.kb.pipeline import KB
 from agents.market.pipeline import MARKET
 from agents.passthrough import DEMO
 from agents.support.pipeline import SUPPORT
@@ -69,7 +70,7 @@ def _simulator(console: Console) -> Iterator[None]:
 
 
 PIPELINES = Pipelines(
-    (DEMO, SUPPORT, CONTENT, MARKET, BILLING),
+    (DEMO, SUPPORT, CONTENT, MARKET, BILLING, KB),
     model_setups=(
         ModelSetup("local", "the offline local models (models.yaml)"),
         ModelSetup(

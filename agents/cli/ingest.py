@@ -1,4 +1,5 @@
-"""``podium ingest``: real-time feeds onto the market pipeline's topics (news, price ticks)."""
+"""``podium ingest``: real-time feeds onto the market pipeline's topics (news, price ticks), and
+documents onto the knowledge base's (``docs``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from streams.cli import (
 from streams.runtime import Project
 
 ingest_app = typer.Typer(
-    help="Real-time feeds in: news (RSS, Atom, JSON) and price ticks.", no_args_is_help=True
+    help="Feeds and documents in: news (RSS, Atom, JSON), price ticks, knowledge-base documents.",
+    no_args_is_help=True,
 )
 app.add_typer(ingest_app, name="ingest")
 
@@ -121,3 +123,75 @@ def ingest_prices(
             console.print(f"{ingester.published} tick(s) on {TICKS_TOPIC}, {ingester.failed} unreadable")
 
     run_async(go)
+
+
+@ingest_app.command("docs")
+def ingest_docs(
+    target: Annotated[
+        str, typer.Argument(help="A directory (walked recursively), a file or an http(s) URL.")
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option(help="The collection's name (default: a JSON-lines file's stem, else the root's name)."),
+    ] = None,
+    tenant: Annotated[
+        str, typer.Option(help="The tenant the documents belong to (default: every tenant).")
+    ] = "",
+    language: Annotated[str, typer.Option(help="The documents' language.")] = "en",
+) -> None:
+    """Documents onto kb.documents (Markdown, HTML, text, PDF, JSON-lines rows): only those that
+    changed since their latest version there; a file too large for the topic is refused."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from agents.kb.documents import Draft, KbPublisher, Refused, drafts_from_path, drafts_from_url
+    from agents.kb.records import DOCUMENTS
+    from streams.ingress import Publisher
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = load_project()
+
+    async def go() -> int:
+        async with Publisher(
+            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        ) as pub:
+            kb = KbPublisher(pub, project.catalog, project.codec)
+            known = await kb.load(project.bootstrap())
+            console.print(f"{known} document(s) on {DOCUMENTS}")
+            if target.startswith(("http://", "https://")):
+                import httpx
+
+                async with httpx.AsyncClient(follow_redirects=True, timeout=30.0) as client:
+                    found = await drafts_from_url(
+                        target,
+                        client,
+                        max_bytes=kb.max_bytes,
+                        source=source,
+                        tenant=tenant,
+                        language=language,
+                    )
+            else:
+                found = list(drafts_from_path(Path(target), source=source, tenant=tenant, language=language))
+            published = unchanged = 0
+            refused: list[Refused] = [r for r in found if isinstance(r, Refused)]
+            drafts = [d for d in found if isinstance(d, Draft)]
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as progress:
+                task = progress.add_task(f"publishing to {DOCUMENTS}", total=len(drafts))
+                for draft in drafts:
+                    too_large = kb.fits(draft)
+                    if too_large is not None:
+                        refused.append(too_large)
+                    elif await kb.publish(draft):
+                        published += 1
+                    else:
+                        unchanged += 1
+                    progress.advance(task)
+            for refusal in refused:
+                err.print(f"[yellow]refused[/] {refusal.name}: {refusal.reason}")
+            console.print(f"{published} published, {unchanged} unchanged, {len(refused)} refused")
+            return 1 if refused else 0
+
+    if run_async(go):
+        raise typer.Exit(1)

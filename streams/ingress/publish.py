@@ -71,12 +71,14 @@ class Publisher:
         request_id: str | None = None,
         budget_s: float | None = None,
         extra_headers: Sequence[tuple[str, bytes]] = (),
+        key: str | None = None,
     ) -> str:
         """Encode, send and wait for the broker's acknowledgement; returns the request id.
 
         The request id is ``request_id``, else the record's own ``request_id`` field, else new;
         a record whose schema has an empty ``request_id`` field gets it filled in. Without
-        ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one).
+        ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one). The
+        key is the request id unless ``key`` names another (a compacted topic's entity id).
         """
         spec = self._catalog.get(topic)
         if budget_s is None and spec.budget_ms is not None:
@@ -104,7 +106,8 @@ class Publisher:
                 passthrough=tuple(extra_headers),
             )
             assert headers.request_id is not None
-            await self.send_raw(topic, headers.request_id.encode(), value, headers.to_kafka())
+            record_key = headers.request_id if key is None else key
+            await self.send_raw(topic, record_key.encode(), value, headers.to_kafka())
         return headers.request_id
 
     async def enqueue(

@@ -4,12 +4,13 @@ import pytest
 
 from agents import PIPELINES
 from agents.content.review import Thresholds
+from agents.kb.services import KbTuning
 from agents.market.stages import MarketConfig
 from streams.errors import ConfigError
 from streams.runtime import load_sections
 from tests.streams.running import REPO
 
-DEFAULTS = {"content": Thresholds(), "market": MarketConfig()}
+DEFAULTS = {"content": Thresholds(), "market": MarketConfig(), "kb": KbTuning()}
 
 
 def test_the_shipped_file_states_the_defaults_and_a_missing_file_means_them(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_a_bad_file_fails_naming_the_file_and_key(tmp_path: Path, text: str, mes
 
 
 def test_every_pipeline_with_a_demo_is_started_by_default_and_the_runtime_demo_is_not() -> None:
-    assert PIPELINES.names() == ["demo", "support", "content", "market", "billing"]
+    assert PIPELINES.names() == ["demo", "support", "content", "market", "billing", "kb"]
     assert PIPELINES.defaults() == ["support", "content", "market", "billing"]
     assert PIPELINES.served() == ["support", "billing"]
     assert [s.name for s in PIPELINES.model_setups] == ["local", "sim"]

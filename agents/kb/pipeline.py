@@ -1,0 +1,69 @@
+"""The knowledge-base pipeline as the runtime receives it, with its ``kb:`` section of
+``pipelines.yaml`` (document limits, chunk sizes, embedding batches). Declaring it imports no
+parser, model or store: the stages are imported when it is built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streams.runtime import Build, Pipeline, Section
+
+if TYPE_CHECKING:
+    from agents.kb.services import KbTuning
+    from streams import Stage
+
+__all__ = ["KB", "parse_kb"]
+
+_KEYS = {
+    "max_document_bytes",
+    "max_text_chars",
+    "chunk_min_chars",
+    "chunk_max_chars",
+    "overlap_chars",
+    "embed_batch",
+}
+
+
+def parse_kb(section: Section) -> KbTuning:
+    from agents.kb.services import KbTuning
+    from agents.rag.chunking import ChunkingPolicy
+    from agents.rag.parsing import Limits
+
+    section.known(_KEYS)
+    values = section.values
+    limits, chunking, tuning = Limits(), ChunkingPolicy(), KbTuning()
+    try:
+        return KbTuning(
+            limits=Limits(
+                max_bytes=int(values.get("max_document_bytes", limits.max_bytes)),
+                max_chars=int(values.get("max_text_chars", limits.max_chars)),
+            ),
+            chunking=ChunkingPolicy(
+                min_chars=int(values.get("chunk_min_chars", chunking.min_chars)),
+                max_chars=int(values.get("chunk_max_chars", chunking.max_chars)),
+                overlap_chars=int(values.get("overlap_chars", chunking.overlap_chars)),
+            ),
+            embed_batch=int(values.get("embed_batch", tuning.embed_batch)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise section.fail(exc) from exc
+
+
+def _build(build: Build) -> list[Stage[Any]]:
+    from agents.kb.services import KbConfig, KbTuning
+    from agents.kb.stages import kb_stages
+
+    settings = build.settings
+    config = KbConfig(models=settings.models_file, home=settings.home, tuning=build.section or KbTuning())
+    return kb_stages(config, build.shared)
+
+
+KB = Pipeline(
+    name="kb",
+    summary="chunk, embed, index (the knowledge base)",
+    build=_build,
+    parse=parse_kb,
+    # Started when named (`podium up kb`, `podium run kb`) until retrieval reads its index.
+    default=False,
+    try_it="podium ingest docs agents/data/kb",
+)

@@ -1,0 +1,33 @@
+"""What the knowledge base's stages share: their configuration (read once at the entry point,
+from the settings and the ``kb:`` section of ``pipelines.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.rag.chunking import ChunkingPolicy
+from agents.rag.parsing import Limits
+
+__all__ = ["KbConfig", "KbTuning"]
+
+
+@dataclass(frozen=True)
+class KbTuning:
+    """The ``kb:`` section of ``pipelines.yaml``."""
+
+    limits: Limits = field(default_factory=Limits)
+    chunking: ChunkingPolicy = field(default_factory=ChunkingPolicy)
+    embed_batch: int = 64  # texts per embeddings call, gathered across the records in flight
+
+    def __post_init__(self) -> None:
+        if self.embed_batch < 1:
+            raise ValueError("embed_batch must be at least 1")
+
+
+@dataclass(frozen=True)
+class KbConfig:
+    models: Path  # models.yaml: the ``embed`` policy
+    home: Path = Path(".podium")  # PODIUM_HOME: the LanceDB index lives under <home>/vectors
+    vector_url: str | None = None  # PODIUM_VECTOR_URL: a pgvector database instead
+    tuning: KbTuning = field(default_factory=KbTuning)
