@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from streams.runtime import Build, Pipeline, Section
 
 if TYPE_CHECKING:
-    from agents.kb.services import KbTuning
+    from agents.kb.config import KbTuning
     from streams import Stage
 
 __all__ = ["KB", "parse_kb"]
@@ -25,7 +25,7 @@ _KEYS = {
 
 
 def parse_kb(section: Section) -> KbTuning:
-    from agents.kb.services import KbTuning
+    from agents.kb.config import KbTuning
     from agents.rag.chunking import ChunkingPolicy
     from agents.rag.parsing import Limits
 
@@ -50,7 +50,7 @@ def parse_kb(section: Section) -> KbTuning:
 
 
 def _build(build: Build) -> list[Stage[Any]]:
-    from agents.kb.services import KbConfig, KbTuning
+    from agents.kb.config import KbConfig, KbTuning
     from agents.kb.stages import kb_stages
 
     settings = build.settings

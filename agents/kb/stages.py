@@ -16,8 +16,8 @@ import posixpath
 from typing import Any
 
 from agents.gateway.resource import GatewayResource
+from agents.kb.config import KbConfig
 from agents.kb.records import CHUNKS, ChunkRecord, Chunks, Document
-from agents.kb.services import KbConfig
 from agents.rag.chunking import chunk_document
 from agents.rag.parsing import parse
 from streams.runtime import Emit, RetryPolicy, Stage, StageContext

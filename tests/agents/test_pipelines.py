@@ -4,7 +4,7 @@ import pytest
 
 from agents import PIPELINES
 from agents.content.review import Thresholds
-from agents.kb.services import KbTuning
+from agents.kb.config import KbTuning
 from agents.market.stages import MarketConfig
 from streams.errors import ConfigError
 from streams.runtime import load_sections

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from agents.kb.config import KbConfig, KbTuning
 from agents.kb.documents import KbPublisher, drafts_from_path, request_id_for
 from agents.kb.records import CHUNKS, DOCUMENTS
-from agents.kb.services import KbConfig, KbTuning
 from agents.kb.stages import chunk_stage
 from agents.rag.chunking import chunk_document
 from agents.rag.parsing import MARKDOWN, Limits, parse

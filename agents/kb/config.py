@@ -1,5 +1,5 @@
-"""What the knowledge base's stages share: their configuration (read once at the entry point,
-from the settings and the ``kb:`` section of ``pipelines.yaml``)."""
+"""The knowledge base's configuration: read once at the entry point, from the settings and the
+``kb:`` section of ``pipelines.yaml``, and passed down. Light to import (no model, no store)."""
 
 from __future__ import annotations
 
