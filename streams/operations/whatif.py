@@ -95,7 +95,8 @@ async def what_if(
 ) -> list[Comparison]:
     if selection.topic != stage.consumes:
         raise ValueError(f"stage {stage.name} consumes {stage.consumes}, not {selection.topic}")
-    inputs = await _read(bootstrap, selection, limit)
+    # A tombstone (a deletion on a compacted topic) has no value to run the handler on.
+    inputs = [r for r in await _read(bootstrap, selection, limit) if r.value is not None]
     if not inputs:
         return []
     wanted = {_request_id(r) for r in inputs}
