@@ -162,7 +162,7 @@ async def drafts_from_url(
     server's Content-Type, else the path's suffix. Read at most ``max_bytes`` + 1."""
     document_id = url.split("#", 1)[0]
     try:
-        async with client.stream("GET", url) as response:
+        async with client.stream("GET", document_id) as response:
             if response.status_code >= 400:
                 return [Refused(url, f"the server answered {response.status_code}")]
             content = bytearray()
