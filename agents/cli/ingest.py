@@ -4,6 +4,7 @@ documents onto the knowledge base's (``docs``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -141,7 +142,7 @@ def ingest_docs(
 ) -> None:
     """Documents onto kb.documents (Markdown, HTML, text, PDF, JSON-lines rows): only those that
     changed since their latest version there; a file too large for the topic is refused."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     from agents.kb.documents import Draft, KbPublisher, Refused, drafts_from_path, drafts_from_url
     from agents.kb.records import DOCUMENTS
@@ -158,6 +159,7 @@ def ingest_docs(
             kb = KbPublisher(pub, project.catalog, project.codec)
             known = await kb.load(project.bootstrap())
             console.print(f"{known} document(s) on {DOCUMENTS}")
+            found: Iterable[Draft | Refused]
             if target.startswith(("http://", "https://")):
                 import httpx
 
@@ -170,20 +172,23 @@ def ingest_docs(
                         tenant=tenant,
                         language=language,
                     )
-            else:
-                found = list(drafts_from_path(Path(target), source=source, tenant=tenant, language=language))
+            else:  # read one file at a time: a large folder is never in memory at once
+                found = drafts_from_path(Path(target), source=source, tenant=tenant, language=language)
             published = unchanged = 0
-            refused: list[Refused] = [r for r in found if isinstance(r, Refused)]
-            drafts = [d for d in found if isinstance(d, Draft)]
+            refused: list[Refused] = []
             with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed} read"),
+                console=console,
             ) as progress:
-                task = progress.add_task(f"publishing to {DOCUMENTS}", total=len(drafts))
-                for draft in drafts:
-                    too_large = kb.fits(draft)
-                    if too_large is not None:
+                task = progress.add_task(f"publishing to {DOCUMENTS}", total=None)
+                for item in found:
+                    if isinstance(item, Refused):
+                        refused.append(item)
+                    elif (too_large := kb.fits(item)) is not None:
                         refused.append(too_large)
-                    elif await kb.publish(draft):
+                    elif await kb.publish(item):
                         published += 1
                     else:
                         unchanged += 1
