@@ -54,7 +54,10 @@ def _build(build: Build) -> list[Stage[Any]]:
     from agents.kb.stages import kb_stages
 
     settings = build.settings
-    config = KbConfig(models=settings.models_file, home=settings.home, tuning=build.section or KbTuning())
+    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
+    config = KbConfig(
+        models=settings.models_file, home=settings.home, vector_url=url, tuning=build.section or KbTuning()
+    )
     return kb_stages(config, build.shared)
 
 

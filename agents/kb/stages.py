@@ -4,9 +4,21 @@
 
 ``chunk`` parses a document and cuts it into chunks (all of them in one record, so the index
 replaces a document's chunk set at once); a tombstone becomes a record with ``deleted=true``; a
-document no parser can read is dead-lettered with the reason. Every stage runs one document's
-records in order (``ordered_by_key``) and retries in process only, never through its retry
-topic: a version retried later could otherwise overwrite a newer one in the index.
+document no parser can read is dead-lettered with the reason.
+
+``embed`` gives every chunk a vector of the index version the ``embed`` policy's model writes
+(models.yaml): a chunk whose id already has a vector there keeps it (ids are content-addressed,
+so an unchanged paragraph is never paid for twice); the rest go to the gateway in micro-batches
+gathered across the records in flight (:class:`~agents.kb.services.EmbedBatcher`), embedded as
+:func:`embedding_input` makes them, and each record is charged its share (``ctx.add_cost``).
+
+``index`` makes the version exist (the first one becomes active, so a new knowledge base serves
+at once) and replaces the document's chunks in it, or deletes the document from every version;
+what it did goes to the compacted ``kb.indexed`` (terminal), keyed by document id.
+
+Every stage runs one document's records in order (``ordered_by_key``) and retries in process
+only, never through its retry topic: a version retried later could otherwise overwrite a newer
+one in the index.
 """
 
 from __future__ import annotations
@@ -15,14 +27,39 @@ import asyncio
 import posixpath
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from agents.gateway.resource import GatewayResource
 from agents.kb.config import KbConfig
-from agents.kb.records import CHUNKS, ChunkRecord, Chunks, Document
+from agents.kb.records import (
+    CHUNKS,
+    DOCUMENTS,
+    EMBEDDED,
+    INDEXED,
+    ChunkRecord,
+    Chunks,
+    Document,
+    Embedded,
+    EmbeddedChunk,
+    Indexed,
+)
+from agents.kb.services import KbServices
 from agents.rag.chunking import chunk_document
 from agents.rag.parsing import parse
+from agents.rag.store import BUILDING, Chunk, IndexVersion, UnknownIndexVersion
+from streams import now_ms
 from streams.runtime import Emit, RetryPolicy, Stage, StageContext
 
-__all__ = ["ChunkStage", "chunk_stage", "deleted_chunks", "kb_stages"]
+__all__ = [
+    "ChunkStage",
+    "IndexStages",
+    "chunk_stage",
+    "deleted_chunks",
+    "embedding_input",
+    "index_stages",
+    "kb_stages",
+]
 
 # Failures of the model gateway or the store are retried here, in order, before the DLQ.
 IN_ORDER = RetryPolicy(attempts_per_round=6, backoff_base_s=0.5, backoff_max_s=10.0, retry_topic_delays_s=())
@@ -91,7 +128,7 @@ def chunk_stage(config: KbConfig) -> Stage[Any]:
     stages = ChunkStage(config)
     return Stage(
         "chunk",
-        "kb.documents",
+        DOCUMENTS,
         (CHUNKS,),
         stages.chunk,
         on_tombstone=stages.forget,
@@ -103,6 +140,150 @@ def chunk_stage(config: KbConfig) -> Stage[Any]:
     )
 
 
+def embedding_input(title: str, text: str) -> str:
+    """What is embedded for a chunk: its title (document and heading path) and its text."""
+    return f"{title}. {text}" if title else text
+
+
+class IndexStages:
+    def __init__(self, services: KbServices) -> None:
+        self.services = services
+
+    async def embed(self, record: Chunks, ctx: StageContext) -> Emit:
+        services = self.services
+        document_id = record["document_id"]
+        provider, model = services.model
+        target = await services.target()
+        if record["deleted"]:
+            gone = _embedded(record, target, provider, model, [], reused=0)
+            return Emit(EMBEDDED, dict(gone), key=document_id)
+        chunks = record["chunks"]
+        stored = await self._stored(target, [c["id"] for c in chunks])
+        vectors: dict[str, list[float]] = {i: v.tolist() for i, v in stored.items()}
+        missing = [c for c in chunks if c["id"] not in vectors]
+        if missing:
+            embedding = await services.embed([embedding_input(c["title"], c["text"]) for c in missing])
+            ctx.add_cost(embedding.cost_usd)
+            learned = services.learned(embedding)
+            if stored and target is not None and learned.name != target.name:
+                # The model now gives vectors of another size: the stored ones are of no use.
+                missing, stored = chunks, {}
+                embedding = await services.embed([embedding_input(c["title"], c["text"]) for c in missing])
+                ctx.add_cost(embedding.cost_usd)
+            target = learned
+            vectors.update((c["id"], row.tolist()) for c, row in zip(missing, embedding.vectors, strict=True))
+        assert target is not None  # a document has chunks (an empty one is poison)
+        embedded: list[EmbeddedChunk] = [{**c, "vector": vectors[c["id"]]} for c in chunks]
+        out = _embedded(record, target, target.provider, target.model, embedded, reused=len(stored))
+        return Emit(EMBEDDED, dict(out), key=document_id)
+
+    async def _stored(
+        self, target: IndexVersion | None, ids: list[str]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """The vectors the target version already holds for these ids (a version the index
+        stage has not written yet holds none)."""
+        if target is None:
+            return {}
+        try:
+            return await self.services.store.vectors_of(target.name, ids)
+        except UnknownIndexVersion:
+            return {}
+
+    async def index(self, record: Embedded, ctx: StageContext) -> Emit:
+        store = self.services.store
+        document_id = record["document_id"]
+        if record["deleted"]:
+            for version in await store.versions():  # retired ones too: a rollback must not revive it
+                await store.delete_document(version.name, document_id)
+            return Emit(INDEXED, dict(_indexed(record, 0)), key=document_id)
+        version = await self.services.prepared(
+            IndexVersion(
+                record["index"], record["provider"], record["model"], record["dimensions"], BUILDING, now_ms()
+            )
+        )
+        chunks = [
+            Chunk(
+                id=c["id"],
+                document_id=document_id,
+                text=c["text"],
+                title=c["title"],
+                url=c["url"],
+                source=record["source"],
+                tenant=record["tenant"],
+                language=c["language"],
+                content_hash=record["content_hash"],
+                vector=np.asarray(c["vector"], dtype=np.float32),
+            )
+            for c in record["chunks"]
+        ]
+        await store.replace_document(version.name, document_id, chunks)
+        return Emit(INDEXED, dict(_indexed(record, len(chunks))), key=document_id)
+
+
+def _embedded(
+    record: Chunks,
+    target: IndexVersion | None,
+    provider: str,
+    model: str,
+    chunks: list[EmbeddedChunk],
+    reused: int,
+) -> Embedded:
+    return {
+        "document_id": record["document_id"],
+        "content_hash": record["content_hash"],
+        "deleted": record["deleted"],
+        "tenant": record["tenant"],
+        "source": record["source"],
+        "index": "" if target is None else target.name,
+        "provider": provider,
+        "model": model,
+        "dimensions": 0 if target is None else target.dimensions,
+        "reused": reused,
+        "chunks": chunks,
+    }
+
+
+def _indexed(record: Embedded, chunks: int) -> Indexed:
+    return {
+        "document_id": record["document_id"],
+        "content_hash": record["content_hash"],
+        "deleted": record["deleted"],
+        "index": record["index"],
+        "chunks": chunks,
+        "reused": record["reused"],
+        "indexed_ms": now_ms(),
+    }
+
+
+def index_stages(services: KbServices) -> list[Stage[Any]]:
+    stages = IndexStages(services)
+    shared = (services,)
+    return [
+        Stage(
+            "embed",
+            CHUNKS,
+            (EMBEDDED,),
+            stages.embed,
+            resources=shared,
+            ordered_by_key=True,
+            retry=IN_ORDER,
+            max_value_bytes=16 * 1024 * 1024,
+            handler_timeout_s=120.0,
+        ),
+        Stage(
+            "index",
+            EMBEDDED,
+            (INDEXED,),
+            stages.index,
+            resources=shared,
+            ordered_by_key=True,
+            retry=IN_ORDER,
+            max_value_bytes=16 * 1024 * 1024,
+            handler_timeout_s=60.0,
+        ),
+    ]
+
+
 def kb_stages(config: KbConfig, gateway: GatewayResource | None = None) -> list[Stage[Any]]:
     """The pipeline's stages. ``gateway``: the process's model gateway (the embed stage's)."""
-    return [chunk_stage(config)]
+    return [chunk_stage(config), *index_stages(KbServices(config, gateway))]
