@@ -1,8 +1,10 @@
 """Documents onto kb.documents (``podium ingest docs``, ``podium kb delete``).
 
 What is read: a file, a directory (walked recursively, every file of a supported type) or a URL.
-A JSON-lines collection gives one document per row, under the row's id; any other file is one
-document whose id is its path relative to the root (a URL's id is the URL). What is published:
+A JSON-lines collection gives one document per row, under the row's id (JSON lines with no
+``text`` or ``answer`` in any row, such as the eval set under ``agents/data/kb/eval``, are not
+documents: passed over in a folder, refused when named); any other file is one document whose id
+is its path relative to the root (a URL's id is the URL). What is published:
 
 1. the compacted topic is read to its end first, so each document's latest record is known;
 2. a document whose record would be the same (content hash, title, url, source, tenant,
@@ -35,6 +37,7 @@ __all__ = ["Draft", "KbPublisher", "Refused", "drafts_from_path", "drafts_from_u
 
 _RECORD_OVERHEAD = 2048  # key, headers and batch framing that count against max.message.bytes
 _NOT_IN_REQUEST_IDS = re.compile(r"[^A-Za-z0-9._:-]")
+_NOT_DOCUMENTS = "no row has a 'text' or an 'answer': not a collection of documents"
 
 
 def request_id_for(document_id: str) -> str:
@@ -116,7 +119,10 @@ def drafts_from_path(
             yield Refused(relative, f"cannot be read: {exc.strerror}")
             continue
         name = source or (file.stem if media_type == COLLECTION else root.resolve().name)
-        yield from _drafts(relative, name, media_type, content, "", tenant, language)
+        drafts = list(_drafts(relative, name, media_type, content, "", tenant, language))
+        if file != path and drafts == [Refused(relative, _NOT_DOCUMENTS)]:
+            continue  # in a folder, JSON lines that are not documents (an eval set) are passed over
+        yield from drafts
 
 
 def _hidden(relative: Path) -> bool:
@@ -134,9 +140,15 @@ def _drafts(
     except Exception as exc:  # noqa: BLE001 - the parser's reasons are the refusal's
         yield Refused(document_id, str(exc))
         return
+    if rows and not any(row.has_body for row in rows):
+        yield Refused(document_id, _NOT_DOCUMENTS)
+        return
     for problem in problems:
         yield Refused(document_id, problem)
     for row in rows:
+        if not row.has_body:
+            yield Refused(document_id, f"row {row.document_id!r} has no 'text' or 'answer'")
+            continue
         yield Draft(
             row.document_id,
             source,

@@ -140,6 +140,7 @@ class CollectionRow:
     title: str
     url: str
     content: bytes  # the row as canonical JSON: reformatting the file changes no hash
+    has_body: bool = True  # it has a 'text' or an 'answer' field (empty or not)
 
 
 def media_type_for(name: str) -> str | None:
@@ -212,7 +213,10 @@ def split_collection(content: bytes) -> tuple[list[CollectionRow], list[str]]:
             continue
         seen.add(row_id)
         canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        rows.append(CollectionRow(row_id, _row_title(row), _string(row.get("url")), canonical.encode()))
+        has_body = "text" in row or "answer" in row
+        rows.append(
+            CollectionRow(row_id, _row_title(row), _string(row.get("url")), canonical.encode(), has_body)
+        )
     return rows, problems
 
 

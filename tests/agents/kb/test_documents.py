@@ -24,6 +24,8 @@ def test_a_folder_is_walked_with_ids_relative_to_its_root_and_rows_keep_theirs(t
         json.dumps({"id": "faq-1", "question": "Q?", "answer": "A.", "url": "u"}) + "\n"
     )
     (root / "image.png").write_bytes(b"\x89PNG")  # passed over
+    (root / "eval").mkdir()
+    (root / "eval" / "questions.jsonl").write_text('{"id": "q1", "question": "Q?", "relevant": ["faq-1"]}\n')
     (root / ".git").mkdir()
     (root / ".git" / "notes.md").write_text("# hidden\n\nnot a document\n")
     found = list(drafts_from_path(root, tenant="acme", language="de"))
@@ -51,10 +53,20 @@ def test_a_named_file_of_no_supported_type_or_a_missing_path_is_refused(tmp_path
     assert isinstance(refused, Refused) and "not a supported type" in refused.reason
     [missing] = list(drafts_from_path(tmp_path / "absent"))
     assert isinstance(missing, Refused) and "no such file" in missing.reason
-    (tmp_path / "bad.jsonl").write_text('{"text": "no id"}\n{"id": "ok", "text": "t"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"text": "no id"}\n{"id": "ok", "text": "t"}\n{"id": "no-body"}\n')
     found = list(drafts_from_path(tmp_path / "bad.jsonl"))
-    assert [type(f).__name__ for f in found] == ["Refused", "Draft"]
+    assert [type(f).__name__ for f in found] == ["Refused", "Draft", "Refused"]
     assert isinstance(found[0], Refused) and "line 1" in found[0].reason
+    assert isinstance(found[2], Refused) and "'no-body' has no 'text'" in found[2].reason
+    (tmp_path / "eval.jsonl").write_text('{"id": "q1", "question": "Q?", "relevant": ["d"]}\n')
+    [questions] = list(drafts_from_path(tmp_path / "eval.jsonl"))
+    assert isinstance(questions, Refused) and "not a collection of documents" in questions.reason
+
+
+def test_the_shipped_knowledge_base_folder_is_its_80_documents_not_its_eval_set() -> None:
+    found = list(drafts_from_path(Path(__file__).resolve().parents[3] / "agents" / "data" / "kb"))
+    assert all(isinstance(d, Draft) for d in found) and len(found) == 80
+    assert {d.source for d in found if isinstance(d, Draft)} == {"docs", "faq"}
 
 
 def test_request_ids_are_document_ids_made_safe() -> None:
