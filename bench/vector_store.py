@@ -302,7 +302,7 @@ async def main() -> None:
     parser.add_argument("--doc-chunks", type=int, default=500, help="chunks per replace_document call")
     args = parser.parse_args()
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    console = Console()
+    console = Console(width=130)
     embedder = WordLlamaEmbedder.load()
     with tempfile.TemporaryDirectory(prefix="podium-bench-pg-") as pgdata:
         with warnings.catch_warnings():

@@ -1,24 +1,43 @@
 """The embedded vector store: LanceDB (async API) in a directory, ``<PODIUM_HOME>/vectors``.
 
-Why LanceDB (measured 2026-12-01 on this 2-core machine shared with other jobs, 256-dimension
-unit vectors; ``/tmp``-scratch comparison quoted in the commit, ``bench/vector_store.py`` for
-LanceDB against pgvector and numpy)
-    ==================  ===============  ================  ================  ==============
-    10,000 rows         upsert           query p50 / p99   filtered p50      on disk, wheel
-    ==================  ===============  ================  ================  ==============
-    LanceDB exact       79,000 rows/s    8.3 / 57 ms       9.5 ms            15 MB, 75 MB
-    LanceDB HNSW-SQ     (build 18 s)     2.8 / 30 ms       8.2 ms            (+ pyarrow 55)
-    qdrant-client local 253 rows/s       24 / 60 ms        278 ms            41 MB, 0.5 MB
-    numpy brute force   (in memory)      0.4 / 44 ms       (a mask)          none
-    ==================  ===============  ================  ================  ==============
+Why LanceDB: measured (2026-12-01, a 2-core machine shared with other jobs, load average 5 to
+7, so absolute figures are noisy; the ratios held across runs)
+    Choice among embedded stores (a scratch script, random 256-dimension unit vectors, 200
+    queries, filtered = a tenant predicate; wheel sizes from ``pip download``):
 
-    At 100,000 rows: LanceDB upserts 100,000 rows/s, searches exactly in 53 / 131 ms (p50/p99)
-    and through HNSW-SQ in 3.1 / 22 ms (build 148 s); numpy 26 / 57 ms. qdrant-client's local
-    mode is a pure-Python brute force over pickled points (SQLite), meant for tests: 300 times
-    slower to write and 30 times slower to filter. LanceDB persists in an open columnar format,
-    filters with SQL-like predicates before the vector search, has an async API and merge_insert
-    (an upsert that can delete the rows a document no longer has in the same commit), and
-    needs no server. Its cost is the wheel (lancedb 75 MB + pyarrow 55 MB).
+    ===================  ===============  ===============  =============  =================
+    10,000 rows          upsert           query p50 / p99  filtered p50   disk; wheel
+    ===================  ===============  ===============  =============  =================
+    LanceDB, exact       79,000 rows/s    8.3 / 57 ms      9.5 ms         15 MB; 75 MB +
+                                                                          pyarrow 55 MB
+    qdrant-client local  253 rows/s       24 / 60 ms       278 ms         41 MB; 0.5 MB +
+                                                                          grpcio
+    numpy brute force    (memory only)    0.4 / 44 ms      (a mask)       none
+    ===================  ===============  ===============  =============  =================
+
+    At 100,000 rows LanceDB upserted 100,000 rows/s and searched exactly in 53 / 131 ms;
+    qdrant's local mode (pure Python over SQLite, "not recommended above 20,000 points" in its
+    own warning) was stopped past 25,000 points: at its rate the 100,000 take 7 minutes. numpy is the
+    fastest exact search but is not a store: no persistence, no filters, no upsert.
+
+    The store itself (``make bench-vectors``: WordLlama vectors of a synthetic corpus, written
+    through replace_document in documents of 500 chunks, half the queries tenant-filtered,
+    recall against numpy's exact top 10):
+
+    ======================  ===========  ==========  =========  ============  ============
+    100,000 chunks          p50 / p99    recall@10   load       index build   (10,000 p50)
+    ======================  ===========  ==========  =========  ============  ============
+    numpy exact             34 / 144 ms  1.000       -          -             0.7 ms
+    LanceDB exact           58 / 162 ms  1.000       5,233/s    -             16 ms
+    LanceDB IVF_HNSW_SQ     14 / 47 ms   1.000       -          103 s         6.3 ms
+    pgvector exact          134 / 315    1.000       4,717/s    -             7.6 ms
+    pgvector HNSW           2.4 / 14 ms  0.962       -          122 s         2.9 ms
+    ======================  ===========  ==========  =========  ============  ============
+
+    So LanceDB is the embedded default: it persists in a directory in an open columnar format,
+    filters before the vector search, upserts and deletes in one commit (merge_insert), has an
+    async API and needs no server; its cost is the wheel (130 MB with pyarrow) and a slower
+    indexed search than a PostgreSQL server (which pays with a server to run).
 
 Layout
     ``index_versions``   one row per version: name, provider, model, dimensions, state
@@ -85,9 +104,11 @@ from agents.rag.store import (
 
 __all__ = ["INDEX_MIN_ROWS", "LanceStore", "filter_expression"]
 
-# Exact search costs about 0.5 ms per 1,000 rows here (8 ms at 10,000): at 25,000 it passes
-# 15 ms, where an index starts to pay for its build (about 2 s per 1,000 rows on this machine).
-INDEX_MIN_ROWS = 25_000
+# Exact search through the store costs about 1.6 ms per 1,000 rows here (16 ms p50 at 10,000
+# in bench/vector_store.py; it reads the text fields too), the index answers in 6 ms there and
+# costs 7 s to build once. From 10,000 rows an index pays; below, exact search is fast enough
+# and exact (the HNSW graph and its 8-bit quantiser also want a few thousand rows to train on).
+INDEX_MIN_ROWS = 10_000
 # Search breadth of the HNSW graph and the re-ranking of its candidates on the full float32
 # vectors (the index holds 8-bit scalar-quantised copies): recall against speed, see the bench.
 _EF = 96

@@ -65,6 +65,7 @@ EF_SEARCH = 100
 # by one into an index that exists takes 125 s (about 200 rows/s). So: exact up to 10,000 rows
 # (11 ms), and the index is built once, when a write leaves the table at that size.
 INDEX_MIN_ROWS = 10_000
+_BUILD_MEMORY = "256MB"
 _VERSIONS = sql.Identifier("podium_index_versions")
 _TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(name) for name in _TEXT_FIELDS)
@@ -402,11 +403,17 @@ class PgVectorStore:
         await self._version_facts(version)
         async with self._connection() as conn:
             with _translated(f"build the HNSW index of {version}"):
-                await conn.execute(
-                    sql.SQL(
-                        "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
-                    ).format(_index_name(version, "h"), _chunks_table(version))
-                )
+                async with conn.transaction():
+                    # The graph is built in memory when it fits (else on disk, far slower):
+                    # 50,000 rows of 256 dimensions took 101 s with the default 64MB, 41 s here.
+                    await conn.execute(
+                        sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(_BUILD_MEMORY))
+                    )
+                    await conn.execute(
+                        sql.SQL(
+                            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
+                        ).format(_index_name(version, "h"), _chunks_table(version))
+                    )
         self._indexed.add(version)
 
     async def index_type(self, version: str) -> str | None:
