@@ -375,6 +375,9 @@ async def test_the_approximate_index_is_built_once_the_table_is_large(
             )
         await store.build_index(name)  # again: a rebuild, not an error
         assert await store.count(name) == 400
+        # Reads of every chunk are not cut at a default page size.
+        assert len(await store.chunks(name)) == 400
+        assert len(await store.vectors_of(name, [c.id for c in await store.chunks(name)])) == 400
     finally:
         await store.stop()
 
