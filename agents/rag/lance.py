@@ -24,15 +24,18 @@ Why LanceDB: measured (2026-12-01, a 2-core machine shared with other jobs, load
     through replace_document in documents of 500 chunks, half the queries tenant-filtered,
     recall against numpy's exact top 10):
 
-    ======================  ===========  ==========  =========  ============  ============
-    100,000 chunks          p50 / p99    recall@10   load       index build   (10,000 p50)
-    ======================  ===========  ==========  =========  ============  ============
-    numpy exact             34 / 144 ms  1.000       -          -             0.7 ms
-    LanceDB exact           58 / 162 ms  1.000       5,233/s    -             16 ms
-    LanceDB IVF_HNSW_SQ     14 / 47 ms   1.000       -          103 s         6.3 ms
-    pgvector exact          134 / 315    1.000       4,717/s    -             7.6 ms
-    pgvector HNSW           2.4 / 14 ms  0.962       -          122 s         2.9 ms
-    ======================  ===========  ==========  =========  ============  ============
+    ======================  ============  ==========  =========  ===========  ============
+    100,000 chunks          p50 / p99     recall@10   load       index build  10,000: p50
+    ======================  ============  ==========  =========  ===========  ============
+    numpy exact             30 / 88 ms    1.000       -          -            0.7 - 8.5 ms
+    LanceDB exact           81 / 280 ms   1.000       4,902/s    -            12 - 16 ms
+    LanceDB IVF_HNSW_SQ     11 / 16 ms    1.000       -          52 s         6.3 - 11 ms
+    pgvector exact          103 / 214 ms  1.000       9,258/s    -            7.6 ms
+    pgvector HNSW           2.5 / 16 ms   0.959       -          44 s         2.9 - 6.4 ms
+    ======================  ============  ==========  =========  ===========  ============
+
+    (The 10,000 column spans two runs of the bench: the machine's load moved even numpy's
+    exact search by ten times.)
 
     So LanceDB is the embedded default: it persists in a directory in an open columnar format,
     filters before the vector search, upserts and deletes in one commit (merge_insert), has an
@@ -104,10 +107,11 @@ from agents.rag.store import (
 
 __all__ = ["INDEX_MIN_ROWS", "LanceStore", "filter_expression"]
 
-# Exact search through the store costs about 1.6 ms per 1,000 rows here (16 ms p50 at 10,000
-# in bench/vector_store.py; it reads the text fields too), the index answers in 6 ms there and
-# costs 7 s to build once. From 10,000 rows an index pays; below, exact search is fast enough
-# and exact (the HNSW graph and its 8-bit quantiser also want a few thousand rows to train on).
+# Exact search through the store grows with the rows (12 to 16 ms p50 at 10,000, 81 ms at
+# 100,000 in bench/vector_store.py; it reads the text fields too), the index answers in 6 to 11
+# ms at 10,000 and 11 ms at 100,000, and costs 7 to 13 s to build at 10,000. From 10,000 rows an
+# index pays; below, exact search is fast enough and exact (the HNSW graph and its 8-bit
+# quantiser also want a few thousand rows to train on).
 INDEX_MIN_ROWS = 10_000
 # Search breadth of the HNSW graph and the re-ranking of its candidates on the full float32
 # vectors (the index holds 8-bit scalar-quantised copies): recall against speed, see the bench.
