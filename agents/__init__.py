@@ -70,7 +70,7 @@ def _simulator(console: Console) -> Iterator[None]:
 
 
 PIPELINES = Pipelines(
-    (DEMO, SUPPORT, CONTENT, MARKET, BILLING, KB),
+    (DEMO, KB, SUPPORT, CONTENT, MARKET, BILLING),
     model_setups=(
         ModelSetup("local", "the offline local models (models.yaml)"),
         ModelSetup(

@@ -108,3 +108,56 @@ def make_topics(bootstrap: str, schema_store: SchemaStore):  # type: ignore[no-u
         return catalog
 
     return make
+
+
+@pytest.fixture(scope="session")
+async def shipped_kb(
+    broker_settings: Settings, bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A PODIUM_HOME whose vector store holds the shipped knowledge base, ingested as `make demo`
+    ingests it: published on kb.documents and indexed by the kb pipeline on the real broker.
+
+    The pipeline's groups start at their topics' ends and every document is published again, so
+    the index holds the shipped documents alone, whatever other tests left on kb.documents."""
+    import uuid
+
+    from agents.kb.config import KbConfig
+    from agents.kb.documents import Draft, KbPublisher, drafts_from_path, request_id_for
+    from agents.kb.records import INDEXED
+    from agents.kb.stages import kb_stages
+    from streams.ingress.publish import Publisher
+    from streams.kafka.admin import TopicAdmin
+    from streams.kafka.follow import Follower
+    from streams.runtime.project import Project
+    from streams.runtime.stage_worker import StageWorker
+    from tests.streams.running import REPO, running, start_group_at_end
+
+    home = tmp_path_factory.mktemp("shipped-kb-home")
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap, "home": home}))
+    async with TopicAdmin(bootstrap) as admin:
+        await admin.apply(project.catalog)
+    drafts = [d for d in drafts_from_path(REPO / "agents" / "data" / "kb") if isinstance(d, Draft)]
+    assert len(drafts) == 80, "the shipped knowledge base is 45 docs and 35 FAQ entries"
+    stages = kb_stages(KbConfig(models=REPO / "models.yaml", home=home))
+    group = f"shipped-kb-{uuid.uuid4().hex[:8]}"
+    workers = []
+    for stage in stages:
+        await start_group_at_end(bootstrap, f"{group}-{stage.name}", stage.consumes)
+        workers.append(
+            StageWorker(
+                stage,
+                bootstrap=bootstrap,
+                catalog=project.catalog,
+                codec=project.codec,
+                group_id=f"{group}-{stage.name}",
+            )
+        )
+    wanted = {request_id_for(d.document_id) for d in drafts}
+    async with Follower(bootstrap, [INDEXED]) as follower, running(*workers):
+        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+            kb = KbPublisher(pub, project.catalog, project.codec)  # not loaded: every one is sent
+            for draft in drafts:
+                assert await kb.publish(draft)
+        found = await follower.collect(wanted, timeout_s=120)
+        assert set(found) >= wanted, f"not indexed: {sorted(wanted - set(found))[:5]}"
+    return home

@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING, Any
 from streams.runtime import Build, Pipeline, Section
 
 if TYPE_CHECKING:
-    from agents.kb.config import KbTuning
-    from streams import Stage
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from agents.kb.config import KbConfig, KbTuning
+    from streams import Project, Settings, Stage
 
 __all__ = ["KB", "parse_kb"]
 
@@ -49,16 +53,27 @@ def parse_kb(section: Section) -> KbTuning:
         raise section.fail(exc) from exc
 
 
-def _build(build: Build) -> list[Stage[Any]]:
+def kb_config(settings: Settings, tuning: KbTuning | None) -> KbConfig:
+    """The pipeline's configuration from the settings (models.yaml, the vector store) and its
+    ``pipelines.yaml`` section."""
     from agents.kb.config import KbConfig, KbTuning
+
+    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
+    return KbConfig(
+        models=settings.models_file, home=settings.home, vector_url=url, tuning=tuning or KbTuning()
+    )
+
+
+def _build(build: Build) -> list[Stage[Any]]:
     from agents.kb.stages import kb_stages
 
-    settings = build.settings
-    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
-    config = KbConfig(
-        models=settings.models_file, home=settings.home, vector_url=url, tuning=build.section or KbTuning()
-    )
-    return kb_stages(config, build.shared)
+    return kb_stages(kb_config(build.settings, build.section), build.shared)
+
+
+async def _demo(project: Project, console: Console, _folder: Path) -> int:
+    from agents.kb.demo import run_kb_demo
+
+    return await run_kb_demo(project, console)
 
 
 KB = Pipeline(
@@ -66,7 +81,6 @@ KB = Pipeline(
     summary="chunk, embed, index (the knowledge base)",
     build=_build,
     parse=parse_kb,
-    # Started when named (`podium up kb`, `podium run kb`) until retrieval reads its index.
-    default=False,
+    demo=_demo,  # first in `podium demo`: the support pipeline retrieves from what it indexes
     try_it="podium ingest docs agents/data/kb",
 )

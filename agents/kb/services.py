@@ -16,6 +16,7 @@ from agents.gateway.gateway import CallPolicy, EmbeddingResult, ModelGateway
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.kb.config import KbConfig
 from agents.offline.embedder import EMBEDDING_MODELS
+from agents.rag.retriever import HybridRetriever, embed_queries_with
 from agents.rag.store import ACTIVE, BUILDING, RETIRED, IndexVersion, VectorStore, open_store, version_name
 from streams import now_ms
 from streams.runtime import SharedResource, StageEnv
@@ -172,6 +173,11 @@ class KbServices(SharedResource):
         return 0 if self._batcher is None else self._batcher.calls
 
     # -- what the handlers use (only while open) ------------------------------------------
+    def retriever(self) -> HybridRetriever:
+        """A hybrid retriever over this process's store and gateway (the demo shows one)."""
+        assert self._gateway is not None, "kb services are not open"
+        return HybridRetriever(self.store, embed_queries_with(self._gateway, self._shared_gateway.config))
+
     @property
     def store(self) -> VectorStore:
         assert self._store is not None, "kb services are not open"

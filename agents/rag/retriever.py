@@ -7,9 +7,10 @@ chunk), best first:
   own model (a query vector from another model would not share the index's space), then the
   store's nearest chunks;
 - ``bm25``: bm25s over the version's chunks, held in memory. The store's revision is checked
-  at most every ``refresh_s``; when it changed, the index is rebuilt in a thread while queries
-  go on with the one they have (only the first build is waited for), so a document added or
-  changed through ``kb.documents`` is found a moment after the index stage wrote it;
+  at most every ``refresh_s``; when it changed, the next query waits for the index to be rebuilt
+  (in a thread, one rebuild shared by the queries that come meanwhile), so a document added,
+  changed or deleted through ``kb.documents`` is searched as it now is within ``refresh_s`` of
+  the index stage writing it, and no answer quotes a chunk the store no longer holds;
 - ``hybrid``: both lists, ``depth`` candidates each, fused with reciprocal rank fusion
   (:mod:`agents.rag.fusion`). When embedding the query fails, hybrid answers from BM25 and
   says so in its notes: a search never fails for want of the gateway.
@@ -29,6 +30,7 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from agents.gateway.backoff import Backoff
 from agents.gateway.config import GatewayConfig
 from agents.gateway.gateway import ModelGateway
 from agents.gateway.policy import CallPolicy, Route
@@ -59,14 +61,17 @@ EmbedQuery = Callable[[str, IndexVersion], Awaitable[QueryVector]]
 def embed_queries_with(gateway: ModelGateway, config: GatewayConfig) -> EmbedQuery:
     """Queries embedded through the gateway by the model that embedded the index version: the
     ``embed`` policy of models.yaml when it names that model, else the version's own route
-    (while a new version builds for a changed model, queries go on against the old one)."""
-    policy = config.policy("embed")
+    (while a new version builds for a changed model, queries go on against the old one; a
+    models.yaml with no ``embed`` policy embeds queries on the route the version recorded)."""
+    policy = config.policy("embed") if "embed" in config.stages else None
 
     async def embed(text: str, version: IndexVersion) -> QueryVector:
-        chosen = policy
-        if policy.chain[0].model != version.model:
+        if policy is not None and policy.chain[0].model == version.model:
+            chosen = policy
+        else:
             route = Route(version.provider, version.model)
-            chosen = CallPolicy((route,), policy.backoff, policy.timeout_s, "embeddings", version.dimensions)
+            backoff, timeout = (policy.backoff, policy.timeout_s) if policy else (Backoff(), 10.0)
+            chosen = CallPolicy((route,), backoff, timeout, "embeddings", version.dimensions)
         result = await gateway.embed([text], chosen)
         vectors, route = result.embeddings, result.route
         return QueryVector(
@@ -93,6 +98,7 @@ class _Lexical:
     revision: int
     index: Bm25Index
     chunks: dict[str, Chunk]
+    hashes: dict[str, str]  # document id -> the content hash of the version indexed
 
 
 class HybridRetriever:
@@ -117,6 +123,7 @@ class HybridRetriever:
         self._lexical: _Lexical | None = None
         self._lexical_checked = -float("inf")
         self._rebuild: asyncio.Task[_Lexical] | None = None
+        self._rebuild_version = ""
 
     async def aclose(self) -> None:
         """Stops a rebuild under way (the store is its owner's to close)."""
@@ -169,6 +176,16 @@ class HybridRetriever:
             embed_ms=round(embedded.latency_s * 1000, 3),
         )
 
+    async def document_hashes(self, document_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each document as the active version holds it now (within
+        ``refresh_s``); a document not indexed is absent. An answer cached with its sources'
+        hashes is stale once one of them differs (:mod:`agents.support` checks before serving)."""
+        version = await self.active_version()
+        if version is None:
+            return {}
+        hashes = (await self._lexical_for(version)).hashes
+        return {d: hashes[d] for d in document_ids if d in hashes}
+
     # -- fusion and shaping -----------------------------------------------------------------
     def _passages(
         self, rankings: Sequence[Sequence[Chunk]], k: int, scores: dict[str, float] | None = None
@@ -205,32 +222,32 @@ class HybridRetriever:
 
     async def _lexical_for(self, version: IndexVersion) -> _Lexical:
         held = self._lexical
-        if held is None or held.version != version.name:
-            # The first index of a version is waited for: there is nothing to answer with.
-            self._lexical = await self._rebuilt(version)
-            self._lexical_checked = self._clock()
-            return self._lexical
-        now = self._clock()
-        if now - self._lexical_checked >= self._refresh_s and self._rebuild is None:
+        if held is not None and held.version == version.name and self._rebuild is None:
+            now = self._clock()
+            if now - self._lexical_checked < self._refresh_s:
+                return held
             self._lexical_checked = now
-            revision = await self.store.revision(version.name)
-            if revision != held.revision:
-                self._rebuild = asyncio.get_running_loop().create_task(
-                    self._rebuilt(version), name=f"bm25-rebuild-{version.name}"
-                )
-                self._rebuild.add_done_callback(self._rebuilt_in_background)
-        return held
+            if await self.store.revision(version.name) == held.revision:
+                return held
+        return await self._rebuilding(version)
 
-    def _rebuilt_in_background(self, task: asyncio.Task[_Lexical]) -> None:
-        if self._rebuild is task:
-            self._rebuild = None
-        if task.cancelled():
-            return
-        if task.exception() is None:
-            built = task.result()
-            if self._lexical is None or self._lexical.version == built.version:
-                self._lexical = built
-        # A failed rebuild keeps the index it had; the next check tries again.
+    async def _rebuilding(self, version: IndexVersion) -> _Lexical:
+        """Waits for the index of the store as it is now: one rebuild, shared by every query that
+        comes meanwhile, and not cancelled with a query that gives up (a stage's timeout)."""
+        task = self._rebuild
+        if task is None or self._rebuild_version != version.name:
+            task = asyncio.get_running_loop().create_task(self._rebuilt(version), name=f"bm25-{version.name}")
+            self._rebuild, self._rebuild_version = task, version.name
+        try:
+            built = await asyncio.shield(task)
+        finally:
+            if task.done() and self._rebuild is task:
+                self._rebuild = None
+        held = self._lexical
+        if held is None or (held.version, held.revision) != (built.version, built.revision):
+            self._lexical = built
+            self._lexical_checked = self._clock()
+        return built
 
     async def _rebuilt(self, version: IndexVersion) -> _Lexical:
         # The revision is read before the chunks: a write in between makes the next check
@@ -239,7 +256,8 @@ class HybridRetriever:
         chunks = await self.store.chunks(version.name)
         passages = [Passage(c.id, c.source, c.title, c.url, c.text, 0.0) for c in chunks]
         index = await asyncio.to_thread(Bm25Index, passages)
-        return _Lexical(version.name, revision, index, {c.id: c for c in chunks})
+        hashes = {c.document_id: c.content_hash for c in chunks}
+        return _Lexical(version.name, revision, index, {c.id: c for c in chunks}, hashes)
 
 
 def _passes(chunk: Chunk, filters: Filters) -> bool:

@@ -38,7 +38,7 @@ async def run_support_demo(project: Project, console: Console) -> int:
     run = os.urandom(3).hex()
     # A cache scope of its own: wave 1 is answered by the models, its repeats in wave 2 by the
     # cache, whatever earlier runs left in the (persistent) podium.cache topic.
-    config = SupportConfig(models=project.settings.models_file, cache_scope=f"demo-{run}")
+    config = SupportConfig.from_settings(project.settings, cache_scope=f"demo-{run}")
     stages = support_stages(config, gateway=project.shared)
     tickets = load_tickets()
     started_ms = now_ms()

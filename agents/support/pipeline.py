@@ -23,7 +23,7 @@ def _build(build: Build) -> list[Stage[Any]]:
     from agents.support.services import SupportConfig
     from agents.support.stages import support_stages
 
-    config = SupportConfig(models=build.settings.models_file, dry_run=build.dry_run)
+    config = SupportConfig.from_settings(build.settings, dry_run=build.dry_run)
     return support_stages(config, gateway=build.shared)
 
 

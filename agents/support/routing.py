@@ -89,33 +89,27 @@ class Budget:
 
 @dataclass(frozen=True)
 class RetrievalPlan:
-    sources: tuple[str, ...]
+    mode: Literal["hybrid", "bm25"]
     timeout_s: float
-    skipped: tuple[str, ...] = ()
     reason: str = ""
 
 
 def plan_retrieval(
-    sources: Sequence[str],
     budget: Budget,
     *,
     timeout_s: float = 1.0,
-    optional_needs_s: float = 2.0,
+    dense_needs_s: float = 2.0,
     reserve_s: float = 1.0,
 ) -> RetrievalPlan:
-    """The first source is required; the others are optional work, skipped when less than
-    ``optional_needs_s`` is left (generating and screening still need their share)."""
+    """Hybrid search (BM25 and dense, fused) when time allows; with less than ``dense_needs_s``
+    left, BM25 alone: no embedding call, in process, well under a millisecond (generating and
+    screening still need their share of the budget)."""
     timeout = budget.cap(timeout_s, reserve_s)
-    if not sources:
-        return RetrievalPlan((), timeout)
-    if budget.allows(optional_needs_s):
-        return RetrievalPlan(tuple(sources), timeout)
+    if budget.allows(dense_needs_s):
+        return RetrievalPlan("hybrid", timeout)
     left = f"{budget.remaining_s:.2f}s" if budget.remaining_s is not None else "?"
     return RetrievalPlan(
-        (sources[0],),
-        timeout,
-        tuple(sources[1:]),
-        f"skipped {', '.join(sources[1:])}: {left} left, optional sources need {optional_needs_s:.1f}s",
+        "bm25", timeout, f"bm25 only: {left} left, the dense half needs {dense_needs_s:.1f}s"
     )
 
 

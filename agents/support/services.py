@@ -1,7 +1,8 @@
-"""What the support stages of one process share: the local models, the knowledge sources, the
-answer caches (exact, then semantic) and a hold on the process's model gateway (shared with the
-other pipelines, see :mod:`agents.gateway.resource`). Opened by the first support worker, closed
-by the last.
+"""What the support stages of one process share: the local models, the hybrid retriever over
+the knowledge base's vector store (filled by the kb pipeline from ``kb.documents``), the answer
+caches (exact, then semantic) and a hold on the process's model gateway (shared with the other
+pipelines, see :mod:`agents.gateway.resource`). Opened by the first support worker, closed by the
+last.
 
 The semantic cache (:mod:`agents.gateway.semantic_cache`) serves an answer again to a request of
 the same tenant and intent that embeds close to one answered before and agrees with it (numbers,
@@ -17,12 +18,13 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import SecretStr
 
 from agents.gateway.cache import CompactedTopic, KafkaCacheStore, ResponseCache
 from agents.gateway.config import GatewayConfig, TierPolicy
@@ -40,9 +42,11 @@ from agents.offline.batching import Batcher
 from agents.offline.classifier import IntentClassifier, Prediction
 from agents.offline.embedder import EMBEDDING_MODELS
 from agents.offline.grounded import GROUNDED_MODELS
-from agents.offline.retriever import DOCS, FAQ, KnowledgeSource
 from agents.offline.safety import Screen, Verdict
+from agents.rag import VectorStore, open_store
+from agents.rag.retriever import HybridRetriever, embed_queries_with
 from agents.support.routing import answer_key
+from streams import Settings
 from streams.contracts import REQUEST_ID, Codec, now_ms
 from streams.ingress import Publisher
 from streams.runtime import SharedResource, StageEnv
@@ -60,10 +64,11 @@ log = logging.getLogger(__name__)
 class SupportConfig:
     """Read once at the entry point (``podium run``, ``podium demo``) and passed down."""
 
-    models: Path  # models.yaml: providers, prices, the generate policies
+    models: Path  # models.yaml: providers, prices, the generate and embed policies
+    home: Path = Path(".podium")  # PODIUM_HOME: the embedded vector store lives under it
+    vector_url: SecretStr | None = None  # PODIUM_VECTOR_URL: a PostgreSQL with pgvector instead
     answer_ttl_s: float = 3600.0
-    passages: int = 4  # kept after merging the sources
-    per_source: int = 4
+    passages: int = 4  # one per document, best first
     direct_at: float = 0.5  # classifier confidence needed for the direct route
     block_at: float = 0.6  # safety classifier probability that blocks
     # Answers cached under one scope are served only under it: change it with the models or
@@ -76,6 +81,11 @@ class SupportConfig:
     # Publish nothing besides the stages' own outputs: no token chunks, no answer-cache or
     # circuit records. `podium replay --stage --with` runs handlers this way.
     dry_run: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **fields: Any) -> SupportConfig:
+        """The files and stores the settings name (models.yaml, the vector store), and ``fields``."""
+        return cls(models=settings.models_file, home=settings.home, vector_url=settings.vector_url, **fields)
 
 
 def _closed_batcher() -> Batcher[str, Any]:
@@ -133,6 +143,9 @@ class CachedReply:
     answer: str
     citations: list[dict[str, object]]
     model: str
+    # The content hash of each cited document when the answer was kept: an answer whose
+    # documents changed or left the index since is not served again.
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 class SupportServices(SharedResource):
@@ -156,7 +169,8 @@ class SupportServices(SharedResource):
         self._predict: Batcher[str, Prediction] = _closed_batcher()
         self._check_ticket: Batcher[str, Verdict] = _closed_batcher()
         self._check_draft: Batcher[str, Verdict] = _closed_batcher()
-        self.sources: dict[str, KnowledgeSource] = {}
+        self._store: VectorStore | None = None
+        self._retriever: HybridRetriever | None = None
 
     async def _open(self, env: StageEnv) -> None:
         # Config errors first (a bad file, a missing API key), before anything is trained or
@@ -176,13 +190,15 @@ class SupportServices(SharedResource):
             stage: gateway_config.tier_policies(stage) for stage in ("generate", "generate-direct")
         }
         self._prices = gateway_config.price_table()
-        intents, screen, docs, faq = await asyncio.gather(
+        intents, screen = await asyncio.gather(
             asyncio.to_thread(IntentClassifier.trained),
             asyncio.to_thread(Screen.trained, block_at=self.config.block_at),
-            asyncio.to_thread(KnowledgeSource, "docs", DOCS),
-            asyncio.to_thread(KnowledgeSource, "faq", FAQ),
         )
-        self.sources = {"docs": docs, "faq": faq}
+        url = self.config.vector_url
+        store = open_store(None if url is None else url.get_secret_value(), self.config.home)
+        await store.start()
+        self._store = store
+        self._retriever = HybridRetriever(store, embed_queries_with(self.gateway, gateway_config))
         self._predict = Batcher(intents.predict_many)
         self._check_ticket = Batcher(lambda texts: screen.check_many(texts, ("injection", "unsafe")))
         self._check_draft = Batcher(lambda texts: screen.check_many(texts, ("unsafe",)))
@@ -239,11 +255,16 @@ class SupportServices(SharedResource):
             self._unwatch = None
         await asyncio.gather(*self._pending, return_exceptions=True)
         gateway, publisher, similar = self._gateway, self._publisher, self._similar
-        self._gateway = self._publisher = self._similar = None
+        store, retriever = self._store, self._retriever
+        self._gateway = self._publisher = self._similar = self._store = self._retriever = None
         try:
             try:
+                if retriever is not None:
+                    await retriever.aclose()
                 if similar is not None:
                     await similar.stop()
+                if store is not None:
+                    await store.stop()
             finally:
                 if publisher is not None:
                     await publisher.__aexit__(None, None, None)
@@ -291,6 +312,11 @@ class SupportServices(SharedResource):
         return await self._check_draft(text)
 
     @property
+    def retriever(self) -> HybridRetriever:
+        assert self._retriever is not None, "support services are not open"
+        return self._retriever
+
+    @property
     def gateway(self) -> ModelGateway:
         assert self._gateway is not None, "support services are not open"
         return self._gateway
@@ -322,7 +348,7 @@ class SupportServices(SharedResource):
         if entry is None:
             return None
         saved = json.loads(entry.text)
-        return CachedReply(saved["answer"], saved["citations"], entry.model)
+        return CachedReply(saved["answer"], saved["citations"], entry.model, saved.get("sources", {}))
 
     async def similar_reply(
         self, body: str, tenant: str | None, intent: str, spent_usd: float = 0.0
@@ -341,7 +367,15 @@ class SupportServices(SharedResource):
         if found.entry is None:
             return None, note, cost
         saved = json.loads(found.entry.answer)
-        return CachedReply(saved["answer"], saved["citations"], found.entry.model), note, cost
+        reply = CachedReply(saved["answer"], saved["citations"], found.entry.model, saved.get("sources", {}))
+        return reply, note, cost
+
+    async def stale_sources(self, reply: CachedReply) -> list[str]:
+        """The cited documents that changed or left the index since the answer was kept."""
+        if not reply.sources:
+            return []
+        now = await self.retriever.document_hashes(list(reply.sources))
+        return sorted(d for d, kept in reply.sources.items() if now.get(d) != kept)
 
     async def remember_reply(
         self,
@@ -357,7 +391,9 @@ class SupportServices(SharedResource):
         assert self._answers is not None, "support services are not open"
         if self.config.dry_run:
             return 0.0
-        text = json.dumps({"answer": reply.answer, "citations": reply.citations})
+        cited = [str(c["id"]) for c in reply.citations]
+        sources = reply.sources or await self.retriever.document_hashes(cited)
+        text = json.dumps({"answer": reply.answer, "citations": reply.citations, "sources": sources})
         await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)
         if self._similar is None:
             return 0.0

@@ -32,7 +32,7 @@ from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.gateway.tiers import complexity_score
 from agents.offline.grounded import SYSTEM, Source, grounded_prompt
-from agents.offline.retriever import Passage, merge
+from agents.rag import Filters
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
 from agents.support.services import CachedReply, ChunkSink, SupportConfig, SupportServices
 from streams.contracts import now_ms
@@ -126,6 +126,9 @@ class SupportStages:
         )
         cached = None if verdict.blocked else self.services.cached_reply(body)
         similar, embedded_usd = "", 0.0
+        stale: list[str] = []
+        if cached is not None and (stale := await self.services.stale_sources(cached)):
+            cached = None  # its documents changed: answer again from what they say now
         if cached is None and not verdict.blocked:
             # Exact first; then an earlier answer to the same question put another way, for
             # this tenant and intent only (a hit makes no model call; the request's embedding
@@ -135,6 +138,8 @@ class SupportStages:
             )
             ctx.add_cost(cost)
             embedded_usd = cost
+            if cached is not None and (gone := await self.services.stale_sources(cached)):
+                cached, stale, similar = None, [*stale, *gone], ""
         decision = route_ticket(
             predicted.intent,
             predicted.confidence,
@@ -149,6 +154,8 @@ class SupportStages:
         note = f"route {decision.route}: {decision.reason}"
         if similar:
             note += f"; {similar}"
+        if stale:
+            note += f"; a cached answer set aside: {', '.join(sorted(set(stale)))} changed since"
         if budget.spent and decision.route in ("rag", "direct"):
             note += f"; budget spent {-(budget.remaining_s or 0):.2f}s ago: answered degraded"
             ticket |= {"degraded": True, "steps": [_step("classify", started, note, model="local/intent")]}
@@ -172,33 +179,36 @@ class SupportStages:
     # -- retrieve ------------------------------------------------------------------------
     async def retrieve(self, ticket: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
-        plan = plan_retrieval(list(self.services.sources), Budget(ctx.remaining_s()))
+        plan = plan_retrieval(Budget(ctx.remaining_s()))
         notes = [plan.reason] if plan.reason else []
-
-        async def search(name: str) -> list[Passage]:
-            source = self.services.sources[name]
+        query, k = ticket["body"], self.services.config.passages
+        filters = Filters(tenant=ticket.get("tenant"))
+        retriever = self.services.retriever
+        try:
             async with asyncio.timeout(plan.timeout_s):
-                return await source.search(ticket["body"], self.services.config.per_source)
-
-        # One failing source is not fatal. The timeout and running side by side matter for a
-        # remote Retriever; the shipped BM25 sources answer in process without awaiting, one
-        # after the other, in well under a millisecond each.
-        found = await asyncio.gather(*(search(n) for n in plan.sources), return_exceptions=True)
-        ranked: dict[str, list[Passage]] = {}
-        for name, result in zip(plan.sources, found, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                notes.append(f"source {name} failed: {type(result).__name__}: {result}")
-                continue
-            ranked[name] = result
-        passages = merge(list(ranked.values()), self.services.config.passages)
-        counts = ", ".join(f"{name}: {len(r)}" for name, r in ranked.items())
-        notes.insert(0, f"{len(passages)} passages after merging ({counts})")
+                found = await retriever.search(query, k, plan.mode, filters)
+        except TimeoutError:
+            # Out of time for the hybrid search (a slow embedding call): BM25 answers in process.
+            found = await retriever.search(query, k, "bm25", filters)
+            notes.append(f"{plan.mode} took over {plan.timeout_s:.2f}s: answered from bm25")
+        ctx.add_cost(found.cost_usd)
+        notes[:0] = [
+            f"{len(found.passages)} passages by {found.mode} from index {found.version}",
+            *found.notes,
+        ]
+        model = f"{found.embed_model} + local/bm25" if found.mode != "bm25" else "local/bm25"
+        step = _step(
+            "retrieve",
+            started,
+            "; ".join(notes),
+            model=model,
+            model_ms=found.embed_ms,
+            cost_usd=found.cost_usd,
+        )
         ticket = {
             **ticket,
-            "passages": [p.__dict__ for p in passages],
-            "steps": [*ticket["steps"], _step("retrieve", started, "; ".join(notes), model="local/bm25")],
+            "passages": [p.__dict__ for p in found.passages],
+            "steps": [*ticket["steps"], step],
         }
         return Emit(self.t("support.grounded"), ticket)
 

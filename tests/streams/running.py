@@ -63,7 +63,7 @@ def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,  # `podium demo` ingests the knowledge base before the support waves
         check=False,
     )
 
@@ -90,3 +90,21 @@ def wait_for(log: Path, text: str, timeout_s: float = 60) -> None:
     while text not in log.read_text(errors="replace"):
         assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
         time.sleep(0.2)
+
+
+async def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """Commits ``group`` at the end of ``topic``: a stage started with it reads only what is
+    published from now on (a test's own records, not what earlier tests left)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.kafka import partitions_of
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, topic)
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()

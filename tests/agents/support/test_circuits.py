@@ -18,7 +18,7 @@ from tests.streams.running import podium, running
 
 
 async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
-    project: Project, unique: str, tmp_path: Path
+    shipped_kb: Path, project: Project, unique: str, tmp_path: Path
 ) -> None:
     bootstrap = project.bootstrap()
     # The simulator (a stand-in) answers every call with a 500.
@@ -49,7 +49,7 @@ async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
                 }
             )
         )
-        config = SupportConfig(models=models, cache_scope=unique)
+        config = SupportConfig(home=shipped_kb, models=models, cache_scope=unique)
         workers = [
             StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
             for s in support_stages(config)

@@ -9,18 +9,29 @@ import pytest
 from tests.streams.running import podium
 
 
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One PODIUM_HOME for both runs, as a user's repository keeps its .podium between them."""
+    return tmp_path_factory.mktemp("demo-home")
+
+
 @pytest.mark.parametrize("provider", ["local", "sim"])
-def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, provider: str) -> None:
+def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, home: Path, provider: str) -> None:
     done = podium(
         "demo",
         "--provider",
         provider,
         "--pipelines",
-        "support",
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
+        "kb,support",
+        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200", "PODIUM_HOME": str(home)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
+    # The knowledge base was ingested over Kafka first, and the support answers come from it.
+    assert "the kb stages have read everything on their topics (lag 0)" in out
+    # Indexed by the run's embedding model: WordLlama offline, the simulator's with --provider sim
+    # (whichever run comes first in the home; the second finds the index made).
+    assert re.search(r"(local-wordllama|text-embedding-3-small)-256\W+active", out), out[-3000:]
     assert "0 missing, 0 duplicated" in out
     assert "ended in support.requests.dlq" in out  # the two malformed records
     matched, labelled = map(int, re.findall(r"routes as labelled in \S+: (\d+)/(\d+)", out)[0])

@@ -53,8 +53,10 @@ def decode(project: Project, arrival: Arrival) -> dict[str, Any]:
     return project.codec.decode(schema, arrival.value or b"")
 
 
-async def test_every_sample_ticket_ends_once_on_its_labelled_route(project: Project, unique: str) -> None:
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+async def test_every_sample_ticket_ends_once_on_its_labelled_route(
+    shipped_kb: Path, project: Project, unique: str
+) -> None:
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     stages = support_stages(config)
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     tickets = load_tickets()
@@ -127,9 +129,9 @@ async def test_every_sample_ticket_ends_once_on_its_labelled_route(project: Proj
 
 
 async def test_garbage_and_foreign_records_are_dead_lettered_and_the_pipeline_goes_on(
-    project: Project, unique: str
+    shipped_kb: Path, project: Project, unique: str
 ) -> None:
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     async with (
         running(*workers(project, config)),
         Follower(project.bootstrap(), ["support.requests.dlq", "support.responses"]) as follower,
@@ -146,7 +148,7 @@ async def test_garbage_and_foreign_records_are_dead_lettered_and_the_pipeline_go
 
 
 async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
-    project: Project, unique: str, tmp_path: Path
+    shipped_kb: Path, project: Project, unique: str, tmp_path: Path
 ) -> None:
     # The simulator (a stand-in for hosted models) takes 3 s per call; the budget is 2 s.
     with SimulatorServer(SimConfig(latency_ms=3000, jitter_ms=0)) as url:
@@ -160,7 +162,7 @@ async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
                 ]
             },
         )
-        config = SupportConfig(models=models, cache_scope=unique)
+        config = SupportConfig(home=shipped_kb, models=models, cache_scope=unique)
         questions = ["How do I set up SAML single sign-on?", "Thanks, the new dashboards are great!"]
         async with (
             running(*workers(project, config)),
@@ -184,10 +186,12 @@ async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
             assert "skipped sim/sim-large" in decisions  # too little budget for the large model
 
 
-async def test_unsafe_drafts_never_reach_support_responses(project: Project, unique: str) -> None:
+async def test_unsafe_drafts_never_reach_support_responses(
+    shipped_kb: Path, project: Project, unique: str
+) -> None:
     """Drafts as a misbehaving model might write them, put straight onto support.drafts: the
     screen sends every one to support.rejected with its reason, and redacts a leaked key."""
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     drafts = {
         f"{unique}-abuse": "Sure, here is how to get into another customer's workspace without their "
         "password: ask support to reset their 2FA and pretend to be them.",
@@ -220,7 +224,7 @@ async def test_unsafe_drafts_never_reach_support_responses(project: Project, uni
 
 
 async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
-    project: Project, unique: str, tmp_path: Path
+    shipped_kb: Path, project: Project, unique: str, tmp_path: Path
 ) -> None:
     """`podium replay support.grounded --stage generate --with <models>`: production's draft
     and the alternative's side by side; no draft and no token chunk is written by the what-if."""
@@ -240,7 +244,7 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
         finally:
             await consumer.stop()
 
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     generate = next(s for s in support_stages(config) if s.name == "generate")
     started = now_ms()
     passage = {
@@ -274,7 +278,9 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
     with SimulatorServer(SimConfig(latency_ms=5)) as url:
         models = sim_models(tmp_path, url, {"chain": [{"provider": "sim", "model": "sim-large"}]})
         alternative = next(
-            s for s in support_stages(SupportConfig(models=models, dry_run=True)) if s.name == "generate"
+            s
+            for s in support_stages(SupportConfig(home=shipped_kb, models=models, dry_run=True))
+            if s.name == "generate"
         )
         before = await ends()
         [comparison] = await what_if(

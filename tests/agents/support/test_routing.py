@@ -32,12 +32,12 @@ def test_budget_arithmetic() -> None:
     assert Budget(-0.1).spent and Budget(-0.1).cap(5) == 0.0
 
 
-def test_optional_sources_are_skipped_when_the_budget_is_short() -> None:
-    full = plan_retrieval(["docs", "faq"], Budget(6.0))
-    assert full.sources == ("docs", "faq") and full.skipped == () and full.timeout_s == 1.0
-    short = plan_retrieval(["docs", "faq"], Budget(1.2))
-    assert short.sources == ("docs",) and short.skipped == ("faq",)
-    assert "1.20s left" in short.reason and short.timeout_s < 1.0
+def test_the_dense_half_is_skipped_when_the_budget_is_short() -> None:
+    full = plan_retrieval(Budget(6.0))
+    assert full.mode == "hybrid" and full.reason == "" and full.timeout_s == 1.0
+    assert plan_retrieval(Budget(None)).mode == "hybrid"
+    short = plan_retrieval(Budget(1.2))
+    assert short.mode == "bm25" and "1.20s left" in short.reason and short.timeout_s < 1.0
 
 
 def test_citations_are_read_in_order_and_out_of_range_markers_dropped() -> None:

@@ -28,9 +28,9 @@ async def ask(project: Project, pub: Publisher, follower: Follower, body: str, t
 
 
 async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is_not(
-    project: Project, unique: str
+    shipped_kb: Path, project: Project, unique: str
 ) -> None:
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique)
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     acme, globex = f"{unique}-acme", f"{unique}-globex"
     terminal = ["support.responses", "support.rejected"]
     async with (
@@ -61,8 +61,8 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
             assert again["steps"][0]["decision"].endswith(f"of {first['request_id']}")
 
 
-async def test_dry_run_remembers_nothing(project: Project, unique: str) -> None:
-    config = SupportConfig(models=REPO / "models.yaml", cache_scope=unique, dry_run=True)
+async def test_dry_run_remembers_nothing(shipped_kb: Path, project: Project, unique: str) -> None:
+    config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique, dry_run=True)
     async with (
         Follower(project.bootstrap(), ["support.responses"]) as follower,
         Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
@@ -73,7 +73,7 @@ async def test_dry_run_remembers_nothing(project: Project, unique: str) -> None:
 
 
 async def test_a_priced_embedding_is_charged_to_the_request_and_nothing_else(
-    project: Project, unique: str, tmp_path: Path
+    shipped_kb: Path, project: Project, unique: str, tmp_path: Path
 ) -> None:
     """With a price on the embedding model ($1 a token here), a semantic hit costs exactly its
     request's embedding: no model call; the step and the response say the same figure."""
@@ -84,7 +84,7 @@ async def test_a_priced_embedding_is_charged_to_the_request_and_nothing_else(
     )
     assert priced != text
     models.write_text(priced)
-    config = SupportConfig(models=models, cache_scope=unique)
+    config = SupportConfig(home=shipped_kb, models=models, cache_scope=unique)
     async with (
         Follower(project.bootstrap(), ["support.responses"]) as follower,
         Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,20 +58,22 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 
 def support_entry(project: Project) -> Entry:
-    stages = support_stages(SupportConfig(models=REPO / "models.yaml"))
+    stages = support_stages(SupportConfig(models=REPO / "models.yaml"))  # for its topics only
     input_topic, terminal = pipeline_topics(stages, project.catalog)
     return Entry("support", input_topic, tuple(terminal), "support.drafts.stream")
 
 
 async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_result(
-    broker_settings: Settings, bootstrap: str, unique: str
+    shipped_kb: Path, broker_settings: Settings, bootstrap: str, unique: str
 ) -> None:
     project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
     async with TopicAdmin(bootstrap) as admin:
         await admin.apply(project.catalog)
     workers = [
         StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
-        for s in support_stages(SupportConfig(models=REPO / "models.yaml", cache_scope=unique))
+        for s in support_stages(
+            SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
+        )
     ]
     entry = support_entry(project)
     replicas = [create_app(project, [entry], bootstrap=bootstrap) for _ in range(2)]
