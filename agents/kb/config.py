@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.rag.chunking import ChunkingPolicy
 from agents.rag.parsing import Limits
 
-__all__ = ["KbConfig", "KbTuning"]
+if TYPE_CHECKING:
+    from streams.config import Settings
+
+__all__ = ["KbConfig", "KbTuning", "kb_config"]
 
 
 @dataclass(frozen=True)
@@ -31,3 +35,11 @@ class KbConfig:
     home: Path = Path(".podium")  # PODIUM_HOME: the LanceDB index lives under <home>/vectors
     vector_url: str | None = None  # PODIUM_VECTOR_URL: a pgvector database instead
     tuning: KbTuning = field(default_factory=KbTuning)
+
+
+def kb_config(settings: Settings, tuning: KbTuning | None) -> KbConfig:
+    """The configuration from the settings and the parsed ``kb:`` section (None: defaults)."""
+    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
+    return KbConfig(
+        models=settings.models_file, home=settings.home, vector_url=url, tuning=tuning or KbTuning()
+    )

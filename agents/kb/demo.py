@@ -40,7 +40,7 @@ GROUPS = (("podium.chunk", DOCUMENTS), ("podium.embed", CHUNKS), ("podium.index"
 
 
 async def run_kb_demo(project: Project, console: Console) -> int:
-    from agents.kb.pipeline import kb_config
+    from agents.kb.config import kb_config
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     stages = kb_stages(kb_config(project.settings, project.sections.get("kb")), project.shared)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,7 +33,17 @@ from streams import Catalog, Codec, Publisher, now_ms
 from streams.contracts import REQUEST_ID
 from streams.kafka import Selection, TopicReader
 
-__all__ = ["Draft", "KbPublisher", "Refused", "drafts_from_path", "drafts_from_url", "request_id_for"]
+__all__ = [
+    "Draft",
+    "KbPublisher",
+    "Refused",
+    "drafts_from_path",
+    "drafts_from_url",
+    "latest_documents",
+    "request_id_for",
+]
+
+T = TypeVar("T")
 
 _RECORD_OVERHEAD = 2048  # key, headers and batch framing that count against max.message.bytes
 _NOT_IN_REQUEST_IDS = re.compile(r"[^A-Za-z0-9._:-]")
@@ -196,6 +206,25 @@ async def drafts_from_url(
     return list(_drafts(document_id, name, media_type, bytes(content), document_id, tenant, language))
 
 
+async def latest_documents(
+    bootstrap: str, codec: Codec, schema: str, keep: Callable[[Document], T]
+) -> dict[str, T]:
+    """kb.documents read from its beginning to its end offsets when reading starts: the latest
+    record of every key (what ``keep`` makes of it, so only that is held), a tombstone deleting
+    it: what compaction keeps, before it ran."""
+    latest: dict[str, T] = {}
+    async with TopicReader(bootstrap) as reader:
+        async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
+            if record.key is None:
+                continue
+            key = record.key.decode("utf-8", "replace")
+            if record.value is None:
+                latest.pop(key, None)
+                continue
+            latest[key] = keep(cast(Document, codec.decode(schema, record.value)))
+    return latest
+
+
 class KbPublisher:
     """Publishes documents that changed since the topic's latest records, and deletions."""
 
@@ -209,16 +238,7 @@ class KbPublisher:
 
     async def load(self, bootstrap: str) -> int:
         """Read kb.documents to its end: each document's latest version (a tombstone forgets it)."""
-        self.known.clear()
-        async with TopicReader(bootstrap) as reader:
-            async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
-                if record.key is None:
-                    continue
-                key = record.key.decode("utf-8", "replace")
-                if record.value is None:
-                    self.known.pop(key, None)
-                    continue
-                self.known[key] = _identity(self._codec.decode(self._schema, record.value))
+        self.known = await latest_documents(bootstrap, self._codec, self._schema, _identity)
         return len(self.known)
 
     def fits(self, draft: Draft) -> Refused | None:

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from agents.kb.config import KbConfig, KbTuning
-    from streams import Project, Settings, Stage
+    from agents.kb.config import KbTuning
+    from streams import Project, Stage
 
 __all__ = ["KB", "parse_kb"]
 
@@ -53,18 +53,8 @@ def parse_kb(section: Section) -> KbTuning:
         raise section.fail(exc) from exc
 
 
-def kb_config(settings: Settings, tuning: KbTuning | None) -> KbConfig:
-    """The pipeline's configuration from the settings (models.yaml, the vector store) and its
-    ``pipelines.yaml`` section."""
-    from agents.kb.config import KbConfig, KbTuning
-
-    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
-    return KbConfig(
-        models=settings.models_file, home=settings.home, vector_url=url, tuning=tuning or KbTuning()
-    )
-
-
 def _build(build: Build) -> list[Stage[Any]]:
+    from agents.kb.config import kb_config
     from agents.kb.stages import kb_stages
 
     return kb_stages(kb_config(build.settings, build.section), build.shared)

@@ -15,13 +15,14 @@ import numpy.typing as npt
 from agents.gateway.gateway import CallPolicy, EmbeddingResult, ModelGateway
 from agents.gateway.resource import GatewayResource, shared_or_own
 from agents.kb.config import KbConfig
+from agents.kb.targets import Targets, targets
 from agents.offline.embedder import EMBEDDING_MODELS
-from agents.rag.retriever import HybridRetriever, embed_queries_with
-from agents.rag.store import ACTIVE, BUILDING, RETIRED, IndexVersion, VectorStore, open_store, version_name
+from agents.rag.retriever import HybridRetriever, embed_queries_with, policy_for
+from agents.rag.store import BUILDING, IndexVersion, VectorStore, open_store, version_name
 from streams import now_ms
 from streams.runtime import SharedResource, StageEnv
 
-__all__ = ["EmbedBatcher", "Embedding", "KbServices"]
+__all__ = ["EmbedBatcher", "Embedding", "KbServices", "learned_version"]
 
 EMBED_STAGE = "embed"  # the models.yaml policy
 
@@ -130,8 +131,7 @@ class KbServices(SharedResource):
         self._gateway: ModelGateway | None = None
         self._policy: CallPolicy | None = None
         self._store: VectorStore | None = None
-        self._batcher: EmbedBatcher | None = None
-        self._target: IndexVersion | None = None
+        self._batchers: dict[CallPolicy, EmbedBatcher] = {}
         self._versions_lock = asyncio.Lock()
         self._prepared: dict[str, IndexVersion] = {}
 
@@ -144,18 +144,17 @@ class KbServices(SharedResource):
             store = open_store(self.config.vector_url, self.config.home)
             await store.start()
             self._store = store
-            self._batcher = EmbedBatcher(self._embed_call, self.config.tuning.embed_batch)
         except BaseException:
             await self._close()  # not counted as open: close() would not reach it
             raise
 
     async def _close(self) -> None:
-        batcher, store, gateway = self._batcher, self._store, self._gateway
-        self._batcher = self._store = self._gateway = None
-        self._target = None
+        batchers, store, gateway = list(self._batchers.values()), self._store, self._gateway
+        self._batchers = {}
+        self._store = self._gateway = None
         self._prepared.clear()
         try:
-            if batcher is not None:
+            for batcher in batchers:
                 await batcher.close()
             if store is not None:
                 await store.stop()
@@ -163,14 +162,23 @@ class KbServices(SharedResource):
             if gateway is not None:
                 await self._shared_gateway.close()  # the last user closes the gateway itself
 
-    async def _embed_call(self, texts: list[str]) -> EmbeddingResult:
-        assert self._gateway is not None and self._policy is not None, "kb services are not open"
-        return await self._gateway.embed(texts, self._policy)
+    def _batcher(self, policy: CallPolicy) -> EmbedBatcher:
+        """One batcher per way of embedding (the policy, or one version's own route)."""
+        batcher = self._batchers.get(policy)
+        if batcher is None:
+            gateway = self._gateway
+            assert gateway is not None, "kb services are not open"
+
+            async def call(texts: list[str]) -> EmbeddingResult:
+                return await gateway.embed(texts, policy)
+
+            batcher = self._batchers[policy] = EmbedBatcher(call, self.config.tuning.embed_batch)
+        return batcher
 
     @property
     def embed_calls(self) -> int:
         """Embeddings calls made since the services opened (for tests and benchmarks)."""
-        return 0 if self._batcher is None else self._batcher.calls
+        return sum(b.calls for b in self._batchers.values())
 
     # -- what the handlers use (only while open) ------------------------------------------
     def retriever(self) -> HybridRetriever:
@@ -183,42 +191,30 @@ class KbServices(SharedResource):
         assert self._store is not None, "kb services are not open"
         return self._store
 
-    async def embed(self, texts: Sequence[str]) -> Embedding:
-        assert self._batcher is not None, "kb services are not open"
-        return await self._batcher(texts)
+    @property
+    def policy(self) -> CallPolicy:
+        """The ``embed`` policy of models.yaml."""
+        assert self._policy is not None, "kb services are not open"
+        return self._policy
+
+    async def embed(self, texts: Sequence[str], version: IndexVersion | None = None) -> Embedding:
+        """The texts embedded for ``version`` (:func:`~agents.rag.retriever.policy_for`: the
+        policy when it names the version's model, else the version's own route), or by the
+        policy when no version is named yet; gathered with other records' texts."""
+        policy = self.policy if version is None else policy_for(version, self.policy)
+        return await self._batcher(policy)(texts)
 
     @property
     def model(self) -> tuple[str, str]:
         """(provider, model) of the embed policy's first route: every route serves that model."""
-        assert self._policy is not None, "kb services are not open"
-        route = self._policy.chain[0]
+        route = self.policy.chain[0]
         return route.provider, route.model
 
-    async def target(self) -> IndexVersion | None:
-        """The index version the embed policy's model writes: the store's version of that model
-        (the active one first, else the newest not retired), or None until the first embedding
-        names its dimensions (:meth:`learned`)."""
-        if self._target is not None:
-            return self._target
+    async def targets(self) -> Targets:
+        """The versions a document goes to now (:func:`agents.kb.targets.targets`); read from
+        the store for every record, so a version a reindex just created is fed at once."""
         _, model = self.model
-        mine = [v for v in await self.store.versions() if v.model == model and v.state != RETIRED]
-        mine.sort(key=lambda v: (v.state == ACTIVE, v.created_ms), reverse=True)
-        if mine:
-            self._target = mine[0]
-        return self._target
-
-    def learned(self, embedding: Embedding) -> IndexVersion:
-        """The version an embedding's model and dimensions make (the target from now on)."""
-        if self._target is None or self._target.dimensions != embedding.dimensions:
-            self._target = IndexVersion(
-                version_name(embedding.model, embedding.dimensions),
-                embedding.provider,
-                embedding.model,
-                embedding.dimensions,
-                BUILDING,
-                now_ms(),
-            )
-        return self._target
+        return targets(await self.store.versions(), model, self.policy.dimensions)
 
     async def prepared(self, version: IndexVersion) -> IndexVersion:
         """The version exists in the store (the existing row wins), and some version is active:
@@ -231,3 +227,15 @@ class KbServices(SharedResource):
                 await self.store.activate(kept.name)
             self._prepared[kept.name] = kept
             return kept
+
+
+def learned_version(embedding: Embedding) -> IndexVersion:
+    """The version an embedding's model and dimensions make (new: building)."""
+    return IndexVersion(
+        version_name(embedding.model, embedding.dimensions),
+        embedding.provider,
+        embedding.model,
+        embedding.dimensions,
+        BUILDING,
+        now_ms(),
+    )

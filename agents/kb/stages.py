@@ -6,9 +6,11 @@
 replaces a document's chunk set at once); a tombstone becomes a record with ``deleted=true``; a
 document no parser can read is dead-lettered with the reason.
 
-``embed`` gives every chunk a vector of the index version the ``embed`` policy's model writes
-(models.yaml): a chunk whose id already has a vector there keeps it (ids are content-addressed,
-so an unchanged paragraph is never paid for twice); the rest go to the gateway in micro-batches
+``embed`` gives every chunk a vector of each version the document goes to (:mod:`agents.kb.targets`:
+the active one, any building one, the ``embed`` policy's model's), one kb.embedded record per
+version, each embedded by that version's own route: a chunk whose id already has a vector in
+that version keeps it (ids are content-addressed, so an unchanged paragraph is never paid for
+twice); the rest go to the gateway in micro-batches
 gathered across the records in flight (:class:`~agents.kb.services.EmbedBatcher`), embedded as
 :func:`embedding_input` makes them, and each record is charged its share (``ctx.add_cost``).
 
@@ -44,7 +46,7 @@ from agents.kb.records import (
     EmbeddedChunk,
     Indexed,
 )
-from agents.kb.services import KbServices
+from agents.kb.services import KbServices, learned_version
 from agents.rag.chunking import chunk_document
 from agents.rag.parsing import parse
 from agents.rag.store import BUILDING, Chunk, IndexVersion, UnknownIndexVersion
@@ -56,9 +58,11 @@ __all__ = [
     "IndexStages",
     "chunk_stage",
     "deleted_chunks",
+    "embed_for",
     "embedding_input",
     "index_stages",
     "kb_stages",
+    "stored_chunks",
 ]
 
 # Failures of the model gateway or the store are retried here, in order, before the DLQ.
@@ -145,49 +149,96 @@ def embedding_input(title: str, text: str) -> str:
     return f"{title}. {text}" if title else text
 
 
+async def embed_for(
+    services: KbServices, record: Chunks, version: IndexVersion | None
+) -> tuple[Embedded, float]:
+    """A document's chunks with vectors of ``version`` (None: the configured model's version,
+    not in the store yet, named by the embedding's dimensions), and what the calls cost.
+
+    A chunk whose id already has a vector in that version keeps it (ids are content-addressed:
+    an unchanged paragraph, or a reindex started again, is never paid for twice); the rest are
+    embedded by the version's own route (:meth:`KbServices.embed`)."""
+    chunks = record["chunks"]
+    stored = await _stored(services, version, [c["id"] for c in chunks])
+    vectors: dict[str, list[float]] = {i: v.tolist() for i, v in stored.items()}
+    missing = [c for c in chunks if c["id"] not in vectors]
+    cost = 0.0
+    if missing:
+        embedding = await services.embed([embedding_input(c["title"], c["text"]) for c in missing], version)
+        cost += embedding.cost_usd
+        if version is None or embedding.dimensions != version.dimensions:
+            learned = learned_version(embedding)
+            if stored:
+                # The model now gives vectors of another size: the stored ones are of no use.
+                missing, stored = chunks, {}
+                embedding = await services.embed(
+                    [embedding_input(c["title"], c["text"]) for c in missing], learned
+                )
+                cost += embedding.cost_usd
+            version = learned
+        vectors.update((c["id"], row.tolist()) for c, row in zip(missing, embedding.vectors, strict=True))
+    assert version is not None  # a document has chunks (an empty one is poison)
+    embedded: list[EmbeddedChunk] = [{**c, "vector": vectors[c["id"]]} for c in chunks]
+    return _embedded(record, version, version.provider, version.model, embedded, reused=len(stored)), cost
+
+
+async def _stored(
+    services: KbServices, version: IndexVersion | None, ids: list[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """The vectors the version already holds for these ids (a version the index stage has not
+    written yet holds none)."""
+    if version is None:
+        return {}
+    try:
+        return await services.store.vectors_of(version.name, ids)
+    except UnknownIndexVersion:
+        return {}
+
+
+def stored_chunks(record: Embedded) -> list[Chunk]:
+    """The store's chunks of an embedded document (what :meth:`VectorStore.replace_document` takes)."""
+    return [
+        Chunk(
+            id=c["id"],
+            document_id=record["document_id"],
+            text=c["text"],
+            title=c["title"],
+            url=c["url"],
+            source=record["source"],
+            tenant=record["tenant"],
+            language=c["language"],
+            content_hash=record["content_hash"],
+            vector=np.asarray(c["vector"], dtype=np.float32),
+        )
+        for c in record["chunks"]
+    ]
+
+
 class IndexStages:
     def __init__(self, services: KbServices) -> None:
         self.services = services
 
-    async def embed(self, record: Chunks, ctx: StageContext) -> Emit:
+    async def embed(self, record: Chunks, ctx: StageContext) -> list[Emit]:
+        """One kb.embedded record per target version (:mod:`agents.kb.targets`); a deletion is
+        one record, which the index applies to every version."""
         services = self.services
         document_id = record["document_id"]
-        provider, model = services.model
-        target = await services.target()
         if record["deleted"]:
-            gone = _embedded(record, target, provider, model, [], reused=0)
-            return Emit(EMBEDDED, dict(gone), key=document_id)
-        chunks = record["chunks"]
-        stored = await self._stored(target, [c["id"] for c in chunks])
-        vectors: dict[str, list[float]] = {i: v.tolist() for i, v in stored.items()}
-        missing = [c for c in chunks if c["id"] not in vectors]
-        if missing:
-            embedding = await services.embed([embedding_input(c["title"], c["text"]) for c in missing])
-            ctx.add_cost(embedding.cost_usd)
-            learned = services.learned(embedding)
-            if stored and target is not None and learned.name != target.name:
-                # The model now gives vectors of another size: the stored ones are of no use.
-                missing, stored = chunks, {}
-                embedding = await services.embed([embedding_input(c["title"], c["text"]) for c in missing])
-                ctx.add_cost(embedding.cost_usd)
-            target = learned
-            vectors.update((c["id"], row.tolist()) for c, row in zip(missing, embedding.vectors, strict=True))
-        assert target is not None  # a document has chunks (an empty one is poison)
-        embedded: list[EmbeddedChunk] = [{**c, "vector": vectors[c["id"]]} for c in chunks]
-        out = _embedded(record, target, target.provider, target.model, embedded, reused=len(stored))
-        return Emit(EMBEDDED, dict(out), key=document_id)
-
-    async def _stored(
-        self, target: IndexVersion | None, ids: list[str]
-    ) -> dict[str, npt.NDArray[np.float32]]:
-        """The vectors the target version already holds for these ids (a version the index
-        stage has not written yet holds none)."""
-        if target is None:
-            return {}
-        try:
-            return await self.services.store.vectors_of(target.name, ids)
-        except UnknownIndexVersion:
-            return {}
+            provider, model = services.model
+            gone = _embedded(record, None, provider, model, [], reused=0)
+            return [Emit(EMBEDDED, dict(gone), key=document_id)]
+        decided = await services.targets()
+        wanted: list[IndexVersion | None] = [*decided.versions, *([None] if decided.learn else [])]
+        emits: list[Emit] = []
+        names: set[str] = set()
+        for version in wanted:
+            out, cost = await embed_for(services, record, version)
+            ctx.add_cost(cost)
+            if out["index"] in names:  # a learned version that is one of the others
+                continue
+            names.add(out["index"])
+            emits.append(Emit(EMBEDDED, dict(out), key=document_id))
+        return emits
 
     async def index(self, record: Embedded, ctx: StageContext) -> Emit:
         store = self.services.store
@@ -201,21 +252,7 @@ class IndexStages:
                 record["index"], record["provider"], record["model"], record["dimensions"], BUILDING, now_ms()
             )
         )
-        chunks = [
-            Chunk(
-                id=c["id"],
-                document_id=document_id,
-                text=c["text"],
-                title=c["title"],
-                url=c["url"],
-                source=record["source"],
-                tenant=record["tenant"],
-                language=c["language"],
-                content_hash=record["content_hash"],
-                vector=np.asarray(c["vector"], dtype=np.float32),
-            )
-            for c in record["chunks"]
-        ]
+        chunks = stored_chunks(record)
         await store.replace_document(version.name, document_id, chunks)
         return Emit(INDEXED, dict(_indexed(record, len(chunks))), key=document_id)
 

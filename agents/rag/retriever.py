@@ -38,7 +38,16 @@ from agents.offline.retriever import Bm25Index, Passage
 from agents.rag.fusion import reciprocal_rank_fusion
 from agents.rag.store import NO_FILTERS, Chunk, Filters, IndexVersion, VectorStore
 
-__all__ = ["MODES", "EmbedQuery", "HybridRetriever", "Mode", "QueryVector", "Retrieval", "embed_queries_with"]
+__all__ = [
+    "MODES",
+    "EmbedQuery",
+    "HybridRetriever",
+    "Mode",
+    "QueryVector",
+    "Retrieval",
+    "embed_queries_with",
+    "policy_for",
+]
 
 Mode = Literal["bm25", "dense", "hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -66,12 +75,11 @@ def embed_queries_with(gateway: ModelGateway, config: GatewayConfig) -> EmbedQue
     policy = config.policy("embed") if "embed" in config.stages else None
 
     async def embed(text: str, version: IndexVersion) -> QueryVector:
-        if policy is not None and policy.chain[0].model == version.model:
-            chosen = policy
-        else:
+        if policy is None:  # no embed policy: the route the version recorded
             route = Route(version.provider, version.model)
-            backoff, timeout = (policy.backoff, policy.timeout_s) if policy else (Backoff(), 10.0)
-            chosen = CallPolicy((route,), backoff, timeout, "embeddings", version.dimensions)
+            chosen = CallPolicy((route,), Backoff(), 10.0, "embeddings", version.dimensions)
+        else:
+            chosen = policy_for(version, policy)
         result = await gateway.embed([text], chosen)
         vectors, route = result.embeddings, result.route
         return QueryVector(
@@ -79,6 +87,17 @@ def embed_queries_with(gateway: ModelGateway, config: GatewayConfig) -> EmbedQue
         )
 
     return embed
+
+
+def policy_for(version: IndexVersion, policy: CallPolicy) -> CallPolicy:
+    """Pure: the calls that embed for an index version. The ``embed`` policy when it names the
+    version's model (its fallbacks included), else the version's own route: vectors of another
+    model would not share the version's space. The retriever's queries and the kb's embed stage
+    and reindex all choose by it."""
+    if policy.chain[0].model == version.model and policy.dimensions in (None, version.dimensions):
+        return policy
+    route = Route(version.provider, version.model)
+    return CallPolicy((route,), policy.backoff, policy.timeout_s, "embeddings", version.dimensions)
 
 
 @dataclass(frozen=True)
