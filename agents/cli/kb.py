@@ -46,3 +46,81 @@ def delete(
 
     if not run_async(go):
         raise typer.Exit(1)
+
+
+@kb_app.command("reindex")
+def reindex(
+    activate: Annotated[
+        bool,
+        typer.Option("--activate/--no-activate", help="Switch to the new version once it is built."),
+    ] = True,
+) -> None:
+    """Build the index version of the configured embed model (models.yaml, PODIUM_MODELS) from
+    kb.documents while the active one keeps serving, then switch to it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agents.gateway.resource import GatewayResource
+    from agents.kb.config import kb_config
+    from agents.kb.reindex import reindex as build
+    from agents.kb.services import KbServices
+    from agents.offline.embedder import EMBEDDING_MODELS
+    from streams.runtime import StageEnv
+    from streams.telemetry import Telemetry
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = load_project()
+    settings = project.settings
+    # The provider keys of the environment: the new model may be a hosted one.
+    gateway = GatewayResource(settings.models_file, settings.provider_keys, EMBEDDING_MODELS)
+    services = KbServices(kb_config(settings, project.sections.get("kb")), gateway)
+    env = StageEnv(project.bootstrap(), project.catalog, project.codec, Telemetry.configure("none"))
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+    async def go() -> None:
+        await services.open(env)
+        try:
+            with bar:
+                task = bar.add_task("pass 1", total=None)
+                passes = [0]
+
+                def progress(done: int, total: int) -> None:
+                    if done == 0:
+                        passes[0] += 1
+                        bar.update(task, description=f"pass {passes[0]}", completed=0, total=total)
+                    else:
+                        bar.update(task, completed=done)
+
+                report = await build(
+                    services,
+                    project.bootstrap(),
+                    project.catalog,
+                    project.codec,
+                    activate=activate,
+                    progress=progress,
+                )
+        finally:
+            await services.close()
+        name = report.version.name
+        if report.already_active:
+            console.print(f"{name} is already the active version: nothing to do")
+            return
+        console.print(
+            f"{name}: {report.documents} documents, {report.written} written, "
+            f"{report.unchanged} already held, {report.deleted} removed, "
+            f"{report.poison} unreadable passed over; {report.embedded} chunks embedded, "
+            f"{report.reused} reused, ${report.cost_usd:.6f}; {report.passes} passes"
+            + ("" if report.settled else " (still changing: the pipeline writes the rest)")
+        )
+        if report.activated:
+            retired = f"; {', '.join(report.retired)} retired" if report.retired else ""
+            console.print(f"{name} is active{retired}")
+        else:
+            console.print(f"{name} is {report.version.state} (--activate switches to it)")
+
+    run_async(go)
