@@ -21,6 +21,8 @@ async def test_podium_kb_reindex_builds_then_activates_then_has_nothing_to_do(
         await kb.publish(
             Draft(f"{unique}/guide.md", "docs", "text/markdown", b"# Guide\n\nExports run every night.\n")
         )
+        # Poison: the chunk stage dead-letters it, the reindex passes over it and counts it.
+        await kb.publish(Draft(f"{unique}/empty.md", "docs", "text/markdown", b"   \n"))
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "PODIUM_HOME": str(tmp_path / "home"),
@@ -30,6 +32,7 @@ async def test_podium_kb_reindex_builds_then_activates_then_has_nothing_to_do(
     built = podium("kb", "reindex", "--no-activate", env=env)
     assert built.returncode == 0, built.stdout + built.stderr
     assert "local-wordllama-256 is building (--activate switches to it)" in built.stdout, built.stdout
+    assert " unreadable passed over" in built.stdout and " 0 unreadable" not in built.stdout, built.stdout
     store = open_store(None, tmp_path / "home")
     await store.start()
     try:
