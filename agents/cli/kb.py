@@ -57,7 +57,7 @@ def reindex(
 ) -> None:
     """Build the index version of the configured embed model (models.yaml, PODIUM_MODELS) from
     kb.documents while the active one keeps serving, then switch to it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from agents.gateway.resource import GatewayResource
     from agents.kb.config import kb_config
@@ -86,15 +86,12 @@ def reindex(
         await services.open(env)
         try:
             with bar:
-                task = bar.add_task("pass 1", total=None)
-                passes = [0]
+                tasks: list[TaskID] = []  # one bar per pass; none when there is nothing to build
 
                 def progress(done: int, total: int) -> None:
                     if done == 0:
-                        passes[0] += 1
-                        bar.update(task, description=f"pass {passes[0]}", completed=0, total=total)
-                    else:
-                        bar.update(task, completed=done)
+                        tasks.append(bar.add_task(f"pass {len(tasks) + 1}", total=total))
+                    bar.update(tasks[-1], completed=done)
 
                 report = await build(
                     services,

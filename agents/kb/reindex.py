@@ -45,7 +45,6 @@ _IN_FLIGHT = 16  # documents embedded at once (their texts share the gateway's c
 Progress = Callable[[int, int], None]
 
 _Signature = frozenset[tuple[str, ...]]
-_IDENTITY = ("content_hash", "title", "url", "media_type", "source", "tenant", "language")
 
 
 @dataclass
@@ -104,14 +103,13 @@ class _Reindex:
         self.schema = catalog.get(DOCUMENTS).value_schema
         self.chunker = ChunkStage(services.config)
         self.progress = progress
-        self._chunked: dict[str, tuple[tuple[str, ...], Chunks | None]] = {}
+        self._chunked: dict[str, tuple[tuple[str, ...], Chunks | None]] = {}  # key -> (identity, chunks)
 
     def chunks_of(self, key: str, document: Document) -> Chunks | None:
         """The chunk stage's chunks (None: poison), kept between passes while the document is the same."""
-        identity = tuple(
-            document[k]
-            for k in ("content_hash", "title", "url", "media_type", "source", "tenant", "language")
-        )
+        d = document
+        identity: tuple[str, ...] = (d["content_hash"], d["title"], d["url"], d["media_type"])
+        identity += (d["source"], d["tenant"], d["language"])
         known = self._chunked.get(key)
         if known is not None and known[0] == identity:
             return known[1]
