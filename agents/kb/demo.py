@@ -4,7 +4,8 @@
 2. publish ``agents/data/kb`` on ``kb.documents`` (only what changed since the topic's latest:
    a second run publishes nothing);
 3. wait until the stages have read every record of their topics (their groups' lag is 0), with
-   a progress bar over the indexed documents;
+   a progress bar; when the store under PODIUM_HOME holds no index although the stages had read
+   everything before (a new home, a deleted index), build it from the compacted topic;
 4. show the index versions, and one question answered by BM25, dense and hybrid retrieval, so
    the difference is seen, not described.
 
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from agents.kb.documents import Draft, KbPublisher, Refused, drafts_from_path
 from agents.kb.records import CHUNKS, DOCUMENTS, EMBEDDED
+from agents.kb.reindex import reindex
 from agents.kb.services import KbServices
 from agents.kb.stages import kb_stages
 from agents.rag.retriever import MODES
@@ -54,6 +56,12 @@ async def run_kb_demo(project: Project, console: Console) -> int:
         )
         await _caught_up(stack.bootstrap, console)
         store = services.store
+        if await store.active() is None:
+            # The groups had read kb.documents before, into another PODIUM_HOME (or the index
+            # was deleted): the documents are all on the compacted topic, so build it from there.
+            console.print(f"no index under {services.config.home}: building it from {DOCUMENTS}")
+            report = await reindex(services, stack.bootstrap, project.catalog, project.codec)
+            console.print(f"{report.version.name}: built from {DOCUMENTS} and active")
         table = Table(title="index versions (`podium kb status`)")
         for column in ("version", "state", "model", "dimensions", "chunks"):
             table.add_column(column)
@@ -62,10 +70,7 @@ async def run_kb_demo(project: Project, console: Console) -> int:
             table.add_row(v.name, v.state, f"{v.provider}/{v.model}", str(v.dimensions), str(count))
         console.print(table)
         if await store.active() is None:
-            console.print(
-                "[red]nothing is indexed[/]: the kb stages had read kb.documents before, into another "
-                f"PODIUM_HOME; rebuild this one with `podium kb reindex` (home: {services.config.home})"
-            )
+            console.print(f"[red]nothing is indexed[/]: is {DOCUMENTS} empty? (podium ingest docs {SHIPPED})")
             return 1
         retriever = services.retriever()
         try:
