@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
@@ -355,4 +356,19 @@ async def test_kill_9_of_the_embed_worker_mid_ingest_leaves_the_index_complete_a
     print(
         f"embed crash: {run.at_kill}/{DOCS} documents embedded at the kill, {replayed} written twice, "
         f"{shown} reusing stored vectors after the restart, {time.monotonic() - started:.1f} s"
+    )
+
+
+@pytest.mark.parametrize("backend", ["lance", "pgvector"])
+async def test_kill_9_of_the_index_worker_mid_ingest_leaves_the_index_complete_after_restart(
+    project: Project, unique: str, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    started = time.monotonic()
+    url: str | None = request.getfixturevalue("postgres_database") if backend == "pgvector" else None
+    corpus, run = await _crash_run(project, tmp_path, unique, "index", url)
+    await _assert_index_complete(project, corpus, run, url)
+    replayed = sum(1 for arrivals in run.output.values() if len(arrivals) > 1)
+    print(
+        f"index crash ({backend}): {run.at_kill}/{DOCS} documents indexed at the kill, {replayed} indexed "
+        f"twice, {time.monotonic() - started:.1f} s"
     )
