@@ -1,5 +1,5 @@
 """The knowledge base's crash proofs (issue 13, section 7) on the real broker: while a corpus of
-hundreds of documents is ingested, the embed worker (then the index worker) runs in a process of
+300 documents is ingested, the embed worker (then the index worker) runs in a process of
 its own and is killed with SIGKILL mid-way; documents are updated and deleted while it is down,
 and it is started again. Once the groups have no lag, the index holds every live document's
 chunks (the ids the chunker gives for the corpus), each id exactly once, nothing of a deleted
@@ -41,7 +41,7 @@ from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
 from tests.streams.running import committed, running, start_worker, wait_for
 
-DOCS = 400
+DOCS = 300
 UPDATED = range(0, DOCS, 10)  # a new version of their second section, published while the worker is down
 DELETED = range(5, DOCS, 15)  # tombstones, likewise
 POISON = {  # file -> (error type, words of the reason)
