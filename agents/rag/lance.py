@@ -208,6 +208,10 @@ class LanceStore:
         self._writes: dict[str, int] = {}
         # Version rows are read, changed and written back whole: one writer at a time here.
         self._metadata_lock = asyncio.Lock()
+        # Chunk-table commits one at a time here: concurrent commits to one table conflict and
+        # are retried inside Lance (150 documents replaced 16 at a time took 9.6 s, one at a
+        # time 4.3 s, on the loaded 2 cores), and a compaction loses to every write it meets.
+        self._write_locks: dict[str, asyncio.Lock] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -301,21 +305,26 @@ class LanceStore:
             return
         table = await self._table(version)
         data = self._arrow_of(version, document_id, chunks)
-        with _translated(self._directory, f"replace document {document_id!r} in {version}"):
-            await (
-                table.merge_insert("id")
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .when_not_matched_by_source_delete(col("document_id") == lit(document_id))
-                .execute(data)
-            )
-        await self._written(version, table)
+        async with self._write_lock(version):
+            with _translated(self._directory, f"replace document {document_id!r} in {version}"):
+                await (
+                    table.merge_insert("id")
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .when_not_matched_by_source_delete(col("document_id") == lit(document_id))
+                    .execute(data)
+                )
+            await self._written(version, table)
 
     async def delete_document(self, version: str, document_id: str) -> None:
         table = await self._table(version)
-        with _translated(self._directory, f"delete document {document_id!r} from {version}"):
-            await table.delete(col("document_id") == lit(document_id))
-        await self._written(version, table)
+        async with self._write_lock(version):
+            with _translated(self._directory, f"delete document {document_id!r} from {version}"):
+                await table.delete(col("document_id") == lit(document_id))
+            await self._written(version, table)
+
+    def _write_lock(self, version: str) -> asyncio.Lock:
+        return self._write_locks.setdefault(version, asyncio.Lock())
 
     async def vectors_of(self, version: str, chunk_ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         if not chunk_ids:
