@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from agents import PIPELINES
@@ -39,7 +38,7 @@ from streams.ingress.publish import Publisher
 from streams.kafka.follow import Arrival, Follower
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
-from tests.streams.running import committed, running, start_worker, wait_for
+from tests.streams.running import committed, running, start_group_at_end, start_worker, wait_for
 
 DOCS = 300
 UPDATED = range(0, DOCS, 10)  # a new version of their second section, published while the worker is down
@@ -106,20 +105,6 @@ class Corpus:
         if key not in self.ids_of:
             self.ids_of[key] = [c["id"] for c in self.chunker.chunks_of(draft.record())["chunks"]]
         return self.ids_of[key]
-
-
-async def _pin_to_end(bootstrap: str, group: str, topic: str) -> None:
-    """The group's committed offsets at the topic's end (it has no members now)."""
-    async with Follower(bootstrap, [topic]) as follower:
-        ends = await follower.ends()
-    assert ends, topic
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
 
 
 async def _lag(bootstrap: str, group: str, topic: str) -> int:
@@ -207,8 +192,8 @@ async def _crash_run(
     corpus = Corpus(tmp_path / "docs", unique, ChunkStage(services.config))
     alongside = [s for s in stages if s.name != killed]
     for stage in alongside:
-        await _pin_to_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
-    await _pin_to_end(bootstrap, f"podium.{killed}", INPUT[killed])
+        await start_group_at_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
+    await start_group_at_end(bootstrap, f"podium.{killed}", INPUT[killed])
 
     env = {"PODIUM_HOME": str(home), "PODIUM_OTEL_EXPORTER": "none"}
     if vector_url is not None:
