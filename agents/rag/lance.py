@@ -349,7 +349,7 @@ class LanceStore:
             table.query()
             .nearest_to(row)
             .distance_type("cosine")
-            .ef(_EF)
+            .ef(max(_EF, k * _REFINE))  # lance wants ef >= the candidates it refines (k x refine)
             .refine_factor(_REFINE)
             .limit(k)
             .select([*_TEXT_FIELDS, "_distance"])

@@ -373,6 +373,8 @@ async def test_the_approximate_index_is_built_once_the_table_is_large(
             assert best.chunk.id == (f"a{i}" if i < 250 else f"b{i}") and best.score == pytest.approx(
                 1.0, abs=0.02
             )
+        # As deep as the hybrid retriever asks (40 candidates): LanceDB refines k x 4 of them.
+        assert len(await store.search(name, rows[7], k=40)) == 40
         await store.build_index(name)  # again: a rebuild, not an error
         assert await store.count(name) == 400
         # Reads of every chunk are not cut at a default page size.
