@@ -86,9 +86,12 @@ bench-embed: install
 	$(BIN)/python bench/embeddings.py
 
 # Dense search on LanceDB, pgvector (a PostgreSQL the bench starts from the pgserver wheel) and
-# exact numpy, 10,000 and 100,000 synthetic chunks: p50/p99, recall@10, load rate.
+# exact numpy, 10,000 and 100,000 synthetic chunks: p50/p99, recall@10, load rate; then bm25,
+# dense and hybrid through the HybridRetriever on each store against their in-process baselines.
+# SIZES="10000" runs the smaller corpus alone.
+SIZES ?= 10000 100000
 bench-vectors: install
-	$(BIN)/python bench/vector_store.py
+	$(BIN)/python bench/vector_store.py --sizes $(SIZES)
 
 clean:
 	-$(BIN)/podium broker stop

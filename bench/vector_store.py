@@ -12,8 +12,16 @@ recall@k is against numpy's exact top k (with the same filter). Each store is me
 (as it searches below its index threshold), then after ``build_index`` (LanceDB IVF_HNSW_SQ,
 pgvector HNSW). Prints one table per size with p50/p99 and the ratio of each p50 to numpy's.
 
-A mode is one async function ``(query) -> list of chunk ids`` in :func:`modes`: BM25 or hybrid
-retrieval (agents/rag/retriever.py) is one more entry there.
+Then a second table per size: the same queries through :class:`~agents.rag.HybridRetriever` on
+each (indexed) store, per mode (bm25, dense, hybrid; k as above, the retriever's own depth of
+candidates), the query embedded by the real WordLlama through the model gateway
+(``ModelGateway.embed`` on the local provider, the ``embed`` policy of models.yaml, via
+``embed_queries_with``), filters passed as the queries carry them. Each mode's p50 is a ratio to
+its in-process baseline measured in the same run, with the same candidates depth and filter rule:
+bm25s alone (``Bm25Index.search`` over the same chunks), WordLlama called directly + numpy
+exact (dense), both + reciprocal rank fusion (hybrid). The BM25 build time is the first bm25
+search of a fresh retriever (it reads every chunk from the store and indexes them), beside
+``Bm25Index`` built in process over the same chunks. The load average is printed in the titles.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -34,10 +43,20 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from agents.gateway.config import load_gateway_config
+from agents.gateway.gateway import ModelGateway
+from agents.gateway.pricing import Price, PriceTable
+from agents.gateway.providers.local import LocalProvider
 from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
+from agents.offline.retriever import Bm25Index, Passage
 from agents.rag import Chunk, Filters, IndexVersion, VectorStore, version_name
+from agents.rag.fusion import reciprocal_rank_fusion
 from agents.rag.lance import LanceStore
 from agents.rag.pgvector import PgVectorStore
+from agents.rag.retriever import MODES, HybridRetriever, embed_queries_with
+from agents.rag.retriever import Mode as RetrievalMode
+
+MODELS = Path(__file__).resolve().parents[1] / "models.yaml"
 
 TOPICS = [
     "billing invoice refund payment card charge subscription plan price receipt",
@@ -158,7 +177,7 @@ def make_queries(embedder: WordLlamaEmbedder, count: int) -> list[Query]:
 def exact_top(corpus: Corpus, query: Query, k: int) -> list[str]:
     scores = corpus.vectors @ query.vector
     if query.filters.tenant is not None:
-        scores = np.where((corpus.tenants == query.filters.tenant) | (corpus.tenants == ""), scores, -np.inf)
+        scores = np.where(corpus.visible[query.filters.tenant], scores, -np.inf)
     top = np.argpartition(-scores, k)[:k]
     return [corpus.ids[i] for i in top[np.argsort(-scores[top])]]
 
@@ -255,6 +274,9 @@ async def run_size(
                 }
                 for label, (store, name) in indexed.items():
                     results[label] = await measure(store_mode(store, name), queries, args.k, truth)
+            retrieval = await retrieval_rows(
+                {"lancedb": lance, "pgvector": pg}, corpus, queries, embedder, args
+            )
         finally:
             await lance.stop()
             await pg.stop()
@@ -262,7 +284,7 @@ async def run_size(
     base = results["numpy exact"][0]
     table = Table(
         title=f"dense search, {size:,} chunks x {DIMS} dims, {len(queries)} queries "
-        f"(half tenant-filtered), k={args.k}"
+        f"(half tenant-filtered), k={args.k}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     columns = (
         "mode",
@@ -281,6 +303,137 @@ async def run_size(
         build = f"{builds[backend]:.1f}" if backend in builds and kind != "exact" else ""
         table.add_row(label, f"{p50:.2f}", f"{p99:.2f}", f"{p50 / base:.1f}x", f"{recall:.3f}", load, build)
     console.print(table)
+    console.print(retrieval_table(size, len(queries), args, retrieval))
+
+
+# -- retrieval per mode through the HybridRetriever ------------------------------------------
+Timed = Callable[[Query], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    p50: float
+    p99: float
+    baseline: str  # the in-process row its p50 is divided by ("" for a baseline itself)
+    build_s: float | None = None
+
+
+async def interleaved(calls: dict[str, Timed], queries: Sequence[Query]) -> dict[str, tuple[float, float]]:
+    """p50/p99 of each call over the queries, the calls taking turns query by query (a machine
+    whose load drifts during the run slows them all alike)."""
+    for call in calls.values():
+        for query in queries[:5]:  # warm caches and connections
+            await call(query)
+    latencies: dict[str, list[float]] = {label: [] for label in calls}
+    for query in queries:
+        for label, call in calls.items():
+            started = time.perf_counter()
+            await call(query)
+            latencies[label].append((time.perf_counter() - started) * 1000)
+    cuts = {label: statistics.quantiles(values, n=100) for label, values in latencies.items()}
+    return {label: (c[49], c[98]) for label, c in cuts.items()}
+
+
+def in_process(
+    corpus: Corpus, embedder: WordLlamaEmbedder, args: argparse.Namespace, depth: int, fusion_k: int
+) -> tuple[dict[str, Timed], float]:
+    """The baselines: bm25s alone, WordLlama + numpy exact, both + RRF, with the retriever's
+    candidates depth and filter rule (BM25 ranks ``depth * 4`` and filters after); and the
+    seconds ``Bm25Index`` takes over the same chunks (the titles the stores hold)."""
+    passages = [
+        Passage(cid, "bench", f"Document doc{i // args.doc_chunks:06d}", "", text, 0.0)
+        for i, (cid, text) in enumerate(zip(corpus.ids, corpus.texts, strict=True))
+    ]
+    started = time.perf_counter()
+    index = Bm25Index(passages)
+    build_s = time.perf_counter() - started
+    tenant_of = dict(zip(corpus.ids, corpus.tenants.tolist(), strict=True))
+
+    def lexical(query: Query) -> list[str]:
+        tenant = query.filters.tenant
+        found = index.search(query.text, depth if tenant is None else depth * 4)
+        return [p.id for p in found if tenant is None or tenant_of[p.id] in ("", tenant)][:depth]
+
+    def dense(query: Query) -> list[str]:
+        vector = embedder.embed([query.text])[0]
+        return exact_top(corpus, Query(query.text, vector, query.filters), depth)
+
+    async def bm25(query: Query) -> list[str]:
+        return lexical(query)[: args.k]
+
+    async def dense_k(query: Query) -> list[str]:
+        return dense(query)[: args.k]
+
+    async def hybrid(query: Query) -> list[str]:
+        fused = reciprocal_rank_fusion([lexical(query), dense(query)], k=fusion_k)
+        return [chunk_id for chunk_id, _ in fused][: args.k]
+
+    return {"bm25": bm25, "dense": dense_k, "hybrid": hybrid}, build_s
+
+
+async def retrieval_rows(
+    stores: dict[str, VectorStore],
+    corpus: Corpus,
+    queries: Sequence[Query],
+    embedder: WordLlamaEmbedder,
+    args: argparse.Namespace,
+) -> list[Row]:
+    gateway = ModelGateway(
+        {"local": LocalProvider(models={EMBEDDING_MODEL: embedder})},
+        PriceTable({EMBEDDING_MODEL: Price(0, 0)}),
+    )
+    embed_query = embed_queries_with(gateway, load_gateway_config(MODELS))
+    retrievers: list[HybridRetriever] = []
+    try:
+        probe = HybridRetriever(stores["lancedb"], embed_query)
+        baselines, build_s = in_process(corpus, embedder, args, probe.depth, probe.fusion_k)
+        names = {"bm25": "bm25s alone", "dense": "WordLlama + numpy exact", "hybrid": "both + RRF"}
+        calls = {f"in process {mode} ({names[mode]})": call for mode, call in baselines.items()}
+        bases = dict(zip(MODES, calls, strict=True))
+        builds = {bases["bm25"]: build_s}
+        for label, store in stores.items():
+            retriever = HybridRetriever(store, embed_query)
+            retrievers.append(retriever)
+            started = time.perf_counter()
+            first = await retriever.search(queries[0].text, args.k, "bm25", queries[0].filters)
+            builds[f"{label} bm25"] = time.perf_counter() - started
+            if first.version is None or not first.passages:
+                raise RuntimeError(f"{label}: the retriever found nothing ({first.notes})")
+            for mode in MODES:
+
+                async def call(
+                    query: Query, mode: RetrievalMode = mode, retriever: HybridRetriever = retriever
+                ) -> object:
+                    return await retriever.search(query.text, args.k, mode, query.filters)
+
+                calls[f"{label} {mode}"] = call
+        measured = await interleaved(calls, queries)
+    finally:
+        for retriever in retrievers:
+            await retriever.aclose()
+        await gateway.aclose()
+    rows: list[Row] = []
+    for label, (p50, p99) in measured.items():
+        mode = label.split(" ")[-1] if not label.startswith("in process") else ""
+        rows.append(Row(label, p50, p99, bases.get(mode, ""), builds.get(label)))
+    return rows
+
+
+def retrieval_table(size: int, queries: int, args: argparse.Namespace, rows: Sequence[Row]) -> Table:
+    table = Table(
+        title=f"retrieval per mode through HybridRetriever, {size:,} chunks, {queries} queries "
+        f"(half tenant-filtered), k={args.k}; query embedded by WordLlama through the ModelGateway "
+        f"(local provider); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    for column in ("mode", "p50 ms", "p99 ms", "p50 vs in process", "bm25 build s"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    p50_of = {r.label: r.p50 for r in rows}
+    for r in rows:
+        ratio = f"{r.p50 / p50_of[r.baseline]:.1f}x" if r.baseline else "1.0x"
+        build = "" if r.build_s is None else f"{r.build_s:.1f}"
+        table.add_row(r.label, f"{r.p50:.2f}", f"{r.p99:.2f}", ratio, build)
+    return table
 
 
 async def drop_version(url: str, name: str) -> None:
