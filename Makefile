@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache broker-fetch browser phoenix clean bench-vectors
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache bench-ingest broker-fetch browser phoenix clean bench-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ bench: install
 	$(BIN)/python bench/content_pipeline.py --provider sim
 	$(BIN)/python bench/agent_loop.py
 	$(BIN)/python bench/embeddings.py
+	$(BIN)/python bench/kb_ingest.py
+
+# The knowledge base's ingestion on Kafka (`podium run kb` in its own process, its own broker and
+# PODIUM_HOME): documents/s and chunks/s against the same work in process, the embed share.
+DOCUMENTS ?= 1000
+bench-ingest: install
+	$(BIN)/python bench/kb_ingest.py --documents $(DOCUMENTS)
 
 # The agent loop alone: overhead per step at 0 ms, requests/s at 1 s with 500 loops in flight.
 bench-agent: install
