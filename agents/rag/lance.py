@@ -208,10 +208,13 @@ class LanceStore:
         self._writes: dict[str, int] = {}
         # Version rows are read, changed and written back whole: one writer at a time here.
         self._metadata_lock = asyncio.Lock()
-        # Chunk-table commits one at a time here: concurrent commits to one table conflict and
-        # are retried inside Lance (150 documents replaced 16 at a time took 9.6 s, one at a
-        # time 4.3 s, on the loaded 2 cores), and a compaction loses to every write it meets.
-        self._write_locks: dict[str, asyncio.Lock] = {}
+        # Every chunk write is a commit to the chunk table and one to the versions table (the
+        # revision): the writes of this process go one at a time. Concurrent commits conflict and
+        # are retried inside Lance (150 documents replaced 16 at a time took 9.6 s, one at a time
+        # 4.3 s, on the loaded 2 cores), a compaction loses to every write it meets, and after a
+        # few retries LanceDB fails with "Too many concurrent writers" (25 of 1,000 documents
+        # written at once by the index stage, bench/kb_ingest.py).
+        self._write_lock = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -305,7 +308,7 @@ class LanceStore:
             return
         table = await self._table(version)
         data = self._arrow_of(version, document_id, chunks)
-        async with self._write_lock(version):
+        async with self._write_lock:
             with _translated(self._directory, f"replace document {document_id!r} in {version}"):
                 await (
                     table.merge_insert("id")
@@ -318,13 +321,10 @@ class LanceStore:
 
     async def delete_document(self, version: str, document_id: str) -> None:
         table = await self._table(version)
-        async with self._write_lock(version):
+        async with self._write_lock:
             with _translated(self._directory, f"delete document {document_id!r} from {version}"):
                 await table.delete(col("document_id") == lit(document_id))
             await self._written(version, table)
-
-    def _write_lock(self, version: str) -> asyncio.Lock:
-        return self._write_locks.setdefault(version, asyncio.Lock())
 
     async def vectors_of(self, version: str, chunk_ids: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         if not chunk_ids:

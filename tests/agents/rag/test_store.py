@@ -237,6 +237,22 @@ async def test_the_revision_changes_on_every_write(store: VectorStore) -> None:
     assert await store.revision(name) == seen[-1]  # reads do not count
 
 
+async def test_documents_written_at_once_are_all_there(store: VectorStore) -> None:
+    # The index stage writes the documents in flight concurrently (one at a time per key only).
+    name = (await store.ensure_version(version())).name
+    before = await store.revision(name)
+    await asyncio.gather(
+        *(
+            store.replace_document(
+                name, f"d{i}", [chunk(f"d{i}-{j}", f"d{i}", unit(1, i, j)) for j in range(3)]
+            )
+            for i in range(200)
+        )
+    )
+    assert await store.count(name) == 600
+    assert await store.revision(name) == before + 200
+
+
 async def test_everything_is_there_after_a_reopen(
     store: VectorStore, store_url: str | None, tmp_path: Path
 ) -> None:
