@@ -47,6 +47,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = os.urandom(3).hex()  # this run's document ids
+DEAD_LETTERS = ("kb.documents.dlq", "kb.chunks.dlq", "kb.embedded.dlq")
 console = Console(width=130)
 
 WORDS = [
@@ -130,16 +131,18 @@ class Indexed:
         self.consumer = AIOKafkaConsumer(
             "kb.documents",
             "kb.indexed",
+            *DEAD_LETTERS,
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
         self.published: dict[str, int] = {}  # document id -> its first kb.documents timestamp
         self.seen: dict[str, tuple[int, int]] = {}  # document id -> (kb.indexed timestamp ms, chunks)
+        self.dead: set[str] = set()  # dead-lettered by a stage: finished, not indexed
 
     async def until(self, ids: set[str], timeout_s: float, codec, schema) -> None:
         deadline = time.monotonic() + timeout_s
-        while not ids <= self.seen.keys():
+        while not ids <= self.seen.keys() | self.dead:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"{len(ids - self.seen.keys())} documents not indexed after {timeout_s:.0f} s"
@@ -148,6 +151,9 @@ class Indexed:
             for records in batches.values():
                 for r in records:
                     if r.key is None or r.value is None:
+                        continue
+                    if r.topic in DEAD_LETTERS:
+                        self.dead.add(r.key.decode())
                         continue
                     if r.topic == "kb.documents":
                         self.published.setdefault(r.key.decode(), r.timestamp)
@@ -193,11 +199,14 @@ async def on_kafka(project, docs: list, warmup: list, args: argparse.Namespace, 
                 cpu_s = cpu.user + cpu.system - cpu_before
     finally:
         await indexed.consumer.stop()
+    done = ids & indexed.seen.keys()
     first = min(indexed.published[i] for i in ids)
-    last = max(indexed.seen[i][0] for i in ids)
+    last = max((indexed.seen[i][0] for i in done), default=first)
     return {
         "seconds": (last - first) / 1000,
-        "chunks": sum(indexed.seen[i][1] for i in ids),
+        "indexed": len(done),
+        "dead": len(ids & indexed.dead - done),
+        "chunks": sum(indexed.seen[i][1] for i in done),
         "cpu_s": cpu_s,
     }
 
@@ -328,7 +337,7 @@ async def main() -> None:
     )
     for column in ("path", "docs/s", "chunks/s", "x in process", "embed share", "CPU/doc"):
         table.add_column(column, justify="left" if column == "path" else "right")
-    k_rate, l_rate = n / kafka["seconds"], n / local["seconds"]
+    k_rate, l_rate = kafka["indexed"] / kafka["seconds"], n / local["seconds"]
     table.add_row(
         "in process: chunk, WordLlama, LanceDB in one loop",
         f"{l_rate:,.0f}",
@@ -364,6 +373,11 @@ async def main() -> None:
         "",
     )
     console.print(table)
+    if kafka["dead"]:
+        console.print(
+            f"[red]{kafka['dead']} of {n} documents were dead-lettered on Kafka (the kb.*.dlq "
+            f"topics say why); the Kafka row counts the {kafka['indexed']} indexed[/red]"
+        )
     console.print(
         "[dim]embed share: the time WordLlama alone takes for the same chunks over the path's time "
         "(Kafka: embed_batch a call .. a document a call, as the batcher gathers records in flight). "
