@@ -121,3 +121,223 @@ def reindex(
             console.print(f"{name} is {report.version.state} (--activate switches to it)")
 
     run_async(go)
+
+
+def _snippet(text: str, width: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+
+
+@kb_app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, as a user would ask it.")],
+    mode: Annotated[str, typer.Option("--mode", help="bm25, dense or hybrid (both, fused).")] = "hybrid",
+    k: Annotated[int, typer.Option("--k", min=1, help="Passages to show, one per document.")] = 5,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's documents and the shared ones.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, its passages a list.")] = False,
+) -> None:
+    """Search the knowledge base's active index version: the best passage of each document."""
+    import json
+    import time
+
+    from rich.table import Table
+
+    from agents.cli.retrieval import NOTHING_INDEXED, open_retriever
+    from agents.rag.retriever import MODES, Mode, Retrieval
+    from agents.rag.store import Filters
+
+    if mode not in MODES:
+        err.print(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise typer.Exit(2)
+    chosen: Mode = mode  # narrowed by the check above
+    settings = load_project().settings
+
+    async def go() -> tuple[Retrieval, float, int, str]:
+        async with open_retriever(settings) as opened:
+            version = await opened.store.active()
+            if version is None or await opened.store.count(version.name) == 0:
+                return Retrieval([], chosen, None), 0.0, 0, ""
+            started = time.perf_counter()
+            found = await opened.retriever.search(query, k, chosen, Filters(tenant=tenant))
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return found, elapsed_ms, version.dimensions, f"{version.provider}/{version.model}"
+
+    found, elapsed_ms, dimensions, model = run_async(go)
+    if found.version is None:
+        err.print(NOTHING_INDEXED)
+        raise typer.Exit(1)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "query": query,
+                    "mode": found.mode,
+                    "requested_mode": mode,
+                    "index": found.version,
+                    "index_model": model,
+                    "dimensions": dimensions,
+                    "embed_model": found.embed_model,
+                    "embed_ms": found.embed_ms,
+                    "elapsed_ms": round(elapsed_ms, 3),
+                    "notes": list(found.notes),
+                    "passages": [
+                        {
+                            "rank": rank,
+                            "document_id": p.id,
+                            "title": p.title,
+                            "score": p.score,
+                            "source": p.source,
+                            "url": p.url,
+                            "text": p.text,
+                        }
+                        for rank, p in enumerate(found.passages, start=1)
+                    ],
+                }
+            )
+        )
+        return
+    table = Table("rank", "document", "title", "score", "source", "passage", title=f"“{query}”")
+    for rank, p in enumerate(found.passages, start=1):
+        table.add_row(str(rank), p.id, p.title, f"{p.score:.4f}", p.source, _snippet(p.text))
+    console.print(table)
+    embedded = (
+        f", query embedded by {found.embed_model} in {found.embed_ms:.1f} ms" if found.embed_model else ""
+    )
+    console.print(
+        f"mode {found.mode} · index {found.version} ({model}, {dimensions} dimensions){embedded} · "
+        f"{elapsed_ms:.1f} ms",
+        highlight=False,
+    )
+    for note in found.notes:
+        err.print(note, markup=False, highlight=False)
+    if not found.passages:
+        err.print("no passage matched")
+
+
+# The ingestion stages in order: (stage, the topic it consumes); its group is podium.<stage>.
+_STAGES = (("chunk", "kb.documents"), ("embed", "kb.chunks"), ("index", "kb.embedded"))
+
+
+@kb_app.command("status")
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Index versions (the active one marked) with their chunks and documents, the documents on
+    kb.documents, each ingestion stage's lag and dead letters. Reads only."""
+    import json
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from agents.cli.retrieval import NOTHING_INDEXED
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = load_project()
+
+    async def go() -> dict[str, object]:
+        from agents.kb.records import DOCUMENTS
+        from agents.rag.store import open_store
+        from streams import ConfigError
+        from streams.contracts import dlq_topic
+        from streams.kafka import Selection, TopicReader
+
+        settings = project.settings
+        url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
+        store = open_store(url, settings.home)
+        await store.start()
+        try:
+            versions = []
+            for v in await store.versions():
+                chunks = await store.chunks(v.name)
+                versions.append(
+                    {
+                        "name": v.name,
+                        "state": v.state,
+                        "provider": v.provider,
+                        "model": v.model,
+                        "dimensions": v.dimensions,
+                        "chunks": len(chunks),
+                        "documents": len({c.document_id for c in chunks}),
+                        "created_ms": v.created_ms,
+                    }
+                )
+        finally:
+            await store.stop()
+        # One reader per topic: a reader that has read one topic does not see another's
+        # partitions (its client's metadata covers the topics it was assigned).
+        bootstrap = project.bootstrap()
+        live: dict[bytes, bool] = {}
+        async with TopicReader(bootstrap) as reader:
+            async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
+                if record.key is not None:
+                    live[record.key] = record.value is not None
+        stages = []
+        for stage, topic in _STAGES:
+            group = f"podium.{stage}"
+            async with TopicReader(bootstrap) as reader:
+                lag = await reader.lag(group, topic)
+            async with TopicReader(bootstrap) as reader:
+                try:  # a stage's DLQ topic exists once `podium topics apply` made it
+                    await reader.plan(Selection(dlq_topic(topic)))
+                    dead: int | None = reader.total
+                except ConfigError:
+                    dead = None
+            stages.append(
+                {
+                    "stage": stage,
+                    "group": group,
+                    "topic": topic,
+                    "lag": lag,
+                    "dlq": dlq_topic(topic),
+                    "dead_letters": dead,
+                }
+            )
+        return {
+            "store": "pgvector" if url else f"lancedb at {settings.home / 'vectors'}",
+            "versions": versions,
+            "documents": sum(live.values()),
+            "stages": stages,
+        }
+
+    found = run_async(go)
+    if as_json:
+        print(json.dumps(found))
+        return
+    versions = found["versions"]
+    stages = found["stages"]
+    assert isinstance(versions, list) and isinstance(stages, list)
+    table = Table("", "index version", "state", "model", "dimensions", "chunks", "documents", "created")
+    table.title = f"index versions ({found['store']})"
+    for v in versions:
+        created = datetime.fromtimestamp(v["created_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            "*" if v["state"] == "active" else "",
+            v["name"],
+            f"[bold]{v['state']}[/]" if v["state"] == "active" else v["state"],
+            f"{v['provider']}/{v['model']}",
+            str(v["dimensions"]),
+            str(v["chunks"]),
+            str(v["documents"]),
+            created,
+        )
+    console.print(table)
+    if not versions:
+        err.print(NOTHING_INDEXED)
+    console.print(f"{found['documents']} document(s) on kb.documents")
+    lag = Table("stage", "group", "consumes", "lag", "dead letters", title="ingestion")
+    for s in stages:
+        lag.add_row(
+            s["stage"],
+            s["group"],
+            s["topic"],
+            str(s["lag"]),
+            f"{s['dead_letters'] if s['dead_letters'] is not None else 'no'} on {s['dlq']}",
+        )
+    console.print(lag)
+    for s in stages:
+        if s["dead_letters"]:
+            console.print(
+                f"{s['stage']}: see why with `podium dlq show --stage {s['stage']}`", highlight=False
+            )
