@@ -237,6 +237,8 @@ def status(
     project = load_project()
 
     async def go() -> dict[str, object]:
+        import asyncio
+
         from agents.kb.records import DOCUMENTS
         from agents.rag.store import open_store
         from streams import ConfigError
@@ -273,8 +275,8 @@ def status(
             async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
                 if record.key is not None:
                     live[record.key] = record.value is not None
-        stages = []
-        for stage, topic in _STAGES:
+
+        async def stage_state(stage: str, topic: str) -> dict[str, object]:
             group = f"podium.{stage}"
             async with TopicReader(bootstrap) as reader:
                 lag = await reader.lag(group, topic)
@@ -284,16 +286,16 @@ def status(
                     dead: int | None = reader.total
                 except ConfigError:
                     dead = None
-            stages.append(
-                {
-                    "stage": stage,
-                    "group": group,
-                    "topic": topic,
-                    "lag": lag,
-                    "dlq": dlq_topic(topic),
-                    "dead_letters": dead,
-                }
-            )
+            return {
+                "stage": stage,
+                "group": group,
+                "topic": topic,
+                "lag": lag,
+                "dlq": dlq_topic(topic),
+                "dead_letters": dead,
+            }
+
+        stages = list(await asyncio.gather(*(stage_state(stage, topic) for stage, topic in _STAGES)))
         return {
             "store": "pgvector" if url else f"lancedb at {settings.home / 'vectors'}",
             "versions": versions,
