@@ -1,5 +1,11 @@
-"""``podium kb``: the knowledge base on Kafka (``delete`` a document: a tombstone on the
-compacted kb.documents, which the pipeline turns into the document's removal from the index)."""
+"""``podium kb``: the knowledge base on Kafka and in its index.
+
+- ``delete`` a document: a tombstone on the compacted kb.documents, which the pipeline turns into
+  the document's removal from the index;
+- ``search`` the active index version (bm25, dense or hybrid, as the support pipeline does);
+- ``status``: the index versions with their chunks and documents, the documents on kb.documents,
+  and each ingestion stage's lag (its group ``podium.<stage>``) and dead letters. Reads only.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import typer
 
 from streams.cli import app, console, err, load_project, run_async
 
-kb_app = typer.Typer(help="The knowledge base: its documents on kb.documents.", no_args_is_help=True)
+kb_app = typer.Typer(
+    help="The knowledge base: its documents on kb.documents and its index.", no_args_is_help=True
+)
 app.add_typer(kb_app, name="kb")
 
 
