@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from agents.kb.documents import Draft, drafts_from_path, request_id_for
-from agents.kb.records import INDEXED
+from agents.kb.records import CHUNKS, DOCUMENTS, EMBEDDED, INDEXED
 from agents.rag.store import open_store
+from streams.contracts import dlq_topic
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
 from tests.streams.running import REPO, podium, start_worker, wait_for
@@ -39,12 +40,21 @@ async def indexed(
     worker = start_worker(bootstrap, log, "kb", env=env)
     try:
         wait_for(log, "podium: running", timeout_s=90)
-        async with Follower(bootstrap, [INDEXED]) as follower:
+        # Where each document ends: indexed, or a dead letter of one of the stages (named below).
+        ends = [INDEXED, *(dlq_topic(t) for t in (DOCUMENTS, CHUNKS, EMBEDDED))]
+        async with Follower(bootstrap, ends) as follower:
             done = podium("ingest", "docs", str(SHIPPED), env=env)
             assert done.returncode == 0 and "80 published" in done.stdout, done.stdout + done.stderr
             wanted = {request_id_for(i) for i in ids}
-            found = await follower.collect(wanted, timeout_s=180)
+            found = await follower.collect(wanted, timeout_s=240)
             assert set(found) >= wanted, f"not indexed: {wanted - set(found)}"
+            letters = [
+                project.codec.decode("podium.DeadLetter", a.value or b"")
+                for items in found.values()
+                for a in items
+                if a.topic != INDEXED
+            ]
+            assert not letters, [(d["stage"], d["request_id"], d["error_message"]) for d in letters]
     finally:
         worker.terminate()
         worker.wait(timeout=60)
