@@ -2,6 +2,8 @@
 
 - ``delete`` a document: a tombstone on the compacted kb.documents, which the pipeline turns into
   the document's removal from the index;
+- ``reindex``: build the configured embed model's index version from kb.documents while the
+  active one serves, then switch to it (:mod:`agents.kb.reindex`);
 - ``search`` the active index version (bm25, dense or hybrid, as the support pipeline does);
 - ``status``: the index versions with their chunks and documents, the documents on kb.documents,
   and each ingestion stage's lag (its group ``podium.<stage>``) and dead letters. Reads only.
