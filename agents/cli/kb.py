@@ -122,8 +122,13 @@ def reindex(
             f"{report.unchanged} already held, {report.deleted} removed, "
             f"{report.poison} unreadable passed over; {report.embedded} chunks embedded, "
             f"{report.reused} reused, ${report.cost_usd:.6f}; {report.passes} passes"
-            + ("" if report.settled else " (still changing: the pipeline writes the rest)")
         )
+        if not report.settled:
+            err.print(
+                f"[red]{name} did not settle[/] in {report.passes} passes (documents kept changing while it"
+                " was built): it stays building and is not switched to; run `podium kb reindex` again"
+            )
+            raise typer.Exit(1)
         if report.activated:
             retired = f"; {', '.join(report.retired)} retired" if report.retired else ""
             console.print(f"{name} is active{retired}")

@@ -46,7 +46,7 @@ from agents.gateway.policy import Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.providers.protocol import ChatRequest, Completion, EmbeddingRequest, Embeddings, Provider
 from agents.gateway.ratelimit import RateLimiter
-from streams.errors import DeadlineExceeded, error_type
+from streams.errors import ConfigError, DeadlineExceeded, error_type
 
 __all__ = ["Attempt", "AttemptRunner", "Call", "embedded", "streamed", "whole"]
 
@@ -192,6 +192,13 @@ class AttemptRunner:
         call: Call[Request, Answer],
         attempts: list[Attempt],
     ) -> AsyncGenerator[str | Answer, None]:
+        provider = self._providers.get(route.provider)
+        if provider is None:  # a route from a record (an index version), not from models.yaml
+            known = ", ".join(sorted(self._providers))
+            raise ConfigError(
+                f"no provider {route.provider!r} in models.yaml (it has {known}): keep the provider"
+                f" that serves {route.model} while an index version of that model is in use"
+            )
         timeout = await self._wait_for_turn(route, request, timeout_s, deadline)
         attrs = {
             "gen_ai.operation.name": request.operation,
@@ -210,7 +217,7 @@ class AttemptRunner:
                 }
             )
         started = self._clock()
-        pieces = call(self._providers[route.provider], replace(request, model=route.model), timeout)
+        pieces = call(provider, replace(request, model=route.model), timeout)
         try:
             try:
                 while True:

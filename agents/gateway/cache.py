@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from agents.gateway.providers.protocol import ChatRequest
 from streams.contracts import Codec, now_ms
+from streams.errors import PodiumError
 from streams.ingress import Publisher
 from streams.kafka import Follower, Selection, TopicReader
 
@@ -160,9 +161,18 @@ class CompactedTopic:
         records = []
         async with TopicReader(self._bootstrap) as reader:
             async for record in reader.read(await reader.plan(Selection(self.topic))):
-                if record.value is not None:
-                    records.append(self._codec.decode(self._schema, record.value))
+                if record.value is not None and (decoded := self._decoded(record.value)) is not None:
+                    records.append(decoded)
         return records
+
+    def _decoded(self, value: bytes) -> dict[str, Any] | None:
+        """A record as the cache reads it, or None (logged) for one it cannot: compaction keeps a
+        bad record for good, and one must not stop every start of the services that warm from it."""
+        try:
+            return self._codec.decode(self._schema, value)
+        except PodiumError as exc:
+            log.warning("passed over a record on %s that does not decode: %s", self.topic, exc)
+            return None
 
     @contextlib.asynccontextmanager
     async def follow(self, apply: Callable[[dict[str, Any]], None]) -> AsyncIterator[int]:
@@ -193,8 +203,12 @@ class CompactedTopic:
         count = 0
         for arrivals in batches.values():
             for arrival in arrivals:
-                if arrival.value is not None:
-                    apply(self._codec.decode(self._schema, arrival.value))
+                if arrival.value is not None and (decoded := self._decoded(arrival.value)) is not None:
+                    try:
+                        apply(decoded)
+                    except (ValueError, PodiumError) as exc:  # an entry its reader refuses
+                        log.warning("passed over a record on %s: %s", self.topic, exc)
+                        continue
                     count += 1
         return count
 

@@ -33,7 +33,8 @@ class KbTuning:
 class KbConfig:
     models: Path  # models.yaml: the ``embed`` policy
     home: Path = Path(".podium")  # PODIUM_HOME: the LanceDB index lives under <home>/vectors
-    vector_url: str | None = None  # PODIUM_VECTOR_URL: a pgvector database instead
+    # PODIUM_VECTOR_URL: a pgvector database instead; it may hold a password, so not in the repr.
+    vector_url: str | None = field(default=None, repr=False)
     tuning: KbTuning = field(default_factory=KbTuning)
 
 

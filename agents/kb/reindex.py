@@ -197,7 +197,9 @@ async def reindex(
         if not await run.one_pass(version, report, first=report.passes == 1):
             report.settled = True
             break
-    if activate:
+    # Unsettled, the last pass may have written a document's older value over the pipeline's
+    # newer one (only another pass repairs that): such a version is not switched to.
+    if activate and report.settled:
         before = await store.active()
         await store.activate(version.name)
         report.activated = True

@@ -102,6 +102,9 @@ class EmbedBatcher:
         cost = sum(r.cost_usd for r in results)
         chars = sum(len(t) for t in texts) or 1
         first = results[0].embeddings
+        # The route's model names the version, not the model name the server answers with
+        # (Ollama adds ":latest", Azure answers with the base model of a deployment).
+        route = results[0].route
         offset = 0
         for request in batch:
             rows = vectors[offset : offset + len(request.texts)]
@@ -109,7 +112,7 @@ class EmbedBatcher:
             if not request.future.done():
                 share = cost * sum(len(t) for t in request.texts) / chars
                 request.future.set_result(
-                    Embedding(rows, first.provider, first.model, first.dimensions, share)
+                    Embedding(rows, route.provider, route.model, first.dimensions, share)
                 )
 
     async def close(self) -> None:

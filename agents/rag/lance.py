@@ -272,7 +272,9 @@ class LanceStore:
         return max((_version_of(row) for row in rows), key=lambda v: v.created_ms, default=None)
 
     async def activate(self, name: str) -> None:
-        async with self._metadata_lock:
+        # Under the write lock too: the rows written back carry the revision read here, and a
+        # write's revision bump in between would be undone (the retrievers' refresh reads it).
+        async with self._write_lock, self._metadata_lock:
             rows = await self._version_rows(None)
             if not any(row["name"] == name for row in rows):
                 raise UnknownIndexVersion(

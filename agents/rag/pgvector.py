@@ -29,6 +29,7 @@ iterative scans are the complete answer once the server has them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -119,6 +120,7 @@ class PgVectorStore:
         self._url = url
         self._index_min_rows = index_min_rows
         self._indexed: set[str] = set()
+        self._index_lock = asyncio.Lock()
         self._connect_timeout_s = connect_timeout_s
         self._pool_sizes = (min_size, max_size)
         self._pool: psycopg_pool.AsyncConnectionPool | None = None
@@ -404,6 +406,12 @@ class PgVectorStore:
         async with self._connection() as conn:
             with _translated(f"build the HNSW index of {version}"):
                 async with conn.transaction():
+                    # One build at a time per version, across processes too: two concurrent
+                    # CREATE INDEX IF NOT EXISTS race on the catalog and the loser fails; after
+                    # the lock the second finds the index made and does nothing.
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"podium-hnsw-{version}",)
+                    )
                     # The graph is built in memory when it fits (else on disk, far slower):
                     # 50,000 rows of 256 dimensions took 101 s with the default 64MB, 41 s here.
                     await conn.execute(
@@ -429,10 +437,13 @@ class PgVectorStore:
     async def _index_when_large(self, version: str) -> None:
         if version in self._indexed:
             return
-        if await self.index_type(version) is not None:
-            self._indexed.add(version)
-        elif await self.count(version) >= self._index_min_rows:
-            await self.build_index(version)
+        async with self._index_lock:  # the writes in flight do not each start a build
+            if version in self._indexed:
+                return
+            if await self.index_type(version) is not None:
+                self._indexed.add(version)
+            elif await self.count(version) >= self._index_min_rows:
+                await self.build_index(version)
 
     async def _version_facts(self, version: str) -> tuple[int, str]:
         if version not in self._dimensions:

@@ -10,7 +10,7 @@ chunk), best first:
   at most every ``refresh_s``; when it changed, the next query waits for the index to be rebuilt
   (in a thread, one rebuild shared by the queries that come meanwhile), so a document added,
   changed or deleted through ``kb.documents`` is searched as it now is within ``refresh_s`` of
-  the index stage writing it, and no answer quotes a chunk the store no longer holds;
+  the index stage writing it;
 - ``hybrid``: both lists, ``depth`` candidates each, fused with reciprocal rank fusion
   (:mod:`agents.rag.fusion`). When embedding the query fails, hybrid answers from BM25 and
   says so in its notes: a search never fails for want of the gateway.
@@ -194,6 +194,19 @@ class HybridRetriever:
             embed_model=embedded.model,
             embed_ms=round(embedded.latency_s * 1000, 3),
         )
+
+    async def sources_of(self, passages: Sequence[Passage]) -> dict[str, str] | None:
+        """The content hash of each passage's document, if the index still holds every passage
+        as it was retrieved; None when one of them changed or left since (an answer drafted from
+        it is not worth keeping)."""
+        version = await self.active_version()
+        if version is None:
+            return None
+        lexical = await self._lexical_for(version)
+        held = {(c.document_id, c.text) for c in lexical.chunks.values()}
+        if any((p.id, p.text) not in held for p in passages):
+            return None
+        return {p.id: lexical.hashes[p.id] for p in passages}
 
     async def document_hashes(self, document_ids: Sequence[str]) -> dict[str, str]:
         """The content hash of each document as the active version holds it now (within

@@ -22,6 +22,7 @@ Each backend translates its library's errors (lancedb, psycopg) in one place, wi
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,6 +188,11 @@ def version_name(model: str, dimensions: int) -> str:
     if not slug[0].isalpha():
         slug = f"m-{slug}"
     suffix = f"-{dimensions}"
+    if len(slug) + len(suffix) > _MAX_NAME:
+        # Cut to fit a table name, with a hash of the whole slug: two long names that differ
+        # only past the cut stay two versions.
+        digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
+        suffix = f"-{digest}{suffix}"
     return slug[: _MAX_NAME - len(suffix)].rstrip("-") + suffix
 
 

@@ -42,6 +42,7 @@ from agents.offline.batching import Batcher
 from agents.offline.classifier import IntentClassifier, Prediction
 from agents.offline.embedder import EMBEDDING_MODELS
 from agents.offline.grounded import GROUNDED_MODELS
+from agents.offline.retriever import Passage
 from agents.offline.safety import Screen, Verdict
 from agents.rag import VectorStore, open_store
 from agents.rag.retriever import HybridRetriever, embed_queries_with
@@ -224,11 +225,17 @@ class SupportServices(SharedResource):
             return (await gateway.embed(texts, policy)).embeddings.vectors
 
         # The model's dimension, from the model itself (the entries carry it with the model name).
-        probe = (await gateway.embed(["dimensions"], policy)).embeddings
+        # A provider that is down now is a cache that is off, not a pipeline that cannot start.
+        try:
+            result = await gateway.embed(["dimensions"], policy)
+        except (GatewayError, BudgetSpent) as exc:
+            log.warning("the semantic cache is off: its embedding model did not answer (%s)", exc)
+            return
+        probe = result.embeddings
         topic = CompactedTopic(env.bootstrap, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
         similar = SemanticCache(
             embed,
-            embedding_model=probe.model,
+            embedding_model=result.route.model,
             dimensions=probe.dimensions,
             threshold=self.config.semantic_threshold,
             ttl_s=ttl_s,
@@ -342,9 +349,11 @@ class SupportServices(SharedResource):
         largest = self._tiers[stage][-1].policy
         return self._prices.cost(largest.chain[0].model, usage)
 
-    def cached_reply(self, body: str) -> CachedReply | None:
+    def cached_reply(self, body: str, tenant: str | None) -> CachedReply | None:
+        """The answer to exactly this question, asked before under this tenant (an answer may
+        cite a tenant's own documents, so tenants never share one)."""
         assert self._answers is not None, "support services are not open"
-        entry = self._answers.get(answer_key(body, self.config.cache_scope))
+        entry = self._answers.get(answer_key(body, scope_of(tenant, "", self.config.cache_scope)))
         if entry is None:
             return None
         saved = json.loads(entry.text)
@@ -385,16 +394,24 @@ class SupportServices(SharedResource):
         tenant: str | None = None,
         intent: str = "",
         request_id: str = "",
+        passages: Sequence[Passage] = (),
     ) -> float:
-        """Kept for exact repeats and, under the tenant and intent, for the semantic cache;
-        returns what embedding the request cost."""
+        """Kept for exact repeats and, under the tenant and intent, for the semantic cache, with
+        the content hash of each cited document; returns what embedding the request cost. An
+        answer drafted from a passage the index no longer holds as it was is not kept."""
         assert self._answers is not None, "support services are not open"
         if self.config.dry_run:
             return 0.0
-        cited = [str(c["id"]) for c in reply.citations]
-        sources = reply.sources or await self.retriever.document_hashes(cited)
+        cited = {str(c["id"]) for c in reply.citations}
+        sources = await self.retriever.sources_of([p for p in passages if p.id in cited])
+        if sources is None:
+            log.info(
+                "answer to %s not cached: a document it cites changed since it was retrieved", request_id
+            )
+            return 0.0
         text = json.dumps({"answer": reply.answer, "citations": reply.citations, "sources": sources})
-        await self._answers.put(answer_key(body, self.config.cache_scope), text, reply.model, "stop", *tokens)
+        exact = answer_key(body, scope_of(tenant, "", self.config.cache_scope))
+        await self._answers.put(exact, text, reply.model, "stop", *tokens)
         if self._similar is None:
             return 0.0
         vector, cost, failure = await self._embed_one(body, None)

@@ -32,6 +32,7 @@ from agents.gateway.providers.protocol import ChatRequest
 from agents.gateway.resource import GatewayResource
 from agents.gateway.tiers import complexity_score
 from agents.offline.grounded import SYSTEM, Source, grounded_prompt
+from agents.offline.retriever import Passage
 from agents.rag import Filters
 from agents.support.routing import Budget, cited_numbers, degraded_answer, plan_retrieval, route_ticket
 from agents.support.services import CachedReply, ChunkSink, SupportConfig, SupportServices
@@ -124,7 +125,7 @@ class SupportStages:
         verdict, predicted = await asyncio.gather(
             self.services.screen_ticket(body), self.services.predict_intent(body)
         )
-        cached = None if verdict.blocked else self.services.cached_reply(body)
+        cached = None if verdict.blocked else self.services.cached_reply(body, request.get("tenant"))
         similar, embedded_usd = "", 0.0
         stale: list[str] = []
         if cached is not None and (stale := await self.services.stale_sources(cached)):
@@ -182,7 +183,8 @@ class SupportStages:
         plan = plan_retrieval(Budget(ctx.remaining_s()))
         notes = [plan.reason] if plan.reason else []
         query, k = ticket["body"], self.services.config.passages
-        filters = Filters(tenant=ticket.get("tenant"))
+        # A request without a tenant sees the shared documents only, never another tenant's.
+        filters = Filters(tenant=ticket.get("tenant") or "")
         retriever = self.services.retriever
         try:
             async with asyncio.timeout(plan.timeout_s):
@@ -367,6 +369,7 @@ class SupportStages:
                 tenant=ticket.get("tenant"),
                 intent=ticket.get("intent", ""),
                 request_id=ticket["request_id"],
+                passages=[Passage(**p) for p in ticket.get("passages", [])],
             )
             ctx.add_cost(cost)  # the request's embedding, before the response states the cost
         response = _response(

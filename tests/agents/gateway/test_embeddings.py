@@ -240,3 +240,12 @@ async def test_each_embedding_call_is_a_gen_ai_span_and_metric(server: Simulator
     assert all(p["gen_ai.operation.name"] == "embeddings" for p in points["gen_ai.client.operation.duration"])
     # Input tokens only: an embedding writes none.
     assert {p["gen_ai.token.type"] for p in points["gen_ai.client.token.usage"]} == {"input"}
+
+
+async def test_a_route_to_a_provider_models_yaml_does_not_have_is_a_config_error(
+    gateway: ModelGateway,
+) -> None:
+    # An index version records the route that embedded it; a models.yaml that dropped that
+    # provider is named in the error (not a KeyError, not retried as a provider's fault).
+    with pytest.raises(ConfigError, match="no provider 'gone' in models.yaml"):
+        await gateway.embed(["a"], embeddings(Route("gone", "text-embedding-3-small")))

@@ -333,6 +333,8 @@ def test_version_names_are_table_safe_slugs() -> None:
     assert version_name("x' OR '1'='1", 8) == "x-or-1-1-8"
     long = version_name("a" * 200, 1536)
     assert len(long) <= 56 and long.endswith("-1536")
+    # Two long names that differ only past the cut stay two versions.
+    assert version_name("a" * 60 + "x", 1536) != version_name("a" * 60 + "y", 1536)
     with pytest.raises(VectorStoreError):
         version_name("m", 0)
     with pytest.raises(VectorStoreError, match="slug"):

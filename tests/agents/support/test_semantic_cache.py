@@ -52,8 +52,11 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
             near = decode(project, await ask(project, pub, follower, NEAR_MISS, acme))
             assert near["route"] == "rag", near
             assert "refused, numbers differ: 58812 vs nothing" in near["steps"][0]["decision"]
+            # Another tenant's answer is never served: not put another way, not word for word.
             other = decode(project, await ask(project, pub, follower, PUT_ANOTHER_WAY, globex))
-            assert other["route"] == "rag", other  # another tenant's answer is never served
+            assert other["route"] == "rag", other
+            same_words = decode(project, await ask(project, pub, follower, ASKED, f"{unique}-initech"))
+            assert same_words["route"] == "rag" and not same_words["steps"][0]["cache_hit"], same_words
         # New workers, new services: warm from the topic.
         async with running(*workers(project, config)):
             again = decode(project, await ask(project, pub, follower, AFTER_RESTART, acme))
