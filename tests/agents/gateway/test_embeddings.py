@@ -247,5 +247,5 @@ async def test_a_route_to_a_provider_models_yaml_does_not_have_is_a_config_error
 ) -> None:
     # An index version records the route that embedded it; a models.yaml that dropped that
     # provider is named in the error (not a KeyError, not retried as a provider's fault).
-    with pytest.raises(ConfigError, match="no provider 'gone' in models.yaml"):
+    with pytest.raises(ConfigError, match=r"no provider 'gone' in models\.yaml"):
         await gateway.embed(["a"], embeddings(Route("gone", "text-embedding-3-small")))

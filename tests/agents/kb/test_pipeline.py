@@ -11,7 +11,7 @@ from typing import Any
 
 from agents.kb.config import KbConfig
 from agents.kb.documents import Draft, KbPublisher, drafts_from_path, request_id_for
-from agents.kb.records import INDEXED
+from agents.kb.records import CHUNKS, DOCUMENTS, EMBEDDED, INDEXED
 from agents.kb.services import KbServices
 from agents.kb.stages import kb_stages
 from agents.offline.embedder import WordLlamaEmbedder
@@ -22,7 +22,7 @@ from streams.kafka.follow import Arrival, Follower
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
 from tests.agents.rag.documents import GUIDE, PAGE
-from tests.streams.running import REPO, podium, running, start_worker, wait_for
+from tests.streams.running import REPO, podium, running, start_group_at_end, start_worker, wait_for
 
 PARAGRAPHS = [
     f"Paragraph {n} of the handbook explains rule {n}: " + " ".join(f"detail{n}x{i}" for i in range(30)) + "."
@@ -33,6 +33,8 @@ PARAGRAPHS = [
 @asynccontextmanager
 async def _pipeline(project: Project, bootstrap: str, unique: str, home: Path) -> AsyncIterator[KbServices]:
     stages = kb_stages(KbConfig(models=REPO / "models.yaml", home=home))
+    for stage in stages:  # this test's documents, not the backlog other tests left on the topics
+        await start_group_at_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
     workers = [
         StageWorker(
             s,
@@ -168,6 +170,10 @@ async def test_podium_run_kb_indexes_what_podium_ingest_docs_publishes(
     folder.mkdir(parents=True)
     (folder / "guide.md").write_bytes(GUIDE.read_bytes())
     log = tmp_path / "kb.log"
+    # `podium run kb` runs on the stages' own groups: from the topics' ends, as a user's would
+    # be after the backlog other tests left.
+    for group, topic in (("chunk", DOCUMENTS), ("embed", CHUNKS), ("index", EMBEDDED)):
+        await start_group_at_end(bootstrap, f"podium.{group}", topic)
     worker = start_worker(bootstrap, log, "kb", env={"PODIUM_HOME": str(home)})
     try:
         wait_for(log, "podium: running")

@@ -1,12 +1,20 @@
 """`podium demo` as a user runs it, against the session's real broker."""
 
 import re
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from streams.config import Settings
 from tests.streams.running import podium
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +24,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("provider", ["local", "sim"])
-def test_the_demo_sends_every_ticket_to_one_terminal_topic(bootstrap: str, home: Path, provider: str) -> None:
-    done = podium(
-        "demo",
-        "--provider",
-        provider,
-        "--pipelines",
-        "kb,support",
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200", "PODIUM_HOME": str(home)},
-    )
+def test_the_demo_sends_every_ticket_to_one_terminal_topic(
+    bootstrap: str, broker_settings: Settings, home: Path, provider: str
+) -> None:
+    # As on a fresh clone: no cluster configured, so the demo starts its own broker in its
+    # PODIUM_HOME (the second run restarts it on the same data) and stops it at the end; the
+    # session's broker, and what other tests left on its kb topics, stay out of it.
+    env = {
+        "COLUMNS": "200",
+        "PODIUM_HOME": str(home),
+        "KAFKA_BOOTSTRAP_SERVERS": "",
+        "PODIUM_BROKER_PORT": str(_free_port()),
+        "PODIUM_CACHE_DIR": str(broker_settings.cache_dir),
+    }
+    done = podium("demo", "--provider", provider, "--pipelines", "kb,support", env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     # The knowledge base was ingested over Kafka first, and the support answers come from it.
