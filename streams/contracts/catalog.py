@@ -50,6 +50,7 @@ _TOPIC_FIELDS = {
     "description",
     "dlq_retention",
     "budget",
+    "tombstone_retention",
 }
 
 
@@ -77,13 +78,19 @@ class TopicSpec:
     parent: str | None = None
     # The latency budget ingress gives a new request on this topic unless the caller names one.
     budget_ms: int | None = None
+    # A compacted topic's delete.retention.ms: how long a tombstone outlives compaction. A
+    # consumer that is down longer never sees the deletion (the broker's default is 1 day).
+    tombstone_retention_ms: int | None = None
 
     def kafka_configs(self) -> dict[str, str]:
-        return {
+        configs = {
             "retention.ms": str(self.retention_ms),
             "cleanup.policy": self.cleanup,
             "max.message.bytes": str(self.max_message_bytes),
         }
+        if self.tombstone_retention_ms is not None:
+            configs["delete.retention.ms"] = str(self.tombstone_retention_ms)
+        return configs
 
 
 @dataclass(frozen=True)
@@ -222,7 +229,16 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
             if "description" in fields
             else "",
             budget_ms=reader.duration_ms(fields["budget"], "budget") if "budget" in fields else None,
+            tombstone_retention_ms=reader.duration_ms(fields["tombstone_retention"], "tombstone_retention")
+            if "tombstone_retention" in fields
+            else None,
         )
+        if spec.tombstone_retention_ms is not None and "compact" not in spec.cleanup:
+            raise reader.fail(
+                fields["tombstone_retention"],
+                f"topic '{name}': field 'tombstone_retention' needs 'cleanup: compact' (tombstones"
+                " are a compacted topic's deletions)",
+            )
         topics.append(spec)
         if spec.consumer:
             dlq_retention = (
@@ -249,6 +265,7 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
                     value_schema=DEAD_LETTER_SCHEMA,
                     retention_ms=dlq_retention,
                     cleanup="delete",
+                    tombstone_retention_ms=None,
                     # A dead letter holds the original bytes plus its reason: give it room.
                     max_message_bytes=spec.max_message_bytes + 1024 * 1024,
                     description=f"records of {name} that could not be processed",

@@ -54,6 +54,27 @@ def test_defaults_apply_and_topics_override() -> None:
     assert catalog.names() == ["a", "b"]  # nothing consumed: no companions
 
 
+def test_a_compacted_topic_may_keep_its_tombstones_longer(schema_store: SchemaStore) -> None:
+    catalog = parse_catalog(
+        "topics:\n  d:\n    value: podium.demo.Note\n    consumer: c\n    cleanup: compact\n"
+        "    tombstone_retention: 30d\n",
+        P,
+        SCHEMAS,
+    )
+    assert catalog.get("d").kafka_configs()["delete.retention.ms"] == str(30 * 86_400_000)
+    assert "delete.retention.ms" not in catalog.get("d.dlq").kafka_configs()  # not compacted
+    assert (
+        "delete.retention.ms"
+        not in parse_catalog("topics:\n  e:\n    value: podium.demo.Note\n", P, SCHEMAS)
+        .get("e")
+        .kafka_configs()
+    )
+    repo = load_catalog(REPO / "topics.yaml", schema_store.names())
+    assert repo.get("kb.documents").tombstone_retention_ms == 30 * 86_400_000
+    with pytest.raises(CatalogError, match="'tombstone_retention' needs 'cleanup: compact'"):
+        parse_catalog("topics:\n  f:\n    value: podium.demo.Note\n    tombstone_retention: 1d\n", P, SCHEMAS)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

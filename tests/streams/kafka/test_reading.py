@@ -56,3 +56,21 @@ async def test_a_groups_lag_is_what_it_has_not_committed(bootstrap: str, make_to
         finally:
             await consumer.stop()
         assert await reader.lag(group, topic) == 1 + 2
+
+
+async def test_a_compacted_topic_keeps_its_tombstones_as_long_as_the_catalog_says(
+    bootstrap: str,
+    make_topics,  # type: ignore[no-untyped-def]
+    unique: str,
+) -> None:
+    from streams.kafka import TopicAdmin
+
+    catalog = await make_topics(
+        "topics:\n  {p}.docs:\n    value: podium.demo.Note\n    cleanup: compact\n"
+        "    tombstone_retention: 30d\n",
+        unique,
+    )
+    async with TopicAdmin(bootstrap) as admin:
+        have = (await admin.existing([f"{unique}.docs"]))[f"{unique}.docs"]
+        assert have.configs["delete.retention.ms"] == str(30 * 86_400_000)
+        assert await admin.apply(catalog) == []  # applied once: nothing left to change
