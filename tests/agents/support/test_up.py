@@ -7,12 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.streams.running import REPO, podium
 
 
-def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str) -> None:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0"}
+def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str, tmp_path: Path) -> None:
+    # A home of its own: `podium up` runs the kb pipeline too, whose index lives under it (not
+    # in the repository's .podium).
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PODIUM_METRICS_PORT": "0",
+        "PODIUM_HOME": str(tmp_path / "home"),
+    }
     up = subprocess.Popen(
         [sys.executable, "-m", "agents.cli", "up"],
         cwd=REPO,
