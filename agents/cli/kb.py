@@ -231,10 +231,6 @@ def search(
         err.print("no passage matched")
 
 
-# The ingestion stages in order: (stage, the topic it consumes); its group is podium.<stage>.
-_STAGES = (("chunk", "kb.documents"), ("embed", "kb.chunks"), ("index", "kb.embedded"))
-
-
 @kb_app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
@@ -254,7 +250,7 @@ def status(
     async def go() -> dict[str, object]:
         import asyncio
 
-        from agents.kb.records import DOCUMENTS
+        from agents.kb.records import DOCUMENTS, STAGES
         from agents.rag.store import open_store
         from streams import ConfigError
         from streams.contracts import dlq_topic
@@ -310,7 +306,7 @@ def status(
                 "dead_letters": dead,
             }
 
-        stages = list(await asyncio.gather(*(stage_state(stage, topic) for stage, topic in _STAGES)))
+        stages = list(await asyncio.gather(*(stage_state(stage, topic) for stage, topic in STAGES)))
         return {
             "store": "pgvector" if url else f"lancedb at {settings.home / 'vectors'}",
             "versions": versions,

@@ -24,7 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agents.kb.documents import Draft, KbPublisher, Refused, drafts_from_path
-from agents.kb.records import CHUNKS, DOCUMENTS, EMBEDDED
+from agents.kb.records import DOCUMENTS, STAGES
 from agents.kb.reindex import reindex
 from agents.kb.services import KbServices
 from agents.kb.stages import kb_stages
@@ -37,8 +37,6 @@ __all__ = ["SHIPPED", "run_kb_demo"]
 
 SHIPPED = Path(__file__).parents[1] / "data" / "kb"
 QUESTION = "We'd like to embed one of our dashboards in our intranet page. Is that possible?"
-# The groups of the three stages and the topic each reads, in pipeline order.
-GROUPS = (("podium.chunk", DOCUMENTS), ("podium.embed", CHUNKS), ("podium.index", EMBEDDED))
 
 
 async def run_kb_demo(project: Project, console: Console) -> int:
@@ -106,7 +104,7 @@ async def _caught_up(bootstrap: str, console: Console, timeout_s: float = 300.0)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("indexing the knowledge base", total=None)
             while True:
-                lags = [await reader.lag(group, topic) for group, topic in GROUPS]
+                lags = [await reader.lag(f"podium.{stage}", topic) for stage, topic in STAGES]
                 progress.update(task, description=f"indexing: records still to read per stage {lags}")
                 if sum(lags) == 0:
                     break

@@ -12,6 +12,7 @@ __all__ = [
     "DOCUMENTS",
     "EMBEDDED",
     "INDEXED",
+    "STAGES",
     "ChunkRecord",
     "Chunks",
     "Document",
@@ -24,6 +25,8 @@ DOCUMENTS = "kb.documents"
 CHUNKS = "kb.chunks"
 EMBEDDED = "kb.embedded"
 INDEXED = "kb.indexed"
+# The ingestion stages in order, each with the topic it consumes (its group is podium.<stage>).
+STAGES = (("chunk", DOCUMENTS), ("embed", CHUNKS), ("index", EMBEDDED))
 
 
 class Document(TypedDict):

@@ -95,6 +95,7 @@ from agents.rag.store import (
     ACTIVE,
     NO_FILTERS,
     RETIRED,
+    TEXT_FIELDS,
     Chunk,
     Filters,
     Hit,
@@ -103,6 +104,7 @@ from agents.rag.store import (
     UnknownIndexVersion,
     VectorStoreError,
     check_vector,
+    checked_vectors,
 )
 
 __all__ = ["INDEX_MIN_ROWS", "LanceStore", "filter_expression"]
@@ -122,7 +124,6 @@ _REFINE = 4
 # week).
 _COMPACT_EVERY = 64
 _VERSIONS = "index_versions"
-_TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
 _VERSIONS_SCHEMA = pa.schema(
     [
         pa.field("name", pa.string(), nullable=False),
@@ -138,7 +139,7 @@ _VERSIONS_SCHEMA = pa.schema(
 
 def _chunk_schema(dimensions: int) -> pa.Schema:
     return pa.schema(
-        [pa.field(name, pa.string(), nullable=False) for name in _TEXT_FIELDS]
+        [pa.field(name, pa.string(), nullable=False) for name in TEXT_FIELDS]
         + [
             pa.field("model", pa.string(), nullable=False),
             pa.field("dimensions", pa.int32(), nullable=False),
@@ -354,7 +355,7 @@ class LanceStore:
             .ef(max(_EF, k * _REFINE))  # lance wants ef >= the candidates it refines (k x refine)
             .refine_factor(_REFINE)
             .limit(k)
-            .select([*_TEXT_FIELDS, "_distance"])
+            .select([*TEXT_FIELDS, "_distance"])
         )
         where = filter_expression(filters)
         if where is not None:
@@ -364,13 +365,13 @@ class LanceStore:
         distances = result.column("_distance").to_pylist()
         return [
             Hit(chunk=_chunk_of(row), score=1.0 - float(distance))
-            for row, distance in zip(result.select(list(_TEXT_FIELDS)).to_pylist(), distances, strict=True)
+            for row, distance in zip(result.select(list(TEXT_FIELDS)).to_pylist(), distances, strict=True)
         ]
 
     async def chunks(self, version: str) -> list[Chunk]:
         table = await self._table(version)
         with _translated(self._directory, f"read chunks of {version}"):
-            result = await table.query().select(list(_TEXT_FIELDS)).to_arrow()
+            result = await table.query().select(list(TEXT_FIELDS)).to_arrow()
         return [_chunk_of(row) for row in result.to_pylist()]
 
     async def count(self, version: str) -> int:
@@ -433,19 +434,8 @@ class LanceStore:
 
     def _arrow_of(self, version: str, document_id: str, chunks: Sequence[Chunk]) -> pa.Table:
         dimensions, model = self._dimensions[version], self._models[version]
-        ids = [chunk.id for chunk in chunks]
-        if len(set(ids)) != len(ids):
-            raise VectorStoreError(f"document {document_id!r}: the same chunk id twice in one replace")
-        rows = []
-        for chunk in chunks:
-            if chunk.document_id != document_id:
-                raise VectorStoreError(
-                    f"chunk {chunk.id!r} belongs to document {chunk.document_id!r}, not {document_id!r}"
-                )
-            if chunk.vector is None:
-                raise VectorStoreError(f"chunk {chunk.id!r} has no vector: embed it before indexing")
-            rows.append(check_vector(chunk.vector, dimensions, f"chunk {chunk.id!r} in {version}"))
-        columns: dict[str, Any] = {name: [getattr(chunk, name) for chunk in chunks] for name in _TEXT_FIELDS}
+        rows = checked_vectors(version, document_id, chunks, dimensions)
+        columns: dict[str, Any] = {name: [getattr(chunk, name) for chunk in chunks] for name in TEXT_FIELDS}
         columns["model"] = [model] * len(chunks)
         columns["dimensions"] = pa.array([dimensions] * len(chunks), pa.int32())
         flat = pa.array(np.stack(rows).ravel(), pa.float32())
@@ -488,7 +478,7 @@ def _matrix(column: pa.ChunkedArray, dimensions: int) -> npt.NDArray[np.float32]
 
 
 def _chunk_of(row: dict[str, Any]) -> Chunk:
-    return Chunk(**{name: row[name] for name in _TEXT_FIELDS})
+    return Chunk(**{name: row[name] for name in TEXT_FIELDS})
 
 
 def _row_of(version: IndexVersion, revision: int) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from agents.rag.store import (
     ACTIVE,
     NO_FILTERS,
     RETIRED,
+    TEXT_FIELDS,
     Chunk,
     Filters,
     Hit,
@@ -56,6 +57,7 @@ from agents.rag.store import (
     UnknownIndexVersion,
     VectorStoreError,
     check_vector,
+    checked_vectors,
 )
 
 __all__ = ["EF_SEARCH", "INDEX_MIN_ROWS", "PgVectorStore", "redacted"]
@@ -68,8 +70,7 @@ EF_SEARCH = 100
 INDEX_MIN_ROWS = 10_000
 _BUILD_MEMORY = "256MB"
 _VERSIONS = sql.Identifier("podium_index_versions")
-_TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
-_COLUMNS = sql.SQL(", ").join(sql.Identifier(name) for name in _TEXT_FIELDS)
+_COLUMNS = sql.SQL(", ").join(sql.Identifier(name) for name in TEXT_FIELDS)
 _VERSION_FIELDS = "name, provider, model, dimensions, state, created_ms"
 # Two processes starting at once must not both create the extension and the versions table.
 _SCHEMA_LOCK = 0x706F6469756D  # "podium"
@@ -296,13 +297,13 @@ class PgVectorStore:
         rows = _rows_of(version, document_id, chunks, dimensions, model)
         table = _chunks_table(version)
         columns = sql.SQL(", ").join(
-            sql.Identifier(name) for name in (*_TEXT_FIELDS, "model", "dimensions", "embedding")
+            sql.Identifier(name) for name in (*TEXT_FIELDS, "model", "dimensions", "embedding")
         )
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
-            for name in (*_TEXT_FIELDS[1:], "model", "dimensions", "embedding")
+            for name in (*TEXT_FIELDS[1:], "model", "dimensions", "embedding")
         )
-        placeholders = sql.SQL(", ").join(sql.Placeholder() * (len(_TEXT_FIELDS) + 3))
+        placeholders = sql.SQL(", ").join(sql.Placeholder() * (len(TEXT_FIELDS) + 3))
         async with self._connection() as conn:
             with _translated(f"replace document {document_id!r} in {version}"):
                 async with conn.transaction():
@@ -374,7 +375,7 @@ class PgVectorStore:
                 await cursor.execute(query, params)
                 found = await cursor.fetchall()
         return [
-            Hit(chunk=Chunk(**{name: hit[name] for name in _TEXT_FIELDS}), score=1.0 - float(hit["distance"]))
+            Hit(chunk=Chunk(**{name: hit[name] for name in TEXT_FIELDS}), score=1.0 - float(hit["distance"]))
             for hit in found
         ]
 
@@ -469,19 +470,11 @@ class PgVectorStore:
 def _rows_of(
     version: str, document_id: str, chunks: Sequence[Chunk], dimensions: int, model: str
 ) -> list[tuple[Any, ...]]:
-    ids = [chunk.id for chunk in chunks]
-    if len(set(ids)) != len(ids):
-        raise VectorStoreError(f"document {document_id!r}: the same chunk id twice in one replace")
-    rows = []
-    for chunk in chunks:
-        if chunk.document_id != document_id:
-            raise VectorStoreError(
-                f"chunk {chunk.id!r} belongs to document {chunk.document_id!r}, not {document_id!r}"
-            )
-        if chunk.vector is None:
-            raise VectorStoreError(f"chunk {chunk.id!r} has no vector: embed it before indexing")
-        vector = check_vector(chunk.vector, dimensions, f"chunk {chunk.id!r} in {version}")
-        rows.append((*(getattr(chunk, name) for name in _TEXT_FIELDS), model, dimensions, vector))
+    vectors = checked_vectors(version, document_id, chunks, dimensions)
+    rows = [
+        (*(getattr(chunk, name) for name in TEXT_FIELDS), model, dimensions, vector)
+        for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
     return rows
 
 

@@ -196,6 +196,30 @@ def version_name(model: str, dimensions: int) -> str:
     return slug[: _MAX_NAME - len(suffix)].rstrip("-") + suffix
 
 
+# A chunk's fields as both backends store them (the vector apart).
+TEXT_FIELDS = ("id", "document_id", "text", "title", "url", "source", "tenant", "language", "content_hash")
+
+
+def checked_vectors(
+    version: str, document_id: str, chunks: Sequence[Chunk], dimensions: int
+) -> list[npt.NDArray[np.float32]]:
+    """The chunks' vectors, in order, once the chunks are fit to replace ``document_id``'s in
+    ``version``: ids unique, all of that document, each with a vector of the version's size."""
+    ids = [chunk.id for chunk in chunks]
+    if len(set(ids)) != len(ids):
+        raise VectorStoreError(f"document {document_id!r}: the same chunk id twice in one replace")
+    rows = []
+    for chunk in chunks:
+        if chunk.document_id != document_id:
+            raise VectorStoreError(
+                f"chunk {chunk.id!r} belongs to document {chunk.document_id!r}, not {document_id!r}"
+            )
+        if chunk.vector is None:
+            raise VectorStoreError(f"chunk {chunk.id!r} has no vector: embed it before indexing")
+        rows.append(check_vector(chunk.vector, dimensions, f"chunk {chunk.id!r} in {version}"))
+    return rows
+
+
 def check_vector(vector: npt.ArrayLike, dimensions: int, where: str) -> npt.NDArray[np.float32]:
     """One float32 row of exactly ``dimensions`` finite values, or :class:`DimensionMismatch`."""
     row = np.asarray(vector, dtype=np.float32)

@@ -11,7 +11,7 @@ from typing import Any
 
 from agents.kb.config import KbConfig
 from agents.kb.documents import Draft, KbPublisher, drafts_from_path, request_id_for
-from agents.kb.records import CHUNKS, DOCUMENTS, EMBEDDED, INDEXED
+from agents.kb.records import INDEXED, STAGES
 from agents.kb.services import KbServices
 from agents.kb.stages import kb_stages
 from agents.offline.embedder import WordLlamaEmbedder
@@ -172,8 +172,8 @@ async def test_podium_run_kb_indexes_what_podium_ingest_docs_publishes(
     log = tmp_path / "kb.log"
     # `podium run kb` runs on the stages' own groups: from the topics' ends, as a user's would
     # be after the backlog other tests left.
-    for group, topic in (("chunk", DOCUMENTS), ("embed", CHUNKS), ("index", EMBEDDED)):
-        await start_group_at_end(bootstrap, f"podium.{group}", topic)
+    for stage, topic in STAGES:
+        await start_group_at_end(bootstrap, f"podium.{stage}", topic)
     worker = start_worker(bootstrap, log, "kb", env={"PODIUM_HOME": str(home)})
     try:
         wait_for(log, "podium: running")
