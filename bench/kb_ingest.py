@@ -215,9 +215,9 @@ async def in_process(docs: list, embedder, embed_batch: int) -> dict:
     """Chunk (the chunk stage's function), embed (WordLlama directly, a call per document),
     store (replace_document into a fresh LanceDB), one document after the other."""
     from agents.kb.config import KbConfig
-    from agents.kb.stages import ChunkStage, embedding_input
+    from agents.kb.stages import ChunkStage, embedding_input, stored_chunks
     from agents.offline.embedder import EMBEDDING_MODEL
-    from agents.rag import Chunk, IndexVersion, version_name
+    from agents.rag import IndexVersion, version_name
     from agents.rag.lance import LanceStore
 
     chunker = ChunkStage(KbConfig(models=REPO / "models.yaml"))
@@ -234,28 +234,16 @@ async def in_process(docs: list, embedder, embed_batch: int) -> dict:
 
             async def one(draft) -> int:
                 record = draft.record()
-                chunks = chunker.chunks_of(record)["chunks"]
+                cut = chunker.chunks_of(record)
+                chunks = cut["chunks"]
                 inputs = [embedding_input(c["title"], c["text"]) for c in chunks]
                 vectors = embedder.embed(inputs)
-                await store.replace_document(
-                    version.name,
-                    record["document_id"],
-                    [
-                        Chunk(
-                            id=c["id"],
-                            document_id=record["document_id"],
-                            text=c["text"],
-                            title=c["title"],
-                            url=c["url"],
-                            source=record["source"],
-                            tenant=record["tenant"],
-                            language=c["language"],
-                            content_hash=record["content_hash"],
-                            vector=row,
-                        )
-                        for c, row in zip(chunks, vectors, strict=True)
-                    ],
-                )
+                # The store's chunks made as the index stage makes them from its record.
+                embedded = {
+                    **cut,
+                    "chunks": [{**c, "vector": row} for c, row in zip(chunks, vectors, strict=True)],
+                }
+                await store.replace_document(version.name, record["document_id"], stored_chunks(embedded))
                 texts.extend(inputs)
                 chunk_counts.append(len(chunks))
                 return len(chunks)
