@@ -251,14 +251,14 @@ def status(
         import asyncio
 
         from agents.kb.records import DOCUMENTS, STAGES
+        from agents.rag.pgvector import PgVectorStore
         from agents.rag.store import open_store
         from streams import ConfigError
         from streams.contracts import dlq_topic
         from streams.kafka import Selection, TopicReader
 
         settings = project.settings
-        url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
-        store = open_store(url, settings.home)
+        store = open_store(settings.vector_url, settings.home)
         await store.start()
         try:
             versions = []
@@ -308,7 +308,9 @@ def status(
 
         stages = list(await asyncio.gather(*(stage_state(stage, topic) for stage, topic in STAGES)))
         return {
-            "store": "pgvector" if url else f"lancedb at {settings.home / 'vectors'}",
+            "store": "pgvector"
+            if isinstance(store, PgVectorStore)
+            else f"lancedb at {settings.home / 'vectors'}",
             "versions": versions,
             "documents": sum(live.values()),
             "stages": stages,

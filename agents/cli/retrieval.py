@@ -35,8 +35,7 @@ async def open_retriever(settings: Settings) -> AsyncIterator[OpenRetriever]:
     """The retriever over the settings' store and gateway, every part closed on the way out
     (a bad models file fails before the store opens)."""
     config = load_gateway_config(settings.models_file)
-    vector_url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
-    store = open_store(vector_url, settings.home)
+    store = open_store(settings.vector_url, settings.home)
     await store.start()
     try:
         gateway = build_gateway(config, settings.provider_keys, local_models=EMBEDDING_MODELS)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
 from agents.rag.chunking import ChunkingPolicy
 from agents.rag.parsing import Limits
 
@@ -33,14 +35,16 @@ class KbTuning:
 class KbConfig:
     models: Path  # models.yaml: the ``embed`` policy
     home: Path = Path(".podium")  # PODIUM_HOME: the LanceDB index lives under <home>/vectors
-    # PODIUM_VECTOR_URL: a pgvector database instead; it may hold a password, so not in the repr.
-    vector_url: str | None = field(default=None, repr=False)
+    # PODIUM_VECTOR_URL: a pgvector database instead; a SecretStr, as it may hold a password.
+    vector_url: SecretStr | None = None
     tuning: KbTuning = field(default_factory=KbTuning)
 
 
 def kb_config(settings: Settings, tuning: KbTuning | None) -> KbConfig:
     """The configuration from the settings and the parsed ``kb:`` section (None: defaults)."""
-    url = settings.vector_url.get_secret_value() if settings.vector_url is not None else None
     return KbConfig(
-        models=settings.models_file, home=settings.home, vector_url=url, tuning=tuning or KbTuning()
+        models=settings.models_file,
+        home=settings.home,
+        vector_url=settings.vector_url,
+        tuning=tuning or KbTuning(),
     )

@@ -31,6 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import SecretStr
 
 from streams.errors import PodiumError
 
@@ -232,12 +233,14 @@ def check_vector(vector: npt.ArrayLike, dimensions: int, where: str) -> npt.NDAr
     return row
 
 
-def open_store(url: str | None, home: Path) -> VectorStore:
+def open_store(url: SecretStr | str | None, home: Path) -> VectorStore:
     """``None`` -> LanceDB under ``<home>/vectors``; ``postgresql://...`` -> pgvector.
 
-    Nothing is opened until :meth:`VectorStore.start`. The URL may hold a password: it is never
-    part of an error message.
+    Nothing is opened until :meth:`VectorStore.start`. The URL may hold a password (the
+    settings keep it a ``SecretStr``, unwrapped here only): it is never part of an error message.
     """
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
     if url is None or not url.strip():
         from agents.rag.lance import LanceStore
 

@@ -195,8 +195,7 @@ class SupportServices(SharedResource):
             asyncio.to_thread(IntentClassifier.trained),
             asyncio.to_thread(Screen.trained, block_at=self.config.block_at),
         )
-        url = self.config.vector_url
-        store = open_store(None if url is None else url.get_secret_value(), self.config.home)
+        store = open_store(self.config.vector_url, self.config.home)
         await store.start()
         self._store = store
         self._retriever = HybridRetriever(store, embed_queries_with(self.gateway, gateway_config))

@@ -158,7 +158,9 @@ def test_the_kb_pipeline_builds_its_three_stages_in_order_on_its_topics(tmp_path
     assert stages[0].on_tombstone is not None and not stages[0].resources
     services = stages[1].resources[0]
     assert isinstance(services, KbServices) and stages[2].resources == (services,)
-    assert services.config.vector_url == "postgresql://u:secret@h/db" and services.config.home == tmp_path
+    url = services.config.vector_url
+    assert url is not None and url.get_secret_value() == "postgresql://u:secret@h/db"
+    assert services.config.home == tmp_path and "secret" not in repr(services.config)
 
 
 async def test_podium_run_kb_indexes_what_podium_ingest_docs_publishes(
