@@ -10,6 +10,8 @@
 ``podium-not-before-ms``    On retry topics: do not run before this time (epoch ms)
 ``podium-path``             Stages passed, comma separated
 ``podium-cost-usd``         What the request has cost so far (model calls of all stages passed)
+``podium-tenant``           Who the request is for (set at ingress, forwarded unchanged): the
+                            runtime shares a stage's in-flight slots between tenants by it
 ==========================  ===============================================================
 
 Headers arrive from anywhere, so parsing never raises: a header that is not UTF-8, too long,
@@ -33,6 +35,7 @@ __all__ = [
     "header_value",
     "ingress_headers",
     "is_stage_name",
+    "is_tenant",
     "new_request_id",
     "now_ms",
     "parse_headers",
@@ -53,10 +56,12 @@ ROUND = "podium-round"
 NOT_BEFORE = "podium-not-before-ms"
 PATH = "podium-path"
 COST = "podium-cost-usd"
-_OWN = {TRACEPARENT, TRACESTATE, REQUEST_ID, DEADLINE, ATTEMPT, ROUND, NOT_BEFORE, PATH, COST}
+TENANT = "podium-tenant"
+_OWN = {TRACEPARENT, TRACESTATE, REQUEST_ID, DEADLINE, ATTEMPT, ROUND, NOT_BEFORE, PATH, COST, TENANT}
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TENANT = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _STAGE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -96,6 +101,7 @@ class RequestHeaders:
     not_before_ms: int | None = None
     path: tuple[str, ...] = ()
     cost_usd: float = 0.0
+    tenant: str | None = None
     passthrough: tuple[tuple[str, bytes], ...] = ()
     problems: tuple[str, ...] = field(default=(), compare=False)
 
@@ -128,6 +134,8 @@ class RequestHeaders:
             out.append((PATH, ",".join(self.path).encode()))
         if self.cost_usd:
             out.append((COST, f"{self.cost_usd:.10g}".encode()))
+        if self.tenant:
+            out.append((TENANT, self.tenant.encode()))
         out.extend(self.passthrough)
         return out
 
@@ -225,15 +233,29 @@ def parse_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> RequestHead
         not_before_ms=number(NOT_BEFORE),
         path=path[-_MAX_PATH_STAGES:],
         cost_usd=_cost(seen.get(COST), problems),
+        tenant=checked(TENANT, _TENANT),
         passthrough=tuple(passthrough),
         problems=tuple(problems),
     )
 
 
-def ingress_headers(request_id: str | None = None, budget_s: float | None = None) -> RequestHeaders:
-    """Headers of a brand-new request (the trace is added by telemetry when it is sent)."""
+def is_tenant(name: str) -> bool:
+    """What ``podium-tenant`` accepts."""
+    return _TENANT.fullmatch(name) is not None
+
+
+def ingress_headers(
+    request_id: str | None = None, budget_s: float | None = None, tenant: str | None = None
+) -> RequestHeaders:
+    """Headers of a brand-new request (the trace is added by telemetry when it is sent).
+
+    A tenant that ``podium-tenant`` would not accept is left out, not sent malformed."""
     deadline = None if budget_s is None else now_ms() + int(budget_s * 1000)
-    return RequestHeaders(request_id=request_id or new_request_id(), deadline_ms=deadline)
+    return RequestHeaders(
+        request_id=request_id or new_request_id(),
+        deadline_ms=deadline,
+        tenant=tenant if tenant and is_tenant(tenant) else None,
+    )
 
 
 def header_value(headers: Sequence[tuple[str, bytes]], key: str) -> bytes | None:

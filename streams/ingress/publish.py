@@ -72,6 +72,7 @@ class Publisher:
         budget_s: float | None = None,
         extra_headers: Sequence[tuple[str, bytes]] = (),
         key: str | None = None,
+        tenant: str | None = None,
     ) -> str:
         """Encode, send and wait for the broker's acknowledgement; returns the request id.
 
@@ -79,11 +80,17 @@ class Publisher:
         a record whose schema has an empty ``request_id`` field gets it filled in. Without
         ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one). The
         key is the request id unless ``key`` names another (a compacted topic's entity id).
+        ``podium-tenant`` is ``tenant``, else the record's own ``tenant`` field (if it has one).
         """
         spec = self._catalog.get(topic)
         if budget_s is None and spec.budget_ms is not None:
             budget_s = spec.budget_ms / 1000
-        headers = ingress_headers(request_id or record.get("request_id") or None, budget_s)
+        tenant = tenant or record.get("tenant") or None
+        headers = ingress_headers(
+            request_id or record.get("request_id") or None,
+            budget_s,
+            tenant if isinstance(tenant, str) else None,
+        )
         if self._has_request_id(spec.value_schema) and not record.get("request_id"):
             record = {**record, "request_id": headers.request_id}
         value = self._codec.encode(spec.value_schema, record)

@@ -78,3 +78,14 @@ def test_cost_travels_and_adds_up_and_nonsense_is_reset() -> None:
     for bad in (b"-1", b"nan", b"inf", b"lots"):
         parsed = parse_headers([("podium-cost-usd", bad)])
         assert parsed.cost_usd == 0.0 and parsed.problems
+
+
+def test_tenant_travels_to_the_next_hop_and_a_malformed_one_is_dropped() -> None:
+    sent = ingress_headers(tenant="acme").to_kafka()
+    assert dict(sent)["podium-tenant"] == b"acme"
+    parsed = parse_headers(sent)
+    assert parsed.tenant == "acme"
+    assert parsed.for_next_hop("classify", None, None).tenant == "acme"
+    bad = parse_headers([("podium-tenant", b"a b\n")])
+    assert bad.tenant is None and any("podium-tenant" in p for p in bad.problems)
+    assert ingress_headers(tenant="no spaces please").tenant is None
