@@ -5,6 +5,20 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 =============================  ===========================================================
 ``KAFKA_BOOTSTRAP_SERVERS``    An existing cluster (``host:port,...``). When set, every
                                command talks to it and ``podium broker start`` is not needed.
+``KAFKA_SECURITY_PROTOCOL``    ``security.protocol`` of every client: ``PLAINTEXT`` | ``SSL`` |
+                               ``SASL_PLAINTEXT`` | ``SASL_SSL``. ``PLAINTEXT``
+``KAFKA_SASL_MECHANISM``       ``sasl.mechanism``: ``PLAIN`` | ``SCRAM-SHA-256`` |
+                               ``SCRAM-SHA-512``
+``KAFKA_SASL_USERNAME``        ``sasl.username``
+``KAFKA_SASL_PASSWORD``        ``sasl.password`` (``SecretStr``, never printed)
+``KAFKA_SSL_CA_LOCATION``      ``ssl.ca.location``: the CA certificates (PEM) that signed the
+                               brokers' certificates; unset: the system's CAs
+``KAFKA_SSL_CERTIFICATE_LOCATION``  ``ssl.certificate.location``: the client's certificate
+                               (PEM), for mutual TLS
+``KAFKA_SSL_KEY_LOCATION``     ``ssl.key.location``: the client's private key (PEM)
+``KAFKA_SSL_KEY_PASSWORD``     ``ssl.key.password`` (``SecretStr``)
+``KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM``  ``https`` (check the broker's host name
+                               against its certificate) | ``none``. ``https``
 ``PODIUM_HOME``                Project data directory (broker data, state, logs). ``./.podium``
 ``PODIUM_CACHE_DIR``           Where broker jars are cached per version. ``~/.cache/podium``
 ``PODIUM_KAFKA_VERSION``       Apache Kafka version of the local broker. ``4.4.0``
@@ -72,6 +86,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    # Kafka's client security properties (streams/kafka/connection.py turns them into options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_ca_location: Path | None = Field(default=None, alias="KAFKA_SSL_CA_LOCATION")
+    kafka_ssl_certificate_location: Path | None = Field(default=None, alias="KAFKA_SSL_CERTIFICATE_LOCATION")
+    kafka_ssl_key_location: Path | None = Field(default=None, alias="KAFKA_SSL_KEY_LOCATION")
+    kafka_ssl_key_password: SecretStr | None = Field(default=None, alias="KAFKA_SSL_KEY_PASSWORD")
+    kafka_ssl_endpoint_identification_algorithm: Literal["https", "none", ""] = Field(
+        default="https", alias="KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM"
+    )
     home: Path = Field(default_factory=lambda: Path.cwd() / ".podium", alias="PODIUM_HOME")
     cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "podium", alias="PODIUM_CACHE_DIR"

@@ -16,6 +16,7 @@ from streams.contracts.registry import SchemaRegistryClient
 from streams.contracts.schemas import SchemaStore
 from streams.errors import BrokerError, ConfigError
 from streams.kafka.broker import LocalBroker
+from streams.kafka.connection import Cluster, KafkaSecurity
 from streams.runtime.pipeline import Build, Pipelines, load_sections
 from streams.runtime.stage import Stage
 
@@ -57,6 +58,12 @@ class Project:
                 "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
             )
         return state.bootstrap
+
+    def cluster(self) -> Cluster:
+        """The configured cluster with its security settings, else the running local broker."""
+        if self.settings.bootstrap_servers:
+            return Cluster(self.settings.bootstrap_servers, KafkaSecurity.from_settings(self.settings))
+        return Cluster(self.bootstrap())
 
     def with_models(self, provider: str) -> Project:
         """The project with the models of a registered ``--provider`` setup."""
