@@ -50,7 +50,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
@@ -62,6 +61,7 @@ from streams import ConfigError
 from streams.contracts import Catalog, new_request_id, parse_catalog
 from streams.ingress import Publisher
 from streams.kafka import Follower, TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import partitions_of
 from streams.runtime import Project, StageEnv, StageWorker
 from streams.telemetry import Telemetry
@@ -180,12 +180,10 @@ async def serve_agent(prefix: str, models: Path, max_in_flight: int) -> None:
     tune_worker_process()
     project = Project(load_settings())
     catalog = agent_catalog(project, prefix)
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     stages = [replace(s, max_in_flight=max_in_flight) for s in agent_stages(bench_agent(prefix), models)]
     workers = [
-        StageWorker(
-            s, bootstrap=bootstrap, catalog=catalog, codec=project.codec, group_id=f"{prefix}.{s.name}"
-        )
+        StageWorker(s, cluster=cluster, catalog=catalog, codec=project.codec, group_id=f"{prefix}.{s.name}")
         for s in stages
     ]
     loop = asyncio.get_running_loop()
@@ -404,22 +402,22 @@ def in_flight(turns: list[tuple[float, float]]) -> tuple[float, int]:
 
 @contextlib.contextmanager
 def agent_worker(
-    prefix: str, models: Path, bootstrap: str, max_in_flight: int, profile: Path | None
+    prefix: str, models: Path, cluster: Cluster, max_in_flight: int, profile: Path | None
 ) -> Iterator[subprocess.Popen[str]]:
     args = ["--serve-agent", prefix, str(models), str(max_in_flight)]
     if profile is not None:
         args += ["--profile-to", str(profile)]
-    with child(args, ready="ready", env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap}) as proc:
+    with child(args, ready="ready", env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap}) as proc:
         yield proc
 
 
 async def on_topics(project: Project, prefix: str) -> Catalog:
     catalog = agent_catalog(project, prefix)
-    async with TopicAdmin(project.bootstrap()) as admin:
+    async with TopicAdmin(project.cluster()) as admin:
         await admin.apply(catalog)
     # New topics reach the metadata a client sees a moment after they are created: wait for it
     # here, or the worker's tables may not find them.
-    consumer = AIOKafkaConsumer(bootstrap_servers=project.bootstrap())
+    consumer = project.cluster().consumer()
     await consumer.start()
     try:
         deadline = time.monotonic() + 30
@@ -438,13 +436,13 @@ async def on_topics(project: Project, prefix: str) -> Catalog:
 
 @contextlib.asynccontextmanager
 async def both_loops(project: Project, catalog: Catalog, agent: Agent, models: Path) -> Any:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     gateway = GatewayResource(models)
-    await gateway.open(StageEnv(bootstrap, catalog, project.codec, Telemetry.configure("none")))
+    await gateway.open(StageEnv(cluster, catalog, project.codec, Telemetry.configure("none")))
     try:
         async with (
-            Follower(bootstrap, [agent.responses, agent.results]) as follower,
-            Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as publisher,
+            Follower(cluster, [agent.responses, agent.results]) as follower,
+            Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as publisher,
             OnKafka(publisher, follower, agent, project) as kafka,
         ):
             yield InProcess(gateway), kafka
@@ -465,7 +463,7 @@ async def latency_case(project: Project, args: argparse.Namespace, tmp: Path) ->
     profile = args.profile / "latency.prof" if args.profile else None
     with simulator(0) as (url, _):
         models = models_file(url, tmp)
-        with agent_worker(prefix, models, project.bootstrap(), args.max_in_flight, profile):
+        with agent_worker(prefix, models, project.cluster(), args.max_in_flight, profile):
             async with both_loops(project, catalog, agent, models) as (alone, kafka):
                 for i in range(args.warmup):  # groups joined, connections open, code paths warm
                     await alone.ask(body(i))
@@ -500,7 +498,7 @@ async def throughput_case(project: Project, args: argparse.Namespace, tmp: Path)
     n, c = args.throughput_requests, args.concurrency
     with simulator(args.latency_ms) as (url, sim):
         models = models_file(url, tmp)
-        with agent_worker(prefix, models, project.bootstrap(), args.max_in_flight, profile) as worker:
+        with agent_worker(prefix, models, project.cluster(), args.max_in_flight, profile) as worker:
             async with both_loops(project, catalog, agent, models) as (alone, kafka):
                 for i in range(args.warmup):
                     await kafka.ask(body(i))

@@ -37,6 +37,7 @@ from agents.content.stages import content_stages
 from streams.contracts import RequestHeaders, new_request_id, now_ms
 from streams.ingress import Publisher
 from streams.kafka import Follower, TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime import Emit, Project, Stage, StageContext, StageEnv, StageWorker
 from streams.telemetry import Telemetry
 
@@ -75,10 +76,10 @@ async def in_process(
     stages: list[Stage[Any]],
     records: list[dict[str, Any]],
     concurrency: int,
-    bootstrap: str,
+    cluster: Cluster,
 ) -> tuple[float, dict[str, int]]:
     by_name = {s.name: s for s in stages}
-    env = StageEnv(bootstrap, project.catalog, project.codec, Telemetry.configure("none"))
+    env = StageEnv(cluster, project.catalog, project.codec, Telemetry.configure("none"))
     services = stages[0].resources[0]
     await services.open(env)
     room = asyncio.Semaphore(concurrency)
@@ -127,17 +128,15 @@ async def in_process(
 
 
 async def on_kafka(project: Project, stages: list[Stage[Any]], records: list[dict[str, Any]],
-                   bootstrap: str) -> tuple[float, dict[str, int]]:  # fmt: skip
-    workers = [
-        StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) for s in stages
-    ]
+                   cluster: Cluster) -> tuple[float, dict[str, int]]:  # fmt: skip
+    workers = [StageWorker(s, cluster=cluster, catalog=project.catalog, codec=project.codec) for s in stages]
     sent: set[str] = set()
     got: dict[str, Any] = {}
     first_draft: list[int] = []
     async with (
-        Follower(bootstrap, ["content.published", "content.rejected"]) as follower,
-        Follower(bootstrap, ["content.drafts.factcheck"]) as drafts,
-        Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+        Follower(cluster, ["content.published", "content.rejected"]) as follower,
+        Follower(cluster, ["content.drafts.factcheck"]) as drafts,
+        Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as publisher,
     ):
         for record in records:
             sent.add(await publisher.publish("content.briefs", record))
@@ -181,8 +180,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)  # the stages' max_in_flight
     args = parser.parse_args()
     async with bench_project(console) as project:
-        bootstrap = project.bootstrap()
-        async with TopicAdmin(bootstrap) as admin:
+        cluster = project.cluster()
+        async with TopicAdmin(cluster) as admin:
             await admin.apply(project.catalog)
         records = briefs(args.briefs)
         with tempfile.TemporaryDirectory() as tmp:
@@ -190,15 +189,15 @@ async def main() -> None:
                 with simulator(0) as url:
                     config = ContentConfig(models=models_file(url, Path(tmp)))
                     alone, alone_ends = await in_process(
-                        project, content_stages(config), records, args.concurrency, bootstrap
+                        project, content_stages(config), records, args.concurrency, cluster
                     )
-                    kafka, kafka_ends = await on_kafka(project, content_stages(config), records, bootstrap)
+                    kafka, kafka_ends = await on_kafka(project, content_stages(config), records, cluster)
             else:
                 config = ContentConfig(models=models_file(None, Path(tmp)))
                 alone, alone_ends = await in_process(
-                    project, content_stages(config), records, args.concurrency, bootstrap
+                    project, content_stages(config), records, args.concurrency, cluster
                 )
-                kafka, kafka_ends = await on_kafka(project, content_stages(config), records, bootstrap)
+                kafka, kafka_ends = await on_kafka(project, content_stages(config), records, cluster)
         table = Table(title=f"content pipeline: {args.briefs} briefs, drafts by {args.provider}"
                       + (" at 0 ms" if args.provider == "sim" else ""))  # fmt: skip
         for column in ("path", "briefs/s", "ratio", "ended"):

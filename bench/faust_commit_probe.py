@@ -22,12 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 from rich.console import Console
 from rich.table import Table
 
 from streams.config import load_settings
+from streams.kafka.connection import Cluster
 from streams.runtime import Project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,8 +69,8 @@ def stages():
 """
 
 
-async def create(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def create(cluster: Cluster, names: list[str]) -> None:
+    admin = cluster.admin()
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
@@ -77,8 +78,8 @@ async def create(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-async def fill(bootstrap: str, topic: str, value: bytes, count: int) -> dict[bytes, tuple[int, int]]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def fill(cluster: Cluster, topic: str, value: bytes, count: int) -> dict[bytes, tuple[int, int]]:
+    producer = cluster.producer(acks="all")
     await producer.start()
     try:
         futures = {
@@ -89,8 +90,8 @@ async def fill(bootstrap: str, topic: str, value: bytes, count: int) -> dict[byt
         await producer.stop()
 
 
-async def outputs(bootstrap: str, topic: str) -> set[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+async def outputs(cluster: Cluster, topic: str) -> set[bytes]:
+    consumer = cluster.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -106,8 +107,8 @@ async def outputs(bootstrap: str, topic: str) -> set[bytes]:
         await consumer.stop()
 
 
-async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed(cluster: Cluster, group: str, topic: str) -> dict[int, int]:
+    admin = cluster.admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -117,19 +118,19 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 async def probe(
-    kind: str, bootstrap: str, records: int, concurrency: int, workdir: Path
+    kind: str, cluster: Cluster, records: int, concurrency: int, workdir: Path
 ) -> tuple[int, int, int, int]:
     tag = f"probe{os.urandom(3).hex()}"
     source, sink = f"{tag}.in", f"{tag}.out"
     topics = [source, sink]
     env = {
         **os.environ,
-        "PROBE_BOOTSTRAP": bootstrap,
+        "PROBE_BOOTSTRAP": cluster.bootstrap,
         "PROBE_IN": source,
         "PROBE_OUT": sink,
         "PROBE_APP": tag,
         "PROBE_CONCURRENCY": str(concurrency),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PYTHONPATH": f"{workdir}:{REPO}",
     }
     if kind == "faust":
@@ -156,10 +157,10 @@ async def probe(
         env["PODIUM_SCHEMAS"] = str(REPO / "schemas")
         command = [sys.executable, "-m", "agents.cli", "run", f"{tag}_stages:stages"]
         group = "podium.probe"
-    await create(bootstrap, topics)
+    await create(cluster, topics)
     project = Project(load_settings(PODIUM_SCHEMAS=str(REPO / "schemas")))
     value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
-    placed = await fill(bootstrap, source, value, records)
+    placed = await fill(cluster, source, value, records)
     log = (workdir / f"{tag}.log").open("wb")
     worker = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the worker runs on
         command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
@@ -170,15 +171,15 @@ async def probe(
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise RuntimeError(f"{kind} worker exited: {(workdir / f'{tag}.log').read_text()[-2000:]}")
-            if len(await outputs(bootstrap, sink)) >= records // 5:
+            if len(await outputs(cluster, sink)) >= records // 5:
                 break
             await asyncio.sleep(0.3)
         await asyncio.sleep(0.5)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-    done = await outputs(bootstrap, sink)
-    positions = await committed(bootstrap, group, source)
+    done = await outputs(cluster, sink)
+    positions = await committed(cluster, group, source)
     below = [k for k, (p, o) in placed.items() if o < positions.get(p, 0)]
     lost = [k for k in below if k not in done]
     return len(done), len(below), len(lost), sum(positions.values())
@@ -206,7 +207,7 @@ async def main() -> None:
                 f"{kind}: {args.records} records, {args.concurrency} in flight, then SIGKILL"
             ):
                 rows.append(
-                    (kind, *await probe(kind, project.bootstrap(), args.records, args.concurrency, workdir))
+                    (kind, *await probe(kind, project.cluster(), args.records, args.concurrency, workdir))
                 )
     finally:
         if started:

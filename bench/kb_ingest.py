@@ -38,12 +38,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
-from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = os.urandom(3).hex()  # this run's document ids
@@ -127,12 +130,11 @@ class Indexed:
     """Reads kb.documents and kb.indexed from their start; ``until(ids)`` waits until every id
     has a kb.indexed record."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer(
+    def __init__(self, cluster: Cluster) -> None:
+        self.consumer = cluster.consumer(
             "kb.documents",
             "kb.indexed",
             *DEAD_LETTERS,
-            bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
@@ -167,18 +169,18 @@ async def on_kafka(project, docs: list, warmup: list, args: argparse.Namespace, 
     from streams.ingress.publish import Publisher
     from streams.kafka import TopicAdmin
 
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     catalog = project.catalog
-    async with TopicAdmin(bootstrap) as admin:
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(catalog.select(t.name for t in catalog if t.name.startswith("kb.")))
-    env = {**env, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    env = {**env, "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap}
     schema = catalog.get("kb.indexed").value_schema
-    indexed = Indexed(bootstrap)
+    indexed = Indexed(cluster)
     await indexed.consumer.start()
     try:
         with kb_worker(env) as proc:
             worker = psutil.Process(proc.pid)
-            async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as pub:
+            async with Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as pub:
 
                 async def publish(draft) -> None:
                     await pub.publish(

@@ -22,7 +22,6 @@ import os
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from local_kafka import bench_project
 from rich.console import Console
 from rich.table import Table
@@ -32,6 +31,7 @@ from agents.market.windows import TickWindows, WindowConfig
 from streams.contracts import Catalog, parse_catalog
 from streams.ingress import Publisher
 from streams.kafka import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime import Project, WindowStage, WindowWorker
 
 console = Console(width=120)
@@ -60,8 +60,8 @@ def ticks(count: int, symbols: int) -> list[Tick]:
     ]
 
 
-async def raw_produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+async def raw_produce(cluster: Cluster, topic: str, values: list[tuple[bytes, bytes]]) -> float:
+    producer = cluster.producer(acks="all", linger_ms=5)
     await producer.start()
     try:
         started = time.perf_counter()
@@ -72,8 +72,8 @@ async def raw_produce(bootstrap: str, topic: str, values: list[tuple[bytes, byte
         await producer.stop()
 
 
-async def raw_consume(bootstrap: str, topic: str, count: int, project: Project) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{os.urandom(2).hex()}",
+async def raw_consume(cluster: Cluster, topic: str, count: int, project: Project) -> float:
+    consumer = cluster.consumer(topic, group_id=f"raw-{os.urandom(2).hex()}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
@@ -90,7 +90,9 @@ async def raw_consume(bootstrap: str, topic: str, count: int, project: Project) 
         await consumer.stop()
 
 
-def window_worker(prefix: str, run: str, catalog: Catalog, project: Project, bootstrap: str) -> WindowWorker:
+def window_worker(
+    prefix: str, run: str, catalog: Catalog, project: Project, cluster: Cluster
+) -> WindowWorker:
     config = WindowConfig(f"{prefix}.{run}.ticks", f"{prefix}.{run}.signals", size_ms=60_000, grace_ms=5_000)
     stage = WindowStage(
         "windows",
@@ -100,7 +102,7 @@ def window_worker(prefix: str, run: str, catalog: Catalog, project: Project, boo
         state_topic=f"{prefix}.{run}.state",
         new_state=lambda snapshot: TickWindows(config, snapshot),
     )
-    return WindowWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=project.codec,
+    return WindowWorker(stage, cluster=cluster, catalog=catalog, codec=project.codec,
                         group_id=f"bench-{prefix}-{run}")  # fmt: skip
 
 
@@ -131,10 +133,10 @@ async def main() -> None:
     parser.add_argument("--symbols", type=int, default=50)
     args = parser.parse_args()
     async with bench_project(console) as project:
-        bootstrap = project.bootstrap()
+        cluster = project.cluster()
         prefix = f"bench{os.urandom(2).hex()}"
         catalog = catalog_for(prefix, project)
-        async with TopicAdmin(bootstrap) as admin:
+        async with TopicAdmin(cluster) as admin:
             await admin.apply(catalog)
         generated = ticks(args.ticks, args.symbols)
         encoded = [
@@ -143,8 +145,8 @@ async def main() -> None:
         ]
         rows: list[tuple[str, float, float | None]] = []
 
-        raw_in = await raw_produce(bootstrap, f"{prefix}.raw.ticks", encoded)
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as publisher:
+        raw_in = await raw_produce(cluster, f"{prefix}.raw.ticks", encoded)
+        async with Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as publisher:
             ingester = TickIngester(publisher, project.codec, "bench", topic=f"{prefix}.ingest.ticks")
             t0 = time.perf_counter()
             for i in range(0, len(generated), 5_000):  # batches, as a feed delivers them
@@ -155,16 +157,16 @@ async def main() -> None:
             ("podium ingest (TickIngester)", ingest, ingest / raw_in),
         ]
 
-        raw_out = await raw_consume(bootstrap, f"{prefix}.raw.ticks", args.ticks, project)
-        folded_worker = window_worker(prefix, "raw", catalog, project, bootstrap)
+        raw_out = await raw_consume(cluster, f"{prefix}.raw.ticks", args.ticks, project)
+        folded_worker = window_worker(prefix, "raw", catalog, project, cluster)
         folded = await fold_all(folded_worker, args.ticks)
         rows += [
             ("raw aiokafka consume + decode", raw_out, None),
             ("podium windows (backlog)", folded, folded / raw_out),
         ]
 
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as publisher:
-            worker = window_worker(prefix, "both", catalog, project, bootstrap)
+        async with Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as publisher:
+            worker = window_worker(prefix, "both", catalog, project, cluster)
             ingester = TickIngester(publisher, project.codec, "bench", topic=f"{prefix}.both.ticks")
 
             async def feed() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 from streams.contracts import SchemaStore, SingleObjectCodec, ingress_headers, parse_catalog
+from streams.kafka.connection import Cluster
 from streams.runtime import Emit, Record, Stage, StageContext, StageWorker, tune_worker_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def main() -> None:
     def fresh() -> StageWorker:
         worker = StageWorker(
             Stage(name="s", consumes="a", produces=("b",), handler=passthrough),
-            bootstrap="unused:9092",
+            cluster=Cluster("unused:9092"),
             catalog=catalog,
             codec=codec,
         )

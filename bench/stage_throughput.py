@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -36,6 +36,7 @@ from rich.table import Table
 from streams.config import load_settings
 from streams.contracts import Catalog, parse_catalog
 from streams.kafka import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime import Emit, Project, Record, Stage, StageContext, StageWorker, tune_worker_process
 from streams.telemetry import Telemetry
 
@@ -63,8 +64,8 @@ topics:
     return parse_catalog(text, Path("bench"), project.schemas.names())
 
 
-async def fill(bootstrap: str, topic: str, value: bytes, count: int, rate: float | None = None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+async def fill(cluster: Cluster, topic: str, value: bytes, count: int, rate: float | None = None) -> None:
+    producer = cluster.producer(acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -81,8 +82,8 @@ async def fill(bootstrap: str, topic: str, value: bytes, count: int, rate: float
         await producer.stop()
 
 
-async def read_timestamps(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict[bytes, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+async def read_timestamps(cluster: Cluster, topic: str, count: int, timeout_s: float) -> dict[bytes, int]:
+    consumer = cluster.consumer(enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -99,16 +100,15 @@ async def read_timestamps(bootstrap: str, topic: str, count: int, timeout_s: flo
         await consumer.stop()
 
 
-async def raw_loop(bootstrap: str, source: str, sink: str, stop: asyncio.Event) -> None:
+async def raw_loop(cluster: Cluster, source: str, sink: str, stop: asyncio.Event) -> None:
     """The baseline: what a careful hand-written aiokafka worker does."""
-    consumer = AIOKafkaConsumer(
+    consumer = cluster.consumer(
         source,
-        bootstrap_servers=bootstrap,
         group_id=f"raw-{source}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = cluster.producer(acks="all", enable_idempotence=True, linger_ms=5)
     await consumer.start()
     await producer.start()
     try:
@@ -160,22 +160,22 @@ def stage(name: str, source: str, handler: Any, max_in_flight: int) -> Stage:
 
 
 async def measure(
-    run: Any, bootstrap: str, source: str, sink: str, value: bytes, count: int, rate: float | None
+    run: Any, cluster: Cluster, source: str, sink: str, value: bytes, count: int, rate: float | None
 ) -> tuple[float, float, float]:
     if rate is None:
-        await fill(bootstrap, source, value, count)
+        await fill(cluster, source, value, count)
     stop = asyncio.Event()
     task = asyncio.create_task(run(stop))
     try:
         if rate is not None:
-            await fill(bootstrap, source, value, count, rate)
-        outputs = await read_timestamps(bootstrap, sink, count, timeout_s=300)
+            await fill(cluster, source, value, count, rate)
+        outputs = await read_timestamps(cluster, sink, count, timeout_s=300)
     finally:
         stop.set()
         await task
     if len(outputs) < count:
         raise RuntimeError(f"{sink}: only {len(outputs)} of {count} records arrived")
-    inputs = await read_timestamps(bootstrap, source, count, timeout_s=60)
+    inputs = await read_timestamps(cluster, source, count, timeout_s=60)
     times = sorted(outputs.values())
     throughput = (len(times) - 1) / max((times[-1] - times[0]) / 1000, 1e-3)
     latencies = sorted(outputs[k] - inputs[k] for k in outputs)
@@ -199,21 +199,21 @@ async def main() -> None:
     if not project.settings.bootstrap_servers and project.broker.running() is None:
         await project.broker.start(echo=console.print)
         started = True
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     prefix = "bench" + os.urandom(3).hex()
     catalog = catalog_for(prefix, project)
-    async with TopicAdmin(bootstrap) as admin:
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(catalog)
     value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 1000})
 
     def raw(source: str, sink: str) -> Any:
-        return lambda stop: raw_loop(bootstrap, source, sink, stop)
+        return lambda stop: raw_loop(cluster, source, sink, stop)
 
     def staged(s: Stage, telemetry: Telemetry | None = None) -> Any:
         async def run(stop: asyncio.Event) -> None:
             worker = StageWorker(
                 s,
-                bootstrap=bootstrap,
+                cluster=cluster,
                 catalog=catalog,
                 codec=project.codec,
                 group_id=f"{prefix}-{s.name}-{s.consumes}",
@@ -233,7 +233,7 @@ async def main() -> None:
         with console.status("raw aiokafka, backlog"):
             raw_tp = await measure(
                 raw(f"{prefix}.raw.in", f"{prefix}.raw.out"),
-                bootstrap,
+                cluster,
                 f"{prefix}.raw.in",
                 f"{prefix}.raw.out",
                 value,
@@ -242,11 +242,11 @@ async def main() -> None:
             )
         with console.status("stage runtime, backlog"):
             st = stage("passthrough", f"{prefix}.stage.in", passthrough, 1000)
-            stage_tp = await measure(staged(st), bootstrap, st.consumes, st.produces[0], value, n, None)
+            stage_tp = await measure(staged(st), cluster, st.consumes, st.produces[0], value, n, None)
         with console.status("raw aiokafka, 1000/s"):
             raw_lat = await measure(
                 raw(f"{prefix}.lat.raw.in", f"{prefix}.lat.raw.out"),
-                bootstrap,
+                cluster,
                 f"{prefix}.lat.raw.in",
                 f"{prefix}.lat.raw.out",
                 value,
@@ -257,7 +257,7 @@ async def main() -> None:
             st_lat = replace(st, consumes=f"{prefix}.lat.stage.in", produces=(f"{prefix}.lat.stage.out",))
             stage_lat = await measure(
                 staged(st_lat),
-                bootstrap,
+                cluster,
                 st_lat.consumes,
                 st_lat.produces[0],
                 value,
@@ -269,11 +269,11 @@ async def main() -> None:
             spans = replace(st, consumes=f"{prefix}.spans.in", produces=(f"{prefix}.spans.out",))
             recording = recording_telemetry()
             spans_tp = await measure(
-                staged(spans, recording), bootstrap, spans.consumes, spans.produces[0], value, n, None
+                staged(spans, recording), cluster, spans.consumes, spans.produces[0], value, n, None
             )
             recording.shutdown()
             slow_tp = await measure(
-                staged(sl), bootstrap, sl.consumes, sl.produces[0], value, args.slow_records, None
+                staged(sl), cluster, sl.consumes, sl.produces[0], value, args.slow_records, None
             )
         rows = [
             ("raw aiokafka consume-produce", raw_tp[0], raw_lat[1], raw_lat[2], 1.0),

@@ -44,6 +44,7 @@ from agents.support.stages import support_stages
 from streams.contracts import Catalog, RequestHeaders, new_request_id, now_ms, parse_catalog
 from streams.ingress import Publisher
 from streams.kafka import Follower, TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.operations import pipeline_topics
 from streams.runtime import Emit, Project, Stage, StageContext, StageEnv, StageWorker
 from streams.telemetry import Telemetry
@@ -162,7 +163,7 @@ async def on_kafka(
     stages: list[Stage[Any]],
     records: list[dict[str, Any]],
     rate: float | None,
-    bootstrap: str,
+    cluster: Cluster,
 ) -> tuple[float, list[dict[str, Any]], list[float]]:
     """(requests/s, terminal values, end-to-end ms) with the stages running on Kafka.
 
@@ -173,16 +174,14 @@ async def on_kafka(
     # One group per stage for the whole bench: each run starts where the previous one committed.
     prefix = input_topic.removesuffix("support.requests")
     workers = [
-        StageWorker(
-            s, bootstrap=bootstrap, catalog=catalog, codec=project.codec, group_id=f"{prefix}{s.name}"
-        )
+        StageWorker(s, cluster=cluster, catalog=catalog, codec=project.codec, group_id=f"{prefix}{s.name}")
         for s in stages
     ]
     sent: dict[str, float] = {}
     got: dict[str, Any] = {}
     async with (
-        Follower(bootstrap, terminal) as follower,
-        Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as publisher,
+        Follower(cluster, terminal) as follower,
+        Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as publisher,
     ):
 
         async def publish(record: dict[str, Any]) -> None:
@@ -257,10 +256,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args()
     async with bench_project(console) as project:
-        bootstrap = project.bootstrap()
+        cluster = project.cluster()
         prefix = f"bench{os.urandom(2).hex()}."
         catalog = prefixed_catalog(project, prefix)
-        async with TopicAdmin(bootstrap) as admin:
+        async with TopicAdmin(cluster) as admin:
             await admin.apply(catalog.select(t.name for t in catalog if t.name.startswith(prefix)))
 
         table = Table(
@@ -290,13 +289,13 @@ async def main() -> None:
                 )
                 stages = support_stages(config, prefix=prefix)
                 services = stages[0].resources[0]
-                await services.open(StageEnv(bootstrap, catalog, project.codec, telemetry))
+                await services.open(StageEnv(cluster, catalog, project.codec, telemetry))
                 try:
                     with console.status(f"{latency:.0f} ms: in-process baseline"):
                         baseline = await in_process(stages, bodies(args.requests, "base"), args.concurrency)
                     with console.status(f"{latency:.0f} ms: pipeline on Kafka, backlog"):
                         rps, _, _ = await on_kafka(
-                            project, catalog, stages, bodies(args.requests, "tp"), None, bootstrap
+                            project, catalog, stages, bodies(args.requests, "tp"), None, cluster
                         )
                     with console.status(f"{latency:.0f} ms: pipeline on Kafka at {args.rate:.0f}/s"):
                         _, values, e2e = await on_kafka(
@@ -305,7 +304,7 @@ async def main() -> None:
                             stages,
                             bodies(args.latency_requests, "lat"),
                             args.rate,
-                            bootstrap,
+                            cluster,
                         )
                 finally:
                     await services.close()

@@ -12,6 +12,7 @@ import pytest
 from streams.config import Settings, load_settings
 from streams.contracts.schemas import SchemaStore
 from streams.kafka.broker import LocalBroker
+from streams.kafka.connection import Cluster, KafkaSecurity
 from tests.phoenix import Phoenix, start_phoenix, stop_phoenix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +68,13 @@ def bootstrap(broker_settings: Settings, local_broker: LocalBroker | None) -> st
 
 
 @pytest.fixture(scope="session")
+def cluster(broker_settings: Settings, bootstrap: str) -> Cluster:
+    """The session's cluster as podium reaches it (with the KAFKA_SECURITY_* settings when the
+    suite is pointed at an existing cluster)."""
+    return Cluster(bootstrap, KafkaSecurity.from_settings(broker_settings))
+
+
+@pytest.fixture(scope="session")
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
     """Arize Phoenix from .venv-phoenix (`make phoenix`, a prerequisite of `make test`), a real
     `phoenix serve` once per session; missing, it fails the tests that need it instead of skipping."""
@@ -102,14 +110,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def make_topics(bootstrap: str, schema_store: SchemaStore):  # type: ignore[no-untyped-def]
+def make_topics(cluster: Cluster, schema_store: SchemaStore):  # type: ignore[no-untyped-def]
     """Apply a catalog given as YAML text (use {p} for a per-test prefix); returns it."""
     from streams.contracts.catalog import Catalog, parse_catalog
     from streams.kafka.admin import TopicAdmin
 
     async def make(text: str, prefix: str) -> Catalog:
         catalog = parse_catalog(text.replace("{p}", prefix), Path("test-topics.yaml"), schema_store.names())
-        async with TopicAdmin(bootstrap) as admin:
+        async with TopicAdmin(cluster) as admin:
             await admin.apply(catalog)
         return catalog
 
@@ -118,7 +126,7 @@ def make_topics(bootstrap: str, schema_store: SchemaStore):  # type: ignore[no-u
 
 @pytest.fixture(scope="session")
 async def shipped_kb(
-    broker_settings: Settings, bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    broker_settings: Settings, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A PODIUM_HOME whose vector store holds the shipped knowledge base, ingested as `make demo`
     ingests it: published on kb.documents and indexed by the kb pipeline on the real broker.
@@ -139,8 +147,10 @@ async def shipped_kb(
     from tests.streams.running import REPO, running, start_group_at_end
 
     home = tmp_path_factory.mktemp("shipped-kb-home")
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap, "home": home}))
-    async with TopicAdmin(bootstrap) as admin:
+    project = Project(
+        broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap, "home": home})
+    )
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog)
     drafts = [d for d in drafts_from_path(REPO / "agents" / "data" / "kb") if isinstance(d, Draft)]
     assert len(drafts) == 80, "the shipped knowledge base is 45 docs and 35 FAQ entries"
@@ -148,19 +158,19 @@ async def shipped_kb(
     group = f"shipped-kb-{uuid.uuid4().hex[:8]}"
     workers = []
     for stage in stages:
-        await start_group_at_end(bootstrap, f"{group}-{stage.name}", stage.consumes)
+        await start_group_at_end(cluster, f"{group}-{stage.name}", stage.consumes)
         workers.append(
             StageWorker(
                 stage,
-                bootstrap=bootstrap,
+                cluster=cluster,
                 catalog=project.catalog,
                 codec=project.codec,
                 group_id=f"{group}-{stage.name}",
             )
         )
     wanted = {request_id_for(d.document_id) for d in drafts}
-    async with Follower(bootstrap, [INDEXED]) as follower, running(*workers):
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+    async with Follower(cluster, [INDEXED]) as follower, running(*workers):
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             kb = KbPublisher(pub, project.catalog, project.codec)  # not loaded: every one is sent
             for draft in drafts:
                 assert await kb.publish(draft)

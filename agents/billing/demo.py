@@ -61,16 +61,16 @@ async def run_billing_demo(project: Project, console: Console) -> int:
     responses: dict[str, dict[str, Any]] = {}
     async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:
         async with (
-            Follower(stack.bootstrap, [agent.responses, agent.approvals]) as follower,
+            Follower(stack.cluster, [agent.responses, agent.approvals]) as follower,
             Publisher(
-                bootstrap=stack.bootstrap,
+                cluster=stack.cluster,
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=stack.telemetry,
             ) as publisher,
             # What `podium approve` uses: the demo answers approval requests as a person would.
             Approvals(
-                bootstrap=stack.bootstrap, catalog=project.catalog, codec=project.codec, publisher=publisher
+                cluster=stack.cluster, catalog=project.catalog, codec=project.codec, publisher=publisher
             ) as approvals,
         ):
             sent: dict[str, Question] = {}
@@ -93,7 +93,7 @@ async def run_billing_demo(project: Project, console: Console) -> int:
         _print_request(console, rid, question, responses.get(rid))
     _print_refunds(console, data_dir)
     report = await run_audit(
-        project.bootstrap(),
+        project.cluster(),
         agent.requests,
         [agent.responses],
         since=Position(timestamp_ms=started_ms),

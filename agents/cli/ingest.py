@@ -58,11 +58,9 @@ def ingest_news(
     source = url or str(replay_file)
 
     async def go() -> None:
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+        async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
             ingester = NewsIngester(pub, project.catalog, project.codec, source)
-            known = await ingester.load_seen(project.bootstrap())
+            known = await ingester.load_seen(project.cluster())
             console.print(f"{known} item(s) already on {NEWS_TOPIC}; they will not be published again")
             if replay_file is not None:
                 await play(ingester, replay_file, speed)
@@ -103,11 +101,9 @@ def ingest_prices(
     project = _ingest_project(url, replay_file)
 
     async def go() -> None:
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+        async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
             ingester = TickIngester(pub, project.codec, url or str(replay_file))
-            symbols = await ingester.load_last(project.bootstrap())
+            symbols = await ingester.load_last(project.cluster())
             console.print(f"resuming {symbols} symbol(s) from {TICKS_TOPIC}")
             if replay_file is not None:
                 await replay_ticks(ingester, replay_file, speed)
@@ -153,11 +149,9 @@ def ingest_docs(
     project = load_project()
 
     async def go() -> int:
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+        async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
             kb = KbPublisher(pub, project.catalog, project.codec)
-            known = await kb.load(project.bootstrap())
+            known = await kb.load(project.cluster())
             console.print(f"{known} document(s) on {DOCUMENTS}")
             found: Iterable[Draft | Refused]
             if target.startswith(("http://", "https://")):

@@ -40,11 +40,9 @@ def delete(
     project = load_project()
 
     async def go() -> bool:
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+        async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
             kb = KbPublisher(pub, project.catalog, project.codec)
-            await kb.load(project.bootstrap())
+            await kb.load(project.cluster())
             if document_id not in kb.known and not force:
                 err.print(
                     f"no document {document_id!r} on {DOCUMENTS} (--force publishes the tombstone anyway)"
@@ -83,7 +81,7 @@ def reindex(
     # The provider keys of the environment: the new model may be a hosted one.
     gateway = GatewayResource(settings.models_file, settings.provider_keys, EMBEDDING_MODELS)
     services = KbServices(kb_config(settings, project.sections.get("kb")), gateway)
-    env = StageEnv(project.bootstrap(), project.catalog, project.codec, Telemetry.configure("none"))
+    env = StageEnv(project.cluster(), project.catalog, project.codec, Telemetry.configure("none"))
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,7 +103,7 @@ def reindex(
 
                 report = await build(
                     services,
-                    project.bootstrap(),
+                    project.cluster(),
                     project.catalog,
                     project.codec,
                     activate=activate,
@@ -280,18 +278,18 @@ def status(
             await store.stop()
         # One reader per topic: a reader that has read one topic does not see another's
         # partitions (its client's metadata covers the topics it was assigned).
-        bootstrap = project.bootstrap()
+        cluster = project.cluster()
         live: dict[bytes, bool] = {}
-        async with TopicReader(bootstrap) as reader:
+        async with TopicReader(cluster) as reader:
             async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
                 if record.key is not None:
                     live[record.key] = record.value is not None
 
         async def stage_state(stage: str, topic: str) -> dict[str, object]:
             group = f"podium.{stage}"
-            async with TopicReader(bootstrap) as reader:
+            async with TopicReader(cluster) as reader:
                 lag = await reader.lag(group, topic)
-            async with TopicReader(bootstrap) as reader:
+            async with TopicReader(cluster) as reader:
                 try:  # a stage's DLQ topic exists once `podium topics apply` made it
                     await reader.plan(Selection(dlq_topic(topic)))
                     dead: int | None = reader.total

@@ -107,7 +107,7 @@ def _print_circuits(project: Project) -> None:
 
     async def read() -> dict[bytes, dict[str, Any]]:
         latest: dict[bytes, dict[str, Any]] = {}
-        async with TopicReader(project.bootstrap()) as reader:
+        async with TopicReader(project.cluster()) as reader:
             async for record in reader.read(await reader.plan(Selection("podium.circuits"))):
                 if record.key is not None and record.value is not None:
                     latest[record.key] = project.codec.decode("podium.CircuitState", record.value)

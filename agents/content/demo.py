@@ -29,8 +29,8 @@ async def run_content_demo(project: Project, console: Console, folder: Path) -> 
     ended: dict[str, tuple[str, dict[str, Any]]] = {}
     async with (
         Stack(project, stages, echo=console.print, service_name="podium-demo") as stack,
-        Follower(stack.bootstrap, terminal) as follower,
-        Publisher(bootstrap=stack.bootstrap, catalog=project.catalog, codec=project.codec,
+        Follower(stack.cluster, terminal) as follower,
+        Publisher(cluster=stack.cluster, catalog=project.catalog, codec=project.codec,
                   telemetry=stack.telemetry) as publisher,
     ):  # fmt: skip
         t0 = time.perf_counter()

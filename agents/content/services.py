@@ -84,7 +84,7 @@ class ContentServices(SharedResource):
         self.idf = kb_idf(self.sources)  # the SEO keywords' weights, from the same knowledge base
         await self.joins.open(env)
         if not self.config.dry_run:
-            publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+            publisher = Publisher(cluster=env.cluster, catalog=env.catalog, codec=env.codec)
             await publisher.__aenter__()
             self._publisher = publisher
             self._sweeper = asyncio.create_task(self._remind_overdue(), name="content-join-sweeper")

@@ -31,6 +31,7 @@ from streams.contracts import Codec, now_ms
 from streams.errors import PodiumError
 from streams.ingress import Publisher
 from streams.kafka import Follower, Selection, TopicReader
+from streams.kafka.connection import Cluster
 
 __all__ = [
     "CACHE_TOPIC",
@@ -144,9 +145,9 @@ class CompactedTopic:
     """Records of one Avro schema on a compacted topic, keyed by a string (the newest record of
     a key is the one that counts; a null value deletes it)."""
 
-    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str, schema: str) -> None:
+    def __init__(self, cluster: Cluster, publisher: Publisher, codec: Codec, topic: str, schema: str) -> None:
         self.topic = topic
-        self._bootstrap = bootstrap
+        self._cluster = cluster
         self._publisher = publisher
         self._codec = codec
         self._schema = schema
@@ -159,7 +160,7 @@ class CompactedTopic:
     async def load(self) -> list[dict[str, Any]]:
         """Every record written so far, oldest first (tombstones skipped)."""
         records = []
-        async with TopicReader(self._bootstrap) as reader:
+        async with TopicReader(self._cluster) as reader:
             async for record in reader.read(await reader.plan(Selection(self.topic))):
                 if record.value is not None and (decoded := self._decoded(record.value)) is not None:
                     records.append(decoded)
@@ -180,7 +181,7 @@ class CompactedTopic:
         while the block runs, a named task applies each new record (this worker's own and the
         others'), with no gap between the two. Leaving the block stops the task; if the task
         fails (the broker is gone), the failure is logged and the block goes on without it."""
-        async with Follower(self._bootstrap, [self.topic], from_beginning=True) as follower:
+        async with Follower(self._cluster, [self.topic], from_beginning=True) as follower:
             ends = await follower.ends()
             count = 0
             while not await follower.reached(ends):
@@ -218,8 +219,10 @@ class CompactedTopic:
 
 
 class KafkaCacheStore:
-    def __init__(self, bootstrap: str, publisher: Publisher, codec: Codec, topic: str = CACHE_TOPIC) -> None:
-        self._topic = CompactedTopic(bootstrap, publisher, codec, topic, "podium.CachedAnswer")
+    def __init__(
+        self, cluster: Cluster, publisher: Publisher, codec: Codec, topic: str = CACHE_TOPIC
+    ) -> None:
+        self._topic = CompactedTopic(cluster, publisher, codec, topic, "podium.CachedAnswer")
 
     async def save(self, entry: CacheEntry) -> None:
         await self._topic.save(entry.key, entry.__dict__)

@@ -31,6 +31,7 @@ from agents.kb.stages import kb_stages
 from agents.rag.retriever import MODES
 from streams.ingress import Publisher
 from streams.kafka import TopicReader
+from streams.kafka.connection import Cluster
 from streams.runtime import Project, Stack
 
 __all__ = ["SHIPPED", "run_kb_demo"]
@@ -47,18 +48,18 @@ async def run_kb_demo(project: Project, console: Console) -> int:
     services = stages[-1].resources[0]
     assert isinstance(services, KbServices)
     async with Stack(project, stages, echo=console.print, service_name="podium-demo") as stack:
-        published, refused = await _publish(project, stack.bootstrap)
+        published, refused = await _publish(project, stack.cluster)
         console.print(
             f"{published} document(s) published on {DOCUMENTS} from {SHIPPED} (the others unchanged"
             f" since the topic's latest; {len(refused)} refused)"
         )
-        await _caught_up(stack.bootstrap, console)
+        await _caught_up(stack.cluster, console)
         store = services.store
         if await store.active() is None:
             # The groups had read kb.documents before, into another PODIUM_HOME (or the index
             # was deleted): the documents are all on the compacted topic, so build it from there.
             console.print(f"no index under {services.config.home}: building it from {DOCUMENTS}")
-            report = await reindex(services, stack.bootstrap, project.catalog, project.codec)
+            report = await reindex(services, stack.cluster, project.catalog, project.codec)
             console.print(f"{report.version.name}: built from {DOCUMENTS} and active")
         table = Table(title="index versions (`podium kb status`)")
         for column in ("version", "state", "model", "dimensions", "chunks"):
@@ -84,11 +85,11 @@ async def run_kb_demo(project: Project, console: Console) -> int:
     return 0
 
 
-async def _publish(project: Project, bootstrap: str) -> tuple[int, list[Refused]]:
+async def _publish(project: Project, cluster: Cluster) -> tuple[int, list[Refused]]:
     published, refused = 0, []
-    async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+    async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
         kb = KbPublisher(pub, project.catalog, project.codec)
-        await kb.load(bootstrap)
+        await kb.load(cluster)
         for draft in drafts_from_path(SHIPPED):
             if isinstance(draft, Refused):
                 refused.append(draft)
@@ -97,10 +98,10 @@ async def _publish(project: Project, bootstrap: str) -> tuple[int, list[Refused]
     return published, refused
 
 
-async def _caught_up(bootstrap: str, console: Console, timeout_s: float = 300.0) -> None:
+async def _caught_up(cluster: Cluster, console: Console, timeout_s: float = 300.0) -> None:
     """Until every stage's group has committed its whole input topic."""
     deadline = time.monotonic() + timeout_s
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("indexing the knowledge base", total=None)
             while True:

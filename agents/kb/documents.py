@@ -32,6 +32,7 @@ from agents.rag.parsing import COLLECTION, media_type_for, normalise_media_type,
 from streams import Catalog, Codec, Publisher, now_ms
 from streams.contracts import REQUEST_ID
 from streams.kafka import Selection, TopicReader
+from streams.kafka.connection import Cluster
 
 __all__ = [
     "Draft",
@@ -207,13 +208,13 @@ async def drafts_from_url(
 
 
 async def latest_documents(
-    bootstrap: str, codec: Codec, schema: str, keep: Callable[[Document], T]
+    cluster: Cluster, codec: Codec, schema: str, keep: Callable[[Document], T]
 ) -> dict[str, T]:
     """kb.documents read from its beginning to its end offsets when reading starts: the latest
     record of every key (what ``keep`` makes of it, so only that is held), a tombstone deleting
     it: what compaction keeps, before it ran."""
     latest: dict[str, T] = {}
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         async for record in reader.read(await reader.plan(Selection(DOCUMENTS))):
             if record.key is None:
                 continue
@@ -236,9 +237,9 @@ class KbPublisher:
         self.max_bytes = spec.max_message_bytes
         self.known: dict[str, tuple[str, ...]] = {}
 
-    async def load(self, bootstrap: str) -> int:
+    async def load(self, cluster: Cluster) -> int:
         """Read kb.documents to its end: each document's latest version (a tombstone forgets it)."""
-        self.known = await latest_documents(bootstrap, self._codec, self._schema, _identity)
+        self.known = await latest_documents(cluster, self._codec, self._schema, _identity)
         return len(self.known)
 
     def fits(self, draft: Draft) -> Refused | None:

@@ -35,6 +35,7 @@ from agents.kb.stages import ChunkStage, embed_for, stored_chunks
 from agents.rag.store import ACTIVE, Chunk, IndexVersion
 from streams import Catalog, Codec
 from streams.errors import PodiumError
+from streams.kafka.connection import Cluster
 
 __all__ = ["PROBE", "Progress", "ReindexReport", "reindex"]
 
@@ -95,10 +96,15 @@ async def _retried(write: Callable[[], Awaitable[None]], attempts: int = 6) -> N
 
 class _Reindex:
     def __init__(
-        self, services: KbServices, bootstrap: str, catalog: Catalog, codec: Codec, progress: Progress | None
+        self,
+        services: KbServices,
+        cluster: Cluster,
+        catalog: Catalog,
+        codec: Codec,
+        progress: Progress | None,
     ) -> None:
         self.services = services
-        self.bootstrap = bootstrap
+        self.cluster = cluster
         self.codec = codec
         self.schema = catalog.get(DOCUMENTS).value_schema
         self.chunker = ChunkStage(services.config)
@@ -127,7 +133,7 @@ class _Reindex:
         store = self.services.store
         # The version's holdings are read before the topic: what the topic says is never older.
         held = _held(await store.chunks(version.name))
-        documents = await latest_documents(self.bootstrap, self.codec, self.schema, lambda d: d)
+        documents = await latest_documents(self.cluster, self.codec, self.schema, lambda d: d)
         report.documents = len(documents)
         todo: list[Chunks] = []
         poison = 0
@@ -173,7 +179,7 @@ class _Reindex:
 
 async def reindex(
     services: KbServices,
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     *,
@@ -191,7 +197,7 @@ async def reindex(
             return ReindexReport(existing, already_active=True)
     version = await store.ensure_version(wanted)  # building; an existing row wins
     report = ReindexReport(version, cost_usd=probe.cost_usd)
-    run = _Reindex(services, bootstrap, catalog, codec, progress)
+    run = _Reindex(services, cluster, catalog, codec, progress)
     while report.passes < max_passes:
         report.passes += 1
         if not await run.one_pass(version, report, first=report.passes == 1):

@@ -72,7 +72,7 @@ class AgentServices(SharedResource):
             await self._open_tools()
             await self.states.open(env)
             await self.ledger.open(env)
-            publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+            publisher = Publisher(cluster=env.cluster, catalog=env.catalog, codec=env.codec)
             await publisher.__aenter__()
             self._publisher = publisher
             if not self._dry_run:

@@ -53,14 +53,14 @@ async def run_market_demo(project: Project, console: Console, folder: Path) -> i
     reports: dict[str, dict[str, Any]] = {}
     async with (
         Stack(project, stages, echo=console.print, service_name="podium-demo") as stack,
-        Follower(stack.bootstrap, [REPORTS]) as follower,
-        Publisher(bootstrap=stack.bootstrap, catalog=project.catalog, codec=project.codec,
+        Follower(stack.cluster, [REPORTS]) as follower,
+        Publisher(cluster=stack.cluster, catalog=project.catalog, codec=project.codec,
                   telemetry=stack.telemetry) as publisher,
     ):  # fmt: skip
         news_in = NewsIngester(publisher, project.catalog, project.codec, source)
-        await news_in.load_seen(stack.bootstrap)
+        await news_in.load_seen(stack.cluster)
         ticks_in = TickIngester(publisher, project.codec, source)
-        await ticks_in.load_last(stack.bootstrap)
+        await ticks_in.load_last(stack.cluster)
         # The session starts at the next window after now and after any tick already on
         # market.ticks: its windows are then new to the windows stage, never late.
         start = max([now_ms(), *(t + window_ms for t in ticks_in.last.values())])

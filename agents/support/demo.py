@@ -24,6 +24,7 @@ from agents.support.stages import support_stages
 from streams.contracts import now_ms
 from streams.ingress import Publisher
 from streams.kafka import Follower, Position
+from streams.kafka.connection import Cluster
 from streams.operations import pipeline_topics, read_spans, run_audit, waterfall, waterfall_table
 from streams.runtime import Project, Stack
 
@@ -57,11 +58,11 @@ async def run_support_demo(project: Project, console: Console) -> int:
         )
         labelled = sum(1 for t, _ in sent.values() if t is not None)
         console.print(f"routes as labelled in agents/data/support_tickets.jsonl: {matched}/{labelled}")
-        audit_failed = await _audit(stack.bootstrap, project, input_topic, terminal, started_ms, console)
+        audit_failed = await _audit(stack.cluster, project, input_topic, terminal, started_ms, console)
         traced = next((rid for rid, o in outcomes.items() if o.route == "rag"), None)
         if traced and project.settings.otel_exporter == "kafka":
             spans = await read_spans(
-                stack.bootstrap, project.codec, request_id=traced, since=Position(timestamp_ms=started_ms)
+                stack.cluster, project.codec, request_id=traced, since=Position(timestamp_ms=started_ms)
             )
             console.print(f"one request's trace, read back from podium.telemetry (`podium trace {traced}`):")
             console.print(waterfall_table(waterfall(spans)))
@@ -85,9 +86,9 @@ async def _publish_and_follow(
     sent: Sent = {}
     outcomes: dict[str, Outcome] = {}
     async with (
-        Follower(stack.bootstrap, terminal) as follower,
+        Follower(stack.cluster, terminal) as follower,
         Publisher(
-            bootstrap=stack.bootstrap, catalog=project.catalog, codec=project.codec, telemetry=stack.telemetry
+            cluster=stack.cluster, catalog=project.catalog, codec=project.codec, telemetry=stack.telemetry
         ) as publisher,
     ):
         for wave in (1, 2):
@@ -198,11 +199,16 @@ def _print_summary(console: Console, summary: Summary) -> None:
 
 
 async def _audit(
-    bootstrap: str, project: Project, input_topic: str, terminal: list[str], started_ms: int, console: Console
+    cluster: Cluster,
+    project: Project,
+    input_topic: str,
+    terminal: list[str],
+    started_ms: int,
+    console: Console,
 ) -> bool:
     """True when the audit, read back from Kafka, finds a request without exactly one outcome."""
     report = await run_audit(
-        bootstrap, input_topic, terminal, since=Position(timestamp_ms=started_ms), now_ms=now_ms(), grace_ms=0
+        cluster, input_topic, terminal, since=Position(timestamp_ms=started_ms), now_ms=now_ms(), grace_ms=0
     )
     console.print(
         f"audit (read back from Kafka, as `podium audit support --since 10m` does): {report.entered} "

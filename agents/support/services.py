@@ -203,11 +203,11 @@ class SupportServices(SharedResource):
         self._check_ticket = Batcher(lambda texts: screen.check_many(texts, ("injection", "unsafe")))
         self._check_draft = Batcher(lambda texts: screen.check_many(texts, ("unsafe",)))
         self._codec = env.codec
-        publisher = Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec)
+        publisher = Publisher(cluster=env.cluster, catalog=env.catalog, codec=env.codec)
         await publisher.__aenter__()
         self._publisher = publisher
         ttl = gateway_config.cache_ttl_s or self.config.answer_ttl_s
-        self._answers = ResponseCache(ttl, KafkaCacheStore(env.bootstrap, publisher, env.codec))
+        self._answers = ResponseCache(ttl, KafkaCacheStore(env.cluster, publisher, env.codec))
         await self._answers.warm()
         if self.config.semantic_cache and "embed" in gateway_config.stages:
             await self._open_semantic_cache(env, publisher, gateway_config.policy("embed"), ttl)
@@ -231,7 +231,7 @@ class SupportServices(SharedResource):
             log.warning("the semantic cache is off: its embedding model did not answer (%s)", exc)
             return
         probe = result.embeddings
-        topic = CompactedTopic(env.bootstrap, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
+        topic = CompactedTopic(env.cluster, publisher, env.codec, SEMANTIC_CACHE_TOPIC, SEMANTIC_ENTRY)
         similar = SemanticCache(
             embed,
             embedding_model=result.route.model,

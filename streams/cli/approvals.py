@@ -43,14 +43,14 @@ def approve(
     from streams.ingress.publish import Publisher
 
     project = load_project()
-    bootstrap = guard(project.bootstrap)
+    cluster = guard(project.cluster)
     catalog = guard(lambda: project.catalog)
     decider = by if by is not None else os_user()
 
     async def go() -> list[Approval]:
         async with (
-            Publisher(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as publisher,
-            Approvals(bootstrap=bootstrap, catalog=catalog, codec=project.codec, publisher=publisher) as desk,
+            Publisher(cluster=cluster, catalog=catalog, codec=project.codec) as publisher,
+            Approvals(cluster=cluster, catalog=catalog, codec=project.codec, publisher=publisher) as desk,
         ):
             return await desk.decide(request_id, not deny, reason=reason, by=decider, call_id=call)
 
@@ -73,11 +73,11 @@ def list_approvals(
     from streams.ingress.approvals import Approvals
 
     project = load_project()
-    bootstrap = guard(project.bootstrap)
+    cluster = guard(project.cluster)
     catalog = guard(lambda: project.catalog)
 
     async def go() -> list[Approval]:
-        async with Approvals(bootstrap=bootstrap, catalog=catalog, codec=project.codec) as desk:
+        async with Approvals(cluster=cluster, catalog=catalog, codec=project.codec) as desk:
             return await (desk.approvals() if every else desk.pending())
 
     found = run_async(go)

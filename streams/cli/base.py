@@ -90,7 +90,7 @@ def telemetry_for(project: Project, service: str, **options: Any) -> Telemetry:
         lambda: Telemetry.configure(
             project.settings.otel_exporter,
             service,
-            bootstrap=project.bootstrap(),
+            cluster=project.cluster(),
             codec=project.codec,
             otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
             **options,

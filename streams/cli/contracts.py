@@ -32,7 +32,7 @@ def topics_apply(dry_run: Annotated[bool, typer.Option("--dry-run")] = False) ->
     catalog = guard(lambda: project.catalog)
 
     async def go() -> list[Any]:
-        async with TopicAdmin(project.bootstrap()) as admin:
+        async with TopicAdmin(project.cluster()) as admin:
             if dry_run:
                 return plan(catalog, await admin.existing(catalog.names()))
             return await admin.apply(catalog)
@@ -52,7 +52,7 @@ def topics_list() -> None:
     catalog = guard(lambda: project.catalog)
 
     async def go() -> dict[str, Any]:
-        async with TopicAdmin(project.bootstrap()) as admin:
+        async with TopicAdmin(project.cluster()) as admin:
             return await admin.existing(catalog.names())
 
     existing = run_async(go)
@@ -77,7 +77,7 @@ def topics_describe(topic: str) -> None:
     spec = guard(lambda: project.catalog.get(topic))
 
     async def go() -> dict[str, Any]:
-        async with TopicAdmin(project.bootstrap()) as admin:
+        async with TopicAdmin(project.cluster()) as admin:
             return await admin.existing([topic])
 
     have = run_async(go).get(topic)

@@ -28,7 +28,7 @@ def dlq_list(since: Annotated[str | None, typer.Option("--since")] = None) -> No
     project = load_project()
     position = position_of(since)
     letters = run_async(
-        lambda: read_dead_letters(project.bootstrap(), project.catalog, project.codec, since=position)
+        lambda: read_dead_letters(project.cluster(), project.catalog, project.codec, since=position)
     )
     table = Table("stage", "error type", "count", "first seen", "last seen")
     for group in summarize(letters):
@@ -50,7 +50,7 @@ def dlq_show(
     project = load_project()
     letters = run_async(
         lambda: read_dead_letters(
-            project.bootstrap(), project.catalog, project.codec, stage=stage, error_type=error_type
+            project.cluster(), project.catalog, project.codec, stage=stage, error_type=error_type
         )
     )
     for item in letters[-limit:]:
@@ -81,14 +81,14 @@ def dlq_redrive(
 
     async def go() -> tuple[int, int]:
         letters = await read_dead_letters(
-            project.bootstrap(),
+            project.cluster(),
             project.catalog,
             project.codec,
             stage=stage,
             error_type=error_type,
             since=position,
         )
-        return await redrive(project.bootstrap(), project.catalog, project.codec, letters, dry_run=dry_run)
+        return await redrive(project.cluster(), project.catalog, project.codec, letters, dry_run=dry_run)
 
     sent, skipped = run_async(go)
     console.print(

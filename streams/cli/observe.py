@@ -37,7 +37,7 @@ def trace_cmd(
     could_be_trace = re.fullmatch(r"[0-9a-f]{32}", ident) is not None
     spans = run_async(
         lambda: read_spans(
-            project.bootstrap(),
+            project.cluster(),
             project.codec,
             since=position,
             trace_id=ident if could_be_trace else None,
@@ -82,16 +82,14 @@ def report_cmd(
     end = position_of(until)
 
     async def go() -> str:
-        bootstrap = project.bootstrap()
-        spans = await read_window(bootstrap, project.codec, start, end)
-        audit = await run_audit(
-            bootstrap, input_topic, terminal, since=start, now_ms=now_ms(), grace_ms=60_000
-        )
+        cluster = project.cluster()
+        spans = await read_window(cluster, project.codec, start, end)
+        audit = await run_audit(cluster, input_topic, terminal, since=start, now_ms=now_ms(), grace_ms=60_000)
         baseline = None
         if baseline_since:
             b_end = parse_position(baseline_until) if baseline_until else start
             baseline = summarize_spans(
-                await read_window(bootstrap, project.codec, parse_position(baseline_since), b_end)
+                await read_window(cluster, project.codec, parse_position(baseline_since), b_end)
             )
         return render(
             pipeline=pipeline,
@@ -123,7 +121,7 @@ def audit(
     position = position_of(since)
     report = run_async(
         lambda: run_audit(
-            project.bootstrap(),
+            project.cluster(),
             input_topic,
             terminal,
             since=position,

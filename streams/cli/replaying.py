@@ -88,7 +88,7 @@ def replay_cmd(
                 bar.update(task, completed=done, total=total, rate=f"{speed:,.0f}" if speed else "-")
 
             return await replay_range(
-                bootstrap=project.bootstrap(),
+                cluster=project.cluster(),
                 catalog=catalog,
                 codec=project.codec,
                 selection=selection,
@@ -136,7 +136,7 @@ def _what_if(
 
     async def go() -> list[Comparison]:
         return await what_if(
-            bootstrap=project.bootstrap(),
+            cluster=project.cluster(),
             catalog=project.catalog,
             codec=project.codec,
             stage=stages[0],

@@ -73,11 +73,11 @@ def publish(
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(telemetry.shutdown)
             follower = (
-                await stack.enter_async_context(Follower(project.bootstrap(), terminal)) if wait else None
+                await stack.enter_async_context(Follower(project.cluster(), terminal)) if wait else None
             )
             pub = await stack.enter_async_context(
                 Publisher(
-                    bootstrap=project.bootstrap(),
+                    cluster=project.cluster(),
                     catalog=project.catalog,
                     codec=project.codec,
                     telemetry=telemetry,
@@ -123,7 +123,7 @@ def tail(
     selection = select(topic, request_id=request_id, trace_id=trace_id)
 
     async def go() -> None:
-        async with TopicReader(project.bootstrap()) as reader:
+        async with TopicReader(project.cluster()) as reader:
             err.print(f"following {topic} (Ctrl-C to stop)")
             async for record in reader.follow(topic, from_beginning):
                 if not selection.matches(record):

@@ -51,7 +51,7 @@ def run(
         workers = [
             worker_for(
                 s,
-                bootstrap=project.bootstrap(),
+                cluster=project.cluster(),
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=telemetry,
@@ -179,12 +179,12 @@ def serve(
     if not entries:
         err.print("[red]error:[/] no pipeline to front: name one (no registered pipeline is served)")
         raise typer.Exit(2)
-    bootstrap = guard(project.bootstrap)
+    cluster = guard(project.cluster)
     telemetry = telemetry_for(project, "podium-serve")
     app_ = create_app(
-        project, entries, bootstrap=bootstrap, publish_timeout_s=publish_timeout, telemetry=telemetry
+        project, entries, cluster=cluster, publish_timeout_s=publish_timeout, telemetry=telemetry
     )
-    console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {bootstrap}")
+    console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {cluster}")
     try:
         uvicorn.run(app_, host=host, port=port, log_level="warning")
     finally:

@@ -48,6 +48,7 @@ from streams.errors import (
 )
 from streams.ingress.publish import Publisher
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival, Follower
 
 __all__ = ["Approval", "ApprovalBook", "Approvals", "Decision"]
@@ -211,7 +212,7 @@ def closed(approvals: list[Approval], at_ms: int, prefix: str = "") -> ApprovalC
 
 
 class Approvals:
-    """``async with Approvals(bootstrap=..., catalog=..., codec=..., publisher=pub) as desk:``
+    """``async with Approvals(cluster=..., catalog=..., codec=..., publisher=pub) as desk:``
     then ``await desk.pending()`` or ``await desk.decide(request_id, approved=True, by="ana")``.
 
     Without a ``publisher`` it only reads. An approval or decision topic of the catalog that is
@@ -223,14 +224,14 @@ class Approvals:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        cluster: Cluster,
         catalog: Catalog,
         codec: Codec,
         publisher: Publisher | None = None,
         publish_timeout_s: float = 5.0,
         read_timeout_s: float = 10.0,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._cluster = cluster
         self._catalog = catalog
         self._codec = codec
         self._publisher = publisher
@@ -248,7 +249,7 @@ class Approvals:
         wanted = [*self._asks, *self._answers]
         if not wanted:
             return self
-        async with TopicAdmin(self._bootstrap) as admin:
+        async with TopicAdmin(self._cluster) as admin:
             existing = await admin.existing(wanted)
         missing = [t for t in wanted if t not in existing]
         if missing:
@@ -257,11 +258,11 @@ class Approvals:
         self._answers = [t for t in self._answers if t in existing]
         if not existing:
             return self
-        follower = Follower(self._bootstrap, [*self._asks, *self._answers], from_beginning=True)
+        follower = Follower(self._cluster, [*self._asks, *self._answers], from_beginning=True)
         try:
             await follower.__aenter__()  # closes itself when it fails
         except KafkaError as exc:
-            raise BrokerError(f"cannot read the approval topics at {self._bootstrap}: {exc}") from exc
+            raise BrokerError(f"cannot read the approval topics at {self._cluster}: {exc}") from exc
         self._follower = follower
         self._task = asyncio.create_task(self._follow(follower), name="approvals")
         # Whatever ends the loop wakes its waiters, who then see it ended.
@@ -370,10 +371,10 @@ class Approvals:
         except TimeoutError:
             raise BrokerError(
                 f"could not read the approval topics to their end within {self._read_timeout_s:g}s "
-                f"(Kafka at {self._bootstrap})"
+                f"(Kafka at {self._cluster})"
             ) from None
         except KafkaError as exc:
-            raise BrokerError(f"cannot read the approval topics at {self._bootstrap}: {exc}") from exc
+            raise BrokerError(f"cannot read the approval topics at {self._cluster}: {exc}") from exc
 
     async def _follow(self, follower: Follower) -> None:
         while True:

@@ -45,6 +45,7 @@ from streams.errors import (
 from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approvals
 from streams.ingress.publish import Publisher
 from streams.ingress.replies import ReplyRouter, StreamRouter
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival
 from streams.kafka.readable import describe
 from streams.runtime.project import Project
@@ -111,7 +112,7 @@ def create_app(
     project: Project,
     entries: Sequence[Entry],
     *,
-    bootstrap: str,
+    cluster: Cluster,
     publish_timeout_s: float = 5.0,
     max_wait_s: float = 30.0,
     telemetry: Telemetry | None = None,
@@ -125,12 +126,12 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with (
             Publisher(
-                bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, telemetry=telemetry
+                cluster=cluster, catalog=project.catalog, codec=project.codec, telemetry=telemetry
             ) as publisher,
-            ReplyRouter(bootstrap, terminal) as router,
-            StreamRouter(bootstrap, streams) as chunks,
+            ReplyRouter(cluster, terminal) as router,
+            StreamRouter(cluster, streams) as chunks,
             Approvals(
-                bootstrap=bootstrap,
+                cluster=cluster,
                 catalog=project.catalog,
                 codec=project.codec,
                 publisher=publisher,

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
@@ -16,6 +15,7 @@ from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
 from streams.contracts.headers import ingress_headers
 from streams.errors import BrokerError
+from streams.kafka.connection import Cluster
 from streams.telemetry.otel import Telemetry, current_trace_headers
 
 __all__ = ["Publisher"]
@@ -29,21 +29,20 @@ class Publisher:
     CLOSE_TIMEOUT_S = 5.0
 
     def __init__(
-        self, *, bootstrap: str, catalog: Catalog, codec: Codec, telemetry: Telemetry | None = None
+        self, *, cluster: Cluster, catalog: Catalog, codec: Codec, telemetry: Telemetry | None = None
     ) -> None:
         self._catalog = catalog
         self._codec = codec
         self._telemetry = telemetry or Telemetry.configure("none")
         self._tracer = self._telemetry.tracer("podium.publish")
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+        self._producer = cluster.producer(
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             max_request_size=16 * 1024 * 1024,
             client_id="podium-publish",
         )
-        self._bootstrap = bootstrap
+        self._cluster = cluster
         self._request_id_field: dict[str, bool] = {}
 
     async def __aenter__(self) -> Publisher:
@@ -51,7 +50,7 @@ class Publisher:
             await self._producer.start()
         except KafkaError as exc:
             await self._producer.stop()
-            raise BrokerError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
+            raise BrokerError(f"cannot reach Kafka at {self._cluster}: {exc}") from exc
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -60,7 +59,7 @@ class Publisher:
         except TimeoutError:
             # Kafka is unreachable and aiokafka's stop() waits for unsent records forever.
             # Their senders already gave up (a 503, a timeout): close the connections and go.
-            log.warning("publisher closed with records unsent: Kafka at %s is unreachable", self._bootstrap)
+            log.warning("publisher closed with records unsent: Kafka at %s is unreachable", self._cluster)
             await self._producer.client.close()
 
     async def publish(

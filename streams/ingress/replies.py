@@ -19,6 +19,7 @@ import logging
 from collections import OrderedDict
 from typing import Self
 
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival, Follower
 
 __all__ = ["ReplyRouter", "StreamRouter"]
@@ -32,8 +33,8 @@ class _Router:
 
     name = "router"
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self._follower = Follower(bootstrap, topics)
+    def __init__(self, cluster: Cluster, topics: list[str]) -> None:
+        self._follower = Follower(cluster, topics)
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -70,8 +71,8 @@ class _Router:
 class ReplyRouter(_Router):
     name = "reply-router"
 
-    def __init__(self, bootstrap: str, topics: list[str], keep: int = 10_000) -> None:
-        super().__init__(bootstrap, topics)
+    def __init__(self, cluster: Cluster, topics: list[str], keep: int = 10_000) -> None:
+        super().__init__(cluster, topics)
         self._keep = keep
         self._waiting: dict[str, asyncio.Future[Arrival]] = {}
         self._recent: OrderedDict[str, Arrival] = OrderedDict()
@@ -138,8 +139,8 @@ class StreamRouter(_Router):
 
     name = "stream-router"
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        super().__init__(bootstrap, topics)
+    def __init__(self, cluster: Cluster, topics: list[str]) -> None:
+        super().__init__(cluster, topics)
         self._queues: dict[str, asyncio.Queue[Arrival]] = {}
 
     def subscribe(self, request_id: str) -> asyncio.Queue[Arrival]:

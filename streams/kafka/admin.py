@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin import NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from streams.contracts.catalog import Catalog, TopicSpec
 from streams.errors import BrokerError, CatalogError, ConfigError
+from streams.kafka.connection import Cluster
 
 __all__ = ["Change", "ExistingTopic", "TopicAdmin", "check_copartitioned", "plan"]
 
@@ -58,9 +59,9 @@ def plan(catalog: Catalog, existing: dict[str, ExistingTopic]) -> list[Change]:
 
 
 class TopicAdmin:
-    def __init__(self, bootstrap: str) -> None:
-        self._client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-        self._bootstrap = bootstrap
+    def __init__(self, cluster: Cluster) -> None:
+        self._client = cluster.admin(request_timeout_ms=15000)
+        self._cluster = cluster
 
     async def __aenter__(self) -> TopicAdmin:
         try:
@@ -68,7 +69,7 @@ class TopicAdmin:
         except KafkaError as exc:
             await self._client.close()
             raise BrokerError(
-                f"cannot reach Kafka at {self._bootstrap} ({exc}); start the local broker with "
+                f"cannot reach Kafka at {self._cluster} ({exc}); start the local broker with "
                 "`podium broker start` or set KAFKA_BOOTSTRAP_SERVERS"
             ) from exc
         return self

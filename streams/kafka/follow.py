@@ -8,9 +8,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.contracts.headers import REQUEST_ID, header_value
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import partitions_of
 
 __all__ = ["Arrival", "Follower"]
@@ -36,11 +37,10 @@ class Follower:
     """Reads the given topics from their current end (positions taken on entering), or from
     their beginning with ``from_beginning``."""
 
-    def __init__(self, bootstrap: str, topics: list[str], *, from_beginning: bool = False) -> None:
+    def __init__(self, cluster: Cluster, topics: list[str], *, from_beginning: bool = False) -> None:
         self._topics = topics
         self._from_beginning = from_beginning
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._consumer = cluster.consumer(
             enable_auto_commit=False,
             group_id=None,
             max_partition_fetch_bytes=16 * 1024 * 1024,

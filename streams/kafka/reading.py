@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 
 from streams.contracts.headers import REQUEST_ID, header_value, now_ms, parse_headers
 from streams.errors import BrokerError, ConfigError
+from streams.kafka.connection import Cluster
 
 __all__ = ["Position", "Selection", "TopicReader", "parse_position", "partitions_of"]
 
@@ -87,14 +87,13 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
 
 
 class TopicReader:
-    def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+    def __init__(self, cluster: Cluster) -> None:
+        self._consumer = cluster.consumer(
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
-        self._bootstrap = bootstrap
+        self._cluster = cluster
         self.total = 0  # records in the range (before filters), known after plan()
 
     async def __aenter__(self) -> TopicReader:
@@ -102,7 +101,7 @@ class TopicReader:
             await self._consumer.start()
         except KafkaError as exc:
             await self._consumer.stop()
-            raise BrokerError(f"cannot reach Kafka at {self._bootstrap}: {exc}") from exc
+            raise BrokerError(f"cannot reach Kafka at {self._cluster}: {exc}") from exc
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -123,7 +122,7 @@ class TopicReader:
         return behind
 
     async def _committed(self, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = self._cluster.admin()
         try:
             await admin.start()
             # A cluster's first group question makes it create its offsets topic: the
@@ -135,7 +134,7 @@ class TopicReader:
                     await asyncio.sleep(0.5)
             return dict(await admin.list_consumer_group_offsets(group, partitions=tps))
         except KafkaError as exc:
-            raise BrokerError(f"cannot read group {group}'s offsets at {self._bootstrap}: {exc}") from exc
+            raise BrokerError(f"cannot read group {group}'s offsets at {self._cluster}: {exc}") from exc
         finally:
             await admin.close()
 

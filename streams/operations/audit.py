@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 
 from streams.contracts.catalog import Catalog, dlq_topic
 from streams.contracts.headers import REQUEST_ID, header_value
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, TopicReader
 from streams.runtime.stage import Stage
 
@@ -77,7 +78,7 @@ def _request_id(record: ConsumerRecord[bytes, bytes]) -> str:
 
 
 async def run_audit(
-    bootstrap: str,
+    cluster: Cluster,
     input_topic: str,
     terminal: list[str],
     *,
@@ -86,12 +87,12 @@ async def run_audit(
     grace_ms: int,
 ) -> AuditReport:
     entered: dict[str, int] = {}
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         async for record in reader.read(await reader.plan(Selection(input_topic, start=since))):
             entered.setdefault(_request_id(record), record.timestamp)
     timed: dict[str, list[tuple[int, str]]] = {}
     for topic in terminal:
-        async with TopicReader(bootstrap) as reader:
+        async with TopicReader(cluster) as reader:
             async for record in reader.read(await reader.plan(Selection(topic, start=since))):
                 timed.setdefault(_request_id(record), []).append((record.timestamp, topic))
     # In time order, so a dead letter that was redriven and then answered ends in the answer.

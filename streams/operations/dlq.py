@@ -20,6 +20,7 @@ from streams.contracts.codec import Codec
 from streams.contracts.headers import ATTEMPT, NOT_BEFORE, ROUND, now_ms
 from streams.errors import PodiumError
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, TopicReader
 
 __all__ = [
@@ -56,7 +57,7 @@ class DeadLetterGroup:
 
 
 async def read_dead_letters(
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     *,
@@ -66,7 +67,7 @@ async def read_dead_letters(
 ) -> list[DeadLetterRecord]:
     letters: list[DeadLetterRecord] = []
     for topic in (t for t in catalog if t.role == "dlq"):
-        async with TopicReader(bootstrap) as reader:
+        async with TopicReader(cluster) as reader:
             ranges = await reader.plan(Selection(topic.name, start=since))
             async for record in reader.read(ranges):
                 letter = _decode(record, codec)
@@ -103,9 +104,9 @@ def origin_topic(letter: dict[str, Any]) -> str:
     return topic.removesuffix(RETRY_SUFFIX)
 
 
-async def _ledger(bootstrap: str, codec: Codec) -> set[bytes]:
+async def _ledger(cluster: Cluster, codec: Codec) -> set[bytes]:
     done: set[bytes] = set()
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         async for record in reader.read(await reader.plan(Selection(LEDGER_TOPIC))):
             if record.key is not None and record.value is not None:
                 done.add(record.key)
@@ -113,7 +114,7 @@ async def _ledger(bootstrap: str, codec: Codec) -> set[bytes]:
 
 
 async def redrive(
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     letters: list[DeadLetterRecord],
@@ -122,11 +123,11 @@ async def redrive(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> tuple[int, int]:
     """Returns (sent, skipped because already redriven)."""
-    done = await _ledger(bootstrap, codec)
+    done = await _ledger(cluster, codec)
     todo = [item for item in letters if item.ledger_key not in done]
     if dry_run:
         return len(todo), len(letters) - len(todo)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         for index, item in enumerate(todo, 1):
             letter = item.letter
             target = origin_topic(letter)

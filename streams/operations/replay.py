@@ -23,6 +23,7 @@ from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
 from streams.contracts.headers import ATTEMPT, NOT_BEFORE, ROUND, TRACEPARENT, TRACESTATE, parse_headers
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.readable import describe
 from streams.kafka.reading import Selection, TopicReader
 from streams.telemetry.otel import Telemetry, current_trace_headers, extract_context
@@ -71,7 +72,7 @@ def replay_headers(record: ConsumerRecord[bytes, bytes]) -> list[tuple[str, byte
 
 async def replay_range(
     *,
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     selection: Selection,
@@ -90,11 +91,9 @@ async def replay_range(
     if into is not None:
         catalog.get(into)  # a clear error before anything is read
     selected = 0
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         ranges = await reader.plan(selection, resume)
-        publisher = (
-            Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) if into and not dry_run else None
-        )
+        publisher = Publisher(cluster=cluster, catalog=catalog, codec=codec) if into and not dry_run else None
         if publisher is not None:
             await publisher.__aenter__()
         try:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from streams.contracts.codec import Codec
 from streams.errors import PodiumError
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, TopicReader
 from streams.telemetry.spanlog import TELEMETRY_TOPIC
 
@@ -106,11 +107,11 @@ def waterfall_table(rows: list[Row], width: int = 40) -> Table:
 
 
 async def read_window(
-    bootstrap: str, codec: Codec, since: Position | None = None, until: Position | None = None
+    cluster: Cluster, codec: Codec, since: Position | None = None, until: Position | None = None
 ) -> list[dict[str, Any]]:
     """Every span written between two positions of the telemetry topic."""
     spans: list[dict[str, Any]] = []
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         async for record in reader.read(
             await reader.plan(Selection(TELEMETRY_TOPIC, start=since, end=until))
         ):
@@ -122,7 +123,7 @@ async def read_window(
 
 
 async def read_spans(
-    bootstrap: str,
+    cluster: Cluster,
     codec: Codec,
     *,
     trace_id: str | None = None,
@@ -130,7 +131,7 @@ async def read_spans(
     since: Position | None = None,
 ) -> list[dict[str, Any]]:
     """Spans of a trace, and of every trace that touched a request id (either may be given)."""
-    spans = await read_window(bootstrap, codec, since)
+    spans = await read_window(cluster, codec, since)
     traces = {trace_id} if trace_id else set()
     if request_id is not None:
         traces |= {s["trace_id"] for s in spans if s["attributes"].get("podium.request_id") == request_id}

@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
 from streams.contracts.headers import now_ms, parse_headers
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, TopicReader
 from streams.runtime.stage import Emit, Stage, StageContext, StageEnv, close_resources, open_resources
 from streams.telemetry.otel import Telemetry
@@ -66,10 +67,10 @@ def describe_output(topic: str, value: dict[str, Any], latency_ms: float, cost_u
 
 
 async def _read(
-    bootstrap: str, selection: Selection, limit: int | None
+    cluster: Cluster, selection: Selection, limit: int | None
 ) -> list[ConsumerRecord[bytes, bytes]]:
     records: list[ConsumerRecord[bytes, bytes]] = []
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         async for record in reader.read(await reader.plan(selection)):
             if not selection.matches(record):  # --request-id / --trace-id
                 continue
@@ -86,7 +87,7 @@ def _request_id(record: ConsumerRecord[bytes, bytes]) -> str:
 
 async def what_if(
     *,
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     stage: Stage[Any],
@@ -96,20 +97,20 @@ async def what_if(
     if selection.topic != stage.consumes:
         raise ValueError(f"stage {stage.name} consumes {stage.consumes}, not {selection.topic}")
     # A tombstone (a deletion on a compacted topic) has no value to run the handler on.
-    inputs = [r for r in await _read(bootstrap, selection, limit) if r.value is not None]
+    inputs = [r for r in await _read(cluster, selection, limit) if r.value is not None]
     if not inputs:
         return []
     wanted = {_request_id(r) for r in inputs}
     since = min(r.timestamp for r in inputs)
     old: dict[str, tuple[str, dict[str, Any], int, float]] = {}
     for topic in stage.produces:
-        for record in await _read(bootstrap, Selection(topic, start=Position(timestamp_ms=since)), None):
+        for record in await _read(cluster, Selection(topic, start=Position(timestamp_ms=since)), None):
             rid = _request_id(record)
             if rid in wanted and rid not in old and record.value is not None:
                 value = codec.decode(catalog.get(topic).value_schema, record.value)
                 old[rid] = (topic, value, record.timestamp, parse_headers(record.headers or []).cost_usd)
 
-    env = StageEnv(bootstrap, catalog, codec, Telemetry.configure("none"))
+    env = StageEnv(cluster, catalog, codec, Telemetry.configure("none"))
     opened = await open_resources(stage.resources, env)
     comparisons = []
     try:

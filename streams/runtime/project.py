@@ -47,23 +47,18 @@ class Project:
     def broker(self) -> LocalBroker:
         return LocalBroker(self.settings)
 
-    def bootstrap(self) -> str:
-        """The configured cluster, else the running local broker; a clear error otherwise."""
+    def cluster(self) -> Cluster:
+        """The configured cluster with its security settings, else the running local broker; a
+        clear error otherwise. Every Kafka client of a command is made from it."""
         if self.settings.bootstrap_servers:
-            return self.settings.bootstrap_servers
+            return Cluster(self.settings.bootstrap_servers, KafkaSecurity.from_settings(self.settings))
         state = self.broker.running()
         if state is None:
             raise BrokerError(
                 "no Kafka to talk to: start the local broker with `podium broker start`, "
                 "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
             )
-        return state.bootstrap
-
-    def cluster(self) -> Cluster:
-        """The configured cluster with its security settings, else the running local broker."""
-        if self.settings.bootstrap_servers:
-            return Cluster(self.settings.bootstrap_servers, KafkaSecurity.from_settings(self.settings))
-        return Cluster(self.bootstrap())
+        return Cluster(state.bootstrap)
 
     def with_models(self, provider: str) -> Project:
         """The project with the models of a registered ``--provider`` setup."""

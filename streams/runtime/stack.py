@@ -5,7 +5,7 @@ it; it stops what it started, in reverse order, and nothing else.
 ::
 
     async with Stack(project, stages, echo=console.print) as stack:
-        ...  # publish to stack.bootstrap, follow the terminal topics
+        ...  # publish to stack.cluster, follow the terminal topics
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 from streams.runtime.stage import Stage
 from streams.runtime.workers import Worker, worker_for
@@ -46,10 +47,17 @@ class Stack:
         self._metrics_port = metrics_port
         self._started_broker = False
         self._keep_broker = keep_broker
-        self.bootstrap = ""
+        self._cluster: Cluster | None = None
         self.telemetry: Telemetry | None = None
         self._workers: list[Worker] = []
         self._runs: list[asyncio.Task[None]] = []
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster the stack runs on (once started)."""
+        if self._cluster is None:
+            raise RuntimeError("the stack has not started")
+        return self._cluster
 
     async def __aenter__(self) -> Stack:
         try:
@@ -65,14 +73,14 @@ class Stack:
     async def _start(self) -> None:
         project, echo = self.project, self._echo
         self._started_broker = await ensure_broker(project, echo)
-        self.bootstrap = project.bootstrap()
-        async with TopicAdmin(self.bootstrap) as admin:
+        self._cluster = project.cluster()
+        async with TopicAdmin(self._cluster) as admin:
             changes = await admin.apply(project.catalog)
         echo(f"topics.yaml applied: {len(changes)} change(s)")
         self.telemetry = Telemetry.configure(
             project.settings.otel_exporter,
             self._service_name,
-            bootstrap=self.bootstrap,
+            cluster=self.cluster,
             codec=project.codec,
             prometheus_port=self._metrics_port,
             otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
@@ -80,7 +88,7 @@ class Stack:
         self._workers = [
             worker_for(
                 s,
-                bootstrap=self.bootstrap,
+                cluster=self.cluster,
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=self.telemetry,
@@ -127,7 +135,7 @@ async def ensure_broker(project: Project, echo: Callable[[str], None]) -> bool:
     """The configured cluster or the running local broker; else a local broker started now.
     True when it was started here (the caller stops it with :func:`release_broker`)."""
     if project.settings.bootstrap_servers or project.broker.running() is not None:
-        echo(f"using the running cluster at {project.bootstrap()}")
+        echo(f"using the running cluster at {project.cluster()}")
         return False
     echo(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
     t0 = time.perf_counter()

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from streams.contracts.headers import RequestHeaders, now_ms
+from streams.kafka.connection import Cluster
 from streams.runtime.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class StageContext:
 class StageEnv:
     """What a worker hands the resources of its stage when it starts."""
 
-    bootstrap: str
+    cluster: Cluster
     catalog: Catalog
     codec: Codec
     telemetry: Telemetry

@@ -54,9 +54,7 @@ class Table(SharedResource):
         self._codec = env.codec
         self._schema = env.catalog.get(self.topic).value_schema
         # A short fetch wait: a miss waits for the follower to reach the end (read-your-writes).
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=env.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-        )
+        self._consumer = env.cluster.consumer(enable_auto_commit=False, fetch_max_wait_ms=10)
         try:
             await self._consumer.start()
             self._tps = await partitions_of(self._consumer, self.topic)

@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError, PodiumError
 from streams.kafka.admin import check_copartitioned
+from streams.kafka.connection import Cluster
 from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
 from streams.telemetry.otel import Telemetry
 
@@ -98,7 +99,7 @@ class ClientSettings:
     """What differs between the workers' clients; everything else is the same for both."""
 
     stage: str
-    bootstrap: str
+    cluster: Cluster
     group: str
     assignor: type[Any]  # an aiokafka partition assignor class
     max_partition_fetch_bytes: int
@@ -111,8 +112,7 @@ def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaP
     Built before they start so that the worker holds them when the first rebalance arrives: the
     assignment may be handed over before ``consumer.start()`` returns.
     """
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+    producer = settings.cluster.producer(
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -120,8 +120,7 @@ def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaP
         max_request_size=MAX_REQUEST_BYTES,
         client_id=f"podium-{settings.stage}",
     )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+    consumer = settings.cluster.consumer(
         group_id=settings.group,
         client_id=f"podium-{settings.stage}",
         enable_auto_commit=False,
@@ -157,9 +156,7 @@ async def start_clients(
         await consumer.start()
     except KafkaError as exc:
         await close_clients(consumer, producer)
-        raise PodiumError(
-            f"stage {settings.stage}: cannot reach Kafka at {settings.bootstrap}: {exc}"
-        ) from exc
+        raise PodiumError(f"stage {settings.stage}: cannot reach Kafka at {settings.cluster}: {exc}") from exc
     except BaseException:
         await close_clients(consumer, producer)
         raise
@@ -263,7 +260,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class WorkerArgs(TypedDict):
     """What a worker is given besides its stage (:func:`worker_for` passes them on)."""
 
-    bootstrap: str
+    cluster: Cluster
     catalog: Catalog
     codec: Codec
     telemetry: NotRequired[Telemetry | None]
@@ -300,7 +297,7 @@ class KafkaWorker(ABC, Generic[S]):
 
     def __init__(self, stage: S, **clients: Unpack[WorkerArgs]) -> None:
         self.stage = stage
-        self._bootstrap = clients["bootstrap"]
+        self._cluster = clients["cluster"]
         self._catalog = clients["catalog"]
         self._codec = clients["codec"]
         self._group = clients.get("group_id") or f"podium.{stage.name}"
@@ -316,7 +313,7 @@ class KafkaWorker(ABC, Generic[S]):
         return self.stage.name
 
     async def start(self) -> None:
-        env = StageEnv(self._bootstrap, self._catalog, self._codec, self._telemetry)
+        env = StageEnv(self._cluster, self._catalog, self._codec, self._telemetry)
         self._resources = await open_resources(self.stage.resources, env)
         try:
             settings = self._client_settings()
@@ -420,7 +417,7 @@ class KafkaWorker(ABC, Generic[S]):
 def worker_for(
     stage: Stage[Any] | WindowStage,
     *,
-    bootstrap: str,
+    cluster: Cluster,
     catalog: Catalog,
     codec: Codec,
     telemetry: Telemetry | None = None,
@@ -438,7 +435,7 @@ def worker_for(
     from streams.runtime.window_join import WindowWorker
 
     clients = WorkerArgs(
-        bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+        cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
     )
     if isinstance(stage, Stage):
         if max_in_flight is not None:

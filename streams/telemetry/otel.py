@@ -30,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from streams.contracts.codec import Codec
 from streams.errors import ConfigError
+from streams.kafka.connection import Cluster
 
 __all__ = ["Telemetry", "current_trace_headers", "extract_context", "new_span_id", "span_with_id"]
 
@@ -107,7 +108,7 @@ class Telemetry:
         exporter: str,
         service_name: str = "podium",
         *,
-        bootstrap: str | None = None,
+        cluster: Cluster | None = None,
         codec: Codec | None = None,
         prometheus_port: int | None = None,
         otlp_metrics: bool = True,
@@ -136,9 +137,9 @@ class Telemetry:
         elif exporter == "kafka":
             from streams.telemetry.spanlog import KafkaSpanExporter
 
-            if bootstrap is None or codec is None:
-                raise ConfigError("the kafka span exporter needs a bootstrap address and a codec")
-            span_exporter = KafkaSpanExporter(bootstrap, codec)
+            if cluster is None or codec is None:
+                raise ConfigError("the kafka span exporter needs a cluster address and a codec")
+            span_exporter = KafkaSpanExporter(cluster, codec)
         elif exporter != "none":
             raise ConfigError(f"PODIUM_OTEL_EXPORTER={exporter}: use none, console, otlp or kafka")
         if span_exporter is not None:

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from streams.contracts.codec import Codec
+from streams.kafka.connection import Cluster
 
 __all__ = ["TELEMETRY_TOPIC", "KafkaSpanExporter", "span_record"]
 
@@ -58,7 +59,7 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 class KafkaSpanExporter(SpanExporter):
     def __init__(
-        self, bootstrap: str, codec: Codec, topic: str = TELEMETRY_TOPIC, timeout_s: float = 10.0
+        self, cluster: Cluster, codec: Codec, topic: str = TELEMETRY_TOPIC, timeout_s: float = 10.0
     ) -> None:
         self._codec = codec
         self._topic = topic
@@ -72,7 +73,7 @@ class KafkaSpanExporter(SpanExporter):
 
         async def start() -> None:
             # aiokafka binds a client to the loop it is created on: create it on ours.
-            self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50)
+            self._producer = cluster.producer(acks=1, linger_ms=50)
             await self._producer.start()
 
         self._started = self._call(start())

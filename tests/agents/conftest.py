@@ -13,13 +13,14 @@ import pytest
 
 from streams.config import Settings
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 
 
 @pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def project(broker_settings: Settings, cluster: Cluster) -> AsyncIterator[Project]:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog)
     yield project
 

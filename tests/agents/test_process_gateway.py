@@ -50,7 +50,7 @@ async def test_the_pipelines_of_one_process_are_held_to_the_providers_rate_limit
     )
     # As `podium up` builds them: every pipeline's stages, from the project of the process.
     stages = Project(settings, agents.PIPELINES).stages(["support", "content", "market"])
-    env = StageEnv(project.bootstrap(), project.catalog, project.codec, Telemetry.configure("none"))
+    env = StageEnv(project.cluster(), project.catalog, project.codec, Telemetry.configure("none"))
     opened: list[list[Resource]] = []
     try:
         for stage in stages:  # each worker opens its stage's resources

@@ -11,6 +11,7 @@ from streams.config import Settings
 from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Selection, TopicReader
 from streams.runtime.project import Project
 
@@ -18,10 +19,10 @@ APPROVALS = "billing.approvals"
 DECISIONS = "billing.decisions"
 
 
-async def approvals_project(broker_settings: Settings, bootstrap: str) -> Project:
+async def approvals_project(broker_settings: Settings, cluster: Cluster) -> Project:
     """The repository's catalog with its approval and decision topics on the session broker."""
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(
             project.catalog.select([APPROVALS, DECISIONS, f"{DECISIONS}.retry", f"{DECISIONS}.dlq"])
         )
@@ -53,7 +54,7 @@ def asked(
 
 async def ask(project: Project, *requests: dict[str, Any]) -> None:
     async with Publisher(
-        bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        cluster=project.cluster(), catalog=project.catalog, codec=project.codec
     ) as publisher:
         for request in requests:
             await publisher.publish(APPROVALS, request, request_id=request["request_id"])
@@ -69,7 +70,7 @@ async def agent_decides(project: Project, request_id: str, call_id: str, **field
         "by": "timeout",
     }
     async with Publisher(
-        bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
+        cluster=project.cluster(), catalog=project.catalog, codec=project.codec
     ) as publisher:
         await publisher.publish(DECISIONS, {**decision, "at_ms": now_ms(), **fields}, request_id=request_id)
 
@@ -77,7 +78,7 @@ async def agent_decides(project: Project, request_id: str, call_id: str, **field
 async def decisions_of(project: Project, request_id: str) -> list[tuple[str, dict[str, Any]]]:
     """(key, decoded value) of every decision on the decisions topic for ``request_id``."""
     selection = Selection(DECISIONS, request_id=request_id)
-    async with TopicReader(project.bootstrap()) as reader:
+    async with TopicReader(project.cluster()) as reader:
         return [
             (
                 (record.key or b"").decode(),

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
+from streams.kafka.connection import Cluster
 from streams.runtime.workers import Worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,19 +33,19 @@ async def running(*workers: Worker) -> AsyncIterator[None]:
                 raise result
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[tuple[str, bytes]]:
+async def read_topic(cluster: Cluster, topic: str) -> list[tuple[str, bytes]]:
     """(key, value) of every record on a topic now, all partitions."""
     from streams.kafka.reading import Selection, TopicReader
 
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         return [
             ((r.key or b"").decode(), r.value or b"")
             async for r in reader.read(await reader.plan(Selection(topic)))
         ]
 
 
-async def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed(cluster: Cluster, group: str) -> dict[tuple[str, int], int]:
+    admin = cluster.admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -69,11 +68,16 @@ def podium(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def start_worker(
-    bootstrap: str, log: Path, *targets: str, env: dict[str, str] | None = None
+    cluster: Cluster, log: Path, *targets: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """`podium run <targets>` in a process of its own (to be killed), its output in ``log``;
     ``env``: more environment for it."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_METRICS_PORT": "0", **(env or {})}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+        "PODIUM_METRICS_PORT": "0",
+        **(env or {}),
+    }
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "run", *targets],
@@ -92,14 +96,13 @@ def wait_for(log: Path, text: str, timeout_s: float = 60) -> None:
         time.sleep(0.2)
 
 
-async def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+async def start_group_at_end(cluster: Cluster, group: str, topic: str) -> None:
     """Commits ``group`` at the end of ``topic``: a stage started with it reads only what is
     published from now on (a test's own records, not what earlier tests left)."""
-    from aiokafka import AIOKafkaConsumer
 
     from streams.kafka import partitions_of
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = cluster.consumer(group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await partitions_of(consumer, topic)

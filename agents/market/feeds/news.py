@@ -29,6 +29,7 @@ import httpx
 from streams.contracts import DEAD_LETTER_SCHEMA, REQUEST_ID, Catalog, Codec, now_ms
 from streams.ingress import Publisher
 from streams.kafka import Selection, TopicReader
+from streams.kafka.connection import Cluster
 from streams.runtime import dead_letter
 
 __all__ = [
@@ -150,13 +151,13 @@ class NewsIngester:
         self.published = 0
         self.failed = 0
 
-    async def load_seen(self, bootstrap: str) -> int:
+    async def load_seen(self, cluster: Cluster) -> int:
         """Item ids already on market.news (and malformed entries already dead-lettered), so a
         restarted ingester publishes nothing twice."""
         for topic, keys in ((NEWS_TOPIC, self.seen), (FAILED_TOPIC, self.rejected)):
             # A reader per topic: an aiokafka consumer only refreshes metadata for the topics it
             # was already given, so a second topic on the same reader may look missing.
-            async with TopicReader(bootstrap) as reader:
+            async with TopicReader(cluster) as reader:
                 async for record in reader.read(await reader.plan(Selection(topic))):
                     if record.key is not None:
                         keys.add(record.key.decode("utf-8", "replace"))

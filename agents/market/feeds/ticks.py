@@ -27,6 +27,7 @@ from streams.contracts import Codec, now_ms
 from streams.errors import CodecError
 from streams.ingress import Publisher
 from streams.kafka import Position, Selection, TopicReader
+from streams.kafka.connection import Cluster
 
 __all__ = ["TICKS_TOPIC", "Tick", "TickIngester", "parse_ticks", "poll_ticks", "replay_ticks", "stream_ticks"]
 
@@ -90,9 +91,9 @@ class TickIngester:
         self.published = 0
         self.failed = 0
 
-    async def load_last(self, bootstrap: str, lookback_ms: int = 3_600_000) -> int:
+    async def load_last(self, cluster: Cluster, lookback_ms: int = 3_600_000) -> int:
         """The newest tick per symbol in the last hour of market.ticks (a restart resumes there)."""
-        async with TopicReader(bootstrap) as reader:
+        async with TopicReader(cluster) as reader:
             since = Selection(self.topic, start=Position(timestamp_ms=now_ms() - lookback_ms))
             async for record in reader.read(await reader.plan(since)):
                 try:

@@ -17,6 +17,7 @@ from typing import Any
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.kafka.reading import Position, Selection, TopicReader
 from streams.operations.audit import run_audit
@@ -54,8 +55,8 @@ stages:
 class Workers:
     """The agent worker and the tool worker as processes of their own, killed and started again."""
 
-    def __init__(self, bootstrap: str, folder: Path, env: dict[str, str]) -> None:
-        self.bootstrap, self.folder, self.env = bootstrap, folder, env
+    def __init__(self, cluster: Cluster, folder: Path, env: dict[str, str]) -> None:
+        self.cluster, self.folder, self.env = cluster, folder, env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.starts: Counter[str] = Counter()
 
@@ -63,7 +64,7 @@ class Workers:
         self.starts[which] += 1
         log = self.folder / f"{which}-{self.starts[which]}.log"
         targets = ("billing-agent",) if which == "agent" else TOOLS
-        self.procs[which] = start_worker(self.bootstrap, log, *targets, env=self.env)
+        self.procs[which] = start_worker(self.cluster, log, *targets, env=self.env)
         wait_for(log, "podium: running", timeout_s=120)
 
     def kill(self, which: str) -> None:
@@ -86,7 +87,7 @@ async def test_kills_at_random_moments_lose_nothing_run_no_refund_twice_and_pay_
     project: Project, tmp_path: Path
 ) -> None:
     rng = random.Random(12)
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     config = SimConfig(seed=3, fault_rate=0.2, latency_ms=30, jitter_ms=20, retry_after_s=0.1, timeout_s=5.0)
     simulator = SimulatorServer(config)
     with simulator as url:
@@ -94,7 +95,7 @@ async def test_kills_at_random_moments_lose_nothing_run_no_refund_twice_and_pay_
         models.write_text(_models(url))
         home = tmp_path / "home"
         env = {"PODIUM_MODELS": str(models), "PODIUM_HOME": str(home), "PODIUM_OTEL_EXPORTER": "none"}
-        workers = Workers(bootstrap, tmp_path, env)
+        workers = Workers(cluster, tmp_path, env)
         started_ms = now_ms()
         try:
             workers.start("agent")
@@ -104,7 +105,7 @@ async def test_kills_at_random_moments_lose_nothing_run_no_refund_twice_and_pay_
             workers.stop()
     answered_calls = [r for r in simulator.requests if r.fault is None]
     report = await run_audit(
-        bootstrap,
+        cluster,
         "billing.requests",
         ["billing.responses", "billing.requests.dlq"],
         since=Position(timestamp_ms=started_ms),
@@ -122,7 +123,7 @@ async def test_kills_at_random_moments_lose_nothing_run_no_refund_twice_and_pay_
     assert runs and max(runs.values()) == 1, [k for k, n in runs.items() if n > 1]
 
     # A model call the simulator answered after the turn it made was written is a turn paid twice.
-    written = _written_turns([s for s in await _states(project, bootstrap) if s[1]["request_id"] in ids])
+    written = _written_turns([s for s in await _states(project, cluster) if s[1]["request_id"] in ids])
     by_ticket = {ticket: rid for rid, ticket in ids.items()}
     paid_again = []
     for call in answered_calls:
@@ -143,8 +144,8 @@ async def _run(project: Project, workers: Workers, rng: random.Random) -> dict[s
     ids: dict[str, str] = {}
     answered: set[str] = set()
     async with (
-        Follower(workers.bootstrap, ["billing.responses", "billing.approvals"]) as follower,
-        Publisher(bootstrap=workers.bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+        Follower(workers.cluster, ["billing.responses", "billing.approvals"]) as follower,
+        Publisher(cluster=workers.cluster, catalog=project.catalog, codec=project.codec) as publisher,
     ):
         for i in range(100):
             body, accounts = QUESTIONS[i % len(QUESTIONS)]
@@ -208,8 +209,8 @@ def _written_turns(states: list[tuple[int, dict[str, Any]]]) -> dict[str, dict[i
     return written
 
 
-async def _states(project: Project, bootstrap: str) -> list[tuple[int, dict[str, Any]]]:
-    async with TopicReader(bootstrap) as reader:
+async def _states(project: Project, cluster: Cluster) -> list[tuple[int, dict[str, Any]]]:
+    async with TopicReader(cluster) as reader:
         return [
             (r.timestamp, project.codec.decode("podium.agent.State", r.value))
             async for r in reader.read(await reader.plan(Selection("billing.state")))

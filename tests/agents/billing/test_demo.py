@@ -2,12 +2,13 @@
 
 import pytest
 
+from streams.kafka.connection import Cluster
 from tests.streams.running import podium
 
 
 @pytest.mark.parametrize("provider", ["local", "sim"])
 def test_the_billing_demo_answers_every_question_once_and_refunds_at_most_once(
-    bootstrap: str, provider: str
+    cluster: Cluster, provider: str
 ) -> None:
     done = podium(
         "demo",
@@ -15,7 +16,7 @@ def test_the_billing_demo_answers_every_question_once_and_refunds_at_most_once(
         provider,
         "--pipelines",
         "billing",
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
+        env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout

@@ -34,21 +34,21 @@ async def indexed(
 ) -> AsyncIterator[dict[str, str]]:
     """The environment of a PODIUM_HOME whose index holds the shipped knowledge base, the kb
     stages stopped (so their groups' offsets are final)."""
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     home = tmp_path_factory.mktemp("kb-home")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_HOME": str(home), "PODIUM_METRICS_PORT": "0"}
+    env = {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PODIUM_HOME": str(home), "PODIUM_METRICS_PORT": "0"}
     ids = _shipped_ids()
     log = home / "kb.log"
-    worker = start_worker(bootstrap, log, "kb", env=env)
+    worker = start_worker(cluster, log, "kb", env=env)
     try:
         wait_for(log, "podium: running", timeout_s=90)
         # Where each document ends: indexed, or a dead letter of one of the stages (named below).
         ends = [INDEXED, *(dlq_topic(t) for t in (DOCUMENTS, CHUNKS, EMBEDDED))]
-        async with Follower(bootstrap, ends) as follower:
+        async with Follower(cluster, ends) as follower:
             # Every document is published again (a KbPublisher that has not read the topic sends
             # them all), so the index holds them whatever other tests left on kb.documents and
             # wherever the podium.<stage> groups stand.
-            async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+            async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
                 kb = KbPublisher(pub, project.catalog, project.codec)
                 for draft in drafts_from_path(SHIPPED):
                     assert isinstance(draft, Draft) and await kb.publish(draft)

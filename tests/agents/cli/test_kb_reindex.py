@@ -14,17 +14,17 @@ from tests.streams.running import REPO, podium
 async def test_podium_kb_reindex_builds_then_activates_then_has_nothing_to_do(
     project: Project, unique: str, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
-    async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+    cluster = project.cluster()
+    async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
         kb = KbPublisher(pub, project.catalog, project.codec)
-        await kb.load(bootstrap)
+        await kb.load(cluster)
         await kb.publish(
             Draft(f"{unique}/guide.md", "docs", "text/markdown", b"# Guide\n\nExports run every night.\n")
         )
         # Poison: the chunk stage dead-letters it, the reindex passes over it and counts it.
         await kb.publish(Draft(f"{unique}/empty.md", "docs", "text/markdown", b"   \n"))
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PODIUM_HOME": str(tmp_path / "home"),
         "PODIUM_MODELS": str(REPO / "models.yaml"),
     }

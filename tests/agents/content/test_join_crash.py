@@ -15,15 +15,15 @@ from tests.streams.running import REPO, running, start_worker, wait_for
 
 
 async def test_a_killed_join_process_loses_no_pending_join(project: Project, tmp_path: Path) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     config = ContentConfig(models=REPO / "models.yaml")
 
-    first = start_worker(bootstrap, tmp_path / "join-1.log", "join")
+    first = start_worker(cluster, tmp_path / "join-1.log", "join")
     try:
         wait_for(tmp_path / "join-1.log", "podium: running")
         # The style check is down: every join waits with the fact check's verdict only.
         async with (
-            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
+            Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub,
             running(*workers(project, config, only=("draft", "factcheck"))),
         ):
             ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
@@ -33,11 +33,11 @@ async def test_a_killed_join_process_loses_no_pending_join(project: Project, tmp
     finally:
         if first.poll() is None:
             first.kill()
-    second = start_worker(bootstrap, tmp_path / "join-2.log", "join")
+    second = start_worker(cluster, tmp_path / "join-2.log", "join")
     try:
         wait_for(tmp_path / "join-2.log", "podium: running")
         async with (
-            Follower(bootstrap, TERMINAL) as follower,
+            Follower(cluster, TERMINAL) as follower,
             running(*workers(project, config, only=("draft", "factcheck", "style", "seo"))),
         ):
             got = await follower.collect(ids, timeout_s=60)

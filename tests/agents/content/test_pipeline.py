@@ -26,7 +26,7 @@ TERMINAL = ["content.published", "content.rejected"]
 
 def workers(project: Project, config: ContentConfig, only: tuple[str, ...] = ()) -> list[StageWorker]:
     return [
-        StageWorker(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+        StageWorker(s, cluster=project.cluster(), catalog=project.catalog, codec=project.codec)
         for s in content_stages(config)
         if not only or s.name in only
     ]
@@ -49,8 +49,8 @@ async def test_each_brief_is_published_or_rejected_once_after_at_most_n_revision
     started = now_ms()
     async with (
         running(*workers(project, config)),
-        Follower(project.bootstrap(), terminal) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), terminal) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         sent = {await pub.publish(input_topic, brief(b)): b for b in BRIEFS}
         got = await follower.collect(set(sent), timeout_s=90)
@@ -84,7 +84,7 @@ async def test_each_brief_is_published_or_rejected_once_after_at_most_n_revision
             )
             assert all(c["passed"] for c in article["checks"])
     report = await run_audit(
-        project.bootstrap(),
+        project.cluster(),
         input_topic,
         terminal,
         since=Position(timestamp_ms=started),
@@ -99,8 +99,8 @@ async def test_a_failing_style_branch_goes_to_its_dlq_and_the_join_records_it(pr
     config = ContentConfig(models=REPO / "models.yaml")
     async with (
         running(*workers(project, config)),
-        Follower(project.bootstrap(), [*TERMINAL, "content.drafts.style.dlq"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), [*TERMINAL, "content.drafts.style.dlq"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         # No points and nothing to include: the draft has a title and no body, which the style
         # check refuses as bad input (not retryable).
@@ -124,8 +124,8 @@ async def test_a_branch_that_never_answers_is_a_recorded_failure_not_a_hang(proj
     )
     async with (
         running(*workers(project, config, only=("draft", "factcheck", "join"))),  # no style worker
-        Follower(project.bootstrap(), TERMINAL) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), TERMINAL) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         rid = await pub.publish("content.briefs", brief(BRIEFS[0]))
         got = await follower.collect({rid}, timeout_s=20)
@@ -141,8 +141,8 @@ async def test_a_round_whose_checks_never_answer_is_rejected_with_its_article(pr
     )
     async with (
         running(*workers(project, config, only=("draft", "join"))),  # neither check runs
-        Follower(project.bootstrap(), TERMINAL) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), TERMINAL) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         rid = await pub.publish("content.briefs", brief(BRIEFS[0]))
         got = await follower.collect({rid}, timeout_s=20)
@@ -156,7 +156,7 @@ async def test_a_round_whose_checks_never_answer_is_rejected_with_its_article(pr
 async def test_a_join_restarted_mid_run_loses_no_pending_join(project: Project) -> None:
     config = ContentConfig(models=REPO / "models.yaml")
     ids: set[str] = set()
-    async with Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub:
+    async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
         # First run: the style check is down, so every join waits with one verdict of two.
         async with running(*workers(project, config, only=("draft", "factcheck", "join"))):
             ids = {await pub.publish("content.briefs", brief(b)) for b in BRIEFS[:6]}
@@ -164,7 +164,7 @@ async def test_a_join_restarted_mid_run_loses_no_pending_join(project: Project) 
         assert waiting == ids
         # Second run, in new workers with new services: the join's table comes back from Kafka.
         async with (
-            Follower(project.bootstrap(), TERMINAL) as follower,
+            Follower(project.cluster(), TERMINAL) as follower,
             running(*workers(project, config)),
         ):
             got = await follower.collect(ids, timeout_s=60)
@@ -186,7 +186,7 @@ async def _until_waiting(project: Project, ids: set[str], timeout_s: float = 30.
     waiting: set[str] = set()
     while time.monotonic() < deadline:
         rows = {}
-        for _, value in await read_topic(project.bootstrap(), "content.joins"):
+        for _, value in await read_topic(project.cluster(), "content.joins"):
             row = project.codec.decode("podium.content.JoinState", value)
             rows[row["request_id"]] = row
         waiting = {

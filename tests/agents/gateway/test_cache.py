@@ -18,6 +18,7 @@ from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 
 
 def ask(text: str) -> ChatRequest:
@@ -94,7 +95,7 @@ def sim() -> Iterator[SimulatorServer]:
 
 
 async def test_a_hit_makes_no_call_costs_nothing_and_survives_a_restart(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, sim: SimulatorServer
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, sim: SimulatorServer
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(
         f"topics:\n  {unique}.cache: {{value: podium.CachedAnswer, cleanup: compact}}\n", unique
@@ -103,8 +104,8 @@ async def test_a_hit_makes_no_call_costs_nothing_and_survives_a_restart(
     prices = PriceTable({"small": Price(0.15, 0.6)})
     policy = CallPolicy(chain=(Route("oa", "small"),))
     provider = OpenAIProvider("oa", sim.url + "/v1")
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
-        store = KafkaCacheStore(bootstrap, publisher, codec, topic=f"{unique}.cache")
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
+        store = KafkaCacheStore(cluster, publisher, codec, topic=f"{unique}.cache")
         gateway = ModelGateway({"oa": provider}, prices, cache=ResponseCache(ttl_s=600, store=store))
         first = await gateway.complete(ask("Where is my   invoice?"), policy)
         calls = sim.calls

@@ -17,6 +17,7 @@ from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Selection, TopicReader
 
 TOPICS = "topics:\n  {p}.drafts.stream: {value: podium.StreamChunk, partitions: 3}\n"
@@ -30,7 +31,7 @@ def sim() -> Iterator[SimulatorServer]:
 
 
 async def test_chunks_show_the_reset_and_rebuild_the_exact_final_text(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, sim: SimulatorServer
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, sim: SimulatorServer
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
@@ -40,7 +41,7 @@ async def test_chunks_show_the_reset_and_rebuild_the_exact_final_text(
     policy = CallPolicy(chain=(Route("oa", "small"), Route("an", "large")), backoff=Backoff(max_retries=0))
     request = ChatRequest(model="", messages=[{"role": "user", "content": "Draft a reply about refunds."}])
     sim.queue("cut_stream", None)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
 
         async def send(chunk: dict[str, Any]) -> None:
             value = codec.encode("podium.StreamChunk", chunk)
@@ -50,7 +51,7 @@ async def test_chunks_show_the_reset_and_rebuild_the_exact_final_text(
     for provider in providers.values():
         await provider.aclose()
 
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         chunks = [
             codec.decode("podium.StreamChunk", r.value or b"")
             async for r in reader.read(await reader.plan(Selection(topic)))

@@ -16,6 +16,7 @@ from agents.offline.embedder import EMBEDDING_MODEL, WordLlamaEmbedder
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 
 EMBEDDER = WordLlamaEmbedder.load()
 ACME = scope_of("acme", "billing")
@@ -78,7 +79,7 @@ async def test_a_threshold_alone_is_not_enough() -> None:
 
 
 async def test_another_worker_is_warm_from_the_topic_and_follows_it(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:
     catalog = await make_topics(
         f"topics:\n  {unique}.semantic:\n    value: {SEMANTIC_ENTRY}\n    cleanup: compact\n"
@@ -86,8 +87,8 @@ async def test_another_worker_is_warm_from_the_topic_and_follows_it(
         unique,
     )
     codec = SingleObjectCodec(schema_store)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
-        topic = CompactedTopic(bootstrap, publisher, codec, f"{unique}.semantic", SEMANTIC_ENTRY)
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
+        topic = CompactedTopic(cluster, publisher, codec, f"{unique}.semantic", SEMANTIC_ENTRY)
         async with cache(topic=topic) as first:
             await first.remember("How do I cancel my subscription?", ACME, "cancel it", "m", "r-1")
         # A restart (or another worker): warm from the topic.

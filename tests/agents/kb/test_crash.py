@@ -35,6 +35,7 @@ from agents.rag.store import open_store
 from streams.contracts import dlq_topic
 from streams.contracts.headers import now_ms
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival, Follower
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
@@ -107,25 +108,25 @@ class Corpus:
         return self.ids_of[key]
 
 
-async def _lag(bootstrap: str, group: str, topic: str) -> int:
-    async with Follower(bootstrap, [topic]) as follower:
+async def _lag(cluster: Cluster, group: str, topic: str) -> int:
+    async with Follower(cluster, [topic]) as follower:
         ends = await follower.ends()
-    done = await committed(bootstrap, group)
+    done = await committed(cluster, group)
     return sum(end - done.get((tp.topic, tp.partition), 0) for tp, end in ends.items())
 
 
 class Killable:
     """``podium run <stage>`` in a process of its own, killed with SIGKILL and started again."""
 
-    def __init__(self, bootstrap: str, stage: str, folder: Path, env: dict[str, str]) -> None:
-        self.bootstrap, self.stage, self.folder, self.env = bootstrap, stage, folder, env
+    def __init__(self, cluster: Cluster, stage: str, folder: Path, env: dict[str, str]) -> None:
+        self.cluster, self.stage, self.folder, self.env = cluster, stage, folder, env
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     async def start(self) -> None:
         self.starts += 1
         log = self.folder / f"{self.stage}-{self.starts}.log"
-        self.proc = start_worker(self.bootstrap, log, self.stage, env=self.env)
+        self.proc = start_worker(self.cluster, log, self.stage, env=self.env)
         await asyncio.to_thread(wait_for, log, "podium: running", 120)
 
     def kill(self) -> None:
@@ -160,7 +161,7 @@ async def _in_process(project: Project, stages: list[Any], unique: str) -> Async
     workers = [
         StageWorker(
             s,
-            bootstrap=project.bootstrap(),
+            cluster=project.cluster(),
             catalog=project.catalog,
             codec=project.codec,
             group_id=f"{unique}-{s.name}",
@@ -181,7 +182,7 @@ async def _crash_run(
     project: Project, tmp_path: Path, unique: str, killed: str, vector_url: str | None
 ) -> tuple[Corpus, Run]:
     """Ingest the corpus with ``killed`` in its own process, killed once, until the index holds it."""
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     home = tmp_path / "home"
     settings = project.settings.model_copy(
         update={"home": home, "vector_url": None if vector_url is None else SecretStr(vector_url)}
@@ -192,13 +193,13 @@ async def _crash_run(
     corpus = Corpus(tmp_path / "docs", unique, ChunkStage(services.config))
     alongside = [s for s in stages if s.name != killed]
     for stage in alongside:
-        await start_group_at_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
-    await start_group_at_end(bootstrap, f"podium.{killed}", INPUT[killed])
+        await start_group_at_end(cluster, f"{unique}-{stage.name}", stage.consumes)
+    await start_group_at_end(cluster, f"podium.{killed}", INPUT[killed])
 
     env = {"PODIUM_HOME": str(home), "PODIUM_OTEL_EXPORTER": "none"}
     if vector_url is not None:
         env["PODIUM_VECTOR_URL"] = vector_url
-    worker = Killable(bootstrap, killed, tmp_path, env)
+    worker = Killable(cluster, killed, tmp_path, env)
     corpus.write(range(DOCS), version=1)
     corpus.write_poison()
     mine = {request_id_for(corpus.document_id(n)) for n in range(DOCS)}
@@ -207,12 +208,12 @@ async def _crash_run(
     topics = list(seen)
     try:
         async with (
-            Follower(bootstrap, topics) as follower,
-            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as publisher,
+            Follower(cluster, topics) as follower,
+            Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as publisher,
             _in_process(project, alongside, unique),
         ):
             kb = KbPublisher(publisher, project.catalog, project.codec)
-            await kb.load(bootstrap)
+            await kb.load(cluster)
             drafts = corpus.drafts()
             for draft in drafts.values():
                 if draft.document_id not in poison:
@@ -248,7 +249,7 @@ async def _crash_run(
             while True:
                 await _collect(follower, seen, 0.5)
                 gone = [a for a in seen[INDEXED].get(last, []) if a.timestamp_ms >= restarted_ms]
-                if gone and not await _lags(bootstrap, unique, killed, alongside):
+                if gone and not await _lags(cluster, unique, killed, alongside):
                     break
                 assert time.monotonic() < deadline, "the pipeline did not drain in 180 s"
     finally:
@@ -257,9 +258,9 @@ async def _crash_run(
     return corpus, run
 
 
-async def _lags(bootstrap: str, unique: str, killed: str, alongside: list[Any]) -> int:
-    lags = [await _lag(bootstrap, f"podium.{killed}", INPUT[killed])]
-    lags += [await _lag(bootstrap, f"{unique}-{s.name}", s.consumes) for s in alongside]
+async def _lags(cluster: Cluster, unique: str, killed: str, alongside: list[Any]) -> int:
+    lags = [await _lag(cluster, f"podium.{killed}", INPUT[killed])]
+    lags += [await _lag(cluster, f"{unique}-{s.name}", s.consumes) for s in alongside]
     return sum(lags)
 
 

@@ -14,6 +14,7 @@ from agents.rag.chunking import chunk_document
 from agents.rag.parsing import MARKDOWN, Limits, parse
 from streams.contracts import dlq_topic
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival, Follower
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
@@ -53,19 +54,19 @@ def _knowledge_base(root: Path, unique: str) -> dict[str, str]:
     }
 
 
-def _worker(project: Project, bootstrap: str, unique: str) -> StageWorker:
+def _worker(project: Project, cluster: Cluster, unique: str) -> StageWorker:
     stage = chunk_stage(KbConfig(models=Path("models.yaml"), tuning=KbTuning(limits=LIMITS)))
     return StageWorker(
-        stage, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec, group_id=f"{unique}-chunk"
+        stage, cluster=cluster, catalog=project.catalog, codec=project.codec, group_id=f"{unique}-chunk"
     )
 
 
-def _env(bootstrap: str) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"}
+def _env(cluster: Cluster) -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "COLUMNS": "200"}
 
 
-async def _end(project: Project, bootstrap: str) -> int:
-    async with Follower(bootstrap, [DOCUMENTS]) as follower:
+async def _end(project: Project, cluster: Cluster) -> int:
+    async with Follower(cluster, [DOCUMENTS]) as follower:
         return sum((await follower.ends()).values())
 
 
@@ -83,15 +84,15 @@ async def _collect(
 
 
 async def test_a_folder_becomes_chunks_with_deterministic_ids_and_poison_dead_letters_with_reasons(
-    project: Project, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     expected = _knowledge_base(tmp_path, unique)
     codec = project.codec
     async with (
-        Follower(bootstrap, [CHUNKS, dlq_topic(DOCUMENTS)]) as follower,
-        running(_worker(project, bootstrap, unique)),
+        Follower(cluster, [CHUNKS, dlq_topic(DOCUMENTS)]) as follower,
+        running(_worker(project, cluster, unique)),
     ):
-        first = podium("ingest", "docs", str(tmp_path), env=_env(bootstrap))
+        first = podium("ingest", "docs", str(tmp_path), env=_env(cluster))
         assert first.returncode == 0, first.stderr
         assert "9 published, 0 unchanged, 0 refused" in first.stdout, first.stdout
         arrivals = await _collect(follower, set(expected))
@@ -123,20 +124,20 @@ async def test_a_folder_becomes_chunks_with_deterministic_ids_and_poison_dead_le
     assert "NUL bytes" in letter["error_message"]
 
     # Unchanged: nothing is written. An edited paragraph: that document alone, one chunk id new.
-    before = await _end(project, bootstrap)
-    second = podium("ingest", "docs", str(tmp_path), env=_env(bootstrap))
+    before = await _end(project, cluster)
+    second = podium("ingest", "docs", str(tmp_path), env=_env(cluster))
     assert "0 published, 9 unchanged, 0 refused" in second.stdout, second.stdout
-    assert await _end(project, bootstrap) == before
+    assert await _end(project, cluster) == before
 
     guide_file = tmp_path / unique / "guide.md"
     guide_file.write_text(guide_file.read_text().replace("seven days", "ten days"))
     async with (
-        Follower(bootstrap, [CHUNKS]) as follower,
-        running(_worker(project, bootstrap, unique)),
+        Follower(cluster, [CHUNKS]) as follower,
+        running(_worker(project, cluster, unique)),
     ):
-        third = podium("ingest", "docs", str(tmp_path), env=_env(bootstrap))
+        third = podium("ingest", "docs", str(tmp_path), env=_env(cluster))
         assert "1 published, 8 unchanged" in third.stdout, third.stdout
-        deleted = podium("kb", "delete", f"{unique}-faq-2", env=_env(bootstrap))
+        deleted = podium("kb", "delete", f"{unique}-faq-2", env=_env(cluster))
         assert deleted.returncode == 0, deleted.stderr
         updates = await _collect(follower, {f"{unique}/guide.md", f"{unique}-faq-2"})
     edited = codec.decode("podium.kb.Chunks", _last(updates[f"{unique}/guide.md"]).value or b"")
@@ -145,35 +146,35 @@ async def test_a_folder_becomes_chunks_with_deterministic_ids_and_poison_dead_le
     gone = codec.decode("podium.kb.Chunks", _last(updates[f"{unique}-faq-2"]).value or b"")
     assert gone["deleted"] and gone["chunks"] == [] and gone["document_id"] == f"{unique}-faq-2"
 
-    unknown = podium("kb", "delete", f"{unique}-never", env=_env(bootstrap))
+    unknown = podium("kb", "delete", f"{unique}-never", env=_env(cluster))
     assert unknown.returncode == 1 and "no document" in unknown.stderr
 
 
 async def test_a_file_larger_than_the_topic_accepts_is_refused_by_the_command(
-    project: Project, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / unique
     folder.mkdir()
     (folder / "ok.md").write_text("# Fine\n\nA small document.\n")
     spec = project.catalog.get(DOCUMENTS)
     (folder / "giant.txt").write_bytes(b"x" * (spec.max_message_bytes + 1))
-    done = podium("ingest", "docs", str(tmp_path), env=_env(bootstrap))
+    done = podium("ingest", "docs", str(tmp_path), env=_env(cluster))
     assert done.returncode == 1
     assert "1 published, 0 unchanged, 1 refused" in done.stdout, done.stdout
     assert f"{unique}/giant.txt" in done.stderr and "larger than kb.documents accepts" in done.stderr
 
 
 async def test_the_publisher_reads_the_compacted_topic_to_its_end_and_forgets_deleted_documents(
-    project: Project, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     (tmp_path / f"{unique}.md").write_text("# A\n\nText.\n")
     [draft] = list(drafts_from_path(tmp_path / f"{unique}.md"))
-    async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+    async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
         kb = KbPublisher(pub, project.catalog, project.codec)
-        await kb.load(bootstrap)
+        await kb.load(cluster)
         assert await kb.publish(draft) and not await kb.publish(draft)
-        await kb.load(bootstrap)
+        await kb.load(cluster)
         assert draft.document_id in kb.known and not await kb.publish(draft)
         await kb.delete(draft.document_id)
-        await kb.load(bootstrap)
+        await kb.load(cluster)
         assert draft.document_id not in kb.known and await kb.publish(draft)

@@ -18,6 +18,7 @@ from agents.offline.embedder import WordLlamaEmbedder
 from agents.rag.store import ACTIVE, open_store
 from streams.contracts import dlq_topic, parse_headers
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival, Follower
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
@@ -31,14 +32,14 @@ PARAGRAPHS = [
 
 
 @asynccontextmanager
-async def _pipeline(project: Project, bootstrap: str, unique: str, home: Path) -> AsyncIterator[KbServices]:
+async def _pipeline(project: Project, cluster: Cluster, unique: str, home: Path) -> AsyncIterator[KbServices]:
     stages = kb_stages(KbConfig(models=REPO / "models.yaml", home=home))
     for stage in stages:  # this test's documents, not the backlog other tests left on the topics
-        await start_group_at_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
+        await start_group_at_end(cluster, f"{unique}-{stage.name}", stage.consumes)
     workers = [
         StageWorker(
             s,
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=project.catalog,
             codec=project.codec,
             group_id=f"{unique}-{s.name}",
@@ -63,7 +64,7 @@ def _decode(project: Project, arrival: Arrival) -> dict[str, Any]:
 
 
 async def test_documents_are_indexed_updated_with_their_unchanged_vectors_kept_and_deleted(
-    project: Project, bootstrap: str, unique: str, tmp_path: Path
+    project: Project, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     folder = tmp_path / "kb" / unique
     folder.mkdir(parents=True)
@@ -74,17 +75,17 @@ async def test_documents_are_indexed_updated_with_their_unchanged_vectors_kept_a
     ids = {f"{unique}/guide.md", f"{unique}/page.html", f"{unique}/handbook.txt"}
 
     async def publish(*only: str) -> None:
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             kb = KbPublisher(pub, project.catalog, project.codec)
-            await kb.load(bootstrap)
+            await kb.load(cluster)
             for draft in drafts_from_path(tmp_path / "kb"):
                 assert isinstance(draft, Draft), draft
                 if not only or draft.document_id in only:
                     await kb.publish(draft)
 
     async with (
-        Follower(bootstrap, [INDEXED, dlq_topic("kb.chunks"), dlq_topic("kb.embedded")]) as follower,
-        _pipeline(project, bootstrap, unique, home),
+        Follower(cluster, [INDEXED, dlq_topic("kb.chunks"), dlq_topic("kb.embedded")]) as follower,
+        _pipeline(project, cluster, unique, home),
     ):
         await publish()
         first = await _indexed(follower, ids)
@@ -118,14 +119,14 @@ async def test_documents_are_indexed_updated_with_their_unchanged_vectors_kept_a
     edited = [p.replace("detail4x7 ", "changed4x7 ") for p in PARAGRAPHS]
     (folder / "handbook.txt").write_text("\n\n".join(edited))
     async with (
-        Follower(bootstrap, [INDEXED]) as follower,
-        _pipeline(project, bootstrap, unique, home),
+        Follower(cluster, [INDEXED]) as follower,
+        _pipeline(project, cluster, unique, home),
     ):
         await publish(f"{unique}/handbook.txt")
         updated = _decode(
             project, (await _indexed(follower, {f"{unique}/handbook.txt"}))[f"{unique}/handbook.txt"]
         )
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             await KbPublisher(pub, project.catalog, project.codec).delete(f"{unique}/guide.md")
         gone = _decode(project, (await _indexed(follower, {f"{unique}/guide.md"}))[f"{unique}/guide.md"])
     assert updated["reused"] == updated["chunks"] - 1 >= 2
@@ -166,7 +167,7 @@ def test_the_kb_pipeline_builds_its_three_stages_in_order_on_its_topics(tmp_path
 async def test_podium_run_kb_indexes_what_podium_ingest_docs_publishes(
     project: Project, unique: str, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     home = tmp_path / "home"
     folder = tmp_path / "docs" / unique
     folder.mkdir(parents=True)
@@ -175,13 +176,13 @@ async def test_podium_run_kb_indexes_what_podium_ingest_docs_publishes(
     # `podium run kb` runs on the stages' own groups: from the topics' ends, as a user's would
     # be after the backlog other tests left.
     for stage, topic in STAGES:
-        await start_group_at_end(bootstrap, f"podium.{stage}", topic)
-    worker = start_worker(bootstrap, log, "kb", env={"PODIUM_HOME": str(home)})
+        await start_group_at_end(cluster, f"podium.{stage}", topic)
+    worker = start_worker(cluster, log, "kb", env={"PODIUM_HOME": str(home)})
     try:
         wait_for(log, "podium: running")
-        async with Follower(bootstrap, [INDEXED]) as follower:
+        async with Follower(cluster, [INDEXED]) as follower:
             done = podium(
-                "ingest", "docs", str(tmp_path / "docs"), env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+                "ingest", "docs", str(tmp_path / "docs"), env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap}
             )
             assert "1 published" in done.stdout, done.stdout + done.stderr
             arrival = (await _indexed(follower, {f"{unique}/guide.md"}))[f"{unique}/guide.md"]

@@ -81,7 +81,7 @@ def sim() -> Iterator[str]:
 
 
 def _env(project: Project) -> StageEnv:
-    return StageEnv(project.bootstrap(), project.catalog, project.codec, Telemetry.configure("none"))
+    return StageEnv(project.cluster(), project.catalog, project.codec, Telemetry.configure("none"))
 
 
 @asynccontextmanager
@@ -89,12 +89,12 @@ async def _pipeline(project: Project, unique: str, models: Path, home: Path) -> 
     stages = kb_stages(KbConfig(models=models, home=home))
     for stage in stages:  # from the topics' ends the first time (the backlog of other tests is
         # not this test's); a restart on the other models file resumes where the group stopped
-        if not await committed(project.bootstrap(), f"{unique}-{stage.name}"):
-            await start_group_at_end(project.bootstrap(), f"{unique}-{stage.name}", stage.consumes)
+        if not await committed(project.cluster(), f"{unique}-{stage.name}"):
+            await start_group_at_end(project.cluster(), f"{unique}-{stage.name}", stage.consumes)
     workers = [
         StageWorker(
             s,
-            bootstrap=project.bootstrap(),
+            cluster=project.cluster(),
             catalog=project.catalog,
             codec=project.codec,
             group_id=f"{unique}-{s.name}",  # restarted on another models file: resumes
@@ -121,7 +121,7 @@ async def _live(project: Project, config: KbConfig) -> dict[str, frozenset[str]]
     chunker = ChunkStage(config)
     live: dict[str, frozenset[str]] = {}
     for key, document in (
-        await latest_documents(project.bootstrap(), project.codec, schema, lambda d: d)
+        await latest_documents(project.cluster(), project.codec, schema, lambda d: d)
     ).items():
         with contextlib.suppress(Exception):
             live[key] = frozenset(c["id"] for c in chunker.chunks_of(document)["chunks"])
@@ -150,13 +150,13 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
     models_a, models_b = tmp_path / "models-a.yaml", tmp_path / "models-b.yaml"
     models_a.write_text(MODELS_A)
     models_b.write_text(MODELS_B.replace("URL", sim))
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     shipped = [d for d in drafts_from_path(REPO / "agents" / "data" / "kb")]
     assert len(shipped) >= 80 and all(isinstance(d, Draft) for d in shipped)
 
     # 1. The shipped knowledge base into A (WordLlama), through the kb pipeline.
-    async with Follower(bootstrap, [INDEXED]) as follower, _pipeline(project, unique, models_a, home):
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+    async with Follower(cluster, [INDEXED]) as follower, _pipeline(project, unique, models_a, home):
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             kb = KbPublisher(pub, project.catalog, project.codec)  # not loaded: every one is sent
             for draft in shipped:
                 assert isinstance(draft, Draft)
@@ -197,7 +197,7 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
 
         # 2. The pipeline restarted on the new models file; a reindex stopped half way.
         async with (
-            Follower(bootstrap, [INDEXED]) as follower,
+            Follower(cluster, [INDEXED]) as follower,
             _pipeline(project, unique, models_b, home),
             _opened(project, models_b, home) as services,
         ):
@@ -208,7 +208,7 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
                     half.set()
 
             first = asyncio.create_task(
-                reindex(services, bootstrap, project.catalog, project.codec, progress=stopping)
+                reindex(services, cluster, project.catalog, project.codec, progress=stopping)
             )
             await half.wait()
             first.cancel()
@@ -227,16 +227,14 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
 
             async def publish_and_delete() -> None:
                 await changed.wait()
-                async with Publisher(
-                    bootstrap=bootstrap, catalog=project.catalog, codec=project.codec
-                ) as pub:
+                async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
                     kb = KbPublisher(pub, project.catalog, project.codec)
                     await kb.publish(new_doc)
                     await kb.delete(gone_id)
 
             changes = asyncio.create_task(publish_and_delete())
             report: ReindexReport = await reindex(
-                services, bootstrap, project.catalog, project.codec, progress=changing
+                services, cluster, project.catalog, project.codec, progress=changing
             )
             await changes
             indexed = await follower.collect({new_request, request_id_for(gone_id)}, timeout_s=60)
@@ -261,7 +259,7 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
 
             # 5. After the switch the retired A gets no more writes.
             later_id = f"{unique}/after-switch.md"
-            async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+            async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
                 await KbPublisher(pub, project.catalog, project.codec).publish(
                     Draft(later_id, "docs", "text/markdown", b"# After\n\nWritten after the switch.\n")
                 )
@@ -290,7 +288,7 @@ async def test_a_model_switch_rebuilds_from_kb_documents_while_the_old_version_s
 
         # Started once more: nothing to do.
         async with _opened(project, models_b, home) as services:
-            again = await reindex(services, bootstrap, project.catalog, project.codec)
+            again = await reindex(services, cluster, project.catalog, project.codec)
         assert again.already_active and again.version.name == B
     finally:
         stop.set()

@@ -13,6 +13,7 @@ import pytest
 from agents.gateway.providers.local import LocalTurn
 from agents.gateway.providers.protocol import ChatRequest
 from streams.contracts.schemas import SchemaStore
+from streams.kafka.connection import Cluster
 from streams.telemetry.otel import Telemetry
 from tests.agents.loop.test_stages import _ask, _calls, _results, _turns
 from tests.phoenix import Phoenix
@@ -42,7 +43,7 @@ async def test_an_agent_request_shows_in_phoenix_as_one_trace_of_agent_llm_and_t
     tmp_path: Path,
     make_topics,
     schema_store: SchemaStore,
-    bootstrap: str,
+    cluster: Cluster,
     unique: str,
     phoenix: Phoenix,
     monkeypatch: pytest.MonkeyPatch,
@@ -58,7 +59,7 @@ async def test_an_agent_request_shows_in_phoenix_as_one_trace_of_agent_llm_and_t
             tmp_path,
             make_topics,
             schema_store,
-            bootstrap,
+            cluster,
             unique,
             _planner,
             ["(2+3) + (4*5)?"],

@@ -20,6 +20,7 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import now_ms
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.stage import Stage
 from streams.runtime.stage_worker import StageWorker
@@ -116,7 +117,7 @@ async def _ask(
     tmp_path: Path,
     make_topics: Callable[[str, str], Awaitable[Catalog]],
     schema_store: SchemaStore,
-    bootstrap: str,
+    cluster: Cluster,
     unique: str,
     planner: Planner,
     bodies: list[str],
@@ -138,13 +139,13 @@ async def _ask(
     codec = SingleObjectCodec(schema_store)
     stages = [alter(s) for s in agent_stages(agent, models, local_models={"scripted": ToolModel(planner)})]
     workers = [
-        StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry) for s in stages
+        StageWorker(s, cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry) for s in stages
     ]
     responses: dict[str, dict[str, Any]] = {}
     async with (
         running(*workers),
-        Follower(bootstrap, [agent.responses, agent.approvals]) as follower,
-        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry) as publisher,
+        Follower(cluster, [agent.responses, agent.approvals]) as follower,
+        Publisher(cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry) as publisher,
     ):
         ids = {
             await publisher.publish(f"{unique}.{on}", {"body": b, "context": {"user": "u1"}}): b
@@ -172,7 +173,7 @@ async def _ask(
 
 
 async def test_parallel_tool_calls_then_the_answer_from_their_results(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     def planner(request: ChatRequest) -> LocalTurn:
         if _turns(request) == 0:
@@ -182,7 +183,7 @@ async def test_parallel_tool_calls_then_the_answer_from_their_results(  # type: 
         return LocalTurn(text=" and ".join(m["content"] for m in _results(request)))
 
     responses = await _ask(
-        tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["what are 2+3 and 4*5?"]
+        tmp_path, make_topics, schema_store, cluster, unique, planner, ["what are 2+3 and 4*5?"]
     )
     (response,) = responses.values()
     assert (response["status"], response["answer"], response["turns"]) == ("answered", "5 and 20", 2)
@@ -192,7 +193,7 @@ async def test_parallel_tool_calls_then_the_answer_from_their_results(  # type: 
 
 
 async def test_max_steps_and_consecutive_failures_end_the_request_with_the_reason(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     def planner(request: ChatRequest) -> LocalTurn:
         n = _turns(request) + 1
@@ -205,7 +206,7 @@ async def test_max_steps_and_consecutive_failures_end_the_request_with_the_reaso
         tmp_path,
         make_topics,
         schema_store,
-        bootstrap,
+        cluster,
         unique,
         planner,
         ["loop forever", "fail"],
@@ -222,7 +223,7 @@ async def test_max_steps_and_consecutive_failures_end_the_request_with_the_reaso
 
 
 async def test_bad_calls_are_told_to_the_model_a_huge_result_is_cut_and_a_dead_tool_record_is_a_failure(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     seen: list[dict[str, Any]] = []
 
@@ -245,9 +246,7 @@ async def test_bad_calls_are_told_to_the_model_a_huge_result_is_cut_and_a_dead_t
         return replace(stage, max_value_bytes=100) if stage.name == "flaky" else stage
 
     (response,) = (
-        await _ask(
-            tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["bad"], alter=small_flaky
-        )
+        await _ask(tmp_path, make_topics, schema_store, cluster, unique, planner, ["bad"], alter=small_flaky)
     ).values()
     assert response["status"] == "answered"
     by_tool = {m["name"]: m for m in seen}
@@ -269,7 +268,7 @@ async def test_bad_calls_are_told_to_the_model_a_huge_result_is_cut_and_a_dead_t
 
 
 async def test_an_approved_payment_runs_once_a_denied_one_never_and_silence_is_a_denial(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     def planner(request: ChatRequest) -> LocalTurn:
         if _turns(request) == 0:
@@ -288,7 +287,7 @@ async def test_an_approved_payment_runs_once_a_denied_one_never_and_silence_is_a
         tmp_path,
         make_topics,
         schema_store,
-        bootstrap,
+        cluster,
         unique,
         planner,
         ["approve", "deny", "ignore"],
@@ -306,7 +305,7 @@ async def test_an_approved_payment_runs_once_a_denied_one_never_and_silence_is_a
 
 
 async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_is_dead_lettered(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     catalog = await make_topics(TOPICS, unique)
     models = tmp_path / "models.yaml"
@@ -341,13 +340,12 @@ async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_i
         "at_ms": now_ms(),
     }
     workers = [
-        StageWorker(stages[n], bootstrap=bootstrap, catalog=catalog, codec=codec)
-        for n in (agent.stage, "pay")
+        StageWorker(stages[n], cluster=cluster, catalog=catalog, codec=codec) for n in (agent.stage, "pay")
     ]
     async with (
         running(*workers),
-        Follower(bootstrap, [agent.results, f"{agent.requests}.dlq"]) as follower,
-        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher,
+        Follower(cluster, [agent.results, f"{agent.requests}.dlq"]) as follower,
+        Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher,
     ):
         for _ in range(2):
             await publisher.publish(agent.tool_topic(pay), call, request_id=call["call_id"])
@@ -389,20 +387,18 @@ async def test_a_side_effect_call_delivered_twice_runs_once_and_a_stray_result_i
     assert letters, got["r-nobody"]
     letter = codec.decode("podium.DeadLetter", letters[0].value or b"")
     assert "r-nobody" in letter["error_message"] and "no state" in letter["error_message"]
-    ledger = [
-        codec.decode("podium.agent.LedgerEntry", v) for k, v in await read_topic(bootstrap, agent.ledger)
-    ]
+    ledger = [codec.decode("podium.agent.LedgerEntry", v) for k, v in await read_topic(cluster, agent.ledger)]
     assert [e["status"] for e in ledger if e["call_id"] == call["call_id"]][:2] == ["started", "done"]
 
 
 async def test_a_request_back_from_the_retry_topic_is_answered_and_a_cost_cap_ends_one_degraded(  # type: ignore[no-untyped-def]
-    tmp_path: Path, make_topics, schema_store: SchemaStore, bootstrap: str, unique: str
+    tmp_path: Path, make_topics, schema_store: SchemaStore, cluster: Cluster, unique: str
 ) -> None:
     def planner(request: ChatRequest) -> LocalTurn:
         return LocalTurn(text="answered")
 
     retried = await _ask(
-        tmp_path, make_topics, schema_store, bootstrap, unique, planner, ["again"], on="requests.retry"
+        tmp_path, make_topics, schema_store, cluster, unique, planner, ["again"], on="requests.retry"
     )
     assert retried["again"]["answer"] == "answered"
 
@@ -411,7 +407,7 @@ async def test_a_request_back_from_the_retry_topic_is_answered_and_a_cost_cap_en
         tmp_path,
         make_topics,
         schema_store,
-        bootstrap,
+        cluster,
         unique,
         planner,
         ["dear"],

@@ -18,7 +18,7 @@ T0 = 1_795_599_960_000  # a multiple of the window
 def workers(project: Project, only: tuple[str, ...] = ()) -> list[Worker]:
     config = MarketConfig(window_s=60, grace_s=5, points=60, idle_close_s=30, checkpoint_interval_s=0.2)
     return [
-        worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+        worker_for(s, cluster=project.cluster(), catalog=project.catalog, codec=project.codec)
         for s in market_stages(config, REPO / "models.yaml")
         if not only or s.name in only
     ]

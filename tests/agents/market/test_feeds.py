@@ -30,6 +30,7 @@ from agents.market.feeds.news import (
 from streams.config import Settings
 from streams.ingress.publish import Publisher
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 from tests.streams.running import REPO, read_topic
 
@@ -60,31 +61,31 @@ def test_rss_atom_and_json_become_items_and_bad_entries_say_why() -> None:
 
 
 @pytest.fixture
-async def project(broker_settings: Settings, bootstrap: str) -> Project:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def project(broker_settings: Settings, cluster: Cluster) -> Project:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([NEWS_TOPIC, FAILED_TOPIC]))
     return project
 
 
 async def test_a_replayed_feed_publishes_each_item_once_even_after_a_restart(project: Project) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     sample = REPO / "agents" / "data" / "market" / "news.jsonl"
-    before = {k for k, _ in await read_topic(bootstrap, NEWS_TOPIC)}
+    before = {k for k, _ in await read_topic(cluster, NEWS_TOPIC)}
     for run in range(2):  # the second run is a restarted ingester
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             ingester = NewsIngester(pub, project.catalog, project.codec, str(sample))
-            await ingester.load_seen(bootstrap)
+            await ingester.load_seen(cluster)
             new = await replay_file(ingester, sample)
             # Other tests publish news of their own: only the sample's ids count here.
             assert new == (len({f"n{i}" for i in range(1, 9)} - before) if run == 0 else 0)
-    news = await read_topic(bootstrap, NEWS_TOPIC)
+    news = await read_topic(cluster, NEWS_TOPIC)
     keys = [k for k, _ in news]
     assert len(keys) == len(set(keys)) and {"n1", "n8"} <= set(keys)
     item = project.codec.decode("podium.market.NewsItem", dict(news)["n1"])
     assert item["published_ms"] == 1795600000000 and item["symbols"] == ["ACME"]
     failed = [
-        project.codec.decode("podium.DeadLetter", v) for _, v in await read_topic(bootstrap, FAILED_TOPIC)
+        project.codec.decode("podium.DeadLetter", v) for _, v in await read_topic(cluster, FAILED_TOPIC)
     ]
     mine = [f for f in failed if f["original_topic"] == str(sample)]
     assert len(mine) == 1 and mine[0]["error_message"] == "no title"
@@ -128,12 +129,12 @@ def feed_server() -> Iterator[FeedServer]:
 async def test_polling_uses_conditional_requests(
     project: Project, feed_server: FeedServer, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     statuses: list[str] = []
     with feed_server as url:
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             ingester = NewsIngester(pub, project.catalog, project.codec, url)
-            await ingester.load_seen(bootstrap)
+            await ingester.load_seen(cluster)
             await poll_feed(
                 ingester,
                 url,
@@ -143,7 +144,7 @@ async def test_polling_uses_conditional_requests(
             )
     assert feed_server.requests == 3 and feed_server.not_modified == 2
     assert statuses[1:] == ["not modified", "not modified"]
-    assert "a1" in {k for k, _ in await read_topic(bootstrap, NEWS_TOPIC)}
+    assert "a1" in {k for k, _ in await read_topic(cluster, NEWS_TOPIC)}
 
 
 async def test_paced_play_groups_entries_by_source_time_and_untimed_ones_go_with_the_group_before() -> None:

@@ -34,9 +34,9 @@ async def test_scripted_ticks_and_a_news_item_give_one_report_with_the_right_agg
     ]  # window 2: its event time closes window 1
     async with (
         running(*workers(project)),
-        Follower(project.bootstrap(), ["market.reports"]) as follower,
-        Follower(project.bootstrap(), ["market.signals"]) as signals,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["market.reports"]) as follower,
+        Follower(project.cluster(), ["market.signals"]) as signals,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         news = {
             "item_id": f"n-{sym}",
@@ -90,14 +90,14 @@ async def test_a_model_reply_that_is_not_the_json_asked_for_falls_back_to_the_le
             )
         )
         [signals] = [
-            worker_for(s, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+            worker_for(s, cluster=project.cluster(), catalog=project.catalog, codec=project.codec)
             for s in market_stages(MarketConfig(), models)
             if s.name == "signals"
         ]
         async with (
             running(signals),
-            Follower(project.bootstrap(), ["market.signals"]) as follower,
-            Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+            Follower(project.cluster(), ["market.signals"]) as follower,
+            Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
         ):
             news = {
                 "item_id": f"n-{sym}",

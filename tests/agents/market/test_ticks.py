@@ -14,6 +14,7 @@ from agents.market.feeds.ticks import TICKS_TOPIC, Tick, TickIngester, parse_tic
 from streams.config import Settings
 from streams.ingress.publish import Publisher
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 from tests.streams.running import REPO, read_topic
 
@@ -45,9 +46,9 @@ def test_ticks_keep_the_source_time_and_bad_ones_say_why() -> None:
 
 
 @pytest.fixture
-async def project(broker_settings: Settings, bootstrap: str) -> Project:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def project(broker_settings: Settings, cluster: Cluster) -> Project:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([TICKS_TOPIC, FAILED_TOPIC]))
     return project
 
@@ -55,22 +56,22 @@ async def project(broker_settings: Settings, bootstrap: str) -> Project:
 async def test_a_replay_publishes_each_tick_once_across_a_restart(
     project: Project, make_topics, unique: str
 ) -> None:  # type: ignore[no-untyped-def]
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     # A topic of this test's own: the demo test replays the same sample to market.ticks.
     await make_topics("topics:\n  {p}.ticks: {value: podium.market.Tick}\n", unique)
     topic = f"{unique}.ticks"
     sample = REPO / "agents" / "data" / "market" / "ticks.jsonl"
     published = []
     for _ in range(2):
-        async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+        async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
             ingester = TickIngester(pub, project.codec, str(sample), topic=topic)
-            await ingester.load_last(bootstrap)
+            await ingester.load_last(cluster)
             published.append(await replay_ticks(ingester, sample))
             assert ingester.failed == 1
     assert published == [480, 0]
     ticks = [
         project.codec.decode("podium.market.Tick", v)
-        for k, v in await read_topic(bootstrap, topic)
+        for k, v in await read_topic(cluster, topic)
         if k == "ACME"
     ]
     assert len(ticks) == 120 and ticks[0]["source_ms"] == 1795600000000
@@ -99,15 +100,13 @@ async def test_a_websocket_stream_is_ingested(project: Project, unique: str) -> 
 
     async with websockets.serve(feed, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with Publisher(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-        ) as pub:
+        async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
             ingester = TickIngester(pub, project.codec, f"ws://127.0.0.1:{port}")
             await asyncio.wait_for(stream_ticks(ingester, f"ws://127.0.0.1:{port}", max_messages=3), 20)
     assert (ingester.published, ingester.failed) == (2, 1)  # the older 9.0 tick was not newer
     mine = [
         project.codec.decode("podium.market.Tick", v)
-        for k, v in await read_topic(project.bootstrap(), TICKS_TOPIC)
+        for k, v in await read_topic(project.cluster(), TICKS_TOPIC)
         if k == symbol
     ]
     assert [t["price"] for t in mine] == [10.0, 10.5]

@@ -20,7 +20,7 @@ from tests.streams.running import podium, running
 async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
     shipped_kb: Path, project: Project, unique: str, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     # The simulator (a stand-in) answers every call with a 500.
     with SimulatorServer(SimConfig(fault_rate=1.0, faults=("server_error",))) as url:
         models = tmp_path / "models.yaml"
@@ -51,13 +51,13 @@ async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
         )
         config = SupportConfig(home=shipped_kb, models=models, cache_scope=unique)
         workers = [
-            StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
+            StageWorker(s, cluster=cluster, catalog=project.catalog, codec=project.codec)
             for s in support_stages(config)
         ]
         async with (
             running(*workers),
-            Follower(bootstrap, ["support.responses"]) as follower,
-            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
+            Follower(cluster, ["support.responses"]) as follower,
+            Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub,
         ):
             ids: list[str] = []
             got: dict[str, Any] = {}
@@ -84,7 +84,7 @@ async def test_a_failing_provider_opens_its_circuit_and_status_shows_it(
     status = podium(
         "models",
         "status",
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_MODELS": str(models), "COLUMNS": "200"},
+        env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PODIUM_MODELS": str(models), "COLUMNS": "200"},
     )
     assert status.returncode == 0, status.stderr
     assert "failing/sim-large" in status.stdout and "open" in status.stdout, status.stdout

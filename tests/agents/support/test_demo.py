@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
+from streams.kafka.connection import Cluster
 from tests.streams.running import podium
 
 
@@ -25,7 +26,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("provider", ["local", "sim"])
 def test_the_demo_sends_every_ticket_to_one_terminal_topic(
-    bootstrap: str, broker_settings: Settings, home: Path, provider: str
+    cluster: Cluster, broker_settings: Settings, home: Path, provider: str
 ) -> None:
     # As on a fresh clone: no cluster configured, so the demo starts its own broker in its
     # PODIUM_HOME (the second run restarts it on the same data) and stops it at the end; the
@@ -60,7 +61,7 @@ def test_the_demo_sends_every_ticket_to_one_terminal_topic(
 
 
 def test_the_demo_writes_the_articles_and_the_market_reports_with_their_charts(
-    bootstrap: str, tmp_path: Path
+    cluster: Cluster, tmp_path: Path
 ) -> None:
     done = podium(
         "demo",
@@ -68,7 +69,7 @@ def test_the_demo_writes_the_articles_and_the_market_reports_with_their_charts(
         "content,market",
         "--reports",
         str(tmp_path),
-        env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "COLUMNS": "200"},
+        env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "COLUMNS": "200"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout

@@ -25,20 +25,20 @@ async def test_answers_follow_documents_as_they_are_added_changed_and_deleted(
     project: Project, unique: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     quokka, wombat = f"{unique}-quokka", f"{unique}-wombat"
     kb = kb_stages(KbConfig(models=REPO / "models.yaml", home=home))
     for stage in kb:  # this test's documents only, not what other tests left on the topics
-        await start_group_at_end(bootstrap, f"{unique}-{stage.name}", stage.consumes)
+        await start_group_at_end(cluster, f"{unique}-{stage.name}", stage.consumes)
     support = support_stages(SupportConfig(home=home, models=REPO / "models.yaml", cache_scope=unique))
-    clients = {"bootstrap": bootstrap, "catalog": project.catalog, "codec": project.codec}
+    clients = {"cluster": cluster, "catalog": project.catalog, "codec": project.codec}
     workers = [StageWorker(s, **clients, group_id=f"{unique}-{s.name}") for s in kb]  # type: ignore[arg-type]
     workers += [StageWorker(s, **clients) for s in support]  # type: ignore[arg-type]
 
     async with (
         running(*workers),
-        Follower(bootstrap, ["support.responses", "support.rejected", INDEXED]) as follower,
-        Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
+        Follower(cluster, ["support.responses", "support.rejected", INDEXED]) as follower,
+        Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub,
     ):
         documents = KbPublisher(pub, project.catalog, project.codec)
 

@@ -41,9 +41,9 @@ def sim_models(directory: Path, url: str, generate: dict[str, Any]) -> Path:
 
 
 def workers(project: Project, config: SupportConfig) -> list[StageWorker]:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     return [
-        StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
+        StageWorker(s, cluster=cluster, catalog=project.catalog, codec=project.codec)
         for s in support_stages(config)
     ]
 
@@ -65,8 +65,8 @@ async def test_every_sample_ticket_ends_once_on_its_labelled_route(
     results: dict[str, list[Arrival]] = {}
     async with (
         running(*workers(project, config)),
-        Follower(project.bootstrap(), terminal) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), terminal) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         for wave in (1, 2):
             ids = set()
@@ -117,7 +117,7 @@ async def test_every_sample_ticket_ends_once_on_its_labelled_route(
     assert any("[redacted secret]" in a for a in answers.values())
 
     report = await run_audit(
-        project.bootstrap(),
+        project.cluster(),
         input_topic,
         terminal,
         since=Position(timestamp_ms=started),
@@ -134,8 +134,8 @@ async def test_garbage_and_foreign_records_are_dead_lettered_and_the_pipeline_go
     config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
     async with (
         running(*workers(project, config)),
-        Follower(project.bootstrap(), ["support.requests.dlq", "support.responses"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["support.requests.dlq", "support.responses"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         bad = f"{unique}-garbage"
         await pub.send_raw("support.requests", bad.encode(), b"\x00\x01garbage", [])
@@ -166,8 +166,8 @@ async def test_a_slow_model_and_a_short_budget_give_a_timely_degraded_answer(
         questions = ["How do I set up SAML single sign-on?", "Thanks, the new dashboards are great!"]
         async with (
             running(*workers(project, config)),
-            Follower(project.bootstrap(), ["support.responses", "support.rejected"]) as follower,
-            Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+            Follower(project.cluster(), ["support.responses", "support.rejected"]) as follower,
+            Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
         ):
             sent = {}
             for q in questions:
@@ -201,13 +201,11 @@ async def test_unsafe_drafts_never_reach_support_responses(
         f"{unique}-leak": "Your API key is lum_live_8f3k2j9d0s8a7f6g5h4j3k2l1, keep it safe.",
     }
     screen = [s for s in support_stages(config) if s.name == "screen"]
-    worker = StageWorker(
-        screen[0], bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-    )
+    worker = StageWorker(screen[0], cluster=project.cluster(), catalog=project.catalog, codec=project.codec)
     async with (
         running(worker),
-        Follower(project.bootstrap(), ["support.responses", "support.rejected"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["support.responses", "support.rejected"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         for rid, answer in drafts.items():
             ticket = {"request_id": rid, "body": "a question", "route": "rag", "answer": answer, "steps": []}
@@ -228,13 +226,13 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
 ) -> None:
     """`podium replay support.grounded --stage generate --with <models>`: production's draft
     and the alternative's side by side; no draft and no token chunk is written by the what-if."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     from streams.kafka.reading import Position, Selection
     from streams.operations.whatif import what_if
 
     async def ends() -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=project.bootstrap())
+        consumer = project.cluster().consumer()
         await consumer.start()
         try:
             parts = [
@@ -265,10 +263,10 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
     }
     async with (
         running(
-            StageWorker(generate, bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec)
+            StageWorker(generate, cluster=project.cluster(), catalog=project.catalog, codec=project.codec)
         ),
-        Follower(project.bootstrap(), ["support.drafts"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["support.drafts"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         await pub.publish("support.grounded", ticket, request_id=rid, budget_s=30)
         # Another request in the same range: the what-if below selects by request id.
@@ -284,7 +282,7 @@ async def test_what_if_runs_a_stage_with_another_model_and_publishes_nothing(
         )
         before = await ends()
         [comparison] = await what_if(
-            bootstrap=project.bootstrap(),
+            cluster=project.cluster(),
             catalog=project.catalog,
             codec=project.codec,
             stage=alternative,

@@ -34,8 +34,8 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
     acme, globex = f"{unique}-acme", f"{unique}-globex"
     terminal = ["support.responses", "support.rejected"]
     async with (
-        Follower(project.bootstrap(), terminal) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), terminal) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
     ):
         async with running(*workers(project, config)):
             first = decode(project, await ask(project, pub, follower, ASKED, acme))
@@ -67,8 +67,8 @@ async def test_a_paraphrase_is_served_from_the_semantic_cache_and_a_near_miss_is
 async def test_dry_run_remembers_nothing(shipped_kb: Path, project: Project, unique: str) -> None:
     config = SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique, dry_run=True)
     async with (
-        Follower(project.bootstrap(), ["support.responses"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["support.responses"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
         running(*workers(project, config)),
     ):
         assert decode(project, await ask(project, pub, follower, ASKED, unique))["route"] == "rag"
@@ -89,8 +89,8 @@ async def test_a_priced_embedding_is_charged_to_the_request_and_nothing_else(
     models.write_text(priced)
     config = SupportConfig(home=shipped_kb, models=models, cache_scope=unique)
     async with (
-        Follower(project.bootstrap(), ["support.responses"]) as follower,
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Follower(project.cluster(), ["support.responses"]) as follower,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
         running(*workers(project, config)),
     ):
         first = decode(project, await ask(project, pub, follower, ASKED, unique))

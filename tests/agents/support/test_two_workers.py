@@ -18,17 +18,17 @@ from tests.streams.running import start_worker, wait_for
 async def test_killing_one_of_two_workers_loses_no_request(
     project: Project, unique: str, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [start_worker(bootstrap, log, "support") for log in logs]
+    workers = [start_worker(cluster, log, "support") for log in logs]
     try:
         for log in logs:
             wait_for(log, "podium: running")
         tickets = [t for t in load_tickets() if t.wave == 1]
         terminal = ["support.responses", "support.rejected", "support.requests.dlq"]
         async with (
-            Follower(bootstrap, terminal) as follower,
-            Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub,
+            Follower(cluster, terminal) as follower,
+            Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub,
         ):
             sent = set()
             for i in range(300):

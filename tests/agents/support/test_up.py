@@ -9,15 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+from streams.kafka.connection import Cluster
 from tests.streams.running import REPO, podium
 
 
-def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str, tmp_path: Path) -> None:
+def test_up_then_publish_and_wait_then_ctrl_c(cluster: Cluster, tmp_path: Path) -> None:
     # A home of its own: `podium up` runs the kb pipeline too, whose index lives under it (not
     # in the repository's .podium).
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PODIUM_METRICS_PORT": "0",
         "PODIUM_HOME": str(tmp_path / "home"),
     }
@@ -69,8 +70,13 @@ def test_up_then_publish_and_wait_then_ctrl_c(bootstrap: str, tmp_path: Path) ->
     assert up.returncode == 0, out
 
 
-def test_wait_says_what_to_do_when_no_pipeline_starts_at_the_topic(bootstrap: str) -> None:
+def test_wait_says_what_to_do_when_no_pipeline_starts_at_the_topic(cluster: Cluster) -> None:
     done = podium(
-        "publish", "support.responses", "--json", "{}", "--wait", env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+        "publish",
+        "support.responses",
+        "--json",
+        "{}",
+        "--wait",
+        env={"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap},
     )
     assert done.returncode == 2 and "no pipeline starts at support.responses" in done.stderr

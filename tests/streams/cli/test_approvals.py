@@ -12,18 +12,19 @@ import subprocess
 import pytest
 
 from streams.config import Settings
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 from tests.streams.asking import agent_decides, approvals_project, ask, asked, decisions_of
 from tests.streams.running import podium
 
 
 @pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> Project:
-    return await approvals_project(broker_settings, bootstrap)
+async def project(broker_settings: Settings, cluster: Cluster) -> Project:
+    return await approvals_project(broker_settings, cluster)
 
 
 async def run(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": project.bootstrap(), "COLUMNS": "300"}
+    env = {"KAFKA_BOOTSTRAP_SERVERS": project.cluster().bootstrap, "COLUMNS": "300"}
     return await asyncio.to_thread(podium, *args, env=env)
 
 

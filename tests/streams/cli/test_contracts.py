@@ -16,14 +16,15 @@ from streams.cli import app
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from tests.streams.running import REPO, podium
 
 
 def test_topics_apply_creates_then_changes_nothing_then_grows_and_reconfigures(
-    bootstrap: str, unique: str, tmp_path: Path
+    cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     catalog = tmp_path / "topics.yaml"
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_TOPICS": str(catalog), "COLUMNS": "200"}
+    env = {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PODIUM_TOPICS": str(catalog), "COLUMNS": "200"}
     catalog.write_text(f"topics:\n  {unique}.a: {{value: podium.demo.Note, consumer: s, partitions: 1}}\n")
     first = podium("topics", "apply", env=env)
     assert first.returncode == 0, first.stderr
@@ -132,13 +133,13 @@ def test_schemas_check_fails_on_an_in_place_change_until_kept_in_history_and_rel
 
 
 async def test_tail_shows_a_record_published_after_it_started(  # type: ignore[no-untyped-def]
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:
     text = "topics:\n  {p}.seen: {value: podium.demo.Note}\n"
     catalog = await make_topics(text, unique)
     topics_file = tmp_path / "topics.yaml"
     await asyncio.to_thread(topics_file.write_text, text.replace("{p}", unique))
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PODIUM_TOPICS": str(topics_file)}
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PODIUM_TOPICS": str(topics_file)}
     tail = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -157,7 +158,7 @@ async def test_tail_shows_a_record_published_after_it_started(  # type: ignore[n
         assert b"following" in ready
         await asyncio.sleep(1.0)  # the reader has positioned itself at the end
         async with Publisher(
-            bootstrap=bootstrap, catalog=catalog, codec=SingleObjectCodec(schema_store)
+            cluster=cluster, catalog=catalog, codec=SingleObjectCodec(schema_store)
         ) as publisher:
             rid = await publisher.publish(f"{unique}.seen", {"request_id": "", "text": "live"}, budget_s=5)
         line = json.loads(await asyncio.wait_for(tail.stdout.readline(), 30))

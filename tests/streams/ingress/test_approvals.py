@@ -26,6 +26,7 @@ from streams.errors import (
 from streams.ingress import ApprovalBook, Approvals
 from streams.ingress.approvals import moment
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 from tests.streams.asking import (
     APPROVALS,
@@ -123,16 +124,16 @@ def test_expired_without_the_agents_denial_yet_is_expired() -> None:
 
 
 @pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> Project:
-    return await approvals_project(broker_settings, bootstrap)
+async def project(broker_settings: Settings, cluster: Cluster) -> Project:
+    return await approvals_project(broker_settings, cluster)
 
 
 @pytest.fixture
 async def desk(project: Project) -> AsyncIterator[Approvals]:
     async with (
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as publisher,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as publisher,
         Approvals(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec, publisher=publisher
+            cluster=project.cluster(), catalog=project.catalog, codec=project.codec, publisher=publisher
         ) as desk,
     ):
         yield desk
@@ -236,9 +237,9 @@ async def test_a_decision_that_came_second_is_reported_as_the_one_that_came_firs
     rid = new_request_id()
     await ask(project, asked(rid, "c1"))
     async with (
-        Racing(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as racing,
+        Racing(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as racing,
         Approvals(
-            bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec, publisher=racing
+            cluster=project.cluster(), catalog=project.catalog, codec=project.codec, publisher=racing
         ) as desk,
     ):
         with pytest.raises(AlreadyDecided, match=f"another came first: {rid} was denied by cy at"):
@@ -262,16 +263,14 @@ async def test_two_decisions_at_once_in_one_process_publish_one(project: Project
 async def test_reading_only_lists_but_does_not_decide(project: Project) -> None:
     rid = new_request_id()
     await ask(project, asked(rid, "c1"))
-    async with Approvals(
-        bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec
-    ) as reader:
+    async with Approvals(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as reader:
         assert rid in {a.request_id for a in await reader.pending()}
         with pytest.raises(ConfigError, match="opened to read only"):
             await reader.decide(rid, True, by="ana")
 
 
 async def test_approval_topics_are_found_by_schema_and_missing_ones_skipped(  # type: ignore[no-untyped-def]
-    bootstrap: str, make_topics, schema_store: SchemaStore, unique: str, caplog: pytest.LogCaptureFixture
+    cluster: Cluster, make_topics, schema_store: SchemaStore, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # No pipeline name anywhere: any topic carrying podium.ApprovalRequest is read.
     applied = (
@@ -285,8 +284,8 @@ async def test_approval_topics_are_found_by_schema_and_missing_ones_skipped(  # 
     codec = SingleObjectCodec(schema_store)
     rid = new_request_id()
     async with (
-        Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher,
-        Approvals(bootstrap=bootstrap, catalog=catalog, codec=codec, publisher=publisher) as desk,
+        Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher,
+        Approvals(cluster=cluster, catalog=catalog, codec=codec, publisher=publisher) as desk,
     ):
         await publisher.publish(
             f"{unique}.asks", {**asked(rid, "c1"), "decisions_topic": f"{unique}.answers"}

@@ -19,6 +19,7 @@ from streams.contracts.schemas import SchemaStore
 from streams.errors import CodecError, ConfigError
 from streams.ingress.faust_bridge import AvroCodec, next_hop_headers, request_headers
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 
 NOTE = "podium.demo.Note"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -68,9 +69,9 @@ def test_a_record_without_a_request_id_takes_its_key_and_stage_names_are_checked
         next_hop_headers({}, stage="no spaces")
 
 
-async def _read_one(bootstrap: str, topic: str, timeout_s: float) -> Any:
+async def _read_one(cluster: Cluster, topic: str, timeout_s: float) -> Any:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, bootstrap_servers=cluster.bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -81,7 +82,7 @@ async def _read_one(bootstrap: str, topic: str, timeout_s: float) -> Any:
 
 @pytest.mark.timeout(60)
 async def test_a_faust_app_consumes_a_podium_topic_and_publishes_into_the_pipeline(
-    bootstrap: str, make_topics: Any, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics: Any, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:
     import faust
 
@@ -89,7 +90,7 @@ async def test_a_faust_app_consumes_a_podium_topic_and_publishes_into_the_pipeli
     codec = SingleObjectCodec(schema_store)
     app = faust.App(
         f"{unique}-faust",
-        broker=f"kafka://{bootstrap}",
+        broker=f"kafka://{cluster}",
         datadir=str(tmp_path / "faust"),
         web_enabled=False,
         topic_disable_leader=True,
@@ -114,15 +115,15 @@ async def test_a_faust_app_consumes_a_podium_topic_and_publishes_into_the_pipeli
             if not seen.done():
                 seen.set_result(event.value)
 
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         request_id = await publisher.publish(f"{unique}.in", {"text": "hello faust"}, budget_s=60)
-    sent = await _read_one(bootstrap, f"{unique}.in", 10)
+    sent = await _read_one(cluster, f"{unique}.in", 10)
     sent_headers = parse_headers(sent.headers)
 
     await app.start()
     try:
         received = await asyncio.wait_for(seen, 30)
-        out = await _read_one(bootstrap, f"{unique}.out", 10)
+        out = await _read_one(cluster, f"{unique}.out", 10)
     finally:
         await app.stop()
 

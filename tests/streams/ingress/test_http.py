@@ -20,6 +20,7 @@ from streams.config import Settings
 from streams.ingress.http import Entry, create_app, model_for_schema
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.broker import LocalBroker
+from streams.kafka.connection import Cluster
 from streams.operations.audit import pipeline_topics
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
@@ -64,19 +65,19 @@ def support_entry(project: Project) -> Entry:
 
 
 async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_result(
-    shipped_kb: Path, broker_settings: Settings, bootstrap: str, unique: str
+    shipped_kb: Path, broker_settings: Settings, cluster: Cluster, unique: str
 ) -> None:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog)
     workers = [
-        StageWorker(s, bootstrap=bootstrap, catalog=project.catalog, codec=project.codec)
+        StageWorker(s, cluster=cluster, catalog=project.catalog, codec=project.codec)
         for s in support_stages(
             SupportConfig(home=shipped_kb, models=REPO / "models.yaml", cache_scope=unique)
         )
     ]
     entry = support_entry(project)
-    replicas = [create_app(project, [entry], bootstrap=bootstrap) for _ in range(2)]
+    replicas = [create_app(project, [entry], cluster=cluster) for _ in range(2)]
     async with (
         running(*workers),
         serving(replicas[0]) as first,
@@ -147,7 +148,7 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
     state = await broker.start(timeout_s=120)
     try:
         project = Project(settings)
-        async with TopicAdmin(state.bootstrap) as admin:
+        async with TopicAdmin(Cluster(state.bootstrap)) as admin:
             await admin.apply(
                 project.catalog.select(
                     ["support.requests", "support.responses", "support.rejected", APPROVALS, DECISIONS]
@@ -155,7 +156,7 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
             )
         await ask(project, asked("waiting", "c1"))
         entry = Entry("support", "support.requests", ("support.responses", "support.rejected"))
-        app = create_app(project, [entry], bootstrap=state.bootstrap, publish_timeout_s=3.0)
+        app = create_app(project, [entry], cluster=Cluster(state.bootstrap), publish_timeout_s=3.0)
         async with serving(app) as url, httpx.AsyncClient(timeout=30) as client:
             accepted = await client.post(
                 f"{url}/v1/support/requests", json={"body": "hello"}, params={"wait_s": 0}
@@ -177,18 +178,16 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
 
 
 async def test_approvals_are_listed_and_decided_once_over_http(
-    broker_settings: Settings, bootstrap: str, unique: str
+    broker_settings: Settings, cluster: Cluster, unique: str
 ) -> None:
-    project = await approvals_project(broker_settings, bootstrap)
-    async with TopicAdmin(bootstrap) as admin:
+    project = await approvals_project(broker_settings, cluster)
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select(["support.requests", "support.responses"]))
     rid, late, single = f"{unique}-r", f"{unique}-late", f"{unique}-one"
     await ask(
         project, asked(rid, "c1"), asked(rid, "c2"), asked(late, "c1", expires_in_s=-1), asked(single, "c1")
     )
-    app = create_app(
-        project, [Entry("support", "support.requests", ("support.responses",))], bootstrap=bootstrap
-    )
+    app = create_app(project, [Entry("support", "support.requests", ("support.responses",))], cluster=cluster)
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         pending = [
             a for a in (await client.get("/v1/approvals")).json() if a["request_id"].startswith(unique)

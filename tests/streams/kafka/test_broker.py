@@ -11,11 +11,12 @@ import pytest
 from streams.config import Settings, load_settings
 from streams.errors import BrokerError, ToolMissing
 from streams.kafka.broker import LocalBroker, wait_for_metadata
+from streams.kafka.connection import Cluster
 from tests.streams.running import podium
 
 
 async def test_topics_survive_a_restart_on_the_same_port(
-    bootstrap: str, local_broker: LocalBroker | None, make_topics, unique: str
+    cluster: Cluster, local_broker: LocalBroker | None, make_topics, unique: str
 ) -> None:  # type: ignore[no-untyped-def]
     if local_broker is None:
         pytest.skip("an external cluster is not ours to restart")
@@ -24,19 +25,19 @@ async def test_topics_survive_a_restart_on_the_same_port(
     assert broker.stop()
     assert broker.running() is None
     state = await broker.start()
-    assert state.bootstrap == bootstrap
+    assert state.bootstrap == cluster.bootstrap
     assert f"{unique}.kept" in await wait_for_metadata(state.bootstrap, 30)
 
 
 def test_status_prints_address_version_data_dir_pid_and_topics(
-    bootstrap: str, broker_settings: Settings, make_topics, unique: str
+    cluster: Cluster, broker_settings: Settings, make_topics, unique: str
 ) -> None:  # type: ignore[no-untyped-def]
     if broker_settings.bootstrap_servers:
         pytest.skip("local broker only")
     result = podium("broker", "status", "--json", env={"PODIUM_HOME": str(broker_settings.home)})
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["running"] and info["bootstrap"] == bootstrap
+    assert info["running"] and info["bootstrap"] == cluster.bootstrap
     assert info["version"] == broker_settings.kafka_version
     assert info["data_dir"].startswith(str(broker_settings.home)) and info["pid"] > 0
     assert "__consumer_offsets" in info["topics"] or isinstance(info["topics"], list)

@@ -3,6 +3,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.contracts.headers import RequestHeaders
 from streams.errors import ConfigError
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, parse_position
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -32,23 +33,23 @@ def test_selection_by_request_or_trace_id() -> None:
     assert Selection("t", request_id="k9").matches(record(RequestHeaders(), key=b"k9"))
 
 
-async def test_a_groups_lag_is_what_it_has_not_committed(bootstrap: str, make_topics, unique: str) -> None:  # type: ignore[no-untyped-def]
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+async def test_a_groups_lag_is_what_it_has_not_committed(cluster: Cluster, make_topics, unique: str) -> None:  # type: ignore[no-untyped-def]
+    from aiokafka import TopicPartition
 
     from streams.kafka import TopicReader
 
     await make_topics("topics:\n  {p}.lagged:\n    value: podium.demo.Note\n    partitions: 2\n", unique)
     topic, group = f"{unique}.lagged", f"{unique}-group"
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = cluster.producer()
     await producer.start()
     try:
         for i in range(5):
             await producer.send_and_wait(topic, b"x", key=b"k", partition=i % 2)
     finally:
         await producer.stop()
-    async with TopicReader(bootstrap) as reader:
+    async with TopicReader(cluster) as reader:
         assert await reader.lag(group, topic) == 5  # never committed: the whole topic is ahead
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = cluster.consumer(group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign([TopicPartition(topic, 0)])
@@ -59,7 +60,7 @@ async def test_a_groups_lag_is_what_it_has_not_committed(bootstrap: str, make_to
 
 
 async def test_a_compacted_topic_keeps_its_tombstones_as_long_as_the_catalog_says(
-    bootstrap: str,
+    cluster: Cluster,
     make_topics,  # type: ignore[no-untyped-def]
     unique: str,
 ) -> None:
@@ -70,7 +71,7 @@ async def test_a_compacted_topic_keeps_its_tombstones_as_long_as_the_catalog_say
         "    tombstone_retention: 30d\n",
         unique,
     )
-    async with TopicAdmin(bootstrap) as admin:
+    async with TopicAdmin(cluster) as admin:
         have = (await admin.existing([f"{unique}.docs"]))[f"{unique}.docs"]
         assert have.configs["delete.retention.ms"] == str(30 * 86_400_000)
         assert await admin.apply(catalog) == []  # applied once: nothing left to change

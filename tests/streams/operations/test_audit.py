@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.admin import RecordsToDelete
 
 from streams.contracts.catalog import parse_catalog
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import now_ms
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.operations.audit import classify, pipeline_topics, run_audit
 from streams.runtime.stage import Emit, Stage, StageContext
@@ -54,25 +55,25 @@ def test_classify_sorts_every_request_into_one_bucket() -> None:
 
 
 async def test_audit_finds_nothing_missing_then_catches_a_deleted_response(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
     stages = chain(unique)
     input_topic, terminal = pipeline_topics(stages, catalog)
-    workers = [StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec) for s in stages]
-    async with Follower(bootstrap, [f"{unique}.done"]) as follower, running(*workers):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    workers = [StageWorker(s, cluster=cluster, catalog=catalog, codec=codec) for s in stages]
+    async with Follower(cluster, [f"{unique}.done"]) as follower, running(*workers):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             ids = {await publisher.publish(input_topic, {"request_id": "", "text": str(i)}) for i in range(8)}
         await follower.collect(ids, timeout_s=30)
-    clean = await run_audit(bootstrap, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
+    clean = await run_audit(cluster, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
     assert clean.entered == 8 and clean.missing == [] and clean.by_topic == {f"{unique}.done": 8}
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = cluster.admin()
     await admin.start()
     try:  # delete the first three responses
         await admin.delete_records({TopicPartition(f"{unique}.done", 0): RecordsToDelete(3)})
     finally:
         await admin.close()
-    broken = await run_audit(bootstrap, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
+    broken = await run_audit(cluster, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
     assert len(broken.missing) == 3 and len(broken.ended) == 5

@@ -14,6 +14,7 @@ from streams.contracts.headers import header_value, now_ms, parse_headers
 from streams.contracts.schemas import SchemaStore
 from streams.errors import PermanentError
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.kafka.reading import Position, Selection
 from streams.operations.audit import pipeline_topics, run_audit
@@ -33,11 +34,11 @@ topics:
 
 
 async def test_replay_into_a_topic_sends_exactly_the_selection_with_links_to_the_originals(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         ids = [
             await publisher.publish(f"{unique}.out", {"request_id": "", "text": str(i)}) for i in range(10)
         ]
@@ -45,7 +46,7 @@ async def test_replay_into_a_topic_sends_exactly_the_selection_with_links_to_the
     dump = io.StringIO()
     assert (
         await replay_range(
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=catalog,
             codec=codec,
             selection=selection,
@@ -59,9 +60,9 @@ async def test_replay_into_a_topic_sends_exactly_the_selection_with_links_to_the
     assert [line["value"]["text"] for line in lines] == ["3", "4", "5", "6"]
     assert [line["request_id"] for line in lines] == ids[3:7]
 
-    async with Follower(bootstrap, [f"{unique}.copy"]) as follower:
+    async with Follower(cluster, [f"{unique}.copy"]) as follower:
         sent = await replay_range(
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=catalog,
             codec=codec,
             checkpoints=tmp_path,
@@ -79,10 +80,10 @@ async def test_replay_into_a_topic_sends_exactly_the_selection_with_links_to_the
     assert parse_headers(copy.headers).trace_id is not None
 
     # A dry run reports the count and sends nothing.
-    async with Follower(bootstrap, [f"{unique}.copy"]) as follower:
+    async with Follower(cluster, [f"{unique}.copy"]) as follower:
         assert (
             await replay_range(
-                bootstrap=bootstrap,
+                cluster=cluster,
                 catalog=catalog,
                 codec=codec,
                 checkpoints=tmp_path,
@@ -96,11 +97,11 @@ async def test_replay_into_a_topic_sends_exactly_the_selection_with_links_to_the
 
 
 async def test_an_interrupted_replay_resumes_where_it_stopped(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         for i in range(20):
             await publisher.publish(f"{unique}.out", {"request_id": "", "text": str(i)})
 
@@ -115,7 +116,7 @@ async def test_an_interrupted_replay_resumes_where_it_stopped(
     selection = Selection(f"{unique}.out")
     with contextlib.suppress(Interrupt):
         await replay_range(
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=catalog,
             codec=codec,
             selection=selection,
@@ -125,7 +126,7 @@ async def test_an_interrupted_replay_resumes_where_it_stopped(
         )
     rest = io.StringIO()
     await replay_range(
-        bootstrap=bootstrap,
+        cluster=cluster,
         catalog=catalog,
         codec=codec,
         selection=selection,
@@ -138,7 +139,7 @@ async def test_an_interrupted_replay_resumes_where_it_stopped(
 
 
 async def test_redrive_after_fixing_the_cause_reaches_the_output_once(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
@@ -150,9 +151,9 @@ async def test_redrive_after_fixing_the_cause_reaches_the_output_once(
         return Emit(f"{unique}.out", note)
 
     stage = Stage(name=f"picky{unique}", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=picky)
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec)
-    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec)
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             bad = {
                 await publisher.publish(f"{unique}.in", {"request_id": "", "text": f"bad {i}"})
                 for i in range(3)
@@ -161,23 +162,23 @@ async def test_redrive_after_fixing_the_cause_reaches_the_output_once(
         first = await follower.collect({*bad, good}, timeout_s=30)
         assert {first[r][0].topic for r in bad} == {f"{unique}.in.dlq"}
 
-        letters = await read_dead_letters(bootstrap, catalog, codec, stage=stage.name)
+        letters = await read_dead_letters(cluster, catalog, codec, stage=stage.name)
         assert {item.letter["request_id"] for item in letters} == bad
         [group] = summarize(letters)
         assert (group.error_type, group.count) == ("permanent", 3)
 
         broken["yes"] = False  # the cause is fixed
-        assert await redrive(bootstrap, catalog, codec, letters) == (3, 0)
+        assert await redrive(cluster, catalog, codec, letters) == (3, 0)
         second = await follower.collect(bad, timeout_s=30)
         assert {second[r][0].topic for r in bad} == {f"{unique}.out"}
         assert all(header_value(second[r][0].headers, "podium-redrive-of") for r in bad)
 
         # Running the same redrive again sends nothing.
-        again = await read_dead_letters(bootstrap, catalog, codec, stage=stage.name)
-        assert await redrive(bootstrap, catalog, codec, again) == (0, 3)
+        again = await read_dead_letters(cluster, catalog, codec, stage=stage.name)
+        assert await redrive(cluster, catalog, codec, again) == (0, 3)
         assert await follower.poll(1.5) == {}
 
     # The audit now finds every request answered: the redriven ones ended in the output last.
     input_topic, terminal = pipeline_topics([stage], catalog)
-    report = await run_audit(bootstrap, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
+    report = await run_audit(cluster, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=0)
     assert report.missing == [] and report.by_topic == {f"{unique}.out": 4}

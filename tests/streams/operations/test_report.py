@@ -16,6 +16,7 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import REQUEST_ID, now_ms
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.operations.audit import pipeline_topics, run_audit
 from streams.operations.report import summarize_spans
@@ -94,18 +95,18 @@ def chromium() -> str:
 
 
 async def test_the_report_renders_in_chromium_and_agrees_with_audit_and_telemetry(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path, monkeypatch
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PODIUM_TEST_PREFIX", unique)
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
     started = now_ms()
-    telemetry = Telemetry.configure("kafka", "report-test", bootstrap=bootstrap, codec=codec)
+    telemetry = Telemetry.configure("kafka", "report-test", cluster=cluster, codec=codec)
     pipeline = stages()
     workers = [
         StageWorker(
             s,
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=catalog,
             codec=codec,
             telemetry=telemetry,
@@ -113,10 +114,8 @@ async def test_the_report_renders_in_chromium_and_agrees_with_audit_and_telemetr
         )
         for s in pipeline
     ]
-    async with Follower(bootstrap, [f"{unique}.done", f"{unique}.in.dlq"]) as follower, running(*workers):
-        async with Publisher(
-            bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry
-        ) as publisher:
+    async with Follower(cluster, [f"{unique}.done", f"{unique}.in.dlq"]) as follower, running(*workers):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry) as publisher:
             ids = {
                 await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(10)
             }
@@ -132,7 +131,7 @@ async def test_the_report_renders_in_chromium_and_agrees_with_audit_and_telemetr
     out = tmp_path / "report.html"
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PODIUM_TOPICS": str(topics_file),
         "PYTHONPATH": str(REPO),
     }
@@ -188,7 +187,7 @@ async def test_the_report_renders_in_chromium_and_agrees_with_audit_and_telemetr
     assert "<svg" in dom and "podium report" in dom
 
     input_topic, terminal = pipeline_topics(pipeline, catalog)
-    audit = await run_audit(bootstrap, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=60_000)
+    audit = await run_audit(cluster, input_topic, terminal, since=None, now_ms=now_ms(), grace_ms=60_000)
     assert audit.entered == 12 and audit.by_topic == {f"{unique}.done": 10, f"{unique}.in.dlq": 2}
     for topic, count in audit.by_topic.items():
         assert re.search(rf"ended in {re.escape(topic)}</td><td>{count}</td>", dom), topic

@@ -12,6 +12,7 @@ import httpx
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.operations.traces import read_spans, waterfall
 from streams.runtime.stage import Emit, Stage, StageContext
@@ -107,12 +108,12 @@ def free_port() -> int:
 
 
 async def test_every_hop_of_a_request_is_in_the_telemetry_topic_with_consistent_timing(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
     telemetry = Telemetry.configure(
-        "kafka", "test", bootstrap=bootstrap, codec=codec, prometheus_port=free_port()
+        "kafka", "test", cluster=cluster, codec=codec, prometheus_port=free_port()
     )
 
     async def forward(note: dict[str, Any], ctx: StageContext) -> Emit:
@@ -126,7 +127,7 @@ async def test_every_hop_of_a_request_is_in_the_telemetry_topic_with_consistent_
     workers = [
         StageWorker(
             s,
-            bootstrap=bootstrap,
+            cluster=cluster,
             catalog=catalog,
             codec=codec,
             telemetry=telemetry,
@@ -134,10 +135,8 @@ async def test_every_hop_of_a_request_is_in_the_telemetry_topic_with_consistent_
         )
         for s in stages
     ]
-    async with Follower(bootstrap, [f"{unique}.done"]) as follower, running(*workers):
-        async with Publisher(
-            bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry
-        ) as publisher:
+    async with Follower(cluster, [f"{unique}.done"]) as follower, running(*workers):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry) as publisher:
             rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
         await follower.collect({rid}, timeout_s=30)
         async with httpx.AsyncClient() as http:
@@ -151,7 +150,7 @@ async def test_every_hop_of_a_request_is_in_the_telemetry_topic_with_consistent_
     assert buckets["0.025"] == 0 and buckets["1.0"] >= 1, buckets
     assert "podium_stage_consumer_lag" in scraped
 
-    spans = await read_spans(bootstrap, codec, request_id=rid)
+    spans = await read_spans(cluster, codec, request_id=rid)
     rows = waterfall(spans)
     assert [r.name for r in rows] == [f"send {unique}.in", f"process {unique}.in", f"process {unique}.mid"]
     assert [r.depth for r in rows] == [0, 1, 2]

@@ -12,6 +12,7 @@ from pathlib import Path
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from tests.streams.running import committed
 
@@ -23,10 +24,10 @@ topics:
 """
 
 
-def start_worker(bootstrap: str, topics_file: Path, prefix: str) -> subprocess.Popen[bytes]:
+def start_worker(cluster: Cluster, topics_file: Path, prefix: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PODIUM_TOPICS": str(topics_file),
         "PODIUM_SCHEMAS": str(REPO / "schemas"),
         "PODIUM_TEST_PREFIX": prefix,
@@ -42,19 +43,19 @@ def start_worker(bootstrap: str, topics_file: Path, prefix: str) -> subprocess.P
 
 
 async def test_kill_minus_nine_with_500_in_flight_loses_nothing(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     topics_file = tmp_path / "topics.yaml"
     topics_file.write_text(TOPICS.replace("{p}", unique))
     codec = SingleObjectCodec(schema_store)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         sent = {
             await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(500)
         }
 
-    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
-        first = start_worker(bootstrap, topics_file, unique)
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
+        first = start_worker(cluster, topics_file, unique)
         seen: dict[str, int] = {}
         try:
             while len(seen) < 60:
@@ -68,11 +69,11 @@ async def test_kill_minus_nine_with_500_in_flight_loses_nothing(
                 first.stdout.close()
         # Most of the 500 were in flight at the kill: their offsets must not have been committed.
         done_before_kill = sum(
-            v for (t, _), v in (await committed(bootstrap, "podium.crashy")).items() if t == f"{unique}.in"
+            v for (t, _), v in (await committed(cluster, "podium.crashy")).items() if t == f"{unique}.in"
         )
         assert done_before_kill < 500
 
-        second = start_worker(bootstrap, topics_file, unique)
+        second = start_worker(cluster, topics_file, unique)
         try:
             rest = await follower.collect(sent - seen.keys(), timeout_s=120)
             for rid, items in rest.items():
@@ -85,23 +86,23 @@ async def test_kill_minus_nine_with_500_in_flight_loses_nothing(
     assert not missing, f"{len(missing)} records lost"
     assert second.returncode == 0, output
     # SIGTERM drained and committed: the group is at the end of every input partition.
-    positions = await committed(bootstrap, "podium.crashy")
+    positions = await committed(cluster, "podium.crashy")
     assert sum(v for (t, _), v in positions.items() if t == f"{unique}.in") == 500
     duplicates = sum(n - 1 for n in seen.values())
     print(f"crash test: {len(sent)} records, {duplicates} duplicates after kill -9, 0 lost")
 
 
 async def test_two_worker_processes_share_the_partitions_through_the_group(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     topics_file = tmp_path / "topics.yaml"
     topics_file.write_text(TOPICS.replace("{p}", unique))
     codec = SingleObjectCodec(schema_store)
-    workers = [start_worker(bootstrap, topics_file, unique) for _ in range(2)]
+    workers = [start_worker(cluster, topics_file, unique) for _ in range(2)]
     try:
-        async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
-            async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower:
+            async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
                 sent = {
                     await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)})
                     for i in range(300)

@@ -15,13 +15,14 @@ import avro.io
 import avro.schema
 import fastavro
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import REQUEST_ID, TRACEPARENT, header_value, parse_headers
 from streams.contracts.schemas import SchemaStore
 from streams.errors import PermanentError, PodiumError, TransientError
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.retry import RetryPolicy
 from streams.runtime.stage import Emit, Stage, StageContext
@@ -52,22 +53,22 @@ def on(stage: Stage, consumes: str) -> Stage:
 
 
 async def test_round_trip_through_two_chained_stages(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(CHAIN, unique)
     codec = SingleObjectCodec(schema_store)
     first = on(stamping("first", f"{unique}.mid"), f"{unique}.in")
     second = on(stamping("second", f"{unique}.out"), f"{unique}.mid")
     workers = [
-        StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-{s.name}")
+        StageWorker(s, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-{s.name}")
         for s in (first, second)
     ]
     official = avro.schema.parse((REPO / "schemas" / "note.avsc").read_text())
     async with (
         running(*workers),
-        Follower(bootstrap, [f"{unique}.in", f"{unique}.mid", f"{unique}.out"]) as follower,
+        Follower(cluster, [f"{unique}.in", f"{unique}.mid", f"{unique}.out"]) as follower,
     ):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             sent = {
                 await publisher.publish(f"{unique}.in", {"request_id": f"r{i}", "text": f"note {i}"})
                 for i in range(20)
@@ -98,12 +99,12 @@ topics:
 
 
 async def test_poison_lands_in_the_dlq_with_reason_and_bytes_and_the_stage_goes_on(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
     stage = on(stamping("first", f"{unique}.out"), f"{unique}.in")
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
     good = codec.encode(NOTE, {"request_id": "x", "text": "fine"})
     other_schema = codec.encode(
         "podium.DeadLetter",
@@ -131,8 +132,8 @@ async def test_poison_lands_in_the_dlq_with_reason_and_bytes_and_the_stage_goes_
         "truncated": "undecodable",
         "huge": "payload_too_large",
     }
-    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             for rid, value in poison.items():
                 await publisher.send_raw(
                     f"{unique}.in", rid.encode(), value, [(REQUEST_ID, rid.encode()), ("x-extra", b"kept")]
@@ -177,7 +178,7 @@ topics:
 
 
 async def test_transient_failures_are_retried_until_success(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(RETRY, unique)
     codec = SingleObjectCodec(schema_store)
@@ -196,9 +197,9 @@ async def test_transient_failures_are_retried_until_success(
         handler=flaky,
         retry=RetryPolicy(attempts_per_round=3, backoff_base_s=0.01, retry_topic_delays_s=()),
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
-    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             sent = {
                 await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(10)
             }
@@ -209,7 +210,7 @@ async def test_transient_failures_are_retried_until_success(
 
 
 async def test_always_failing_goes_via_the_retry_topic_to_the_dlq_never_committed_first(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(RETRY, unique)
     codec = SingleObjectCodec(schema_store)
@@ -226,19 +227,19 @@ async def test_always_failing_goes_via_the_retry_topic_to_the_dlq_never_committe
         retry=RetryPolicy(attempts_per_round=2, backoff_base_s=0.01, retry_topic_delays_s=(0.5,)),
     )
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
+        stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
     )
     violations: list[str] = []
-    ends = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    ends = cluster.consumer()
     await ends.start()
     retry_tps = [TopicPartition(f"{unique}.in.retry", p) for p in range(2)]
     dlq_tps = [TopicPartition(f"{unique}.in.dlq", p) for p in range(2)]
     try:
         async with (
-            Follower(bootstrap, [f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower,
+            Follower(cluster, [f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower,
             running(worker),
         ):
-            async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+            async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
                 sent = [
                     await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)})
                     for i in range(6)
@@ -247,7 +248,7 @@ async def test_always_failing_goes_via_the_retry_topic_to_the_dlq_never_committe
             for _ in range(300):
                 # Commit first, then look: whatever the group committed must already be on the
                 # next topic (acknowledged produces are below the high watermark).
-                positions = await committed(bootstrap, group)
+                positions = await committed(cluster, group)
                 on_input = sum(positions.get((f"{unique}.in", p), 0) for p in range(2))
                 on_retry = sum(positions.get((f"{unique}.in.retry", p), 0) for p in range(2))
                 in_retry = sum((await ends.end_offsets(retry_tps)).values())
@@ -272,7 +273,7 @@ async def test_always_failing_goes_via_the_retry_topic_to_the_dlq_never_committe
 
 
 async def test_permanent_errors_skip_retries(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(RETRY, unique)
     codec = SingleObjectCodec(schema_store)
@@ -283,16 +284,16 @@ async def test_permanent_errors_skip_retries(
         raise PermanentError("this request can never be answered")
 
     stage = Stage(name="flaky", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=refuse)
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
-    async with Follower(bootstrap, [f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Follower(cluster, [f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
         arrivals = await follower.collect({rid}, timeout_s=30)
     assert [a.topic for a in arrivals[rid]] == [f"{unique}.in.dlq"] and runs[rid] == 1
 
 
 async def test_a_record_written_with_an_older_schema_is_processed(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
@@ -302,13 +303,13 @@ async def test_a_record_written_with_an_older_schema_is_processed(
     fastavro.schemaless_writer(buf, v1.parsed, {"request_id": "old", "text": "written by v1", "hops": []})
     worker = StageWorker(
         on(stamping("first", f"{unique}.out"), f"{unique}.in"),
-        bootstrap=bootstrap,
+        cluster=cluster,
         catalog=catalog,
         codec=codec,
         group_id=f"{unique}-g",
     )
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             await publisher.send_raw(f"{unique}.in", b"old", buf.getvalue(), [(REQUEST_ID, b"old")])
         arrivals = await follower.collect({"old"}, timeout_s=30)
     out = codec.decode(NOTE, arrivals["old"][0].value or b"")
@@ -316,7 +317,7 @@ async def test_a_record_written_with_an_older_schema_is_processed(
 
 
 async def test_commit_waits_for_the_oldest_unfinished_record(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
@@ -330,28 +331,28 @@ async def test_commit_waits_for_the_oldest_unfinished_record(
 
     stage = Stage(name="first", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=slow_first)
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
+        stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
     )
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             ids = [
                 await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(10)
             ]
         arrivals = await follower.collect(set(ids[1:]), timeout_s=30)
         assert set(ids[1:]) <= set(arrivals) and ids[0] not in arrivals
         await asyncio.sleep(0.3)
-        assert (await committed(bootstrap, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
+        assert (await committed(cluster, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
         release.set()
         await follower.collect({ids[0]}, timeout_s=30)
         for _ in range(50):
-            if (await committed(bootstrap, group)).get((f"{unique}.in", 0)) == 10:
+            if (await committed(cluster, group)).get((f"{unique}.in", 0)) == 10:
                 break
             await asyncio.sleep(0.1)
-    assert (await committed(bootstrap, group))[(f"{unique}.in", 0)] == 10
+    assert (await committed(cluster, group))[(f"{unique}.in", 0)] == 10
 
 
 async def test_a_dead_sender_fails_the_records_waiting_for_it_at_once_and_nothing_is_lost(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     """The task relaying the worker's sends dies (ended from outside here, as a crash would end
     it) with records waiting for it: they fail at once, the worker stops with that error long
@@ -372,10 +373,10 @@ async def test_a_dead_sender_fails_the_records_waiting_for_it_at_once_and_nothin
 
     def worker() -> StageWorker:
         return StageWorker(
-            stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, drain_timeout_s=10
+            stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group, drain_timeout_s=10
         )
 
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         ids = {await publisher.publish(f"{unique}.in", {"request_id": "", "text": str(i)}) for i in range(10)}
     first = worker()
     await first.start()
@@ -396,15 +397,15 @@ async def test_a_dead_sender_fails_the_records_waiting_for_it_at_once_and_nothin
     finally:
         first.request_stop()
         await asyncio.gather(run, return_exceptions=True)
-    assert await read_topic(bootstrap, f"{unique}.out") == []
-    assert (await committed(bootstrap, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker()):
+    assert await read_topic(cluster, f"{unique}.out") == []
+    assert (await committed(cluster, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker()):
         arrivals = await follower.collect(ids, timeout_s=30)
     assert set(arrivals) == ids
 
 
 async def test_ordered_by_key_keeps_each_keys_order_while_keys_run_in_parallel(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
@@ -421,10 +422,10 @@ async def test_ordered_by_key_keeps_each_keys_order_while_keys_run_in_parallel(
         handler=jittery,
         ordered_by_key=True,
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
     keys = [f"k{i}" for i in range(8)]
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             for n in range(15):
                 for key in keys:
                     await publisher.publish(
@@ -445,7 +446,7 @@ topics:
 
 
 async def test_an_output_too_large_for_its_topic_dead_letters_the_input_and_sends_nothing(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(LIMITED, unique)
     codec = SingleObjectCodec(schema_store)
@@ -457,12 +458,12 @@ async def test_an_output_too_large_for_its_topic_dead_letters_the_input_and_send
     stage = Stage(
         name="first", consumes=f"{unique}.in", produces=(f"{unique}.out", f"{unique}.side"), handler=bloat
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
     async with (
-        Follower(bootstrap, [f"{unique}.out", f"{unique}.side", f"{unique}.in.dlq"]) as follower,
+        Follower(cluster, [f"{unique}.out", f"{unique}.side", f"{unique}.in.dlq"]) as follower,
         running(worker),
     ):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             big = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "big"})
             small = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "small"})
         arrivals = await follower.collect({small}, timeout_s=30, per_id=2)
@@ -474,17 +475,17 @@ async def test_an_output_too_large_for_its_topic_dead_letters_the_input_and_send
 
 
 async def test_a_bogus_not_before_on_the_retry_topic_waits_only_the_longest_delay(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
     stage = replace(
         on(stamping("first", f"{unique}.out"), f"{unique}.in"), retry=RetryPolicy(retry_topic_delays_s=(0.2,))
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
     ten_days = str(int(time.time() * 1000) + 10 * 86_400_000).encode()
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             value = codec.encode(NOTE, {"request_id": "late", "text": "x"})
             await publisher.send_raw(
                 f"{unique}.in.retry",
@@ -499,7 +500,7 @@ async def test_a_bogus_not_before_on_the_retry_topic_waits_only_the_longest_dela
 
 
 async def test_a_handler_cancelled_from_inside_is_dead_lettered_and_the_stage_goes_on(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(POISON, unique)
     codec = SingleObjectCodec(schema_store)
@@ -512,9 +513,9 @@ async def test_a_handler_cancelled_from_inside_is_dead_lettered_and_the_stage_go
         return Emit(f"{unique}.out", note)
 
     stage = Stage(name="first", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=self_cancelling)
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
-    async with Follower(bootstrap, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             cancelled = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "cancel"})
             fine = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "fine"})
         arrivals = await follower.collect({cancelled, fine}, timeout_s=30)
@@ -524,7 +525,7 @@ async def test_a_handler_cancelled_from_inside_is_dead_lettered_and_the_stage_go
 
 
 async def test_what_each_stage_spends_is_summed_into_the_cost_header(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(CHAIN, unique)
     codec = SingleObjectCodec(schema_store)
@@ -543,11 +544,11 @@ async def test_what_each_stage_spends_is_summed_into_the_cost_header(
 
     stages = [spender("first", f"{unique}.mid", 0.0015), spender("second", f"{unique}.out", 0.0025)]
     workers = [
-        StageWorker(s, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-{s.name}")
+        StageWorker(s, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-{s.name}")
         for s in stages
     ]
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(*workers):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(*workers):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
         arrivals = await follower.collect({rid}, timeout_s=30)
     assert parse_headers(arrivals[rid][0].headers).cost_usd == pytest.approx(0.004)

@@ -13,6 +13,7 @@ from streams.contracts.catalog import Catalog
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.runtime.stage import Record, StageEnv
 from streams.runtime.table import Table
 from streams.telemetry.otel import Telemetry
@@ -52,14 +53,14 @@ class Rows:
 
 
 @pytest.fixture
-async def env(bootstrap: str, make_topics, unique: str, schema_store: SchemaStore) -> StageEnv:  # type: ignore[no-untyped-def]
+async def env(cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore) -> StageEnv:  # type: ignore[no-untyped-def]
     catalog: Catalog = await make_topics(ROWS, unique)
-    return StageEnv(bootstrap, catalog, SingleObjectCodec(schema_store), Telemetry.configure("none"))
+    return StageEnv(cluster, catalog, SingleObjectCodec(schema_store), Telemetry.configure("none"))
 
 
 @pytest.fixture
 async def rows(env: StageEnv, unique: str) -> AsyncIterator[Rows]:
-    async with Publisher(bootstrap=env.bootstrap, catalog=env.catalog, codec=env.codec) as publisher:
+    async with Publisher(cluster=env.cluster, catalog=env.catalog, codec=env.codec) as publisher:
         assert isinstance(env.codec, SingleObjectCodec)
         yield Rows(publisher, unique, env.codec)
 

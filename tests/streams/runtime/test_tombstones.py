@@ -16,6 +16,7 @@ from streams.contracts.headers import REQUEST_ID, parse_headers
 from streams.contracts.schemas import SchemaStore
 from streams.errors import PermanentError, TransientError
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.outcome import Outcomes
 from streams.runtime.retry import RetryPolicy
@@ -124,7 +125,7 @@ async def test_a_tombstone_with_no_key_or_a_permanent_failure_is_dead_lettered(
 
 
 async def test_on_the_broker_tombstones_follow_their_key_s_values_in_order_through_the_retry_topic(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     """A value then a tombstone of one key end in that order; a tombstone whose handler fails
     goes through the retry topic and is handled; a stage without a handler dead-letters them."""
@@ -137,13 +138,13 @@ async def test_on_the_broker_tombstones_follow_their_key_s_values_in_order_throu
         on_tombstone=_gone(unique, runs, fail_first=1),
         retry=RetryPolicy(attempts_per_round=1, backoff_base_s=0.0, retry_topic_delays_s=(0.2,)),
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
     keys = [f"doc-{i}" for i in range(6)]
     async with (
-        Follower(bootstrap, [f"{unique}.out", f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower,
+        Follower(cluster, [f"{unique}.out", f"{unique}.in.retry", f"{unique}.in.dlq"]) as follower,
         running(worker),
     ):
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             for key in keys:
                 await publisher.publish(f"{unique}.in", {"request_id": key, "text": key}, request_id=key)
                 await publisher.send_raw(f"{unique}.in", key.encode(), None, [(REQUEST_ID, key.encode())])
@@ -161,10 +162,10 @@ async def test_on_the_broker_tombstones_follow_their_key_s_values_in_order_throu
 
     # The same topic read by a stage that declares no tombstone handler: dead letters.
     plain = StageWorker(
-        _stage(unique), bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-plain"
+        _stage(unique), cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-plain"
     )
     async with (
-        Follower(bootstrap, [f"{unique}.in.dlq"], from_beginning=True) as follower,
+        Follower(cluster, [f"{unique}.in.dlq"], from_beginning=True) as follower,
         running(plain),
     ):
         letters = await follower.collect(set(keys), timeout_s=60)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.config import Settings
 from streams.contracts.catalog import Catalog
@@ -22,6 +22,7 @@ from streams.contracts.schemas import SchemaStore
 from streams.errors import PodiumError
 from streams.ingress.publish import Publisher
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
 from streams.runtime.stage import Record
@@ -65,7 +66,7 @@ class Counts:
         return json.dumps(self.counts).encode()
 
 
-def counting(prefix: str, catalog: Catalog, codec: Codec, bootstrap: str) -> WindowWorker:
+def counting(prefix: str, catalog: Catalog, codec: Codec, cluster: Cluster) -> WindowWorker:
     stage = WindowStage(
         name="counts",
         consumes=f"{prefix}.in",
@@ -75,7 +76,7 @@ def counting(prefix: str, catalog: Catalog, codec: Codec, bootstrap: str) -> Win
         new_state=Counts,
         checkpoint_interval_s=0.2,
     )
-    return WindowWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{prefix}-g")
+    return WindowWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{prefix}-g")
 
 
 async def notes(publisher: Publisher, prefix: str, key: str, *texts: str) -> None:
@@ -83,23 +84,23 @@ async def notes(publisher: Publisher, prefix: str, key: str, *texts: str) -> Non
         await publisher.publish(f"{prefix}.in", {"request_id": key, "text": text}, request_id=key)
 
 
-async def snapshots(bootstrap: str, codec: Codec, prefix: str) -> list[dict[str, Any]]:
-    return [codec.decode(WINDOW_STATE_SCHEMA, v) for _, v in await read_topic(bootstrap, f"{prefix}.state")]
+async def snapshots(cluster: Cluster, codec: Codec, prefix: str) -> list[dict[str, Any]]:
+    return [codec.decode(WINDOW_STATE_SCHEMA, v) for _, v in await read_topic(cluster, f"{prefix}.state")]
 
 
-async def until_snapshot(bootstrap: str, codec: Codec, prefix: str, position: int) -> dict[str, Any]:
+async def until_snapshot(cluster: Cluster, codec: Codec, prefix: str, position: int) -> dict[str, Any]:
     """The first snapshot that covers the input up to ``position``."""
     for _ in range(200):
-        for snapshot in await snapshots(bootstrap, codec, prefix):
+        for snapshot in await snapshots(cluster, codec, prefix):
             if snapshot["positions"].get(f"{prefix}.in") == position:
                 return snapshot
         await asyncio.sleep(0.1)
-    raise AssertionError(f"no snapshot at {position}: {await snapshots(bootstrap, codec, prefix)}")
+    raise AssertionError(f"no snapshot at {position}: {await snapshots(cluster, codec, prefix)}")
 
 
-async def commit_group(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+async def commit_group(cluster: Cluster, group: str, tp: TopicPartition, offset: int) -> None:
     """Set the group's committed position by hand (the group has no member now)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = cluster.consumer(group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -109,24 +110,24 @@ async def commit_group(bootstrap: str, group: str, tp: TopicPartition, offset: i
 
 
 async def test_a_window_is_acknowledged_before_a_snapshot_or_commit_covers_its_input(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(COUNTS, unique)
     codec = SingleObjectCodec(schema_store)
-    worker = counting(unique, catalog, codec, bootstrap)
+    worker = counting(unique, catalog, codec, cluster)
     await worker.start()
     run = asyncio.create_task(worker.run())
     try:
-        async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             await notes(publisher, unique, "a", "tick", "tick", "close")
             await notes(publisher, unique, "k", "tick", "tick", "tick")
             # Steps 2-5: the window is on the output topic; the snapshot holds the state and the
             # positions it covers; the group's commit is the same position.
-            snapshot = await until_snapshot(bootstrap, codec, unique, 6)
+            snapshot = await until_snapshot(cluster, codec, unique, 6)
             assert json.loads(snapshot["state"]) == {"k": 3}
-            [(key, value)] = await read_topic(bootstrap, f"{unique}.out")
+            [(key, value)] = await read_topic(cluster, f"{unique}.out")
             assert (key, codec.decode(NOTE, value)["priority"]) == ("a", 2)
-            assert (await committed(bootstrap, f"{unique}-g"))[(f"{unique}.in", 0)] == 6
+            assert (await committed(cluster, f"{unique}-g"))[(f"{unique}.in", 0)] == 6
             # A window the broker refuses: step 3 fails, so no snapshot and no commit may pass it.
             await notes(publisher, unique, "k", "close big")
             with pytest.raises(PodiumError):  # aiokafka's error, translated by the worker
@@ -134,29 +135,29 @@ async def test_a_window_is_acknowledged_before_a_snapshot_or_commit_covers_its_i
     finally:
         worker.request_stop()
         await asyncio.gather(run, return_exceptions=True)
-    positions = [s["positions"][f"{unique}.in"] for s in await snapshots(bootstrap, codec, unique)]
+    positions = [s["positions"][f"{unique}.in"] for s in await snapshots(cluster, codec, unique)]
     assert max(positions) == 6, positions
-    assert (await committed(bootstrap, f"{unique}-g"))[(f"{unique}.in", 0)] == 6
-    assert len(await read_topic(bootstrap, f"{unique}.out")) == 1
+    assert (await committed(cluster, f"{unique}-g"))[(f"{unique}.in", 0)] == 6
+    assert len(await read_topic(cluster, f"{unique}.out")) == 1
 
 
 async def test_a_restore_seeks_to_the_snapshot_positions_whatever_the_group_committed(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(COUNTS, unique)
     codec = SingleObjectCodec(schema_store)
     tp = TopicPartition(f"{unique}.in", 0)
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
-        first = counting(unique, catalog, codec, bootstrap)
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
+        first = counting(unique, catalog, codec, cluster)
         async with running(first):
             await notes(publisher, unique, "k", "tick", "tick", "tick", "tick")
-            await until_snapshot(bootstrap, codec, unique, 4)
+            await until_snapshot(cluster, codec, unique, 4)
         assert first.records_folded == 4
         # As after a crash between the snapshot (step 4) and the commit (step 5): the group is
         # behind. Restored from the snapshot, the four ticks still count once, not twice.
-        await commit_group(bootstrap, f"{unique}-g", tp, 0)
-        second = counting(unique, catalog, codec, bootstrap)
-        async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(second):
+        await commit_group(cluster, f"{unique}-g", tp, 0)
+        second = counting(unique, catalog, codec, cluster)
+        async with Follower(cluster, [f"{unique}.out"]) as follower, running(second):
             await notes(publisher, unique, "k", "tick", "tick", "tick", "close")
             got = await follower.collect({"k"}, timeout_s=30)
         assert second.records_folded == 4  # only the records the snapshot lacked
@@ -164,9 +165,9 @@ async def test_a_restore_seeks_to_the_snapshot_positions_whatever_the_group_comm
         # The group ahead of the snapshot (at 8): only the snapshot says what the state holds,
         # so the records it lacks are replayed into it.
         await notes(publisher, unique, "j", "tick", "tick")
-        await commit_group(bootstrap, f"{unique}-g", tp, 10)
-        third = counting(unique, catalog, codec, bootstrap)
-        async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(third):
+        await commit_group(cluster, f"{unique}-g", tp, 10)
+        third = counting(unique, catalog, codec, cluster)
+        async with Follower(cluster, [f"{unique}.out"]) as follower, running(third):
             await notes(publisher, unique, "j", "close")
             got = await follower.collect({"j"}, timeout_s=30)
     assert codec.decode(NOTE, got["j"][0].value or b"")["priority"] == 2
@@ -177,9 +178,9 @@ WINDOW_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-async def project(broker_settings: Settings, bootstrap: str) -> AsyncIterator[Project]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def project(broker_settings: Settings, cluster: Cluster) -> AsyncIterator[Project]:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog)
     yield project
 
@@ -196,7 +197,7 @@ async def test_a_window_worker_restarted_mid_window_counts_every_tick_once(proje
     sym = symbol()
     first = [(i * 2_000, 100.0 + i, 1.0) for i in range(10)]
     second = [(20_000 + i * 2_000, 110.0 + i, 1.0) for i in range(10)]
-    async with Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub:
+    async with Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub:
         [window] = workers(project, only=("windows",))
         assert isinstance(window, WindowWorker)
         async with running(window):
@@ -205,7 +206,7 @@ async def test_a_window_worker_restarted_mid_window_counts_every_tick_once(proje
             await asyncio.sleep(0.5)  # past a checkpoint: the snapshot holds the open window
         async with (
             running(*workers(project)),
-            Follower(project.bootstrap(), ["market.windows"]) as follower,
+            Follower(project.cluster(), ["market.windows"]) as follower,
         ):
             await publish_ticks(pub, sym, [*second, (WINDOW_MS + 6_000, 120.0, 1.0)])
             key = f"{sym}:{T0}"
@@ -222,9 +223,9 @@ async def test_an_unreadable_tick_is_dead_lettered_with_its_bytes_and_the_window
     [window] = workers(project, only=("windows",))
     assert isinstance(window, WindowWorker)
     async with (
-        Publisher(bootstrap=project.bootstrap(), catalog=project.catalog, codec=project.codec) as pub,
+        Publisher(cluster=project.cluster(), catalog=project.catalog, codec=project.codec) as pub,
         running(window),
-        Follower(project.bootstrap(), ["market.ticks.dlq"]) as letters,
+        Follower(project.cluster(), ["market.ticks.dlq"]) as letters,
     ):
         await pub.send_raw("market.ticks", sym.encode(), b"\x00not avro", [])
         await publish_ticks(pub, sym, [(1_000, 100.0, 1.0)])

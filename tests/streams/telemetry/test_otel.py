@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.stage import Emit, Stage, StageContext
 from streams.runtime.stage_worker import StageWorker
@@ -33,7 +34,7 @@ topics:
 
 
 async def test_process_span_continues_the_producer_trace_with_messaging_names(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     spans = InMemorySpanExporter()
@@ -48,12 +49,10 @@ async def test_process_span_continues_the_producer_trace_with_messaging_names(
 
     stage = Stage(name="traced", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=traced)
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry, group_id=f"{unique}-g"
+        stage, cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry, group_id=f"{unique}-g"
     )
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
-        async with Publisher(
-            bootstrap=bootstrap, catalog=catalog, codec=codec, telemetry=telemetry
-        ) as publisher:
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry) as publisher:
             rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
         await follower.collect({rid}, timeout_s=30)
 
