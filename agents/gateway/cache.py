@@ -30,8 +30,7 @@ from agents.gateway.providers.protocol import ChatRequest
 from streams.contracts import Codec, now_ms
 from streams.errors import PodiumError
 from streams.ingress import Publisher
-from streams.kafka import Follower, Selection, TopicReader
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, Follower, Selection, TopicReader
 
 __all__ = [
     "CACHE_TOPIC",

@@ -30,8 +30,7 @@ from agents.kb.services import KbServices
 from agents.kb.stages import kb_stages
 from agents.rag.retriever import MODES
 from streams.ingress import Publisher
-from streams.kafka import TopicReader
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, TopicReader
 from streams.runtime import Project, Stack
 
 __all__ = ["SHIPPED", "run_kb_demo"]

@@ -31,8 +31,7 @@ from agents.kb.records import DOCUMENTS, Document
 from agents.rag.parsing import COLLECTION, media_type_for, normalise_media_type, split_collection
 from streams import Catalog, Codec, Publisher, now_ms
 from streams.contracts import REQUEST_ID
-from streams.kafka import Selection, TopicReader
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, Selection, TopicReader
 
 __all__ = [
     "Draft",

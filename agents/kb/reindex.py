@@ -35,7 +35,7 @@ from agents.kb.stages import ChunkStage, embed_for, stored_chunks
 from agents.rag.store import ACTIVE, Chunk, IndexVersion
 from streams import Catalog, Codec
 from streams.errors import PodiumError
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster
 
 __all__ = ["PROBE", "Progress", "ReindexReport", "reindex"]
 

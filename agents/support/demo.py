@@ -23,8 +23,7 @@ from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
 from streams.contracts import now_ms
 from streams.ingress import Publisher
-from streams.kafka import Follower, Position
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, Follower, Position
 from streams.operations import pipeline_topics, read_spans, run_audit, waterfall, waterfall_table
 from streams.runtime import Project, Stack
 

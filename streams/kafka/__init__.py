@@ -3,6 +3,7 @@ and following topics, and a record as a person reads it."""
 
 from streams.kafka.admin import ExistingTopic, TopicAdmin, check_copartitioned, plan
 from streams.kafka.broker import CLUSTER_SETTINGS, BrokerState, LocalBroker, wait_for_metadata
+from streams.kafka.connection import Cluster, KafkaSecurity
 from streams.kafka.follow import Arrival, Follower
 from streams.kafka.readable import describe
 from streams.kafka.reading import Position, Selection, TopicReader, parse_position, partitions_of
@@ -11,8 +12,10 @@ __all__ = [
     "CLUSTER_SETTINGS",
     "Arrival",
     "BrokerState",
+    "Cluster",
     "ExistingTopic",
     "Follower",
+    "KafkaSecurity",
     "LocalBroker",
     "Position",
     "Selection",

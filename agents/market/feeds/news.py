@@ -28,8 +28,7 @@ import httpx
 
 from streams.contracts import DEAD_LETTER_SCHEMA, REQUEST_ID, Catalog, Codec, now_ms
 from streams.ingress import Publisher
-from streams.kafka import Selection, TopicReader
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, Selection, TopicReader
 from streams.runtime import dead_letter
 
 __all__ = [

@@ -26,8 +26,7 @@ from agents.market.feeds.news import Malformed, play_paced, send_dead_letter, so
 from streams.contracts import Codec, now_ms
 from streams.errors import CodecError
 from streams.ingress import Publisher
-from streams.kafka import Position, Selection, TopicReader
-from streams.kafka.connection import Cluster
+from streams.kafka import Cluster, Position, Selection, TopicReader
 
 __all__ = ["TICKS_TOPIC", "Tick", "TickIngester", "parse_ticks", "poll_ticks", "replay_ticks", "stream_ticks"]
 
