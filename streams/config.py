@@ -35,6 +35,20 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                under ``PODIUM_HOME/vectors``; ``postgresql://...``,
                                PostgreSQL with pgvector. May hold a password: read as
                                ``SecretStr``, never printed.
+``PODIUM_API_KEYS_FILE``       The HTTP gateway's API keys (argon2id hashes, never the keys;
+                               ``podium keys create|list|revoke`` edit it, ``podium serve``
+                               rereads it when it changes). Point it elsewhere to share one
+                               file between replicas (a mounted secret).
+                               ``PODIUM_HOME/keys.json``
+``PODIUM_JWT_JWKS``            Bearer JWTs from an identity provider: its JWKS as a file path
+                               or an ``https://`` URL. Unset: API keys only.
+``PODIUM_JWT_ISSUER``          The ``iss`` a token must carry (required with a JWKS).
+``PODIUM_JWT_AUDIENCE``        The ``aud`` a token must carry (required with a JWKS).
+``PODIUM_JWT_TENANT_CLAIM``    The claim holding the caller's tenant. ``tenant``
+``PODIUM_JWT_PIPELINES_CLAIM`` The claim listing the pipelines it may call (a list, or names
+                               separated by spaces; absent: every pipeline). ``pipelines``
+``PODIUM_JWT_ALGORITHMS``      The signature algorithms accepted, comma separated (``none``
+                               never is). ``RS256,ES256``
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
 ``PODIUM_OTEL_EXPORTER``       ``kafka`` (spans as Avro on ``podium.telemetry``, no server
                                needed) | ``otlp`` (reads the standard ``OTEL_EXPORTER_OTLP_*``
@@ -117,6 +131,13 @@ class Settings(BaseSettings):
     # A database URL may hold a password: SecretStr, so it is never printed or dumped.
     vector_url: SecretStr | None = Field(default=None, alias="PODIUM_VECTOR_URL")
     java_home: Path | None = Field(default=None, alias="JAVA_HOME")
+    api_keys_file: Path | None = Field(default=None, alias="PODIUM_API_KEYS_FILE")
+    jwt_jwks: str | None = Field(default=None, alias="PODIUM_JWT_JWKS")
+    jwt_issuer: str | None = Field(default=None, alias="PODIUM_JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, alias="PODIUM_JWT_AUDIENCE")
+    jwt_tenant_claim: str = Field(default="tenant", alias="PODIUM_JWT_TENANT_CLAIM", min_length=1)
+    jwt_pipelines_claim: str = Field(default="pipelines", alias="PODIUM_JWT_PIPELINES_CLAIM", min_length=1)
+    jwt_algorithms: str = Field(default="RS256,ES256", alias="PODIUM_JWT_ALGORITHMS", min_length=1)
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(
         default="kafka", alias="PODIUM_OTEL_EXPORTER"
     )
@@ -132,6 +153,11 @@ class Settings(BaseSettings):
     # A snapshot taken when the settings are read: not a field, so neither printed nor dumped
     # nor parsed from a variable of its own.
     _provider_keys: Mapping[str, SecretStr] = PrivateAttr(default_factory=_provider_keys_of_the_environment)
+
+    @property
+    def keys_path(self) -> Path:
+        """Where the HTTP gateway's API keys are kept (``PODIUM_API_KEYS_FILE``, else under home)."""
+        return self.api_keys_file if self.api_keys_file is not None else self.home / "keys.json"
 
     @property
     def provider_keys(self) -> Mapping[str, SecretStr]:

@@ -25,12 +25,16 @@ classes to decide what to do with a failed message: it reads two flags.
     ├── RoutingError                 handler chose a topic the stage may not produce to
     ├── DeadlineExceeded             the request's latency budget is gone
     ├── HandlerTimeout               the handler ran past its timeout (retryable=True)
-    └── ApprovalError                a person's decision that cannot be taken (podium approve)
-        ├── UnknownApproval          nothing was ever asked for that request id
-        ├── UnknownCall              the request asked, but not for that call id
-        └── ApprovalClosed           the call is no longer waiting
-            ├── AlreadyDecided       decided first by someone (who and when in the message)
-            └── ApprovalExpired      its time ran out: the agent denied it
+    ├── ApprovalError                a person's decision that cannot be taken (podium approve)
+    │   ├── UnknownApproval          nothing was ever asked for that request id
+    │   ├── UnknownCall              the request asked, but not for that call id
+    │   └── ApprovalClosed           the call is no longer waiting
+    │       ├── AlreadyDecided       decided first by someone (who and when in the message)
+    │       └── ApprovalExpired      its time ran out: the agent denied it
+    └── AccessError                  a caller of the HTTP gateway who may not do what it asks
+        ├── Unauthenticated          no credential, or one that is not valid (401)
+        ├── Forbidden                a valid caller outside its tenant or pipelines (403)
+        └── Throttled                over its rate or concurrency limit (429, retryable=True)
 
 Foreign errors (aiokafka, fastavro, httpx) are translated where they are caught, with
 ``raise ... from exc``. An exception a handler raises that is not a PodiumError is treated as
@@ -40,6 +44,7 @@ retryable: a bug surfaces in the DLQ after the configured attempts rather than b
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "AlreadyDecided",
     "ApprovalClosed",
     "ApprovalError",
@@ -49,6 +54,7 @@ __all__ = [
     "CodecError",
     "ConfigError",
     "DeadlineExceeded",
+    "Forbidden",
     "HandlerError",
     "HandlerTimeout",
     "PayloadTooLarge",
@@ -56,8 +62,10 @@ __all__ = [
     "PodiumError",
     "RoutingError",
     "SchemaError",
+    "Throttled",
     "ToolMissing",
     "TransientError",
+    "Unauthenticated",
     "UnknownApproval",
     "UnknownCall",
     "UnknownSchema",
@@ -151,6 +159,29 @@ class AlreadyDecided(ApprovalClosed):
 
 class ApprovalExpired(ApprovalClosed):
     dead_letter_reason = "approval_expired"
+
+
+class AccessError(PodiumError):
+    dead_letter_reason = "access"
+
+
+class Unauthenticated(AccessError):
+    dead_letter_reason = "unauthenticated"
+
+
+class Forbidden(AccessError):
+    dead_letter_reason = "forbidden"
+
+
+class Throttled(AccessError):
+    """The same request later may pass: ``retry_after_s`` says when (``Retry-After``)."""
+
+    retryable = True
+    dead_letter_reason = "throttled"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def is_retryable(exc: BaseException) -> bool:
