@@ -155,11 +155,21 @@ def serve(
     publish_timeout: Annotated[
         float, typer.Option(help="Seconds before an unacknowledged publish is a 503.")
     ] = 5.0,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Let every caller in without a credential, under any tenant (a gateway behind "
+            "a proxy that authenticates, or a laptop).",
+        ),
+    ] = False,
 ) -> None:
     """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>;
-    GET /v1/approvals and POST /v1/approvals/<request-id> decide what agents wait for."""
+    GET /v1/approvals and POST /v1/approvals/<request-id> decide what agents wait for. Callers
+    need an API key (`podium keys create`) or, with PODIUM_JWT_JWKS, a JWT."""
     import uvicorn
 
+    from streams.ingress.auth import Authenticator
     from streams.ingress.http import Entry, create_app
 
     project = load_project()
@@ -179,12 +189,31 @@ def serve(
     if not entries:
         err.print("[red]error:[/] no pipeline to front: name one (no registered pipeline is served)")
         raise typer.Exit(2)
+    # Refused rather than served open: a gateway nobody can call, or everybody, is a mistake
+    # unless it is said out loud (--insecure-no-auth).
+    auth = (
+        Authenticator.open()
+        if insecure_no_auth
+        else guard(lambda: Authenticator.from_settings(project.settings))
+    )
+    if (why := guard(auth.ready)) is not None:
+        err.print(f"[red]error:[/] {why}")
+        raise typer.Exit(2)
     cluster = guard(project.cluster)
     telemetry = telemetry_for(project, "podium-serve")
     app_ = create_app(
-        project, entries, cluster=cluster, publish_timeout_s=publish_timeout, telemetry=telemetry
+        project,
+        entries,
+        cluster=cluster,
+        auth=auth,
+        publish_timeout_s=publish_timeout,
+        telemetry=telemetry,
     )
     console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {cluster}")
+    if insecure_no_auth:
+        err.print(
+            "[yellow]warning:[/] --insecure-no-auth: anyone who reaches the port calls under any tenant"
+        )
     try:
         uvicorn.run(app_, host=host, port=port, log_level="warning")
     finally:

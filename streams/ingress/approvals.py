@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -34,7 +34,7 @@ from aiokafka.errors import KafkaError
 
 from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
-from streams.contracts.headers import now_ms
+from streams.contracts.headers import now_ms, parse_headers
 from streams.errors import (
     AlreadyDecided,
     ApprovalClosed,
@@ -93,6 +93,7 @@ class Approval:
     at_ms: int
     topic: str
     decision: Decision | None = None
+    tenant: str | None = None  # the podium-tenant of the request that asked
 
     def state(self, at_ms: int) -> State:
         if self.decision is None:
@@ -141,7 +142,7 @@ class ApprovalBook:
         self._asked: dict[str, dict[str, Approval]] = {}  # request id -> call id -> approval
         self._decided: dict[tuple[str, str, str], Decision] = {}  # (topic, request id, call id)
 
-    def asked(self, topic: str, record: Mapping[str, Any]) -> None:
+    def asked(self, topic: str, record: Mapping[str, Any], tenant: str | None = None) -> None:
         approval = Approval(
             request_id=record["request_id"],
             call_id=record["call_id"],
@@ -153,6 +154,7 @@ class ApprovalBook:
             expires_ms=record["expires_ms"],
             at_ms=record["at_ms"],
             topic=topic,
+            tenant=tenant,
         )
         self._asked.setdefault(approval.request_id, {}).setdefault(approval.call_id, approval)
 
@@ -179,9 +181,16 @@ class ApprovalBook:
     def pending(self, at_ms: int) -> list[Approval]:
         return [a for a in self.approvals() if a.state(at_ms) == "pending"]
 
-    def open_calls(self, request_id: str, call_id: str | None, at_ms: int) -> list[Approval]:
-        """The calls a decision on ``request_id`` (or only its ``call_id``) decides now."""
-        calls = self._asked.get(request_id)
+    def open_calls(
+        self,
+        request_id: str,
+        call_id: str | None,
+        at_ms: int,
+        visible: Callable[[Approval], bool] | None = None,
+    ) -> list[Approval]:
+        """The calls a decision on ``request_id`` (or only its ``call_id``) decides now; calls
+        ``visible`` refuses (another tenant's, over HTTP) are as unknown as calls never asked."""
+        calls = {c: a for c, a in self._asked.get(request_id, {}).items() if visible is None or visible(a)}
         if not calls:
             raise UnknownApproval(
                 f"no approval was asked for request {request_id}: check the id against the "
@@ -300,16 +309,17 @@ class Approvals:
         reason: str = "",
         by: str = "",
         call_id: str | None = None,
+        visible: Callable[[Approval], bool] | None = None,
     ) -> list[Approval]:
         """Decide every waiting call of ``request_id`` (or only ``call_id``): one decision each,
         acknowledged by Kafka. Returns the calls with the decisions taken (the module docstring
-        numbers the steps)."""
+        numbers the steps). ``visible``: the calls this decider may see (others are unknown)."""
         check_decider(by, reason)
         if self._publisher is None:
             raise ConfigError("these approvals were opened to read only: give them a Publisher to decide")
         async with self._deciding:
             await self._read_to_end()  # 1
-            waiting = self._book.open_calls(request_id, call_id, now_ms())  # 2
+            waiting = self._book.open_calls(request_id, call_id, now_ms(), visible)  # 2
             for approval in waiting:
                 if approval.decisions_topic not in self._answers:
                     raise ConfigError(
@@ -398,7 +408,7 @@ class Approvals:
             log.warning("skipped %s/%d@%d: %s", arrival.topic, arrival.partition, arrival.offset, exc)
             return
         if asked:
-            self._book.asked(arrival.topic, record)
+            self._book.asked(arrival.topic, record, parse_headers(arrival.headers).tenant)
         else:
             self._book.decided(arrival.topic, record)
 

@@ -16,6 +16,10 @@
   was decided already or expired (naming by whom and when), 503 when Kafka did not answer.
 - ``GET /healthz``; the OpenAPI spec at ``/openapi.json`` and its page at ``/docs``.
 
+Every route but ``/healthz`` and the OpenAPI pages needs a credential (:mod:`streams.ingress.auth`:
+401, 403, 429, the tenant from the credential, each caller seeing its own tenant's requests and
+approvals only).
+
 Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
 OpenAPI spec shows the same fields the topics carry.
 """
@@ -29,12 +33,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
 
 from streams.contracts.headers import new_request_id, now_ms
 from streams.errors import (
+    AccessError,
     ApprovalClosed,
     ApprovalError,
     BrokerError,
@@ -42,7 +47,8 @@ from streams.errors import (
     UnknownApproval,
     UnknownCall,
 )
-from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approvals
+from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approval, Approvals
+from streams.ingress.auth import ACCESS_RESPONSES, Authenticator, Caller, bind_tenant, problem, tenant_of
 from streams.ingress.publish import Publisher
 from streams.ingress.replies import ReplyRouter, StreamRouter
 from streams.kafka.connection import Cluster
@@ -113,11 +119,13 @@ def create_app(
     entries: Sequence[Entry],
     *,
     cluster: Cluster,
+    auth: Authenticator,
     publish_timeout_s: float = 5.0,
     max_wait_s: float = 30.0,
     telemetry: Telemetry | None = None,
 ) -> FastAPI:
-    """``telemetry``: where the ingress spans go; requests are traced only when it records."""
+    """``auth``: who may call (``Authenticator.open()`` lets everyone in); ``telemetry``: where
+    the ingress spans go; requests are traced only when it records."""
     terminal = sorted({t for e in entries for t in e.terminal})
     streams = sorted({e.stream_topic for e in entries if e.stream_topic})
     state: dict[str, Any] = {}
@@ -161,14 +169,18 @@ def create_app(
     for entry in entries:
         schema = project.schemas.current(project.catalog.get(entry.input_topic).value_schema).raw
         body_model = model_for_schema(schema, skip=("request_id",))
-        _add_route(app, project, entry, body_model, state, result, publish_timeout_s, max_wait_s)
+        _add_route(app, project, entry, body_model, state, result, publish_timeout_s, max_wait_s, auth)
 
-    @app.get("/v1/requests/{request_id}", response_model=Accepted)
-    async def status(request_id: str) -> Accepted:
+    # scope="request": the caller's slot is held until the response is sent, a stream included.
+    anyone = Depends(auth.dependency(), scope="request")
+
+    @app.get("/v1/requests/{request_id}", response_model=Accepted, responses=ACCESS_RESPONSES)
+    async def status(request_id: str, caller: Caller = anyone) -> Accepted:
         router: ReplyRouter = state["router"]
-        if (done := router.recent(request_id)) is not None:
+        # Another tenant's request is as unknown as one never made: a 403 would say it exists.
+        if (done := router.recent(request_id)) is not None and caller.sees(tenant_of(done.headers)):
             return result(done)
-        if router.pending(request_id):
+        if done is None and router.pending(request_id) and caller.sees(router.tenant(request_id)):
             return Accepted(request_id=request_id, status="pending")
         raise HTTPException(
             404,
@@ -176,7 +188,7 @@ def create_app(
             "since it started, and no result seen since then)",
         )
 
-    _add_approval_routes(app, state)
+    _add_approval_routes(app, state, auth)
 
     @app.get("/healthz")
     async def health() -> dict[str, bool]:
@@ -196,24 +208,33 @@ def _add_route(
     result: Any,
     publish_timeout_s: float,
     max_wait_s: float,
+    auth: Authenticator,
 ) -> None:
+    this_pipeline = Depends(auth.dependency(entry.pipeline), scope="request")
+
     async def submit(
         body: BaseModel,
         wait_s: float = Query(10.0, ge=0, le=max_wait_s),
         stream: bool = Query(False, description="Answer with server-sent events as tokens arrive."),
+        caller: Caller = this_pipeline,
     ) -> Any:
         publisher: Publisher = state["publisher"]
         router: ReplyRouter = state["router"]
         chunks: StreamRouter = state["chunks"]
         if stream and entry.stream_topic is None:
             raise HTTPException(400, f"the {entry.pipeline} pipeline does not stream tokens")
-        record = body.model_dump()
+        try:
+            record = bind_tenant(caller, body.model_dump())
+        except AccessError as exc:
+            raise problem(exc) from None
         request_id = new_request_id()
-        router.expect(request_id)
+        router.expect(request_id, caller.tenant)
         queue = chunks.subscribe(request_id) if stream else None
         try:
             async with asyncio.timeout(publish_timeout_s):
-                await publisher.publish(entry.input_topic, record, request_id=request_id)
+                await publisher.publish(
+                    entry.input_topic, record, request_id=request_id, tenant=caller.tenant
+                )
         except (TimeoutError, PodiumError) as exc:
             router.forget(request_id)
             chunks.unsubscribe(request_id)
@@ -236,7 +257,11 @@ def _add_route(
         f"/v1/{entry.pipeline}/requests",
         response_model=Accepted,
         summary=f"Publish a request to {entry.input_topic} and wait for where it ends",
-        responses={202: {"model": Accepted}, 503: {"description": "Kafka unreachable or not acknowledging"}},
+        responses={
+            202: {"model": Accepted},
+            **ACCESS_RESPONSES,
+            503: {"description": "Kafka unreachable or not acknowledging"},
+        },
     )(submit)
 
 
@@ -279,6 +304,7 @@ class ApprovalView(BaseModel):
     expires_ms: int
     at_ms: int
     state: str = Field(description="pending | approved | denied | expired")
+    tenant: str | None = Field(None, description="the tenant of the request that asked")
     left_s: float | None = Field(description="seconds left to decide, while pending")
     decision: DecisionView | None
 
@@ -303,8 +329,10 @@ def _problem(exc: PodiumError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
-def _add_approval_routes(app: FastAPI, state: dict[str, Any]) -> None:
+def _add_approval_routes(app: FastAPI, state: dict[str, Any], auth: Authenticator) -> None:
+    anyone = Depends(auth.dependency(), scope="request")
     problems: dict[int | str, dict[str, Any]] = {
+        **ACCESS_RESPONSES,
         404: {"description": "no approval was asked for that request id (or that call)"},
         409: {"description": "decided already or expired: the detail names by whom and when"},
         503: {"description": "Kafka did not acknowledge (or could not be read)"},
@@ -314,10 +342,11 @@ def _add_approval_routes(app: FastAPI, state: dict[str, Any]) -> None:
         "/v1/approvals",
         response_model=list[ApprovalView],
         summary="The agents' actions waiting for a person's decision",
-        responses={503: problems[503]},
+        responses={**ACCESS_RESPONSES, 503: problems[503]},
     )
     async def approvals(
         every: bool = Query(False, alias="all", description="Decided and expired ones too."),
+        caller: Caller = anyone,
     ) -> Any:
         desk: Approvals = state["approvals"]
         try:
@@ -325,7 +354,7 @@ def _add_approval_routes(app: FastAPI, state: dict[str, Any]) -> None:
         except PodiumError as exc:
             return _problem(exc)
         at = now_ms()
-        return [a.view(at) for a in found]
+        return [a.view(at) for a in found if _visible(caller, a)]
 
     @app.post(
         "/v1/approvals/{request_id}",
@@ -334,16 +363,26 @@ def _add_approval_routes(app: FastAPI, state: dict[str, Any]) -> None:
         summary="Approve or deny what a request waits for (one decision per waiting call)",
         responses=problems,
     )
-    async def decide(request_id: str, body: DecisionBody) -> Any:
+    async def decide(request_id: str, body: DecisionBody, caller: Caller = anyone) -> Any:
         desk: Approvals = state["approvals"]
         try:
             decided = await desk.decide(
-                request_id, body.approved, reason=body.reason, by=body.by, call_id=body.call_id
+                request_id,
+                body.approved,
+                reason=body.reason,
+                by=body.by,
+                call_id=body.call_id,
+                visible=lambda a: _visible(caller, a),
             )
         except PodiumError as exc:
             return _problem(exc)
         at = now_ms()
         return Decided(request_id=request_id, decisions=[ApprovalView(**a.view(at)) for a in decided])
+
+
+def _visible(caller: Caller, approval: Approval) -> bool:
+    """A caller sees the approvals its tenant's requests asked, in its pipelines."""
+    return caller.sees(approval.tenant) and caller.may_call(approval.pipeline)
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

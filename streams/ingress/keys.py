@@ -250,6 +250,9 @@ class KeyRing:
         self._verified: dict[str, bytes] = {}  # entry hash -> SHA-256 of the key that matched it
         self._hashing = asyncio.Semaphore(hashing)
         self._hasher: Any = None
+        # Checks under way, so the many first requests of a client that starts with a burst
+        # share one argon2 run instead of queueing one each.
+        self._checking: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     def keys(self) -> list[ApiKey]:
         self._refresh()
@@ -288,12 +291,28 @@ class KeyRing:
         digest = hashlib.sha256(presented.encode()).digest()
         remembered = self._verified.get(entry.hash)
         if remembered is None or not hmac.compare_digest(remembered, digest):
-            if not await self._matches(entry, presented):
+            if not await self._check(entry, presented, digest):
                 raise Unauthenticated("invalid API key")
             self._verified[entry.hash] = digest
         if entry.revoked_ms is not None:
             raise Unauthenticated(f"API key {entry.id} was revoked; ask for a new one (`podium keys create`)")
         return entry
+
+    async def _check(self, entry: ApiKey, presented: str, digest: bytes) -> bool:
+        under_way = (entry.hash, digest)
+        check = self._checking.get(under_way)
+        if check is None:
+            check = asyncio.ensure_future(self._matches(entry, presented))
+            self._checking[under_way] = check
+
+            def done(finished: asyncio.Future[bool]) -> None:
+                self._checking.pop(under_way, None)
+                if not finished.cancelled():
+                    finished.exception()  # retrieved here too: every waiter may have gone
+
+            check.add_done_callback(done)
+        # Shielded: one caller giving up does not cancel the check the others wait for.
+        return await asyncio.shield(check)
 
     async def _matches(self, entry: ApiKey, presented: str) -> bool:
         from argon2.exceptions import InvalidHashError, VerificationError

@@ -76,7 +76,8 @@ class ReplyRouter(_Router):
         self._keep = keep
         self._waiting: dict[str, asyncio.Future[Arrival]] = {}
         self._recent: OrderedDict[str, Arrival] = OrderedDict()
-        self._sent: OrderedDict[str, None] = OrderedDict()  # published here, to tell pending from unknown
+        # Published here, to tell pending from unknown, with the tenant it was published for.
+        self._sent: OrderedDict[str, str | None] = OrderedDict()
 
     async def __aexit__(self, *_: object) -> None:
         await super().__aexit__()
@@ -84,9 +85,9 @@ class ReplyRouter(_Router):
             future.cancel()
         self._waiting.clear()
 
-    def expect(self, request_id: str) -> None:
+    def expect(self, request_id: str, tenant: str | None = None) -> None:
         """Call before publishing the request, so its reply cannot arrive unnoticed."""
-        self._sent[request_id] = None
+        self._sent[request_id] = tenant
         self._sent.move_to_end(request_id)
         while len(self._sent) > self._keep:
             self._sent.popitem(last=False)
@@ -103,6 +104,10 @@ class ReplyRouter(_Router):
     def pending(self, request_id: str) -> bool:
         """Published through this router and not answered yet."""
         return request_id in self._sent and request_id not in self._recent
+
+    def tenant(self, request_id: str) -> str | None:
+        """The tenant a request published through this router was published for."""
+        return self._sent.get(request_id)
 
     def recent(self, request_id: str) -> Arrival | None:
         return self._recent.get(request_id)

@@ -52,12 +52,13 @@ def asked(
     }
 
 
-async def ask(project: Project, *requests: dict[str, Any]) -> None:
+async def ask(project: Project, *requests: dict[str, Any], tenant: str | None = None) -> None:
+    """Publish the requests as the agent does, for ``tenant`` (``podium-tenant``) when named."""
     async with Publisher(
         cluster=project.cluster(), catalog=project.catalog, codec=project.codec
     ) as publisher:
         for request in requests:
-            await publisher.publish(APPROVALS, request, request_id=request["request_id"])
+            await publisher.publish(APPROVALS, request, request_id=request["request_id"], tenant=tenant)
 
 
 async def agent_decides(project: Project, request_id: str, call_id: str, **fields: Any) -> None:

@@ -17,7 +17,9 @@ from fastapi import FastAPI
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
 from streams.config import Settings
+from streams.ingress.auth import Authenticator
 from streams.ingress.http import Entry, create_app, model_for_schema
+from streams.ingress.keys import KeyFile, KeyRing
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.broker import LocalBroker
 from streams.kafka.connection import Cluster
@@ -58,6 +60,14 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
+def keyed(folder: Path, tenant: str, **options: object) -> tuple[Authenticator, dict[str, str]]:
+    """A gateway's authenticator over a keys file of one key for ``tenant``, and the header
+    that presents the key (``podium keys create`` does the same)."""
+    path = folder / "keys.json"
+    _, key = KeyFile(path).create(tenant, **options)  # type: ignore[arg-type]
+    return Authenticator(KeyRing(path)), {"X-API-Key": key.get_secret_value()}
+
+
 def support_entry(project: Project) -> Entry:
     stages = support_stages(SupportConfig(models=REPO / "models.yaml"))  # for its topics only
     input_topic, terminal = pipeline_topics(stages, project.catalog)
@@ -65,7 +75,7 @@ def support_entry(project: Project) -> Entry:
 
 
 async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_result(
-    shipped_kb: Path, broker_settings: Settings, cluster: Cluster, unique: str
+    shipped_kb: Path, broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
     async with TopicAdmin(cluster) as admin:
@@ -77,12 +87,13 @@ async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_res
         )
     ]
     entry = support_entry(project)
-    replicas = [create_app(project, [entry], cluster=cluster) for _ in range(2)]
+    auth, key = keyed(tmp_path, unique)
+    replicas = [create_app(project, [entry], cluster=cluster, auth=auth) for _ in range(2)]
     async with (
         running(*workers),
         serving(replicas[0]) as first,
         serving(replicas[1]) as second,
-        httpx.AsyncClient(timeout=60) as client,
+        httpx.AsyncClient(timeout=60, headers=key) as client,
     ):
         invalid = await client.post(f"{first}/v1/support/requests", json={"subject": "no body"})
         assert invalid.status_code == 422
@@ -138,7 +149,7 @@ async def test_two_replicas_answer_200_concurrent_requests_each_with_its_own_res
 
 
 async def test_a_broker_outage_is_a_503_not_a_hang(
-    broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     # A broker of this test's own, so stopping it disturbs nobody else.
     settings = broker_settings.model_copy(
@@ -154,10 +165,11 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
                     ["support.requests", "support.responses", "support.rejected", APPROVALS, DECISIONS]
                 )
             )
-        await ask(project, asked("waiting", "c1"))
+        await ask(project, asked("waiting", "c1"), tenant="umbrella")
         entry = Entry("support", "support.requests", ("support.responses", "support.rejected"))
-        app = create_app(project, [entry], cluster=Cluster(state.bootstrap), publish_timeout_s=3.0)
-        async with serving(app) as url, httpx.AsyncClient(timeout=30) as client:
+        auth, key = keyed(tmp_path, "umbrella")
+        app = create_app(project, [entry], cluster=Cluster(state.bootstrap), auth=auth, publish_timeout_s=3.0)
+        async with serving(app) as url, httpx.AsyncClient(timeout=30, headers=key) as client:
             accepted = await client.post(
                 f"{url}/v1/support/requests", json={"body": "hello"}, params={"wait_s": 0}
             )
@@ -178,17 +190,28 @@ async def test_a_broker_outage_is_a_503_not_a_hang(
 
 
 async def test_approvals_are_listed_and_decided_once_over_http(
-    broker_settings: Settings, cluster: Cluster, unique: str
+    broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
     project = await approvals_project(broker_settings, cluster)
     async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select(["support.requests", "support.responses"]))
     rid, late, single = f"{unique}-r", f"{unique}-late", f"{unique}-one"
     await ask(
-        project, asked(rid, "c1"), asked(rid, "c2"), asked(late, "c1", expires_in_s=-1), asked(single, "c1")
+        project,
+        asked(rid, "c1"),
+        asked(rid, "c2"),
+        asked(late, "c1", expires_in_s=-1),
+        asked(single, "c1"),
+        tenant=unique,
     )
-    app = create_app(project, [Entry("support", "support.requests", ("support.responses",))], cluster=cluster)
-    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    auth, key = keyed(tmp_path, unique)
+    app = create_app(
+        project,
+        [Entry("support", "support.requests", ("support.responses",))],
+        cluster=cluster,
+        auth=auth,
+    )
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30, headers=key) as client:
         pending = [
             a for a in (await client.get("/v1/approvals")).json() if a["request_id"].startswith(unique)
         ]

@@ -131,3 +131,27 @@ async def test_a_file_that_is_not_podiums_is_refused_naming_it(tmp_path: Path, t
         KeyFile(path).keys()
     with pytest.raises(ConfigError, match=str(path)):
         await KeyRing(path).verify(f"{PREFIX}{'a' * 12}_{'a' * 43}")
+
+
+async def test_a_burst_of_first_requests_shares_one_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    path = tmp_path / "keys.json"
+    entry, secret = KeyFile(path).create("umbrella")
+    ring = KeyRing(path)
+    checks: list[str] = []
+    real = keys_module._hasher
+
+    class Counting:
+        def __init__(self) -> None:
+            self._real = real()
+
+        def verify(self, hashed: str, presented: str) -> bool:
+            checks.append(presented)
+            return bool(self._real.verify(hashed, presented))
+
+    monkeypatch.setattr(keys_module, "_hasher", Counting)
+    found = await asyncio.gather(*(ring.verify(secret.get_secret_value()) for _ in range(20)))
+    assert found == [entry] * 20 and len(checks) == 1
