@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -30,6 +31,7 @@ from streams.errors import ConfigError, Forbidden, Unauthenticated
 __all__ = ["BearerSettings", "BearerVerifier", "Identity"]
 
 LEEWAY_S = 30
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 FETCH_TIMEOUT_S = 5.0
 
 
@@ -64,6 +66,11 @@ class BearerSettings:
         unknown = [a for a in algorithms if a not in jwt.algorithms.get_default_algorithms()]
         if unknown:
             raise ConfigError(f"PODIUM_JWT_ALGORITHMS: PyJWT knows no {', '.join(unknown)}")
+        if settings.jwt_jwks.startswith("http://") and urlsplit(settings.jwt_jwks).hostname not in _LOOPBACK:
+            raise ConfigError(
+                f"PODIUM_JWT_JWKS={settings.jwt_jwks}: fetch the keys over https:// (plain http lets "
+                "anyone on the way swap them for their own; it is accepted on loopback only)"
+            )
         assert settings.jwt_issuer is not None and settings.jwt_audience is not None
         return cls(
             jwks=settings.jwt_jwks,
