@@ -9,7 +9,9 @@ A caller presents one credential:
 
 What a request gets, in the order it is checked:
 
-1. no credential, or one that is not valid: **401** with ``WWW-Authenticate: Bearer``;
+1. no credential, or one that is not valid: **401** with ``WWW-Authenticate: Bearer``, before
+   the body is read (:meth:`Authenticator.install` adds the middleware that checks it first, so a
+   caller without a credential cannot make the gateway read and parse its body);
 2. a pipeline route outside the credential's pipelines: **403**;
 3. over the caller's concurrency or rate (:mod:`streams.ingress.limits`): **429** with
    ``Retry-After``; an admitted request holds its slot until its response is sent, the last
@@ -32,8 +34,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException, Security
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streams.config import Settings
 from streams.contracts.headers import parse_headers
@@ -165,8 +170,15 @@ class Authenticator:
             )
         return None
 
+    def install(self, app: FastAPI) -> None:
+        """Identify the callers of ``app``'s ``/v1/`` routes before their bodies are read."""
+        if self.secured:
+            app.add_middleware(_IdentifyFirst, auth=self)
+
     async def identify(self, api_key: str | None, bearer: str | None) -> Caller:
         """The caller a credential names (step 1)."""
+        if api_key and bearer and api_key != bearer:
+            raise Unauthenticated("two different credentials (X-API-Key and Authorization): send one")
         presented = api_key or bearer
         if not presented:
             raise Unauthenticated(
@@ -194,12 +206,17 @@ class Authenticator:
 
             return anyone
 
+        # The security parameters put the schemes on the OpenAPI page; the middleware has
+        # usually identified the caller already (a gateway without it identifies here).
         async def caller(
+            request: Request,
             api_key: str | None = _KEY_HEADER,
             credentials: HTTPAuthorizationCredentials | None = _AUTHORIZATION,
         ) -> AsyncIterator[Caller]:
             try:
-                who = await self.identify(api_key, credentials.credentials if credentials else None)
+                who: Caller | None = getattr(request.state, _STATE, None)
+                if who is None:
+                    who = await self.identify(api_key, credentials.credentials if credentials else None)
                 if pipeline is not None and not who.may_call(pipeline):
                     allowed = ", ".join(sorted(who.pipelines or ()))
                     raise Forbidden(f"this credential may call {allowed or 'no pipeline'}, not {pipeline}")
@@ -212,3 +229,37 @@ class Authenticator:
                 self._limiter.release(who.id, who.limits)
 
         return caller
+
+
+_STATE = "podium_caller"
+
+
+def _bearer_of(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _IdentifyFirst:
+    """ASGI middleware: step 1 for the ``/v1/`` routes, before the route reads the body; the
+    caller it found goes to the route's dependency in the request's state."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            caller = await self.auth.identify(
+                headers.get("x-api-key"), _bearer_of(headers.get("authorization"))
+            )
+        except (AccessError, ConfigError) as exc:
+            refused = problem(exc)
+            response = JSONResponse({"detail": refused.detail}, refused.status_code, headers=refused.headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[_STATE] = caller
+        await self.app(scope, receive, send)

@@ -155,6 +155,7 @@ def create_app(
         summary="Publish requests to podium's pipelines and read their results.",
         lifespan=lifespan,
     )
+    auth.install(app)
 
     def result(arrival: Arrival) -> Accepted:
         described = describe(arrival, project.catalog, project.codec)

@@ -74,6 +74,13 @@ async def test_a_request_needs_a_valid_key_and_is_published_for_the_keys_tenant(
             assert text not in refused.text and wrong not in refused.text
         for path in ("/v1/requests/x", "/v1/approvals"):
             assert (await client.get(path)).status_code == 401
+        # Refused before the body is read: no 422 tells a caller without a key about the schema.
+        unread = await client.post(
+            "/v1/support/requests", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert unread.status_code == 401, unread.text
+        two = await post({"X-API-Key": text, "Authorization": f"Bearer {wrong}"})
+        assert two.status_code == 401 and "send one" in two.json()["detail"]
 
         outside = await post(header(billing_only))
         assert outside.status_code == 403 and "may call billing, not support" in outside.json()["detail"]
