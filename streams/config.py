@@ -49,6 +49,9 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                separated by spaces; absent: every pipeline). ``pipelines``
 ``PODIUM_JWT_ALGORITHMS``      The signature algorithms accepted, comma separated (``none``
                                never is). ``RS256,ES256``
+``PODIUM_JWT_RATE``            Each token subject's rate limit, as ``podium keys create
+                               --rate`` reads it (``10/s``, ``300/min``). Unset: none.
+``PODIUM_JWT_CONCURRENCY``     Each token subject's requests in flight at most. Unset: none.
 ``JAVA_HOME``                  The JDK that runs the local broker (else ``java`` on PATH).
 ``PODIUM_OTEL_EXPORTER``       ``kafka`` (spans as Avro on ``podium.telemetry``, no server
                                needed) | ``otlp`` (reads the standard ``OTEL_EXPORTER_OTLP_*``
@@ -138,6 +141,8 @@ class Settings(BaseSettings):
     jwt_tenant_claim: str = Field(default="tenant", alias="PODIUM_JWT_TENANT_CLAIM", min_length=1)
     jwt_pipelines_claim: str = Field(default="pipelines", alias="PODIUM_JWT_PIPELINES_CLAIM", min_length=1)
     jwt_algorithms: str = Field(default="RS256,ES256", alias="PODIUM_JWT_ALGORITHMS", min_length=1)
+    jwt_rate: str | None = Field(default=None, alias="PODIUM_JWT_RATE")
+    jwt_concurrency: int | None = Field(default=None, alias="PODIUM_JWT_CONCURRENCY", ge=1)
     otel_exporter: Literal["none", "console", "otlp", "kafka"] = Field(
         default="kafka", alias="PODIUM_OTEL_EXPORTER"
     )

@@ -44,7 +44,7 @@ from streams.config import Settings
 from streams.contracts.headers import parse_headers
 from streams.errors import AccessError, ConfigError, Forbidden, Throttled, Unauthenticated
 from streams.ingress.bearer import BearerSettings, BearerVerifier
-from streams.ingress.keys import PREFIX, KeyRing, Limits
+from streams.ingress.keys import NO_LIMITS, PREFIX, KeyRing, Limits
 from streams.ingress.limits import Limiter, retry_after_header
 
 __all__ = ["ACCESS_RESPONSES", "Authenticator", "Caller", "bind_tenant", "problem", "tenant_of"]
@@ -75,7 +75,6 @@ _BEARER = HTTPBearer(
 )
 _KEY_HEADER = Security(_API_KEY)
 _AUTHORIZATION = Security(_BEARER)
-NO_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -193,7 +192,7 @@ class Authenticator:
             return Caller(f"key:{key.id}", key.tenant, pipelines, key.limits)
         identity = await self.bearer.verify(presented)
         pipelines = None if identity.pipelines is None else frozenset(identity.pipelines)
-        return Caller(f"jwt:{identity.subject}", identity.tenant, pipelines)
+        return Caller(f"jwt:{identity.subject}", identity.tenant, pipelines, self.bearer.settings.limits)
 
     def dependency(self, pipeline: str | None = None) -> Callable[..., AsyncIterator[Caller]]:
         """A FastAPI dependency (declare it with ``scope="request"``, so a slot is held until the

@@ -27,6 +27,7 @@ import jwt
 from streams.config import Settings
 from streams.contracts.headers import is_tenant
 from streams.errors import ConfigError, Forbidden, Unauthenticated
+from streams.ingress.keys import NO_LIMITS, Limits, parse_rate
 
 __all__ = ["BearerSettings", "BearerVerifier", "Identity"]
 
@@ -43,6 +44,7 @@ class BearerSettings:
     tenant_claim: str = "tenant"
     pipelines_claim: str = "pipelines"
     algorithms: tuple[str, ...] = ("RS256", "ES256")
+    limits: Limits = NO_LIMITS  # each subject's (PODIUM_JWT_RATE, PODIUM_JWT_CONCURRENCY)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BearerSettings | None:
@@ -79,6 +81,10 @@ class BearerSettings:
             tenant_claim=settings.jwt_tenant_claim,
             pipelines_claim=settings.jwt_pipelines_claim,
             algorithms=algorithms,
+            limits=Limits(
+                rate_per_s=None if settings.jwt_rate is None else _rate(settings.jwt_rate),
+                concurrency=settings.jwt_concurrency,
+            ),
         )
 
 
@@ -178,6 +184,13 @@ class BearerVerifier:
                 "digits or . _ : @ -): ask your identity provider to add it"
             )
         return Identity(str(claims.get("sub") or tenant), tenant, _pipelines(claims.get(s.pipelines_claim)))
+
+
+def _rate(text: str) -> float:
+    try:
+        return parse_rate(text)
+    except ConfigError as exc:
+        raise ConfigError(f"PODIUM_JWT_RATE: {exc}") from exc
 
 
 def _pipelines(claim: Any) -> tuple[str, ...] | None:

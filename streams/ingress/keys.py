@@ -37,7 +37,7 @@ from pydantic import SecretStr
 from streams.contracts.headers import is_tenant, now_ms
 from streams.errors import ConfigError, Unauthenticated
 
-__all__ = ["PREFIX", "ApiKey", "KeyFile", "KeyRing", "Limits", "parse_rate"]
+__all__ = ["NO_LIMITS", "PREFIX", "ApiKey", "KeyFile", "KeyRing", "Limits", "parse_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class Limits:
         if self.burst is not None:
             return float(self.burst)
         return max(1.0, self.rate_per_s or 1.0)
+
+
+NO_LIMITS = Limits()
 
 
 _PER = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}

@@ -25,6 +25,7 @@ from streams.errors import ConfigError, Forbidden, Unauthenticated
 from streams.ingress.auth import Authenticator
 from streams.ingress.bearer import BearerSettings, BearerVerifier, Identity
 from streams.ingress.http import create_app
+from streams.ingress.keys import Limits
 from streams.kafka.follow import Follower
 from tests.streams.ingress.test_http import serving
 from tests.streams.ingress.test_http_auth import ENTRY, gateway_project
@@ -165,6 +166,21 @@ def test_jwt_settings_are_checked_at_start(tmp_path: Path) -> None:
     assert chosen is not None and chosen.algorithms == ("ES256", "PS256")
     with pytest.raises(ConfigError, match="not a readable JWKS"):
         BearerVerifier(chosen)  # jwks.json does not exist
+    assert chosen.limits == Limits()
+    limited = BearerSettings.from_settings(
+        settings(**base, PODIUM_JWT_RATE="120/min", PODIUM_JWT_CONCURRENCY="3")
+    )
+    assert limited is not None and limited.limits == Limits(rate_per_s=2, concurrency=3)
+    with pytest.raises(ConfigError, match="PODIUM_JWT_RATE: a rate reads"):
+        BearerSettings.from_settings(settings(**base, PODIUM_JWT_RATE="lots"))
+
+
+async def test_a_jwt_caller_is_limited_per_subject(tmp_path: Path, provider: Provider) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(provider.jwks))
+    bearer = BearerVerifier(BearerSettings(str(path), ISSUER, AUDIENCE, limits=Limits(concurrency=2)))
+    caller = await Authenticator(None, bearer).identify(None, provider.token(sub="ana"))
+    assert caller.id == "jwt:ana" and caller.tenant == "umbrella" and caller.limits.concurrency == 2
 
 
 async def test_a_jwks_url_is_fetched_and_a_jwt_caller_publishes_for_its_tenant(
