@@ -294,3 +294,21 @@ async def test_approval_topics_are_found_by_schema_and_missing_ones_skipped(  # 
         [decided] = await desk.decide(rid, True, by="ana")
         assert decided.decisions_topic == f"{unique}.answers" and await desk.pending() == []
     assert f"not on the cluster, so not read: {unique}.never-applied" in caplog.text
+
+
+def test_calls_a_decider_may_not_see_are_as_unknown_as_calls_never_asked() -> None:
+    book = ApprovalBook()
+    book.asked(APPROVALS, request("c1", "ours"), tenant="umbrella")
+    book.asked(APPROVALS, request("c1", "theirs"), tenant="acme")
+    book.asked(APPROVALS, request("c2", "theirs"), tenant="acme")
+    assert {a.request_id: a.tenant for a in book.approvals()} == {"ours": "umbrella", "theirs": "acme"}
+
+    def umbrellas(a: Any) -> bool:
+        return bool(a.tenant == "umbrella")
+
+    assert [a.call_id for a in book.open_calls("ours", None, AT, umbrellas)] == ["c1"]
+    with pytest.raises(UnknownApproval, match="no approval was asked for request theirs"):
+        book.open_calls("theirs", None, AT, umbrellas)
+    with pytest.raises(UnknownApproval):
+        book.open_calls("theirs", "c1", AT, umbrellas)  # naming the call reveals nothing either
+    assert len(book.open_calls("theirs", None, AT)) == 2  # no filter: `podium approve` sees all

@@ -26,6 +26,7 @@ from streams.ingress.auth import Authenticator
 from streams.ingress.bearer import BearerSettings, BearerVerifier, Identity
 from streams.ingress.http import create_app
 from streams.ingress.keys import Limits
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from tests.streams.ingress.test_http import serving
 from tests.streams.ingress.test_http_auth import ENTRY, gateway_project
@@ -184,7 +185,7 @@ async def test_a_jwt_caller_is_limited_per_subject(tmp_path: Path, provider: Pro
 
 
 async def test_a_jwks_url_is_fetched_and_a_jwt_caller_publishes_for_its_tenant(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path, provider: Provider
+    broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path, provider: Provider
 ) -> None:
     fetched: list[str] = []
 
@@ -192,12 +193,12 @@ async def test_a_jwks_url_is_fetched_and_a_jwt_caller_publishes_for_its_tenant(
         fetched.append(request.url.path)
         return JSONResponse(provider.jwks)
 
-    project = await gateway_project(broker_settings, bootstrap)
+    project = await gateway_project(broker_settings, cluster)
     async with serving(Starlette(routes=[Route("/.well-known/jwks.json", jwks)])) as idp:  # type: ignore[arg-type]
         bearer = BearerVerifier(BearerSettings(f"{idp}/.well-known/jwks.json", ISSUER, AUDIENCE))
-        app = create_app(project, [ENTRY], bootstrap=bootstrap, auth=Authenticator(None, bearer))
+        app = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator(None, bearer))
         async with (
-            Follower(bootstrap, ["support.requests"]) as follower,
+            Follower(cluster, ["support.requests"]) as follower,
             serving(app) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as client,
         ):

@@ -15,6 +15,7 @@ from streams.ingress.auth import Authenticator
 from streams.ingress.http import Entry, create_app
 from streams.ingress.keys import KeyFile, KeyRing, Limits
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
 from tests.streams.asking import APPROVALS, DECISIONS, ask, asked
@@ -26,9 +27,9 @@ ENTRY = Entry(
 TOPICS = ["support.requests", "support.responses", "support.rejected", "support.drafts.stream"]
 
 
-async def gateway_project(broker_settings: Settings, bootstrap: str) -> Project:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def gateway_project(broker_settings: Settings, cluster: Cluster) -> Project:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([*TOPICS, APPROVALS, DECISIONS]))
     return project
 
@@ -38,17 +39,17 @@ def header(key: object) -> dict[str, str]:
 
 
 async def test_a_request_needs_a_valid_key_and_is_published_for_the_keys_tenant(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path
+    broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
-    project = await gateway_project(broker_settings, bootstrap)
+    project = await gateway_project(broker_settings, cluster)
     keys = KeyFile(tmp_path / "keys.json")
     mine, key = keys.create(unique)
     _, billing_only = keys.create(unique, ["billing"])
     _, other = keys.create(f"{unique}-other")
-    app = create_app(project, [ENTRY], bootstrap=bootstrap, auth=Authenticator(KeyRing(keys.path)))
+    app = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator(KeyRing(keys.path)))
     text = key.get_secret_value()
     async with (
-        Follower(bootstrap, ["support.requests"]) as follower,
+        Follower(cluster, ["support.requests"]) as follower,
         serving(app) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
@@ -113,9 +114,9 @@ async def test_a_request_needs_a_valid_key_and_is_published_for_the_keys_tenant(
 
 
 async def test_each_tenant_sees_and_decides_its_own_approvals_only(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path
+    broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
-    project = await gateway_project(broker_settings, bootstrap)
+    project = await gateway_project(broker_settings, cluster)
     ours, theirs, nobodys = f"{unique}-ours", f"{unique}-theirs", f"{unique}-nobodys"
     await ask(project, asked(ours, "c1"), tenant=unique)
     await ask(project, asked(theirs, "c1"), tenant=f"{unique}x")
@@ -123,7 +124,7 @@ async def test_each_tenant_sees_and_decides_its_own_approvals_only(
     keys = KeyFile(tmp_path / "keys.json")
     _, key = keys.create(unique)
     _, support_only = keys.create(unique, ["support"])  # the approvals are billing's
-    app = create_app(project, [ENTRY], bootstrap=bootstrap, auth=Authenticator(KeyRing(keys.path)))
+    app = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator(KeyRing(keys.path)))
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
 
         async def listed(headers: dict[str, str]) -> list[str]:
@@ -142,21 +143,21 @@ async def test_each_tenant_sees_and_decides_its_own_approvals_only(
             f"/v1/approvals/{ours}", json={"approved": True, "by": "ana"}, headers=header(key)
         )
         assert decided.status_code == 202, decided.text
-    everyone = create_app(project, [ENTRY], bootstrap=bootstrap, auth=Authenticator.open())
+    everyone = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator.open())
     async with serving(everyone) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         seen = [a["request_id"] for a in (await client.get("/v1/approvals?all=true")).json()]
         assert {ours, theirs, nobodys} <= set(seen)  # --insecure-no-auth: one desk for all
 
 
 async def test_over_its_rate_or_concurrency_a_key_gets_429_with_retry_after(
-    broker_settings: Settings, bootstrap: str, unique: str, tmp_path: Path
+    broker_settings: Settings, cluster: Cluster, unique: str, tmp_path: Path
 ) -> None:
-    project = await gateway_project(broker_settings, bootstrap)
+    project = await gateway_project(broker_settings, cluster)
     keys = KeyFile(tmp_path / "keys.json")
     _, slow = keys.create(unique, limits=Limits(rate_per_s=1 / 60, burst=2))
     _, single = keys.create(unique, limits=Limits(concurrency=1))
     auth = Authenticator(KeyRing(keys.path))
-    app = create_app(project, [ENTRY], bootstrap=bootstrap, auth=auth)
+    app = create_app(project, [ENTRY], cluster=cluster, auth=auth)
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
 
         async def post(key: object, **params: object) -> httpx.Response:
@@ -199,7 +200,7 @@ async def test_over_its_rate_or_concurrency_a_key_gets_429_with_retry_after(
 def test_the_openapi_page_shows_the_security_schemes(broker_settings: Settings, tmp_path: Path) -> None:
     project = Project(broker_settings)
     spec = create_app(
-        project, [ENTRY], bootstrap="unused:9092", auth=Authenticator(KeyRing(tmp_path / "k.json"))
+        project, [ENTRY], cluster=Cluster("unused:9092"), auth=Authenticator(KeyRing(tmp_path / "k.json"))
     ).openapi()
     schemes = spec["components"]["securitySchemes"]
     assert schemes["podiumKey"] == {
@@ -219,7 +220,9 @@ def test_the_openapi_page_shows_the_security_schemes(broker_settings: Settings, 
         assert {"podiumKey": []} in operation["security"] and {"bearer": []} in operation["security"]
         assert {"401", "403", "429"} <= set(operation["responses"]), path
     assert "security" not in spec["paths"]["/healthz"]["get"]
-    open_spec = create_app(project, [ENTRY], bootstrap="unused:9092", auth=Authenticator.open()).openapi()
+    open_spec = create_app(
+        project, [ENTRY], cluster=Cluster("unused:9092"), auth=Authenticator.open()
+    ).openapi()
     assert "securitySchemes" not in open_spec.get("components", {})
 
 

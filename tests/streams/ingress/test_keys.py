@@ -155,3 +155,24 @@ async def test_a_burst_of_first_requests_shares_one_check(
     monkeypatch.setattr(keys_module, "_hasher", Counting)
     found = await asyncio.gather(*(ring.verify(secret.get_secret_value()) for _ in range(20)))
     assert found == [entry] * 20 and len(checks) == 1
+
+
+async def test_a_key_never_reaches_a_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "keys.json"
+    entry, secret = KeyFile(path).create("umbrella")
+    key = secret.get_secret_value()
+    ring = KeyRing(path)
+    await ring.verify(key)
+    for bad in (key[:-1] + ("A" if key[-1] != "A" else "B"), key + "x"):
+        with pytest.raises(Unauthenticated):
+            await ring.verify(bad)
+    path.chmod(0o644)  # warned about, naming the file, not its keys
+    KeyFile(path).revoke(entry.id)
+    path.chmod(0o644)
+    with pytest.raises(Unauthenticated):
+        await ring.verify(key)
+    assert "chmod 600" in caplog.text
+    assert key[len(PREFIX) + 13 :] not in caplog.text + repr(ring.keys())
