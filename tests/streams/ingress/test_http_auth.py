@@ -5,6 +5,9 @@ key, 403 outside its pipelines or tenant, 429 over its limits, the tenant publis
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -237,3 +240,63 @@ def test_serve_refuses_to_start_with_no_way_in(tmp_path: Path, keys_file: bool) 
     refused = podium("serve", "support", "--port", "0", env=env)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "podium keys create --tenant T" in refused.stderr and "--insecure-no-auth" in refused.stderr
+
+
+def start_serve(port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`podium serve support` in a process of its own, its output in ``log``."""
+    from tests.streams.running import REPO
+
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "serve", "support", "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_podium_serve_takes_the_keys_podium_keys_made(
+    broker_settings: Settings, cluster: Cluster, tmp_path: Path
+) -> None:
+    """The command as a user runs it: `podium keys create`, then `podium serve` in its own process."""
+    from tests.conftest import _free_port
+    from tests.streams.running import podium
+
+    project = await gateway_project(broker_settings, cluster)
+    async with TopicAdmin(cluster) as admin:
+        await admin.apply(project.catalog)  # serve follows every terminal topic, dead letters too
+    env = {
+        "PODIUM_HOME": str(tmp_path),
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+        "PODIUM_OTEL_EXPORTER": "none",
+    }
+    made = await asyncio.to_thread(podium, "keys", "create", "--tenant", "umbrella", env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    server = start_serve(port, log, env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(600):  # bounded: the process loads the support pipeline, then listens
+                assert server.poll() is None, log.read_text(errors="replace")
+                try:
+                    if (await client.get("/healthz")).json() == {"ok": True}:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(log.read_text(errors="replace"))
+            body, params = {"body": "hi"}, {"wait_s": 0}
+            refused = await client.post("/v1/support/requests", json=body, params=params)
+            assert refused.status_code == 401
+            accepted = await client.post(
+                "/v1/support/requests", json=body, params=params, headers={"X-API-Key": key}
+            )
+            assert accepted.status_code == 202, accepted.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert key not in log.read_text(errors="replace")
