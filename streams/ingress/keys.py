@@ -153,10 +153,13 @@ def _read(path: Path) -> list[ApiKey]:
         entries = raw["keys"]
         if not isinstance(entries, list):
             raise TypeError("keys is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
+        version = raw.get("version", _VERSION)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"the API keys file {path} is not podium's ({exc}); edit it with `podium keys`, not by hand"
         ) from exc
+    if version != _VERSION:
+        raise ConfigError(f"the API keys file {path} is version {version!r}; this podium reads {_VERSION}")
     keys = [ApiKey.from_json(e, f"{path}, key {i + 1}") for i, e in enumerate(entries)]
     ids = [k.id for k in keys]
     if len(set(ids)) != len(ids):
@@ -201,6 +204,9 @@ class KeyFile:
         return entry, SecretStr(text)
 
     def revoke(self, key_id: str) -> ApiKey:
+        """``key_id``: the id, or the key itself (its id is in it)."""
+        if (whole := _KEY.fullmatch(key_id)) is not None:
+            key_id = whole.group(1)
         with self._locked():
             keys = _read(self.path)
             found = next((k for k in keys if k.id == key_id), None)
@@ -215,8 +221,14 @@ class KeyFile:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One writer at a time: read, change and rename under a lock beside the file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the API keys file {self.path} ({exc.strerror}): run `podium keys` where "
+                "it can be written (a read-only mount is for `podium serve` to read)"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -82,6 +82,8 @@ async def test_a_revoke_counts_from_the_next_check_even_for_a_remembered_key(tmp
     with pytest.raises(Unauthenticated, match=f"API key {entry.id} was revoked"):
         await ring.verify(secret.get_secret_value())
     assert ring.active() == [] and ring.keys() == [revoked]
+    second, again = keys.create("umbrella")
+    assert keys.revoke(again.get_secret_value()).id == second.id  # the key itself names its id
     path.unlink()
     with pytest.raises(Unauthenticated):
         await ring.verify(secret.get_secret_value())
@@ -176,3 +178,14 @@ async def test_a_key_never_reaches_a_log(tmp_path: Path, caplog: pytest.LogCaptu
         await ring.verify(key)
     assert "chmod 600" in caplog.text
     assert key[len(PREFIX) + 13 :] not in caplog.text + repr(ring.keys())
+
+
+def test_a_newer_file_and_a_read_only_place_are_refused_saying_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text('{"version": 2, "keys": []}')
+    with pytest.raises(ConfigError, match="is version 2; this podium reads 1"):
+        KeyFile(path).keys()
+    not_a_folder = tmp_path / "a-file"  # fails for root too, unlike a chmod
+    not_a_folder.write_text("")
+    with pytest.raises(ConfigError, match="cannot write the API keys file"):
+        KeyFile(not_a_folder / "keys.json").create("umbrella")
