@@ -193,11 +193,27 @@ async def test_over_its_rate_or_concurrency_a_key_gets_429_with_retry_after(
             assert "its limit is 1" in busy.json()["detail"]
             rest = [line async for line in lines]
         assert "event: pending" in rest
-        for _ in range(100):  # the slot is released just after the last byte: wait for it, bounded
-            if (after := await post(single)).status_code != 429:
-                break
-            await asyncio.sleep(0.05)
-        assert after.status_code == 202
+
+        async def freed() -> httpx.Response:
+            for _ in range(100):  # the slot is released just after the last byte: wait for it, bounded
+                if (after := await post(single)).status_code != 429:
+                    return after
+                await asyncio.sleep(0.05)
+            return after
+
+        assert (await freed()).status_code == 202
+
+        # A client that goes away mid-stream gives its slot back too (long before wait_s ends).
+        async with client.stream(
+            "POST",
+            "/v1/support/requests",
+            json={"body": "abandoned"},
+            headers=header(single),
+            params={"stream": "true", "wait_s": 30},
+        ) as stream:
+            assert await anext(stream.aiter_lines()) == "event: accepted"
+            assert (await post(single)).status_code == 429
+        assert (await freed()).status_code == 202
 
 
 def test_the_openapi_page_shows_the_security_schemes(broker_settings: Settings, tmp_path: Path) -> None:
