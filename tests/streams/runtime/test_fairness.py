@@ -1,0 +1,206 @@
+"""The pure decisions of tenant fairness: which record starts next, and which partitions pause."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from streams.contracts.headers import RequestHeaders, parse_headers
+from streams.runtime.fairness import Fairness, FairScheduler, ReadAhead, Ticket, tenant_of
+
+
+def scheduler(**weights: float) -> FairScheduler[str]:
+    return FairScheduler(Fairness(weights=weights).weight)
+
+
+def test_a_late_tenant_gets_the_next_free_slot_ahead_of_a_backlog() -> None:
+    s = scheduler()
+    for i in range(1000):
+        s.add(f"a{i}", "A")
+    running = [s.take() for _ in range(4)]
+    assert [t.item for t in running if t] == ["a0", "a1", "a2", "a3"]
+    s.add("b0", "B")
+    first = running.pop(0)
+    assert first is not None
+    s.settled(first)
+    nxt = s.take()
+    assert nxt is not None and nxt.item == "b0"
+
+
+def test_fifo_is_one_tenant_started_in_read_order() -> None:
+    s: FairScheduler[str] = FairScheduler(Fairness(by_tenant=False).weight)
+    order = [f"{t}{i}" for i in range(5) for t in "AB"]
+    for item in order:
+        s.add(item, "")
+    assert [t.item for t in iter(s.take, None)] == order
+
+
+def test_busy_tenants_hold_slots_in_proportion_to_their_weights() -> None:
+    s = scheduler(gold=3)
+    for i in range(10_000):
+        s.add(f"g{i}", "gold")
+        s.add(f"o{i}", "other")
+    rng = random.Random(7)
+    running: list[Ticket[str]] = [t for t in (s.take() for _ in range(64)) if t]
+    for _ in range(5000):  # records settle in any order; each free slot is filled again
+        done = running.pop(rng.randrange(len(running)))
+        s.settled(done)
+        nxt = s.take()
+        assert nxt is not None
+        running.append(nxt)
+        held = Counter(t.tenant for t in running)
+        assert abs(held["gold"] - 48) <= 1 and abs(held["other"] - 16) <= 1, held
+
+
+def test_each_tenant_starts_its_records_in_read_order() -> None:
+    s: FairScheduler[int] = FairScheduler(Fairness().weight)
+    rng = random.Random(3)
+    for i in range(300):
+        s.add(i, rng.choice("ABC"))
+    started: dict[str, list[int]] = {}
+    running: list[Ticket[int]] = []
+    while len(s) or running:
+        if len(running) < 8 and (ticket := s.take()) is not None:
+            started.setdefault(ticket.tenant, []).append(ticket.item)
+            running.append(ticket)
+            continue
+        s.settled(running.pop(rng.randrange(len(running))))
+    assert all(order == sorted(order) for order in started.values())
+    assert sum(map(len, started.values())) == 300
+
+
+def test_a_lane_runs_one_record_at_a_time_in_read_order_across_tenants() -> None:
+    s = scheduler()
+    s.add("k1-A-first", "A", lane=1)
+    s.add("k1-B-second", "B", lane=1)
+    s.add("k2-B", "B", lane=2)
+    a = s.take()
+    b = s.take()
+    assert a is not None and b is not None
+    assert {a.item, b.item} == {"k1-A-first", "k2-B"}
+    assert s.take() is None  # lane 1's second record waits for its first, though B is starved
+    s.settled(b)
+    assert s.take() is None
+    s.settled(a)
+    c = s.take()
+    assert c is not None and c.item == "k1-B-second"
+    s.settled(c)
+    assert len(s) == 0 and s.take() is None
+
+
+def test_lanes_with_many_tenants_keep_per_lane_order_under_random_completion() -> None:
+    s: FairScheduler[tuple[int, int]] = FairScheduler(Fairness(weights={"A": 2}).weight)
+    rng = random.Random(11)
+    items = [(rng.randrange(16), i) for i in range(2000)]
+    for item in items:
+        s.add(item, rng.choice("ABCD"), lane=item[0])
+    running: list[Ticket[tuple[int, int]]] = []
+    started: list[tuple[int, int]] = []
+    while len(s) or running:
+        while len(running) < 8 and (t := s.take()) is not None:
+            assert all(r.lane != t.lane for r in running), "two records of one lane at once"
+            running.append(t)
+            started.append(t.item)
+        s.settled(running.pop(rng.randrange(len(running))))
+    for lane in range(16):
+        mine = [i for (l_, i) in started if l_ == lane]
+        assert mine == sorted(mine) and len(mine) == sum(1 for (l_, _) in items if l_ == lane)
+
+
+def test_drop_removes_a_revoked_partitions_waiting_records_and_frees_their_lanes() -> None:
+    s: FairScheduler[tuple[int, str]] = FairScheduler(Fairness().weight)
+    s.add((0, "p0-k1"), "A", lane=1)
+    s.add((1, "p1-k1"), "A", lane=1)  # same lane (hash bucket), other partition
+    s.add((0, "p0-free"), "B")
+    s.add((1, "p1-free"), "B")
+    assert s.drop(lambda item: item[0] == 0) == [(0, "p0-k1"), (0, "p0-free")]
+    assert len(s) == 2
+    assert sorted(t.item[1] for t in iter(s.take, None)) == ["p1-free", "p1-k1"]
+
+
+def test_a_running_lane_keeps_its_later_records_waiting_after_a_drop() -> None:
+    s: FairScheduler[tuple[int, str]] = FairScheduler(Fairness().weight)
+    s.add((0, "first"), "A", lane=1)
+    s.add((1, "second"), "A", lane=1)
+    first = s.take()
+    assert first is not None and s.drop(lambda item: item[0] == 2) == []
+    assert s.take() is None
+    s.settled(first)
+    second = s.take()
+    assert second is not None and second.item == (1, "second")
+
+
+def test_tenants_that_left_are_forgotten() -> None:
+    s = scheduler()
+    for i in range(100):
+        s.add(str(i), f"t{i}")
+        ticket = s.take()
+        assert ticket is not None
+        s.settled(ticket)
+    assert s._served == {} and s._running == {} and s._ready == {}
+
+
+def test_weights_must_be_positive_and_cannot_change_after_declaration() -> None:
+    with pytest.raises(ValueError, match="weight of gold must be positive"):
+        Fairness(weights={"gold": 0})
+    with pytest.raises(ValueError, match="default_weight"):
+        Fairness(default_weight=float("nan"))
+    with pytest.raises(ValueError, match="read_ahead"):
+        Fairness(read_ahead_records=0)
+    given = {"gold": 2.0}
+    fairness = Fairness(weights=given)
+    given["gold"] = 100.0
+    assert fairness.weight("gold") == 2.0 and fairness.weight("other") == 1.0
+    assert hash(fairness) == hash(Fairness(weights={"gold": 2.0}))  # a Stage holding it stays hashable
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [("podium-tenant", b"umbrella")],
+        [("podium-tenant", b" umbrella ")],
+        [("podium-tenant", b"bad tenant!")],
+        [("podium-tenant", b"\xff\xfe")],
+        [("podium-tenant", b"\xff"), ("podium-tenant", b"second")],
+        [("podium-tenant", None), ("podium-tenant", b"second")],
+        [("podium-tenant", b"x" * 5000), ("podium-tenant", b"second")],
+        [("podium-tenant", b"first"), ("podium-tenant", b"second")],
+        [("podium-tenant", b"x" * 129)],
+    ],
+)
+def test_the_tenant_is_the_one_parse_headers_reads(headers: list[tuple[str, bytes | None]]) -> None:
+    assert tenant_of(headers) == (parse_headers(headers).tenant or "")
+
+
+def test_the_tenant_survives_a_hop() -> None:
+    kafka = RequestHeaders(request_id="r", tenant="acme").to_kafka()
+    assert tenant_of(kafka) == "acme" and tenant_of(None) == ""
+
+
+def test_read_ahead_pauses_a_partition_at_its_share_and_resumes_it_lower() -> None:
+    r: ReadAhead[int] = ReadAhead(records=300, bytes_=10**9)
+    assigned = {0, 1, 2}
+    for _ in range(100):
+        r.read(0, 10)
+    assert r.pace(assigned, paused=set()) == ({0}, set())  # the others go on being read
+    for _ in range(24):
+        r.started(0, 10)
+    assert r.pace(assigned, paused={0}) == (set(), set())  # 76 held: above 3/4 of its share
+    r.started(0, 10)
+    assert r.pace(assigned, paused={0}) == (set(), {0})
+    assert r.room() == 300 - 75
+
+
+def test_read_ahead_pauses_everything_when_the_bytes_are_full() -> None:
+    r: ReadAhead[int] = ReadAhead(records=10_000, bytes_=1000)
+    r.read(0, 600)
+    r.read(1, 400)
+    assert r.pace({0, 1, 2}, paused=set()) == ({0, 1, 2}, set())
+    r.started(0, 600)
+    assert r.pace({0, 1, 2}, paused={0, 1, 2}) == (set(), {0, 2})  # 1 holds 400 of its 333
+    r.forget([1])
+    assert r.held(1) == (0, 0) and r.records == 0
+    assert r.pace(set(), paused=set()) == (set(), set())
