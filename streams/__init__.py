@@ -29,6 +29,7 @@ from streams.errors import (
 from streams.ingress import Publisher
 from streams.runtime import (
     Emit,
+    Fairness,
     Project,
     Record,
     RetryPolicy,
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigError",
     "DeadlineExceeded",
     "Emit",
+    "Fairness",
     "PermanentError",
     "PodiumError",
     "Project",

@@ -1,8 +1,10 @@
 """The stage runtime: how a stage is declared, the workers that run stages with nothing lost
-(the commit order is written in :mod:`streams.runtime.stage_worker`), windowed joins, tables on
-compacted topics, retry decisions, and the project and stack a command runs them in."""
+(the commit order is written in :mod:`streams.runtime.stage_worker`, how tenants share a stage's
+slots in :mod:`streams.runtime.fairness`), windowed joins, tables on compacted topics, retry
+decisions, and the project and stack a command runs them in."""
 
 from streams.runtime.deadletter import dead_letter, letter_for
+from streams.runtime.fairness import Fairness
 from streams.runtime.pipeline import Build, ModelSetup, Pipeline, Pipelines, Section, load_sections
 from streams.runtime.project import Project
 from streams.runtime.retry import RetryPolicy
@@ -28,6 +30,7 @@ from streams.runtime.workers import Worker, worker_for
 __all__ = [
     "Build",
     "Emit",
+    "Fairness",
     "Handler",
     "ModelSetup",
     "Pipeline",

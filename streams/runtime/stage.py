@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from streams.contracts.headers import RequestHeaders, now_ms
 from streams.kafka.connection import Cluster
+from streams.runtime.fairness import Fairness
 from streams.runtime.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -208,6 +209,9 @@ class Stage(Generic[In]):
     # A record with no value (a deletion on a compacted topic): None dead-letters it as
     # undecodable; a handler receives its key and returns what the deletion becomes.
     on_tombstone: TombstoneHandler | None = None
+    # How the in-flight slots are shared between tenants (podium-tenant) and how far the worker
+    # reads ahead of them; Fairness(by_tenant=False) starts records in the order read.
+    fairness: Fairness = field(default_factory=Fairness)
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:

@@ -2,6 +2,11 @@
 
 For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorker`:
 
+0. tracks the record in the :class:`~streams.runtime.offsets.OffsetTracker` as soon as it is
+   read, then holds it in a :class:`~streams.runtime.fairness.FairScheduler` until the scheduler
+   starts it in a free in-flight slot (its tenant's turn; its lane free when ordered by key).
+   Being tracked from the read, a record waiting there holds the committed position below it;
+   what is read ahead is bounded (records and bytes per partition, partitions paused when full);
 1. decodes headers (bad ones are replaced, never fatal) and the Avro value (a tombstone, a
    record with no value, is dead-lettered unless the stage handles deletions: ``on_tombstone``);
 2. opens a ``process <topic>`` span that continues the producer's trace;
@@ -16,7 +21,8 @@ For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorke
 
 This numbered order is the commit order of podium; nothing else commits offsets. A crash
 anywhere before 7 replays the record after restart (duplicates are possible, losses are not).
-On revocation and on stop, in-flight records are drained (bounded) before the final commit.
+On revocation and on stop, in-flight records are drained (bounded) before the final commit;
+records still waiting for a slot are given up at once (the next owner reads them again).
 If the task that relays the sends dies, the records waiting for step 5 are given up at once
 (never marked finished, so they are redelivered) and the worker stops with its error.
 
@@ -37,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Unpack
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, KafkaTimeoutError
@@ -47,6 +53,7 @@ from opentelemetry.trace import SpanKind
 
 from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
 from streams.errors import BrokerError
+from streams.runtime.fairness import FairScheduler, ReadAhead, Ticket, tenant_of
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.outcome import Outcomes, Output
 from streams.runtime.sender import Sender, SenderStopped
@@ -61,6 +68,12 @@ PROCESS_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0
 log = logging.getLogger("podium.runtime")
 
 PRODUCE_GIVE_UP_S = 120.0
+# While every partition is paused (the read-ahead is full), the loop still polls this often, so
+# the group's max.poll.interval.ms never takes a busy worker for a dead one.
+_PAUSED_POLL_S = 1.0
+
+# A record read ahead and its size as the read-ahead counts it.
+_Read = tuple[ConsumerRecord[bytes, bytes], int]
 
 
 class _Abandon(Exception):
@@ -104,16 +117,28 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             for outcome in ("ok", "retry", "dlq", "abandoned")
         }
         self._tracker = OffsetTracker()
-        self._in_flight = 0
-        self._room = asyncio.Event()
+        self._in_flight = 0  # records started, not yet settled: at most stage.max_in_flight
+        self._room = asyncio.Event()  # set each time a record settles or waiting ones are dropped
         self._tasks: set[asyncio.Task[None]] = set()
-        self._lanes: list[asyncio.Queue[ConsumerRecord[bytes, bytes]]] = []
+        # Step 0: what was read waits here for a slot, one queue per tenant.
+        fairness = stage.fairness
+        self._scheduler: FairScheduler[_Read] = FairScheduler(fairness.weight)
+        self._read_ahead: ReadAhead[tuple[str, int]] = ReadAhead(
+            fairness.read_ahead_records, fairness.read_ahead_bytes
+        )
+        self._tenant_of = tenant_of if fairness.by_tenant else _one_tenant
+        # Ordered by key: records of one lane (a hash of the key) run one at a time, in order.
+        self._lanes = min(stage.max_in_flight, stage.lanes) if stage.ordered_by_key else 0
         self._background: list[asyncio.Task[None]] = []
         # Every output goes through one sender; if it dies, the records waiting for it fail at
         # once (left unfinished: redelivered) and the worker stops with its error.
         self._sender = Sender(self._produce, name=f"{stage.name}-send", on_death=self._stop.fail)
-        # After a full in-flight window, fetch again only when a useful batch fits.
-        self._refill = max(1, stage.max_in_flight // 8)
+        meter.create_observable_gauge(
+            "podium.stage.read_ahead",
+            callbacks=[self._observe_read_ahead],
+            unit="{record}",
+            description="Records read and waiting for an in-flight slot",
+        )
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
 
@@ -141,17 +166,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         return self.stage.ordered_by_key or bool(self.stage.also_consumes)
 
     def _started(self) -> None:
-        if self.stage.ordered_by_key:
-            lanes = min(self.stage.max_in_flight, self.stage.lanes)
-            self._lanes = [asyncio.Queue() for _ in range(lanes)]
-            self._background += [
-                asyncio.create_task(self._lane(q), name=f"{self.stage.name}-lane-{i}")
-                for i, q in enumerate(self._lanes)
-            ]
         self._background.append(asyncio.create_task(self._commit_loop(), name=f"{self.stage.name}-commit"))
         self._sender.start()
         for task in self._background:
-            # A lane or the committer must never end on its own: stop, uncommitted.
+            # The committer must never end on its own: stop, uncommitted.
             self._stop.watch(task)
 
     def _stop_requested(self) -> None:
@@ -159,39 +177,96 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._wake_sleepers()
 
     # -- the loop -------------------------------------------------------------------------
-    async def _loop(self) -> None:
-        """Fetch while there is room in flight; each record is settled on its own task or lane."""
-        assert self._consumer is not None
-        while not self._stop.requested.is_set():
-            room = self.stage.max_in_flight - self._in_flight
-            if room < min(self._refill, self.stage.max_in_flight) and self._in_flight:
-                self._room.clear()
-                await self._room.wait()
-                continue
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=room)
-            for tp, records in batches.items():
-                for record in records:
-                    if not self._tracker.started((tp.topic, tp.partition), record.offset):
-                        log.warning("stage %s: %s re-read from offset %d", self.stage.name, tp, record.offset)
-                    self._in_flight += 1
-                    if self._lanes:
-                        lane = zlib.crc32(record.key or b"") % len(self._lanes)
-                        self._lanes[lane].put_nowait(record)
-                    else:
-                        task = asyncio.create_task(self._settle(record))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+    @property
+    def read_ahead(self) -> int:
+        """Records read and waiting for an in-flight slot."""
+        return len(self._scheduler)
 
-    async def _lane(self, queue: asyncio.Queue[ConsumerRecord[bytes, bytes]]) -> None:
-        while True:
-            record = await queue.get()
-            if (record.topic, record.partition) in self._revoking:
-                # Its new owner runs it; running it here too would break per-key order.
-                self._tracker.abandoned((record.topic, record.partition), record.offset)
-                self._in_flight -= 1
-                self._room.set()
-                continue
-            await self._settle(record)
+    async def _loop(self) -> None:
+        """Read ahead while there is room; each record is started by the scheduler on its own task."""
+        consumer = self._consumer
+        assert consumer is not None
+        while not self._stop.requested.is_set():
+            timeout_ms = 100
+            if not self._pace(consumer):
+                # The read-ahead is full: wait for records to start, then poll once, fetching
+                # nothing, so that the group goes on seeing this worker alive.
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_PAUSED_POLL_S):
+                        await self._room.wait()
+                timeout_ms = 0
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=self._read_ahead.room())
+            for tp, records in batches.items():
+                self._read((tp.topic, tp.partition), records)
+            self._start_waiting()
+
+    def _pace(self, consumer: AIOKafkaConsumer) -> bool:
+        """Pause the partitions that hold their share of the read-ahead, resume those that are
+        back under it; whether any assigned partition is left to fetch from."""
+        assigned = consumer.assignment()
+        paused = consumer.paused()
+        pause, resume = self._read_ahead.pace(
+            {(tp.topic, tp.partition) for tp in assigned}, {(tp.topic, tp.partition) for tp in paused}
+        )
+        if pause:
+            consumer.pause(*(TopicPartition(*p) for p in pause))
+        if resume:
+            consumer.resume(*(TopicPartition(*p) for p in resume))
+        return not assigned or len(paused) + len(pause) - len(resume) < len(assigned)
+
+    def _read(self, tp: tuple[str, int], records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Step 0: track each record, then queue it for its slot."""
+        if tp in self._revoking:
+            return  # not ours any more (not tracked, so never committed): its next owner reads it
+        for record in records:
+            if not self._tracker.started(tp, record.offset):
+                log.warning("stage %s: %s re-read from offset %d", self.stage.name, tp, record.offset)
+                # The tracker forgot what it held of the partition; what waits of it comes again.
+                for _, size in self._scheduler.drop(lambda read: (read[0].topic, read[0].partition) == tp):
+                    self._read_ahead.started(tp, size)
+            size = len(record.value or b"") + len(record.key or b"")
+            size += sum(len(k) + len(v or b"") for k, v in record.headers or ())
+            self._read_ahead.read(tp, size)
+            lane = zlib.crc32(record.key or b"") % self._lanes if self._lanes else None
+            self._scheduler.add((record, size), self._tenant_of(record.headers), lane)
+
+    def _start_waiting(self) -> None:
+        """Fill the free in-flight slots with what the scheduler says comes next."""
+        if self._stop.requested.is_set():
+            return  # what waits is given up at the wind-down
+        while self._in_flight < self.stage.max_in_flight:
+            ticket = self._scheduler.take()
+            if ticket is None:
+                return
+            record, size = ticket.item
+            self._read_ahead.started((record.topic, record.partition), size)
+            self._in_flight += 1
+            task = asyncio.create_task(self._run(ticket))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, ticket: Ticket[_Read]) -> None:
+        try:
+            await self._settle(ticket.item[0])
+        finally:
+            # Its slot (and lane) go to the next record; also when the wind-down cancelled it.
+            self._scheduler.settled(ticket)
+            self._start_waiting()
+
+    def _give_up_waiting(self, partitions: set[tuple[str, int]] | None = None) -> None:
+        """Records waiting for a slot (of ``partitions``; None: all) are given up, unstarted."""
+        for record, _ in self._scheduler.drop(
+            lambda read: partitions is None or (read[0].topic, read[0].partition) in partitions
+        ):
+            self._tracker.abandoned((record.topic, record.partition), record.offset)
+        if partitions is None:
+            self._read_ahead = ReadAhead(
+                self.stage.fairness.read_ahead_records, self.stage.fairness.read_ahead_bytes
+            )
+        else:
+            self._read_ahead.forget(partitions)
+        self._room.set()
 
     async def _settle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Steps 1-6 for one record. Never raises: a bug stops the worker, uncommitted."""
@@ -313,6 +388,9 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._wake.set()
         self._wake = asyncio.Event()
 
+    def _observe_read_ahead(self, _: CallbackOptions) -> list[Observation]:
+        return [Observation(len(self._scheduler), {"podium.stage": self.stage.name})]
+
     def _observe_lag(self, _: CallbackOptions) -> list[Observation]:
         consumer = self._consumer
         if consumer is None:
@@ -364,10 +442,11 @@ class StageWorker(KafkaWorker[Stage[Any]]):
     async def _drain(self, partitions: list[tuple[str, int]]) -> None:
         """Settle or give up the in-flight records of ``partitions``, commit, forget them.
 
-        Records that are only waiting (a retry delay, a lane queue) are given up at once: the
-        next owner runs them. Records inside their handler get up to the drain timeout.
+        Records that are only waiting (for a slot, a retry delay) are given up at once: the next
+        owner runs them. Records inside their handler get up to the drain timeout.
         """
         self._revoking |= set(partitions)
+        self._give_up_waiting(set(partitions))
         self._wake_sleepers()
         await self._until(lambda: not any(self._tracker.in_flight(tp) for tp in partitions))
         await self._commit()
@@ -384,12 +463,18 @@ class StageWorker(KafkaWorker[Stage[Any]]):
 
     async def _wind_down(self) -> None:
         """On stop: drain what is in flight (bounded), stop the tasks and the sender, commit."""
+        self._give_up_waiting()
         await self._until(lambda: self._in_flight == 0)
         for task in [*self._tasks, *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._sender.stop()
         await self._commit()
+
+
+def _one_tenant(_: object) -> str:
+    """``Fairness(by_tenant=False)``: every record in one queue, started in the order read."""
+    return ""
 
 
 def tune_worker_process() -> None:

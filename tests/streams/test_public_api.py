@@ -13,6 +13,7 @@ FACES = {
         "ConfigError",
         "DeadlineExceeded",
         "Emit",
+        "Fairness",
         "PermanentError",
         "PodiumError",
         "Project",
@@ -97,6 +98,7 @@ FACES = {
     "streams.runtime": [
         "Build",
         "Emit",
+        "Fairness",
         "Handler",
         "ModelSetup",
         "Pipeline",
