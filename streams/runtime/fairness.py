@@ -11,9 +11,9 @@ is free the worker asks :meth:`FairScheduler.take` what to start:
   record holds it, not a count of records started: a tenant whose handlers run ten times longer
   does not get ten times the slot time (which round robin over records would give it);
 - a tenant's records start in the order they were read;
-- with lanes (``ordered_by_key``): at most one record of a lane runs at a time and a lane's
-  records start in the order they were read, whatever their tenants, so per-key order holds.
-  Only the first waiting record of an idle lane can start.
+- with lanes (``ordered_by_key``: a lane is a key): at most one record of a lane runs at a time
+  and a lane's records start in the order they were read, whatever their tenants, so per-key
+  order holds. Only the first waiting record of an idle lane can start; other keys overtake it.
 
 :class:`ReadAhead` bounds what is read but not started (records and bytes, per partition) and
 says which partitions to pause so that the consumer stops fetching while the buffer is full.
@@ -80,7 +80,7 @@ class Ticket(Generic[T]):
 
     item: T
     tenant: str
-    lane: int | None
+    lane: Hashable | None
     seq: int
 
 
@@ -97,7 +97,7 @@ class FairScheduler(Generic[T]):
     def __init__(self, weight: Callable[[str], float]) -> None:
         self._weight = weight
         self._ready: dict[str, deque[Ticket[T]]] = {}  # startable now, per tenant, in read order
-        self._lanes: dict[int, _Lane[T]] = {}
+        self._lanes: dict[Hashable, _Lane[T]] = {}
         self._running: dict[str, int] = {}
         self._served: dict[str, int] = {}  # when each tenant last got a slot (a take count)
         self._takes = 0
@@ -111,7 +111,7 @@ class FairScheduler(Generic[T]):
     def running(self, tenant: str) -> int:
         return self._running.get(tenant, 0)
 
-    def add(self, item: T, tenant: str, lane: int | None = None) -> None:
+    def add(self, item: T, tenant: str, lane: Hashable | None = None) -> None:
         """A record was read; ``lane``: records of one lane run one at a time, in this order."""
         ticket = Ticket(item, tenant, lane, next(self._seq))
         self._waiting += 1

@@ -38,7 +38,6 @@ import contextlib
 import gc
 import logging
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Unpack
@@ -117,7 +116,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             for outcome in ("ok", "retry", "dlq", "abandoned")
         }
         self._tracker = OffsetTracker()
-        self._in_flight = 0  # records started, not yet settled: at most stage.max_in_flight
+        self._in_flight = 0  # records started, not yet settled: at most self._slots
         self._room = asyncio.Event()  # set each time a record settles or waiting ones are dropped
         self._tasks: set[asyncio.Task[None]] = set()
         # Step 0: what was read waits here for a slot, one queue per tenant.
@@ -127,8 +126,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             fairness.read_ahead_records, fairness.read_ahead_bytes
         )
         self._tenant_of = tenant_of if fairness.by_tenant else _one_tenant
-        # Ordered by key: records of one lane (a hash of the key) run one at a time, in order.
-        self._lanes = min(stage.max_in_flight, stage.lanes) if stage.ordered_by_key else 0
+        # Ordered by key: a key's records run one at a time, in order, and at most ``lanes`` keys
+        # at once. A lane is the key itself, not a hash bucket of keys: a bucket would hold one
+        # tenant's request behind another tenant's backlog of other keys.
+        self._slots = min(stage.max_in_flight, stage.lanes) if stage.ordered_by_key else stage.max_in_flight
         self._background: list[asyncio.Task[None]] = []
         # Every output goes through one sender; if it dies, the records waiting for it fail at
         # once (left unfinished: redelivered) and the worker stops with its error.
@@ -228,14 +229,14 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             size = len(record.value or b"") + len(record.key or b"")
             size += sum(len(k) + len(v or b"") for k, v in record.headers or ())
             self._read_ahead.read(tp, size)
-            lane = zlib.crc32(record.key or b"") % self._lanes if self._lanes else None
+            lane = (record.key or b"") if self.stage.ordered_by_key else None
             self._scheduler.add((record, size), self._tenant_of(record.headers), lane)
 
     def _start_waiting(self) -> None:
         """Fill the free in-flight slots with what the scheduler says comes next."""
         if self._stop.requested.is_set():
             return  # what waits is given up at the wind-down
-        while self._in_flight < self.stage.max_in_flight:
+        while self._in_flight < self._slots:
             ticket = self._scheduler.take()
             if ticket is None:
                 return
