@@ -74,7 +74,7 @@ class Fairness:
         return self.weights.get(tenant, self.default_weight)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Ticket(Generic[T]):
     """One record waiting in (or started by) a :class:`FairScheduler`."""
 
@@ -125,14 +125,18 @@ class FairScheduler(Generic[T]):
 
     def take(self) -> Ticket[T] | None:
         """The record to start in the slot that is free, or None when none can start."""
-        best: str | None = None
-        best_key = (0.0, 0)
-        for tenant in self._ready:
-            key = (self._running.get(tenant, 0) / self._weight(tenant), self._served.get(tenant, -1))
-            if best is None or key < best_key:
-                best, best_key = tenant, key
-        if best is None:
+        if not self._ready:
             return None
+        best: str | None = None
+        if len(self._ready) == 1:  # the common case, one tenant waiting: nothing to weigh
+            [best] = self._ready
+        else:
+            best_key = (0.0, 0)
+            for tenant in self._ready:
+                key = (self._running.get(tenant, 0) / self._weight(tenant), self._served.get(tenant, -1))
+                if best is None or key < best_key:
+                    best, best_key = tenant, key
+        assert best is not None
         queue = self._ready[best]
         ticket = queue.popleft()
         if not queue:
@@ -219,20 +223,25 @@ class ReadAhead(Generic[P]):
         return records, size
 
     def read(self, partition: P, size: int) -> None:
-        held = self._held.setdefault(partition, [0, 0])
-        held[0] += 1
-        held[1] += size
+        held = self._held.get(partition)
+        if held is None:
+            self._held[partition] = [1, size]
+        else:
+            held[0] += 1
+            held[1] += size
 
     def started(self, partition: P, size: int) -> None:
-        """Also for a record dropped unstarted."""
+        """Also for a record dropped unstarted. (An empty partition keeps its entry until
+        :meth:`forget`: one per assigned partition, not one per record.)"""
         held = self._held[partition]
         held[0] -= 1
         held[1] -= size
-        if held[0] == 0:
-            del self._held[partition]
 
-    def forget(self, partitions: Iterable[P]) -> None:
-        for partition in partitions:
+    def forget(self, partitions: Iterable[P] | None = None) -> None:
+        """After a revocation (None: every partition, on stop)."""
+        if partitions is None:
+            self._held.clear()
+        for partition in partitions or ():
             self._held.pop(partition, None)
 
     def room(self) -> int:
@@ -262,16 +271,36 @@ class ReadAhead(Generic[P]):
         return to_pause, to_resume
 
 
+_TENANT_NAMES: dict[bytes, str | None] = {}  # header value -> its tenant (None: not one)
+_MAX_TENANT_NAMES = 4096
+
+
 def tenant_of(headers: Iterable[tuple[str, bytes | None]] | None) -> str:
     """A record's tenant as :func:`~streams.contracts.headers.parse_headers` reads it (the first
     ``podium-tenant``; a malformed one is no tenant, ``""``), without parsing the other headers:
-    this runs for every record read, before its slot."""
+    this runs for every record read, before its slot, so the values seen are remembered."""
     for key, value in headers or ():
-        if key != TENANT or value is None or len(value) > MAX_HEADER_VALUE_BYTES:
-            continue  # parse_headers drops these and reads a later one
-        try:
-            text = value.decode("utf-8").strip()
-        except UnicodeDecodeError:
+        if key != TENANT or value is None:
             continue
-        return text if is_tenant(text) else ""
+        if value in _TENANT_NAMES:
+            name = _TENANT_NAMES[value]
+        else:
+            name = _tenant_name(value)
+            if len(_TENANT_NAMES) >= _MAX_TENANT_NAMES:
+                _TENANT_NAMES.clear()  # a stream of made-up tenants must not grow it without end
+            _TENANT_NAMES[value] = name
+        if name is not None:
+            return name
     return ""
+
+
+def _tenant_name(value: bytes) -> str | None:
+    """The tenant a ``podium-tenant`` value names: None when parse_headers drops it (and reads
+    a later one), ``""`` when it is malformed (parse_headers stops there: no tenant)."""
+    if len(value) > MAX_HEADER_VALUE_BYTES:
+        return None
+    try:
+        text = value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    return text if is_tenant(text) else ""

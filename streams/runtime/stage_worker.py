@@ -261,12 +261,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             lambda read: partitions is None or (read[0].topic, read[0].partition) in partitions
         ):
             self._tracker.abandoned((record.topic, record.partition), record.offset)
-        if partitions is None:
-            self._read_ahead = ReadAhead(
-                self.stage.fairness.read_ahead_records, self.stage.fairness.read_ahead_bytes
-            )
-        else:
-            self._read_ahead.forget(partitions)
+        self._read_ahead.forget(partitions)
         self._room.set()
 
     async def _settle(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -175,6 +175,14 @@ def test_the_tenant_is_the_one_parse_headers_reads(headers: list[tuple[str, byte
     assert tenant_of(headers) == (parse_headers(headers).tenant or "")
 
 
+def test_the_tenants_remembered_stay_bounded_however_many_are_made_up() -> None:
+    from streams.runtime import fairness
+
+    for i in range(3 * fairness._MAX_TENANT_NAMES):
+        assert tenant_of([("podium-tenant", f"t{i}".encode())]) == f"t{i}"
+    assert len(fairness._TENANT_NAMES) <= fairness._MAX_TENANT_NAMES
+
+
 def test_the_tenant_survives_a_hop() -> None:
     kafka = RequestHeaders(request_id="r", tenant="acme").to_kafka()
     assert tenant_of(kafka) == "acme" and tenant_of(None) == ""
