@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache bench-ingest broker-fetch browser phoenix clean bench-vectors
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache bench-ingest bench-fairness broker-fetch browser phoenix clean bench-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ bench: install
 DOCUMENTS ?= 1000
 bench-ingest: install
 	$(BIN)/python bench/kb_ingest.py --documents $(DOCUMENTS)
+
+# Tenant fairness: B's p95 end-to-end alone, then under A's flood of 5,000 with fairness and with
+# the FIFO before it (a 20 ms handler, 64 in flight, the worker in its own process), and the ratios.
+bench-fairness: install
+	$(BIN)/python bench/tenant_fairness.py
 
 # The agent loop alone: overhead per step at 0 ms, requests/s at 1 s with 500 loops in flight.
 bench-agent: install

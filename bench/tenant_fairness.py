@@ -1,0 +1,287 @@
+"""Tenant B's end-to-end latency through a stage while tenant A floods it, with fairness and without.
+
+    .venv/bin/python bench/tenant_fairness.py [--a-records 5000] [--b-records 50] [--handler-ms 20]
+                                              [--in-flight 64] [--b-spread-s 1.5]
+
+One stage whose handler awaits ``--handler-ms`` (a model call), ``--in-flight`` slots, 3
+partitions, run by a worker in its own process (this script with ``worker``). Three cases, each
+on topics of its own, each with a fresh worker that a warm-up record went through first (group
+join and connections do not count):
+
+1. B alone: B publishes ``--b-records`` requests, one every ``--b-spread-s / b-records`` s;
+2. A's flood, fair (the default ``Fairness()``): A publishes ``--a-records`` requests at once
+   (as fast as one producer sends them) and B, at the same moment, the same paced requests as in 1;
+3. the same with ``Fairness(by_tenant=False)``: one queue, records started in the order read (the
+   FIFO podium had before fairness).
+
+A's backlog takes at least a_records x handler / in_flight to work off (5000 x 20 ms / 64 =
+1.6 s); B's requests arrive during it. Latency is the output record's LogAppendTime (the broker's
+clock, the output topic is made so) minus the input record's CreateTime (the publisher's, on the
+same machine). Prints B's p50 and p95 per case, each p95 against B alone, and when A's last
+record was done. Uses the running local broker or KAFKA_BOOTSTRAP_SERVERS; starts (and stops)
+one otherwise. Not a test: the figures depend on the machine's load (printed with them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from rich.console import Console
+from rich.table import Table
+
+from streams.config import load_settings
+from streams.contracts import Catalog, parse_catalog
+from streams.kafka import TopicAdmin
+from streams.runtime import (
+    Emit,
+    Fairness,
+    Project,
+    Record,
+    Stage,
+    StageContext,
+    StageWorker,
+    tune_worker_process,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PARTITIONS = 3
+console = Console(width=120)
+
+
+def catalog_for(prefix: str, project: Project) -> Catalog:
+    text = f"""
+defaults: {{partitions: {PARTITIONS}}}
+topics:
+  {prefix}.in: {{value: podium.demo.Note, consumer: model}}
+  {prefix}.out: {{value: podium.demo.Note}}
+"""
+    return parse_catalog(text, Path("bench"), project.schemas.names())
+
+
+# -- the worker process -----------------------------------------------------------------
+async def run_worker(bootstrap: str, prefix: str, fifo: bool, handler_ms: float, in_flight: int) -> None:
+    tune_worker_process()
+    project = Project(load_settings())
+    catalog = catalog_for(prefix, project)
+
+    async def model_call(note: Record, ctx: StageContext) -> Emit:
+        await asyncio.sleep(handler_ms / 1000)
+        return Emit(f"{prefix}.out", note)
+
+    stage = Stage(
+        name="model",
+        consumes=f"{prefix}.in",
+        produces=(f"{prefix}.out",),
+        handler=model_call,
+        max_in_flight=in_flight,
+        fairness=Fairness(by_tenant=not fifo),
+    )
+    worker = StageWorker(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=project.codec, group_id=f"{prefix}-model"
+    )
+    await worker.start()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.request_stop)
+    await worker.run()
+
+
+# -- the measuring process --------------------------------------------------------------
+async def publish(
+    producer: AIOKafkaProducer, topic: str, value: bytes, tenant: str, count: int, every_s: float | None
+) -> None:
+    """``count`` requests of ``tenant``, all at once or one every ``every_s``."""
+    futures = []
+    started = time.perf_counter()
+    for i in range(count):
+        key = f"{tenant}-{i}".encode()
+        headers = [("podium-request-id", key), ("podium-tenant", tenant.encode())]
+        futures.append(await producer.send(topic, value, key=key, headers=headers))
+        if every_s is not None:
+            ahead = (i + 1) * every_s - (time.perf_counter() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    await asyncio.gather(*futures)
+
+
+async def timestamps(bootstrap: str, topic: str, keys: set[bytes], timeout_s: float) -> dict[bytes, int]:
+    """Each key's first timestamp on ``topic``, read from its beginning until all are there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen: dict[bytes, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while not keys <= seen.keys() and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                for r in records:
+                    if r.key in keys:
+                        seen.setdefault(r.key, r.timestamp)
+        missing = keys - seen.keys()
+        if missing:
+            raise RuntimeError(f"{topic}: {len(missing)} of {len(keys)} records did not arrive")
+        return seen
+    finally:
+        await consumer.stop()
+
+
+def start_worker(
+    bootstrap: str, prefix: str, fifo: bool, args: argparse.Namespace
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        __file__,
+        "worker",
+        "--bootstrap",
+        bootstrap,
+        "--prefix",
+        prefix,
+        "--handler-ms",
+        str(args.handler_ms),
+        "--in-flight",
+        str(args.in_flight),
+    ]
+    if fifo:
+        command.append("--fifo")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PODIUM_OTEL_EXPORTER": "none"}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def quantile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
+
+
+async def measure(
+    bootstrap: str, project: Project, prefix: str, fifo: bool, a_records: int, args: argparse.Namespace
+) -> tuple[list[int], float]:
+    """B's latencies (ms) and when A's last record was done, seconds after the first publish."""
+    catalog = catalog_for(prefix, project)
+    async with TopicAdmin(bootstrap) as admin:
+        await admin.apply(catalog)
+    admin_client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin_client.start()
+    try:  # the broker stamps the outputs: latency is not measured on the worker's clock
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, f"{prefix}.out", configs={"message.timestamp.type": "LogAppendTime"}
+        )
+        await admin_client.alter_configs([resource])
+    finally:
+        await admin_client.close()
+    value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
+    worker = start_worker(bootstrap, prefix, fifo, args)
+    producers = [AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5) for _ in range(2)]
+    try:
+        for producer in producers:
+            await producer.start()
+        await publish(producers[0], f"{prefix}.in", value, "warmup", 1, None)
+        await timestamps(bootstrap, f"{prefix}.out", {b"warmup-0"}, timeout_s=120)
+        started_ms = time.time_ns() // 1_000_000
+        await asyncio.gather(
+            publish(producers[0], f"{prefix}.in", value, "A", a_records, None),
+            publish(
+                producers[1], f"{prefix}.in", value, "B", args.b_records, args.b_spread_s / args.b_records
+            ),
+        )
+        b_keys = {f"B-{i}".encode() for i in range(args.b_records)}
+        a_keys = {f"A-{i}".encode() for i in range(a_records)}
+        done = await timestamps(bootstrap, f"{prefix}.out", b_keys | a_keys, timeout_s=300)
+        sent = await timestamps(bootstrap, f"{prefix}.in", b_keys, timeout_s=60)
+    finally:
+        for producer in producers:
+            await producer.stop()
+        worker.send_signal(signal.SIGTERM)
+        _, errors = worker.communicate(timeout=60)
+        if worker.returncode != 0:
+            console.print(errors.decode(errors="replace")[-2000:])
+    latencies = [done[k] - sent[k] for k in b_keys]
+    a_done_s = (max(done[k] for k in a_keys) - started_ms) / 1000 if a_keys else 0.0
+    return latencies, a_done_s
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    project = Project(load_settings())
+    started = False
+    if not project.settings.bootstrap_servers and project.broker.running() is None:
+        await project.broker.start(echo=console.print)
+        started = True
+    bootstrap = project.bootstrap()
+    run = "fair" + os.urandom(3).hex()
+    cases = [
+        ("B alone", False, 0),
+        (f"B under A's {args.a_records:,}, fair", False, args.a_records),
+        (f"B under A's {args.a_records:,}, FIFO", True, args.a_records),
+    ]
+    results = []
+    try:
+        for i, (name, fifo, a_records) in enumerate(cases):
+            with console.status(name):
+                results.append(
+                    (name, *await measure(bootstrap, project, f"{run}.{i}", fifo, a_records, args))
+                )
+    finally:
+        if started:
+            project.broker.stop()
+    alone_p95 = quantile(results[0][1], 0.95)
+    table = Table(
+        title=f"Tenant B's {args.b_records} requests over {args.b_spread_s} s; "
+        f"handler {args.handler_ms:g} ms, {args.in_flight} in flight, {PARTITIONS} partitions, "
+        "worker in its own process"
+    )
+    for column in ("case", "B p50 ms", "B p95 ms", "B p95 / alone", "A's last done (s)"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for name, latencies, a_done_s in results:
+        p95 = quantile(latencies, 0.95)
+        table.add_row(
+            name,
+            f"{quantile(latencies, 0.5):.0f}",
+            f"{p95:.0f}",
+            f"{p95 / alone_p95:.2f}",
+            "-" if not a_done_s else f"{a_done_s:.2f}",
+        )
+    console.print(table)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"target: B p95 under the flood within 2x of B alone (fair); load average {load}")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("role", nargs="?", choices=["measure", "worker"], default="measure")
+    parser.add_argument("--a-records", type=int, default=5000)
+    parser.add_argument("--b-records", type=int, default=50)
+    parser.add_argument("--b-spread-s", type=float, default=1.5)
+    parser.add_argument("--handler-ms", type=float, default=20.0)
+    parser.add_argument("--in-flight", type=int, default=64)
+    # The worker process's own options.
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--fifo", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def entry() -> Any:
+    args = parse()
+    if args.role == "worker":
+        return asyncio.run(
+            run_worker(args.bootstrap, args.prefix, args.fifo, args.handler_ms, args.in_flight)
+        )
+    return asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    entry()
