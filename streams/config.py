@@ -56,6 +56,10 @@ Every environment variable podium reads is listed here, and nowhere else reads t
 ``PODIUM_OTEL_EXPORTER``       ``kafka`` (spans as Avro on ``podium.telemetry``, no server
                                needed) | ``otlp`` (reads the standard ``OTEL_EXPORTER_OTLP_*``
                                variables) | ``console`` | ``none``. ``kafka``
+``PODIUM_TENANT_WEIGHTS``      How every stage of ``podium run`` / ``up`` shares its in-flight
+                               slots between tenants (``podium-tenant``): ``gold=3,free=0.5``.
+                               A tenant not named weighs what its stage says (1 unless the
+                               stage's ``Fairness`` names it); named here, this wins.
 ``PODIUM_METRICS_PORT``        Prometheus ``/metrics`` of a worker (a free port when taken).
                                ``9464``
 ``*_KEY``, ``*_TOKEN``         API keys of the model providers, named in models.yaml by
@@ -70,10 +74,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.errors import ConfigError
 
@@ -155,9 +159,35 @@ class Settings(BaseSettings):
         default="otlp", alias="OTEL_METRICS_EXPORTER"
     )
     metrics_port: int = Field(default=9464, alias="PODIUM_METRICS_PORT", ge=0, le=65535)
+    # NoDecode: the variable is "gold=3,free=0.5", not JSON (see _tenant_weights).
+    tenant_weights: Annotated[Mapping[str, float], NoDecode] = Field(
+        default_factory=dict, alias="PODIUM_TENANT_WEIGHTS"
+    )
     # A snapshot taken when the settings are read: not a field, so neither printed nor dumped
     # nor parsed from a variable of its own.
     _provider_keys: Mapping[str, SecretStr] = PrivateAttr(default_factory=_provider_keys_of_the_environment)
+
+    @field_validator("tenant_weights", mode="before")
+    @classmethod
+    def _tenant_weights(cls, value: object) -> object:
+        """``tenant=weight`` pairs, comma separated; each weight a positive number."""
+        if not isinstance(value, str):
+            return value
+        weights: dict[str, float] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            tenant, sep, number = (part.strip() for part in pair.partition("="))
+            try:
+                weight = float(number)
+            except ValueError:
+                weight = -1.0
+            if not sep or not tenant or not 0 < weight < float("inf"):
+                raise ValueError(
+                    f"'{pair}' is not tenant=weight with a positive weight (e.g. gold=3,free=0.5)"
+                )
+            if tenant in weights:
+                raise ValueError(f"tenant {tenant} is named twice")
+            weights[tenant] = weight
+        return weights
 
     @property
     def keys_path(self) -> Path:

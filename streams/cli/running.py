@@ -56,6 +56,7 @@ def run(
                 codec=project.codec,
                 telemetry=telemetry,
                 max_in_flight=max_in_flight,
+                tenant_weights=project.settings.tenant_weights,
             )
             for s in stages
         ]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from types import MappingProxyType
 from typing import Generic, TypeVar
@@ -60,8 +60,14 @@ class Fairness:
 
     def __post_init__(self) -> None:
         for tenant, weight in {**self.weights, "(default_weight)": self.default_weight}.items():
-            if not weight > 0:  # also refuses nan
+            if not 0 < weight < float("inf"):  # also refuses nan
                 raise ValueError(f"fairness: the weight of {tenant} must be positive, not {weight}")
+        for tenant in self.weights:
+            if not is_tenant(tenant):
+                raise ValueError(
+                    f"fairness: '{tenant}' is not a tenant podium-tenant can carry "
+                    "(1-128 of letters, digits and . _ : @ -), so its weight would never apply"
+                )
         if self.read_ahead_records < 1 or self.read_ahead_bytes < 1:
             raise ValueError("fairness: read_ahead_records and read_ahead_bytes must be at least 1")
         # A copy the caller cannot change after the stage was declared.
@@ -69,6 +75,10 @@ class Fairness:
 
     def __hash__(self) -> int:  # a stage stays hashable with its weights
         return hash((tuple(sorted(self.weights.items())), self.default_weight, self.by_tenant))
+
+    def with_weights(self, weights: Mapping[str, float]) -> Fairness:
+        """These weights on top of the stage's own (the settings' PODIUM_TENANT_WEIGHTS)."""
+        return replace(self, weights={**self.weights, **weights})
 
     def weight(self, tenant: str) -> float:
         return self.weights.get(tenant, self.default_weight)

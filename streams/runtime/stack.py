@@ -92,6 +92,7 @@ class Stack:
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=self.telemetry,
+                tenant_weights=project.settings.tenant_weights,
             )
             for s in self.stages
         ]

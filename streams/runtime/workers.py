@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, NotRequired, Protocol, Self, TypedDict, TypeVar, Unpack
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from streams.errors import BrokerError, PodiumError
+from streams.errors import BrokerError, ConfigError, PodiumError
 from streams.kafka.admin import check_copartitioned
 from streams.kafka.connection import Cluster
 from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
@@ -60,6 +61,7 @@ log = logging.getLogger("podium.workers")
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _AIOKAFKA_FETCH_MAX_BYTES = 52_428_800  # aiokafka's own default
+_NO_WEIGHTS: Mapping[str, float] = MappingProxyType({})
 
 
 class Worker(Protocol):
@@ -423,12 +425,14 @@ def worker_for(
     telemetry: Telemetry | None = None,
     group_id: str | None = None,
     max_in_flight: int | None = None,
+    tenant_weights: Mapping[str, float] = _NO_WEIGHTS,
 ) -> Worker:
     """The worker that runs ``stage``: a :class:`~streams.runtime.StageWorker` for a
     :class:`~streams.runtime.Stage`, a :class:`~streams.runtime.WindowWorker` for a window stage.
 
-    ``max_in_flight`` overrides a stage's in-flight limit; a window stage folds its records in
-    batches, one at a time, and has none.
+    ``max_in_flight`` overrides a stage's in-flight limit; ``tenant_weights`` (the settings'
+    ``PODIUM_TENANT_WEIGHTS``) go on top of its tenants' weights. A window stage folds its
+    records in batches, one at a time, and has neither.
     """
     # Here, not at the top: both worker modules build on this one.
     from streams.runtime.stage_worker import StageWorker
@@ -440,5 +444,10 @@ def worker_for(
     if isinstance(stage, Stage):
         if max_in_flight is not None:
             stage = replace(stage, max_in_flight=max_in_flight)
+        if tenant_weights:
+            try:
+                stage = replace(stage, fairness=stage.fairness.with_weights(tenant_weights))
+            except ValueError as exc:
+                raise ConfigError(f"PODIUM_TENANT_WEIGHTS: {exc}") from exc
         return StageWorker(stage, **clients)
     return WindowWorker(stage, **clients)

@@ -72,3 +72,21 @@ def test_the_vector_url_is_read_and_never_printed(monkeypatch: pytest.MonkeyPatc
     assert settings.vector_url.get_secret_value() == "postgresql://podium:pw-planted-77@db:5432/podium"
     shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert "pw-planted" not in shown
+
+
+def test_tenant_weights_are_read_as_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PODIUM_TENANT_WEIGHTS", " gold=3, free=0.5 ,")
+    assert dict(load_settings().tenant_weights) == {"gold": 3.0, "free": 0.5}
+    monkeypatch.delenv("PODIUM_TENANT_WEIGHTS")
+    assert dict(load_settings().tenant_weights) == {}
+
+
+@pytest.mark.parametrize(
+    "value", ["gold", "gold=", "=3", "gold=0", "gold=-1", "gold=nan", "gold=inf", "a=1,a=2"]
+)
+def test_a_bad_tenant_weight_names_the_variable_and_the_format(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PODIUM_TENANT_WEIGHTS", value)
+    with pytest.raises(ConfigError, match=r"PODIUM_TENANT_WEIGHTS.*(tenant=weight|named twice)"):
+        load_settings()

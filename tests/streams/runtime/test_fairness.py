@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from streams.contracts.catalog import parse_catalog
+from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import RequestHeaders, parse_headers
+from streams.contracts.schemas import SchemaStore
+from streams.errors import ConfigError
 from streams.runtime.fairness import Fairness, FairScheduler, ReadAhead, Ticket, tenant_of
+from streams.runtime.stage import Emit, Stage, StageContext
+from streams.runtime.stage_worker import StageWorker
+from streams.runtime.workers import worker_for
 
 
 def scheduler(**weights: float) -> FairScheduler[str]:
@@ -212,3 +221,29 @@ def test_read_ahead_pauses_everything_when_the_bytes_are_full() -> None:
     r.forget([1])
     assert r.held(1) == (0, 0) and r.records == 0
     assert r.pace(set(), paused=set()) == (set(), set())
+
+
+def test_the_settings_weights_go_on_top_of_the_stages_own(schema_store: SchemaStore) -> None:
+    catalog = parse_catalog(
+        "topics:\n  a: {value: podium.demo.Note, consumer: s}\n  b: {value: podium.demo.Note}\n",
+        Path("test-topics.yaml"),
+        schema_store.names(),
+    )
+
+    async def handler(note: dict[str, Any], ctx: StageContext) -> Emit:
+        return Emit("b", note)
+
+    stage = Stage(
+        name="s",
+        consumes="a",
+        produces=("b",),
+        handler=handler,
+        fairness=Fairness(weights={"gold": 2, "x": 5}),
+    )
+    clients = {"bootstrap": "unused:9092", "catalog": catalog, "codec": SingleObjectCodec(schema_store)}
+    worker = worker_for(stage, **clients, tenant_weights={"gold": 3})  # type: ignore[arg-type]
+    assert isinstance(worker, StageWorker)
+    fairness = worker.stage.fairness
+    assert (fairness.weight("gold"), fairness.weight("x"), fairness.weight("other")) == (3, 5, 1)
+    with pytest.raises(ConfigError, match="PODIUM_TENANT_WEIGHTS: fairness: 'no spaces' is not a tenant"):
+        worker_for(stage, **clients, tenant_weights={"no spaces": 3})  # type: ignore[arg-type]
