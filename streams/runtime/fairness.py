@@ -15,7 +15,7 @@ is free the worker asks :meth:`FairScheduler.take` what to start:
   and a lane's records start in the order they were read, whatever their tenants, so per-key
   order holds. Only the first waiting record of an idle lane can start; other keys overtake it.
 
-:class:`ReadAhead` bounds what is read but not started (records and bytes, per partition) and
+:class:`ReadAhead` bounds what is read but not started (records and bytes) and
 says which partitions to pause so that the consumer stops fetching while the buffer is full.
 A flood is overtaken only as far as it was read ahead: records behind an unread backlog wait.
 
@@ -211,12 +211,14 @@ class FairScheduler(Generic[T]):
 class ReadAhead(Generic[P]):
     """What is read but not started, per partition, and which partitions to pause.
 
-    Each assigned partition may hold its share of the bounds (``records / partitions``, likewise
-    bytes) so that a flood on one partition does not stop the others from being read. A paused
-    partition resumes once it is down to 3/4 of its share, so that fetches stay batches rather
-    than one record each. One fetch may carry a partition past its share (the check is before
-    the fetch); aiokafka's own buffer adds at most one fetch response per partition that is not
-    paused.
+    Below the bounds (records, bytes) every partition is read. At a bound, the partitions that
+    hold more than their share (the bound / the partitions assigned) are paused, so that a flood
+    on some partitions does not stop a quiet one from being read (the retry topic's, another
+    tenant's). At twice a bound all are paused whatever they hold. A
+    paused partition is read again once the total is back to 3/4 of the bounds, so that fetches
+    stay batches rather than one record each. One fetch may carry the total past a bound (the
+    check is before the fetch); aiokafka's own buffer adds at most one fetch response per
+    partition that is not paused.
     """
 
     def __init__(self, records: int, bytes_: int) -> None:
@@ -255,30 +257,37 @@ class ReadAhead(Generic[P]):
             self._held.pop(partition, None)
 
     def room(self) -> int:
-        """Records one fetch may bring (at least 1)."""
-        return max(1, self._records - self.records)
+        """Records one fetch may bring: up to the bound, then (from the partitions left unpaused)
+        batches of an eighth of it, up to twice the bound; at least 1."""
+        held = self.records
+        if held < self._records:
+            return self._records - held
+        return max(1, min(self._records // 8, 2 * self._records - held))
 
     def pace(self, assigned: Collection[P], paused: Collection[P]) -> tuple[set[P], set[P]]:
         """(to pause, to resume) among ``assigned``, given those ``paused`` now."""
         if not assigned:
             return set(), set()
-        share_records = max(1, self._records // len(assigned))
-        share_bytes = max(1, self._bytes // len(assigned))
         total_records = self.records
         total_bytes = sum(b for _, b in self._held.values())
-        full = total_records >= self._records or total_bytes >= self._bytes
-        to_pause: set[P] = set()
-        to_resume: set[P] = set()
-        for partition in assigned:
-            records, size = self.held(partition)
-            if partition in paused:
-                low = records <= share_records * 3 // 4 and size <= share_bytes * 3 // 4
-                under = total_records <= self._records * 3 // 4 and total_bytes <= self._bytes * 3 // 4
-                if low and under:
-                    to_resume.add(partition)
-            elif full or records >= share_records or size >= share_bytes:
-                to_pause.add(partition)
-        return to_pause, to_resume
+        kept = set(paused) & set(assigned)
+        if total_records >= 2 * self._records or total_bytes >= 2 * self._bytes:
+            wanted = set(assigned)
+        elif total_records >= self._records or total_bytes >= self._bytes:
+            share_records = max(1, self._records // len(assigned))
+            share_bytes = max(1, self._bytes // len(assigned))
+            heavy = {
+                p
+                for p in assigned
+                if (held := self._held.get(p)) is not None
+                and (held[0] >= share_records or held[1] >= share_bytes)
+            }
+            wanted = heavy | kept  # never empty: at a bound, some partition holds its share
+        elif total_records > self._records * 3 // 4 or total_bytes > self._bytes * 3 // 4:
+            wanted = kept  # between 3/4 and full nothing changes: fetches stay batches
+        else:
+            wanted = set()
+        return wanted - kept, kept - wanted
 
 
 _TENANT_NAMES: dict[bytes, str | None] = {}  # header value -> its tenant (None: not one)

@@ -6,7 +6,7 @@ For every record of ``<consumes>`` and ``<consumes>.retry`` a :class:`StageWorke
    read, then holds it in a :class:`~streams.runtime.fairness.FairScheduler` until the scheduler
    starts it in a free in-flight slot (its tenant's turn; its lane free when ordered by key).
    Being tracked from the read, a record waiting there holds the committed position below it;
-   what is read ahead is bounded (records and bytes per partition, partitions paused when full);
+   what is read ahead is bounded (records and bytes; partitions paused when full);
 1. decodes headers (bad ones are replaced, never fatal) and the Avro value (a tombstone, a
    record with no value, is dead-lettered unless the stage handles deletions: ``on_tombstone``);
 2. opens a ``process <topic>`` span that continues the producer's trace;
@@ -203,8 +203,8 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             self._start_waiting()
 
     def _pace(self, consumer: AIOKafkaConsumer) -> bool:
-        """Pause the partitions that hold their share of the read-ahead, resume those that are
-        back under it; whether any assigned partition is left to fetch from."""
+        """Pause and resume partitions as the read-ahead says (:meth:`ReadAhead.pace`); whether
+        any assigned partition is left to fetch from."""
         assigned = consumer.assignment()
         paused = consumer.paused()
         pause, resume = self._read_ahead.pace(

@@ -197,30 +197,53 @@ def test_the_tenant_survives_a_hop() -> None:
     assert tenant_of(kafka) == "acme" and tenant_of(None) == ""
 
 
-def test_read_ahead_pauses_a_partition_at_its_share_and_resumes_it_lower() -> None:
+def test_read_ahead_reads_everything_below_its_bounds() -> None:
+    r: ReadAhead[int] = ReadAhead(records=300, bytes_=10**9)
+    for _ in range(290):  # all on one partition: far over its share, but the total is not full
+        r.read(0, 10)
+    assert r.pace({0, 1, 2, 3, 4, 5}, paused=set()) == (set(), set())
+    assert r.room() == 10
+
+
+def test_read_ahead_when_full_pauses_the_partitions_over_their_share_and_resumes_at_three_quarters() -> None:
     r: ReadAhead[int] = ReadAhead(records=300, bytes_=10**9)
     assigned = {0, 1, 2}
-    for _ in range(100):
+    for _ in range(280):
         r.read(0, 10)
-    assert r.pace(assigned, paused=set()) == ({0}, set())  # the others go on being read
-    for _ in range(24):
+    for _ in range(20):
+        r.read(1, 10)
+    assert r.pace(assigned, paused=set()) == ({0}, set())  # 1 and 2 go on being read
+    assert r.room() == 300 // 8  # in batches, up to twice the bound
+    for _ in range(60):
+        r.read(1, 10)
+    assert r.pace(assigned, paused={0}) == (set(), set())  # 360: 1 holds 80 of its 100
+    for _ in range(40):
+        r.read(1, 10)
+    assert r.pace(assigned, paused={0}) == ({1}, set())
+    for _ in range(100):
         r.started(0, 10)
-    assert r.pace(assigned, paused={0}) == (set(), set())  # 76 held: above 3/4 of its share
+    assert r.pace(assigned, paused={0, 1}) == (set(), set())  # 300: still full, both stay
+    for _ in range(74):
+        r.started(0, 10)
+    assert r.pace(assigned, paused={0, 1}) == (set(), set())  # 226: above 3/4, kept as it is
     r.started(0, 10)
-    assert r.pace(assigned, paused={0}) == (set(), {0})
-    assert r.room() == 300 - 75
+    assert r.pace(assigned, paused={0, 1}) == (set(), {0, 1})  # 225: 3/4, both read again
 
 
-def test_read_ahead_pauses_everything_when_the_bytes_are_full() -> None:
-    r: ReadAhead[int] = ReadAhead(records=10_000, bytes_=1000)
+def test_read_ahead_full_of_bytes_pauses_the_heavy_and_at_twice_a_bound_everything() -> None:
+    r: ReadAhead[int] = ReadAhead(records=300, bytes_=1000)
     r.read(0, 600)
     r.read(1, 400)
-    assert r.pace({0, 1, 2}, paused=set()) == ({0, 1, 2}, set())
-    r.started(0, 600)
-    assert r.pace({0, 1, 2}, paused={0, 1, 2}) == (set(), {0, 2})  # 1 holds 400 of its 333
-    r.forget([1])
-    assert r.held(1) == (0, 0) and r.records == 0
-    assert r.pace(set(), paused=set()) == (set(), set())
+    assert r.pace({0, 1, 2}, paused=set()) == ({0, 1}, set())  # each over its 333 bytes
+    big: ReadAhead[int] = ReadAhead(records=10, bytes_=10**9)
+    for _ in range(20):
+        big.read(0, 1)
+    assert big.pace({0, 1}, paused=set()) == ({0, 1}, set())
+    assert big.room() == 1
+    big.forget([0])
+    assert big.held(0) == (0, 0) and big.records == 0
+    assert big.pace({0, 1}, paused={0, 1}) == (set(), {0, 1})
+    assert big.pace(set(), paused=set()) == (set(), set())
 
 
 def test_the_settings_weights_go_on_top_of_the_stages_own(schema_store: SchemaStore) -> None:

@@ -137,3 +137,66 @@ async def test_a_weighted_tenant_gets_its_share_of_the_slots(
         await follower.collect(set(sent), timeout_s=60)
     after_gate = completed[8:48]
     assert 26 <= after_gate.count("gold") <= 34, after_gate
+
+
+SPREAD = """
+topics:
+  {p}.in: {value: podium.demo.Note, consumer: first, partitions: 3}
+  {p}.out: {value: podium.demo.Note, partitions: 3}
+"""
+
+
+@pytest.mark.parametrize(
+    "fairness",
+    [Fairness(read_ahead_records=16), Fairness(read_ahead_bytes=4000)],
+    ids=["records", "bytes"],
+)
+async def test_a_small_read_ahead_pauses_and_resumes_partitions_and_loses_nothing(
+    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, fairness: Fairness
+) -> None:  # type: ignore[no-untyped-def]
+    """The read-ahead never holds more than twice its bound (at a bound the heavy partitions
+    pause, at twice it all of them), and pausing loses or stalls nothing: every record arrives
+    and the group commits the end of every partition."""
+    catalog = await make_topics(SPREAD, unique)
+    codec = SingleObjectCodec(schema_store)
+    group = f"{unique}-g"
+
+    async def slow(note: dict[str, Any], ctx: StageContext) -> Emit:
+        await asyncio.sleep(0.002)
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(
+        name="first",
+        consumes=f"{unique}.in",
+        produces=(f"{unique}.out",),
+        handler=slow,
+        max_in_flight=4,
+        fairness=fairness,
+    )
+    worker = StageWorker(
+        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
+    )
+    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+        sent = {
+            await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x" * 100}, tenant=t)
+            for t in ["A"] * 250 + ["B"] * 50
+        }
+    most = 0
+    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+        arrivals: dict[str, Any] = {}
+        for _ in range(1200):
+            most = max(most, worker.read_ahead)
+            arrivals.update(await follower.poll(0.05))
+            if set(arrivals) >= sent:
+                break
+        assert set(arrivals) >= sent, f"{len(sent - set(arrivals))} records never arrived"
+        for _ in range(100):
+            positions = await committed(bootstrap, group)
+            if sum(positions.get((f"{unique}.in", p), 0) for p in range(3)) == len(sent):
+                break
+            await asyncio.sleep(0.05)
+    positions = await committed(bootstrap, group)
+    assert sum(positions.get((f"{unique}.in", p), 0) for p in range(3)) == len(sent)
+    if fairness.read_ahead_records == 16:
+        assert most <= 2 * 16, most
+    assert most > 0  # it did read ahead (and so was bounded, not idle)
