@@ -10,7 +10,8 @@ join and connections do not count):
 
 1. B alone: B publishes ``--b-records`` requests, one every ``--b-spread-s / b-records`` s;
 2. A's flood, fair (the default ``Fairness()``): A publishes ``--a-records`` requests at once
-   (as fast as one producer sends them) and B, at the same moment, the same paced requests as in 1;
+   (as fast as one producer sends them, from a process of its own: ``flood``) and B, at the same
+   moment, the same paced requests as in 1;
 3. the same with ``Fairness(by_tenant=False)``: one queue, records started in the order read (the
    FIFO podium had before fairness).
 
@@ -104,6 +105,20 @@ async def run_worker(bootstrap: str, prefix: str, fifo: bool, handler_ms: float,
     print(json.dumps(started_after_ms), flush=True)
 
 
+async def run_flood(bootstrap: str, prefix: str, count: int) -> None:
+    """Tenant A: ``count`` requests at once, when the measuring process says go."""
+    project = Project(load_settings())
+    value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        await publish(producer, f"{prefix}.in", value, "A", count, None)
+    finally:
+        await producer.stop()
+
+
 # -- the measuring process --------------------------------------------------------------
 async def publish(
     producer: AIOKafkaProducer, topic: str, value: bytes, tenant: str, count: int, every_s: float | None
@@ -192,18 +207,40 @@ async def measure(
     value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
     worker = start_worker(bootstrap, prefix, fifo, args)
     producers = [AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5) for _ in range(2)]
+    # producers[0]: the warm-up record; producers[1]: tenant B.
     try:
         for producer in producers:
             await producer.start()
         await publish(producers[0], f"{prefix}.in", value, "warmup", 1, None)
         await timestamps(bootstrap, f"{prefix}.out", {b"warmup-0"}, timeout_s=120)
-        started_ms = time.time_ns() // 1_000_000
-        await asyncio.gather(
-            publish(producers[0], f"{prefix}.in", value, "A", a_records, None),
-            publish(
-                producers[1], f"{prefix}.in", value, "B", args.b_records, args.b_spread_s / args.b_records
-            ),
+        # A floods from a process of its own: sharing this event loop, its burst would hold B's
+        # batches back before they reach the broker, and B's latency would be the publisher's.
+        flood = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "flood",
+            "--bootstrap",
+            bootstrap,
+            "--prefix",
+            prefix,
+            "--a-records",
+            str(a_records),
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
+        assert flood.stdin is not None and flood.stdout is not None
+        if (await flood.stdout.readline()).strip() != b"ready":
+            raise RuntimeError("the flood publisher did not start")
+        started_ms = time.time_ns() // 1_000_000
+        flood.stdin.write(b"go\n")
+        await flood.stdin.drain()
+        await publish(
+            producers[1], f"{prefix}.in", value, "B", args.b_records, args.b_spread_s / args.b_records
+        )
+        if await flood.wait() != 0:
+            raise RuntimeError(f"the flood publisher exited {flood.returncode}")
         b_keys = {f"B-{i}".encode() for i in range(args.b_records)}
         a_keys = {f"A-{i}".encode() for i in range(a_records)}
         done = await timestamps(bootstrap, f"{prefix}.out", b_keys | a_keys, timeout_s=300)
@@ -281,13 +318,13 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("role", nargs="?", choices=["measure", "worker"], default="measure")
+    parser.add_argument("role", nargs="?", choices=["measure", "worker", "flood"], default="measure")
     parser.add_argument("--a-records", type=int, default=5000)
     parser.add_argument("--b-records", type=int, default=50)
     parser.add_argument("--b-spread-s", type=float, default=1.5)
     parser.add_argument("--handler-ms", type=float, default=20.0)
     parser.add_argument("--in-flight", type=int, default=64)
-    # The worker process's own options.
+    # The worker's and the flood publisher's own options.
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--fifo", action="store_true", help=argparse.SUPPRESS)
@@ -296,6 +333,8 @@ def parse() -> argparse.Namespace:
 
 def entry() -> Any:
     args = parse()
+    if args.role == "flood":
+        return asyncio.run(run_flood(args.bootstrap, args.prefix, args.a_records))
     if args.role == "worker":
         return asyncio.run(
             run_worker(args.bootstrap, args.prefix, args.fifo, args.handler_ms, args.in_flight)
