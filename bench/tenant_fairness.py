@@ -1,7 +1,7 @@
 """Tenant B's end-to-end latency through a stage while tenant A floods it, with fairness and without.
 
     .venv/bin/python bench/tenant_fairness.py [--a-records 5000] [--b-records 50] [--handler-ms 20]
-                                              [--in-flight 64] [--b-spread-s 1.5]
+                                              [--in-flight 64] [--b-spread-s 1.5] [--rounds 3]
 
 One stage whose handler awaits ``--handler-ms`` (a model call), ``--in-flight`` slots, 3
 partitions, run by a worker in its own process (this script with ``worker``). Three cases, each
@@ -18,11 +18,12 @@ join and connections do not count):
 A's backlog takes at least a_records x handler / in_flight to work off (5000 x 20 ms / 64 =
 1.6 s); B's requests arrive during it. Latency is the output record's LogAppendTime (the broker's
 clock, the output topic is made so) minus the input record's CreateTime (the publisher's, on the
-same machine). Prints B's p50 and p95 per case, each p95 against B alone, B's p95 from its
-publish to its handler's start (the worker's clock against the publisher's: the part of the wait
-that is reading and waiting for a slot), and when A's last record was done. Uses the running
-local broker or KAFKA_BOOTSTRAP_SERVERS; starts (and stops) one otherwise. Not a test: the
-figures depend on the machine's load (printed with them).
+same machine). The three cases take turns ``--rounds`` times; each figure is the median of its
+rounds (B's p95 of each round is printed too). Per case: B's p50 and p95, the p95 against B
+alone, B's p95 from its publish to its handler's start (the worker's clock against the
+publisher's: reading it and waiting for a slot), and when A's last record was done. Uses the
+running local broker or KAFKA_BOOTSTRAP_SERVERS; starts (and stops) one otherwise. Not a test:
+the figures depend on the machine's load (printed with them).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import logging
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -273,21 +275,32 @@ async def main(args: argparse.Namespace) -> None:
         (f"B under A's {args.a_records:,}, fair", False, args.a_records),
         (f"B under A's {args.a_records:,}, FIFO", True, args.a_records),
     ]
-    results = []
+    # name -> per round: (B p50, B p95, B p95 to its handler, A's last done)
+    rounds: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _, _ in cases}
     try:
-        for i, (name, fifo, a_records) in enumerate(cases):
-            with console.status(name):
-                results.append(
-                    (name, *await measure(bootstrap, project, f"{run}.{i}", fifo, a_records, args))
+        # The cases take turns, round after round: on a shared machine a quiet or busy minute
+        # then falls on every case instead of on one, and the medians are compared.
+        for r in range(args.rounds):
+            for i, (name, fifo, a_records) in enumerate(cases):
+                with console.status(f"round {r + 1} of {args.rounds}: {name}"):
+                    latencies, waits, a_done_s = await measure(
+                        bootstrap, project, f"{run}.{r}.{i}", fifo, a_records, args
+                    )
+                rounds[name].append(
+                    (quantile(latencies, 0.5), quantile(latencies, 0.95), quantile(waits, 0.95), a_done_s)
                 )
     finally:
         if started:
             project.broker.stop()
-    alone_p95 = quantile(results[0][1], 0.95)
+
+    def median(name: str, column: int) -> float:
+        return statistics.median(row[column] for row in rounds[name])
+
+    alone_p95 = median(cases[0][0], 1)
     table = Table(
         title=f"Tenant B's {args.b_records} requests over {args.b_spread_s} s; "
         f"handler {args.handler_ms:g} ms, {args.in_flight} in flight, {PARTITIONS} partitions, "
-        "worker in its own process"
+        f"worker in its own process; medians of {args.rounds} rounds"
     )
     columns = (
         "case",
@@ -296,18 +309,19 @@ async def main(args: argparse.Namespace) -> None:
         "B p95 / alone",
         "B p95 to its handler ms",
         "A's last done (s)",
+        "B p95 ms, each round",
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "case" else "right")
-    for name, latencies, waits, a_done_s in results:
-        p95 = quantile(latencies, 0.95)
+    for name, _, a_records in cases:
         table.add_row(
             name,
-            f"{quantile(latencies, 0.5):.0f}",
-            f"{p95:.0f}",
-            f"{p95 / alone_p95:.2f}",
-            f"{quantile(waits, 0.95):.0f}",
-            "-" if not a_done_s else f"{a_done_s:.2f}",
+            f"{median(name, 0):.0f}",
+            f"{median(name, 1):.0f}",
+            f"{median(name, 1) / alone_p95:.2f}",
+            f"{median(name, 2):.0f}",
+            f"{median(name, 3):.2f}" if a_records else "-",
+            " ".join(f"{row[1]:.0f}" for row in rounds[name]),
         )
     console.print(table)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -324,6 +338,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--b-spread-s", type=float, default=1.5)
     parser.add_argument("--handler-ms", type=float, default=20.0)
     parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="each case this many times, in turns")
     # The worker's and the flood publisher's own options.
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
