@@ -41,8 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rich.console import Console
 from rich.table import Table
@@ -50,6 +49,7 @@ from rich.table import Table
 from streams.config import load_settings
 from streams.contracts import Catalog, now_ms, parse_catalog
 from streams.kafka import TopicAdmin
+from streams.kafka.connection import Cluster, KafkaSecurity
 from streams.runtime import (
     Emit,
     Fairness,
@@ -77,9 +77,15 @@ topics:
 
 
 # -- the worker process -----------------------------------------------------------------
+def child_cluster(bootstrap: str) -> tuple[Project, Cluster]:
+    """A child process's project, and the measuring process's cluster with the settings' security."""
+    project = Project(load_settings())
+    return project, Cluster(bootstrap, KafkaSecurity.from_settings(project.settings))
+
+
 async def run_worker(bootstrap: str, prefix: str, fifo: bool, handler_ms: float, in_flight: int) -> None:
     tune_worker_process()
-    project = Project(load_settings())
+    project, cluster = child_cluster(bootstrap)
     catalog = catalog_for(prefix, project)
 
     started_after_ms: list[int] = []  # B's: from its publish to its handler's start
@@ -99,7 +105,7 @@ async def run_worker(bootstrap: str, prefix: str, fifo: bool, handler_ms: float,
         fairness=Fairness(by_tenant=not fifo),
     )
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=project.codec, group_id=f"{prefix}-model"
+        stage, cluster=cluster, catalog=catalog, codec=project.codec, group_id=f"{prefix}-model"
     )
     await worker.start()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.request_stop)
@@ -109,9 +115,9 @@ async def run_worker(bootstrap: str, prefix: str, fifo: bool, handler_ms: float,
 
 async def run_flood(bootstrap: str, prefix: str, count: int) -> None:
     """Tenant A: ``count`` requests at once, when the measuring process says go."""
-    project = Project(load_settings())
+    project, cluster = child_cluster(bootstrap)
     value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = cluster.producer(acks="all", linger_ms=5)
     await producer.start()
     try:
         print("ready", flush=True)
@@ -139,9 +145,9 @@ async def publish(
     await asyncio.gather(*futures)
 
 
-async def timestamps(bootstrap: str, topic: str, keys: set[bytes], timeout_s: float) -> dict[bytes, int]:
+async def timestamps(cluster: Cluster, topic: str, keys: set[bytes], timeout_s: float) -> dict[bytes, int]:
     """Each key's first timestamp on ``topic``, read from its beginning until all are there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = cluster.consumer(enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -190,14 +196,14 @@ def quantile(values: list[int], q: float) -> float:
 
 
 async def measure(
-    bootstrap: str, project: Project, prefix: str, fifo: bool, a_records: int, args: argparse.Namespace
+    cluster: Cluster, project: Project, prefix: str, fifo: bool, a_records: int, args: argparse.Namespace
 ) -> tuple[list[int], list[int], float]:
     """B's latencies (ms), B's waits before its handler started (ms), and when A's last record
     was done (seconds after the first publish)."""
     catalog = catalog_for(prefix, project)
-    async with TopicAdmin(bootstrap) as admin:
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(catalog)
-    admin_client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin_client = cluster.admin()
     await admin_client.start()
     try:  # the broker stamps the outputs: latency is not measured on the worker's clock
         resource = ConfigResource(
@@ -207,14 +213,14 @@ async def measure(
     finally:
         await admin_client.close()
     value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 200})
-    worker = start_worker(bootstrap, prefix, fifo, args)
-    producers = [AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5) for _ in range(2)]
+    worker = start_worker(cluster.bootstrap, prefix, fifo, args)
+    producers = [cluster.producer(acks="all", linger_ms=5) for _ in range(2)]
     # producers[0]: the warm-up record; producers[1]: tenant B.
     try:
         for producer in producers:
             await producer.start()
         await publish(producers[0], f"{prefix}.in", value, "warmup", 1, None)
-        await timestamps(bootstrap, f"{prefix}.out", {b"warmup-0"}, timeout_s=120)
+        await timestamps(cluster, f"{prefix}.out", {b"warmup-0"}, timeout_s=120)
         # A floods from a process of its own: sharing this event loop, its burst would hold B's
         # batches back before they reach the broker, and B's latency would be the publisher's.
         flood = await asyncio.create_subprocess_exec(
@@ -222,7 +228,7 @@ async def measure(
             __file__,
             "flood",
             "--bootstrap",
-            bootstrap,
+            cluster.bootstrap,
             "--prefix",
             prefix,
             "--a-records",
@@ -245,8 +251,8 @@ async def measure(
             raise RuntimeError(f"the flood publisher exited {flood.returncode}")
         b_keys = {f"B-{i}".encode() for i in range(args.b_records)}
         a_keys = {f"A-{i}".encode() for i in range(a_records)}
-        done = await timestamps(bootstrap, f"{prefix}.out", b_keys | a_keys, timeout_s=300)
-        sent = await timestamps(bootstrap, f"{prefix}.in", b_keys, timeout_s=60)
+        done = await timestamps(cluster, f"{prefix}.out", b_keys | a_keys, timeout_s=300)
+        sent = await timestamps(cluster, f"{prefix}.in", b_keys, timeout_s=60)
     finally:
         for producer in producers:
             await producer.stop()
@@ -268,7 +274,7 @@ async def main(args: argparse.Namespace) -> None:
     if not project.settings.bootstrap_servers and project.broker.running() is None:
         await project.broker.start(echo=console.print)
         started = True
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     run = "fair" + os.urandom(3).hex()
     cases = [
         ("B alone", False, 0),
@@ -284,7 +290,7 @@ async def main(args: argparse.Namespace) -> None:
             for i, (name, fifo, a_records) in enumerate(cases):
                 with console.status(f"round {r + 1} of {args.rounds}: {name}"):
                     latencies, waits, a_done_s = await measure(
-                        bootstrap, project, f"{run}.{r}.{i}", fifo, a_records, args
+                        cluster, project, f"{run}.{r}.{i}", fifo, a_records, args
                     )
                 rounds[name].append(
                     (quantile(latencies, 0.5), quantile(latencies, 0.95), quantile(waits, 0.95), a_done_s)

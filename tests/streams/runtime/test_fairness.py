@@ -14,6 +14,7 @@ from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.headers import RequestHeaders, parse_headers
 from streams.contracts.schemas import SchemaStore
 from streams.errors import ConfigError
+from streams.kafka.connection import Cluster
 from streams.runtime.fairness import Fairness, FairScheduler, ReadAhead, Ticket, tenant_of
 from streams.runtime.stage import Emit, Stage, StageContext
 from streams.runtime.stage_worker import StageWorker
@@ -263,7 +264,11 @@ def test_the_settings_weights_go_on_top_of_the_stages_own(schema_store: SchemaSt
         handler=handler,
         fairness=Fairness(weights={"gold": 2, "x": 5}),
     )
-    clients = {"bootstrap": "unused:9092", "catalog": catalog, "codec": SingleObjectCodec(schema_store)}
+    clients = {
+        "cluster": Cluster("unused:9092"),
+        "catalog": catalog,
+        "codec": SingleObjectCodec(schema_store),
+    }
     worker = worker_for(stage, **clients, tenant_weights={"gold": 3})  # type: ignore[arg-type]
     assert isinstance(worker, StageWorker)
     fairness = worker.stage.fairness

@@ -15,6 +15,7 @@ import pytest
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.ingress.publish import Publisher
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.fairness import Fairness
 from streams.runtime.stage import Emit, Stage, StageContext
@@ -37,7 +38,7 @@ SLOTS = 4
     ids=["fair", "fair-ordered-by-key", "fifo"],
 )
 async def test_a_small_tenant_overtakes_a_read_backlog_of_another(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, fairness: Fairness, ordered: bool
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, fairness: Fairness, ordered: bool
 ) -> None:  # type: ignore[no-untyped-def]
     catalog = await make_topics(TOPICS, unique)
     codec = SingleObjectCodec(schema_store)
@@ -61,9 +62,9 @@ async def test_a_small_tenant_overtakes_a_read_backlog_of_another(
         fairness=fairness,
     )
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
+        stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
     )
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         sent = [
             await publisher.publish(f"{unique}.in", {"request_id": "", "text": f"a{i}"}, tenant="A")
             for i in range(A_RECORDS)
@@ -72,22 +73,22 @@ async def test_a_small_tenant_overtakes_a_read_backlog_of_another(
             await publisher.publish(f"{unique}.in", {"request_id": "", "text": f"b{i}"}, tenant="B")
             for i in range(B_RECORDS)
         ]
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
         for _ in range(600):
             if worker.read_ahead == A_RECORDS + B_RECORDS - SLOTS:
                 break
             await asyncio.sleep(0.05)
         assert worker.read_ahead == A_RECORDS + B_RECORDS - SLOTS, "the worker did not read everything"
         # Nothing was committed while every record was held or waiting.
-        assert (await committed(bootstrap, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
+        assert (await committed(cluster, group)).get((f"{unique}.in", 0), -1) in (-1, 0)
         gate.set()
         arrivals = await follower.collect(set(sent), timeout_s=60)
         assert set(arrivals) == set(sent)
         for _ in range(100):
-            if (await committed(bootstrap, group)).get((f"{unique}.in", 0)) == len(sent):
+            if (await committed(cluster, group)).get((f"{unique}.in", 0)) == len(sent):
                 break
             await asyncio.sleep(0.05)
-    assert (await committed(bootstrap, group))[(f"{unique}.in", 0)] == len(sent)
+    assert (await committed(cluster, group))[(f"{unique}.in", 0)] == len(sent)
     assert completed.count("A") == A_RECORDS and completed.count("B") == B_RECORDS
     last_b = max(i for i, tenant in enumerate(completed) if tenant == "B")
     if fairness.by_tenant:
@@ -99,7 +100,7 @@ async def test_a_small_tenant_overtakes_a_read_backlog_of_another(
 
 
 async def test_a_weighted_tenant_gets_its_share_of_the_slots(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
 ) -> None:  # type: ignore[no-untyped-def]
     """Both busy, gold of weight 3 holds three slots for one of other's: of the first 40 started
     after the gate, about 30 are gold's (all of other's records were published first)."""
@@ -121,13 +122,13 @@ async def test_a_weighted_tenant_gets_its_share_of_the_slots(
         max_in_flight=8,
         fairness=Fairness(weights={"gold": 3}),
     )
-    worker = StageWorker(stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=f"{unique}-g")
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         sent = [
             await publisher.publish(f"{unique}.in", {"request_id": "", "text": "o"}, tenant=tenant)
             for tenant in ["other"] * 100 + ["gold"] * 100
         ]
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
         for _ in range(600):
             if worker.read_ahead == 200 - 8:
                 break
@@ -152,7 +153,7 @@ topics:
     ids=["records", "bytes"],
 )
 async def test_a_small_read_ahead_pauses_and_resumes_partitions_and_loses_nothing(
-    bootstrap: str, make_topics, unique: str, schema_store: SchemaStore, fairness: Fairness
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore, fairness: Fairness
 ) -> None:  # type: ignore[no-untyped-def]
     """The read-ahead never holds more than twice its bound (at a bound the heavy partitions
     pause, at twice it all of them), and pausing loses or stalls nothing: every record arrives
@@ -174,15 +175,15 @@ async def test_a_small_read_ahead_pauses_and_resumes_partitions_and_loses_nothin
         fairness=fairness,
     )
     worker = StageWorker(
-        stage, bootstrap=bootstrap, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
+        stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group, commit_interval_s=0.05
     )
-    async with Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
         sent = {
             await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x" * 100}, tenant=t)
             for t in ["A"] * 250 + ["B"] * 50
         }
     most = 0
-    async with Follower(bootstrap, [f"{unique}.out"]) as follower, running(worker):
+    async with Follower(cluster, [f"{unique}.out"]) as follower, running(worker):
         arrivals: dict[str, Any] = {}
         for _ in range(1200):
             most = max(most, worker.read_ahead)
@@ -191,11 +192,11 @@ async def test_a_small_read_ahead_pauses_and_resumes_partitions_and_loses_nothin
                 break
         assert set(arrivals) >= sent, f"{len(sent - set(arrivals))} records never arrived"
         for _ in range(100):
-            positions = await committed(bootstrap, group)
+            positions = await committed(cluster, group)
             if sum(positions.get((f"{unique}.in", p), 0) for p in range(3)) == len(sent):
                 break
             await asyncio.sleep(0.05)
-    positions = await committed(bootstrap, group)
+    positions = await committed(cluster, group)
     assert sum(positions.get((f"{unique}.in", p), 0) for p in range(3)) == len(sent)
     if fairness.read_ahead_records == 16:
         assert most <= 2 * 16, most
