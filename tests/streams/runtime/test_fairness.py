@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from streams.contracts.catalog import parse_catalog
 from streams.contracts.codec import SingleObjectCodec
@@ -275,3 +276,34 @@ def test_the_settings_weights_go_on_top_of_the_stages_own(schema_store: SchemaSt
     assert (fairness.weight("gold"), fairness.weight("x"), fairness.weight("other")) == (3, 5, 1)
     with pytest.raises(ConfigError, match="PODIUM_TENANT_WEIGHTS: fairness: 'no spaces' is not a tenant"):
         worker_for(stage, **clients, tenant_weights={"no spaces": 3})  # type: ignore[arg-type]
+
+
+def test_a_partition_read_again_from_earlier_drops_what_waited_of_it(schema_store: SchemaStore) -> None:
+    """The consumer re-reads a partition from an earlier offset (a seek, a truncated log): the
+    records of it still waiting for a slot are dropped, so none runs twice from one read."""
+    catalog = parse_catalog(
+        "topics:\n  a: {value: podium.demo.Note, consumer: s}\n  b: {value: podium.demo.Note}\n",
+        Path("test-topics.yaml"),
+        schema_store.names(),
+    )
+
+    async def handler(note: dict[str, Any], ctx: StageContext) -> Emit:
+        return Emit("b", note)
+
+    stage = Stage(name="s", consumes="a", produces=("b",), handler=handler)
+    worker = StageWorker(
+        stage, cluster=Cluster("unused:9092"), catalog=catalog, codec=SingleObjectCodec(schema_store)
+    )
+
+    def records(partition: int, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
+        headers = [("podium-tenant", b"A")]
+        return [ConsumerRecord("a", partition, o, 0, 0, b"k", b"v", None, 1, 1, headers) for o in offsets]
+
+    worker._read(("a", 0), records(0, 5, 6, 7))
+    worker._read(("a", 1), records(1, 0))
+    assert worker.read_ahead == 4
+    worker._read(("a", 0), records(0, 6, 7))  # from 6 again
+    assert worker.read_ahead == 3
+    waiting = [ticket.item[0] for ticket in iter(worker._scheduler.take, None)]
+    assert sorted((r.partition, r.offset) for r in waiting) == [(0, 6), (0, 7), (1, 0)]
+    assert worker._read_ahead.held(("a", 0))[0] == 2
