@@ -187,17 +187,23 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         """Read ahead while there is room; each record is started by the scheduler on its own task."""
         consumer = self._consumer
         assert consumer is not None
+        polled = time.monotonic()
         while not self._stop.requested.is_set():
             timeout_ms = 100
             if not self._pace(consumer):
-                # The read-ahead is full: wait for records to start, then poll once, fetching
-                # nothing, so that the group goes on seeing this worker alive.
-                self._room.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_PAUSED_POLL_S):
-                        await self._room.wait()
+                # The read-ahead is full: wait for records to start (each settle wakes this);
+                # at least every _PAUSED_POLL_S poll once, fetching nothing, so that the group
+                # goes on seeing this worker alive.
+                left = _PAUSED_POLL_S - (time.monotonic() - polled)
+                if left > 0:
+                    self._room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(left):
+                            await self._room.wait()
+                    continue
                 timeout_ms = 0
             batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=self._read_ahead.room())
+            polled = time.monotonic()
             for tp, records in batches.items():
                 self._read((tp.topic, tp.partition), records)
             self._start_waiting()
