@@ -15,9 +15,9 @@ is free the worker asks :meth:`FairScheduler.take` what to start:
   and a lane's records start in the order they were read, whatever their tenants, so per-key
   order holds. Only the first waiting record of an idle lane can start; other keys overtake it.
 
-:class:`ReadAhead` bounds what is read but not started (records and bytes) and
-says which partitions to pause so that the consumer stops fetching while the buffer is full.
-A flood is overtaken only as far as it was read ahead: records behind an unread backlog wait.
+:class:`ReadAhead` bounds what is read but not started (records and bytes) and says which
+partitions to pause so that the consumer stops fetching while the buffer is full. A flood is
+overtaken only as far as it was read ahead: records behind an unread backlog wait.
 
 Both are pure decisions, no I/O and no clock; the worker in :mod:`streams.runtime.stage_worker`
 holds one of each and keeps the commit order (records are tracked when they are read, so the
