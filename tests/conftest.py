@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from streams.config import Settings, load_settings
 from streams.contracts.schemas import SchemaStore
 from streams.kafka.broker import LocalBroker
 from streams.kafka.connection import Cluster, KafkaSecurity
+from streams.kafka.principals import stage_principal
 from tests.phoenix import Phoenix, start_phoenix, stop_phoenix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +69,48 @@ def bootstrap(broker_settings: Settings, local_broker: LocalBroker | None) -> st
     return state.bootstrap
 
 
+# The stages the secured broker has SCRAM users for: the demo pipeline's, and names for tests.
+SECURED_STAGES = ("stamp", "finish", "reader", "writer", "other")
+
+
+@dataclass(frozen=True)
+class SecuredBroker:
+    """A second local broker, secured (SASL_SSL, SCRAM-SHA-512, StandardAuthorizer, no ACLs
+    yet: only ``podium``, a super user, may do anything until ACLs are made)."""
+
+    broker: LocalBroker
+    #: Its own PODIUM_HOME and port (KAFKA_BOOTSTRAP_SERVERS unset: a Project from these
+    #: settings reaches it as podium by itself).
+    settings: Settings
+    #: As ``podium``, the super user.
+    cluster: Cluster
+
+    def cluster_for(self, stage_name: str) -> Cluster:
+        """As the stage's principal (``stage-<name>``; one of :data:`SECURED_STAGES`)."""
+        return Cluster(self.cluster.bootstrap, self.broker.client_security(stage_principal(stage_name)))
+
+
+@pytest.fixture(scope="session")
+async def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SecuredBroker]:
+    """The project's real broker started with ``--security sasl_ssl`` in a home of its own, once
+    per session (its CA, certificate and users are made by the project, as on a fresh machine)."""
+    home = tmp_path_factory.mktemp("podium-secured-home")
+    settings = load_settings(
+        PODIUM_HOME=str(home),
+        PODIUM_BROKER_PORT=_free_port(),
+        PODIUM_BROKER_HEAP="512m",
+        PODIUM_SCHEMAS=str(REPO / "schemas"),
+        PODIUM_TOPICS=str(REPO / "topics.yaml"),
+    ).model_copy(update={"bootstrap_servers": None})
+    broker = LocalBroker(settings)
+    users = [stage_principal(name) for name in SECURED_STAGES]
+    await broker.start(timeout_s=120, security="sasl_ssl", users=users)
+    try:
+        yield SecuredBroker(broker, settings, broker.cluster())
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster(broker_settings: Settings, bootstrap: str) -> Cluster:
     """The session's cluster as podium reaches it (with the KAFKA_SECURITY_* settings when the
@@ -104,7 +148,7 @@ LAST = ("tests/agents/kb/test_crash.py",)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "bootstrap" in getattr(item, "fixturenames", ()):
+        if {"bootstrap", "secured_broker"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
     items.sort(key=lambda item: item.nodeid.startswith(LAST))  # stable: the rest keep their order
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -16,13 +17,28 @@ from streams.cli.base import (
     load_project,
     run_async,
 )
+from streams.kafka.broker_security import SecurityMode
 
 broker_app = typer.Typer(help="The local Apache Kafka broker (KRaft, one node).", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 
 
+class Security(StrEnum):
+    plaintext = "plaintext"
+    sasl_ssl = "sasl_ssl"
+
+
 @broker_app.command("start")
-def broker_start() -> None:
+def broker_start(
+    security: Annotated[
+        Security | None,
+        typer.Option(
+            "--security",
+            help="plaintext, or sasl_ssl: TLS with a CA of its own, a SCRAM-SHA-512 user for podium "
+            "and each stage, ACLs enforced. Default: the mode of the last start (plaintext at first).",
+        ),
+    ] = None,
+) -> None:
     """Fetch (once), format (once) and start the local broker; returns when it answers."""
     project = load_project()
     if project.settings.bootstrap_servers:
@@ -30,11 +46,19 @@ def broker_start() -> None:
             f"KAFKA_BOOTSTRAP_SERVERS is set ({project.settings.bootstrap_servers}): no local broker needed"
         )
         return
-    state = run_async(lambda: project.broker.start(echo=console.print))
+    mode: SecurityMode | None = None if security is None else security.value
+    state = run_async(lambda: project.start_broker(mode, echo=console.print))
     console.print(
         f"Kafka {state.version} is up at [bold]{state.bootstrap}[/] "
         f"(pid {state.pid}, data {project.broker.data_dir})"
     )
+    if state.security == "sasl_ssl":
+        material = project.broker.security
+        console.print(
+            f"secured: SASL_SSL, SCRAM-SHA-512, ACLs enforced; CA {material.ca_file}; "
+            f"{len(state.scram_users)} users (podium is the super user; passwords in "
+            f"{material.users_file}). podium's commands reach it as podium with nothing to set."
+        )
 
 
 @broker_app.command("fetch")
@@ -86,9 +110,15 @@ def broker_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
             "version": state.version if state else settings.kafka_version,
             "data_dir": str(project.broker.data_dir),
             "pid": live.pid if live else None,
+            "security": state.security if state else "plaintext",
         }
+        if state is not None and state.security == "sasl_ssl":
+            # Names and paths only: the passwords stay in users.json.
+            info["ca_file"] = str(project.broker.security.ca_file)
+            info["users"] = state.scram_users
     if info.get("mode") == "external" or info.get("running"):
-        info["topics"] = run_async(lambda: wait_for_metadata(str(info["bootstrap"]), 10))
+        cluster = guard(project.cluster)
+        info["topics"] = run_async(lambda: wait_for_metadata(cluster, 10))
     if as_json:
         console.print_json(json.dumps(info))
         return

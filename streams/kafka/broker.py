@@ -2,14 +2,22 @@
 
 Lifecycle: ``fetch`` (cached per version under ``PODIUM_CACHE_DIR``) -> ``format`` (once per
 data directory) -> ``start`` (returns when the broker answers a metadata request) -> ``stop``.
-State (ports, pid, version, cluster id) lives in ``<PODIUM_HOME>/broker/state.json`` so that a
-restart reuses the same ports and data: topics survive restarts, which replay depends on.
+State (ports, pid, version, cluster id, security mode) lives in ``<PODIUM_HOME>/broker/state.json``
+so that a restart reuses the same ports, data and mode: topics survive restarts, which replay
+depends on.
+
+Plaintext is the default. ``security="sasl_ssl"`` starts it with one SASL_SSL listener
+(SCRAM-SHA-512 users, TLS with a CA of its own, ACLs enforced by KRaft's StandardAuthorizer);
+the material is made once per home (:mod:`streams.kafka.broker_security`), and
+:meth:`LocalBroker.client_security` is how a client reaches it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -18,15 +26,18 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from streams.config import SUPPORTED_KAFKA_VERSIONS, Settings
-from streams.errors import BrokerError, ToolMissing
+from streams.errors import BrokerError, ConfigError, ToolMissing
+from streams.kafka.broker_security import SECURITY_MODES, BrokerSecurity, SecurityMode
+from streams.kafka.connection import PLAINTEXT, Cluster, KafkaSecurity
+from streams.kafka.principals import PODIUM
 
 __all__ = ["CLUSTER_SETTINGS", "BrokerState", "LocalBroker", "server_properties", "wait_for_metadata"]
 
@@ -83,8 +94,11 @@ CLUSTER_SETTINGS = {
 }
 
 
-def server_properties(state: BrokerState, data_dir: Path) -> dict[str, str]:
-    return {
+def server_properties(
+    state: BrokerState, data_dir: Path, security: BrokerSecurity | None = None
+) -> dict[str, str]:
+    """The broker's settings; ``security`` (for a ``sasl_ssl`` state) replaces the listeners."""
+    properties = {
         **CLUSTER_SETTINGS,
         "controller.quorum.voters": f"1@127.0.0.1:{state.controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{state.port},CONTROLLER://127.0.0.1:{state.controller_port}",
@@ -92,6 +106,11 @@ def server_properties(state: BrokerState, data_dir: Path) -> dict[str, str]:
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(data_dir),
     }
+    if state.security == "sasl_ssl":
+        if security is None:
+            raise ValueError("a sasl_ssl broker needs its security material")
+        properties.update(security.server_properties(state.port, state.controller_port))
+    return properties
 
 
 def _major(version: str) -> int:
@@ -110,6 +129,16 @@ def _logging_deps(version: str) -> list[tuple[str, str, str]]:
         ("org.apache.logging.log4j", "log4j-core", "2.24.3"),
         ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.24.3"),
     ]
+
+
+def _random_cluster_id() -> str:
+    """What ``kafka-storage random-uuid`` prints, without starting a JVM for it: 16 random bytes
+    in URL-safe base64 without padding (Kafka's Uuid), never starting with '-' (Kafka refuses
+    those as command-line arguments)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _port_free(port: int) -> bool:
@@ -149,6 +178,10 @@ class BrokerState:
     port: int
     controller_port: int
     pid: int | None = None
+    #: How clients reach it: "plaintext" or "sasl_ssl" (older state files have no such key).
+    security: str = "plaintext"
+    #: The SCRAM users the data directory was formatted with (names only, never a password).
+    scram_users: list[str] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -156,9 +189,12 @@ class BrokerState:
 
 
 async def wait_for_metadata(
-    bootstrap: str, timeout_s: float, alive: Callable[[], bool] = lambda: True
+    cluster: Cluster | str, timeout_s: float, alive: Callable[[], bool] = lambda: True
 ) -> list[str]:
     """Return the topic names once the cluster answers a metadata request."""
+    if isinstance(cluster, str):
+        cluster = Cluster(cluster)
+    bootstrap = cluster.bootstrap
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     host, _, port = bootstrap.split(",")[0].rpartition(":")
@@ -173,7 +209,7 @@ async def wait_for_metadata(
             last = exc
             await asyncio.sleep(0.3)
             continue
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = cluster.admin(request_timeout_ms=3000)
         try:
             await admin.start()
             topics: list[str] = await admin.list_topics()
@@ -195,6 +231,7 @@ class LocalBroker:
         self.log_dir = self.dir / "logs"
         self.state_file = self.dir / "state.json"
         self.libs = settings.cache_dir / f"kafka-{self.version}" / "libs"
+        self.security = BrokerSecurity(self.dir, self.java)
         # Held so the child is reaped by stop() in this process (and not reported as leaked).
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -266,11 +303,17 @@ class LocalBroker:
     # -- state --------------------------------------------------------------------------
     def state(self) -> BrokerState | None:
         try:
-            return BrokerState(**json.loads(self.state_file.read_text()))
+            state = BrokerState(**json.loads(self.state_file.read_text()))
         except FileNotFoundError:
             return None
         except (ValueError, TypeError) as exc:
             raise BrokerError(f"{self.state_file} is damaged ({exc}); remove it and start again") from exc
+        if state.security not in SECURITY_MODES:
+            raise BrokerError(
+                f"{self.state_file}: unknown security mode {state.security!r} "
+                f"(known: {', '.join(SECURITY_MODES)})"
+            )
+        return state
 
     def _save(self, state: BrokerState) -> None:
         self._mkdir(self.dir)
@@ -288,16 +331,21 @@ class LocalBroker:
         return None
 
     # -- start / stop -------------------------------------------------------------------
-    def _java_cmd(self, *args: str) -> list[str]:
+    def _java_cmd(self, *args: str, tool: bool = False) -> list[str]:
         if _major(self.version) < 4:
             log_opt = f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}"
         else:
             log_opt = f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}"
+        # A tool runs for a second: the client compiler alone and the serial collector start
+        # it in half the time on a busy machine; the broker gets the long-running settings.
+        memory = (
+            ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+            if tool
+            else [f"-Xmx{self.settings.broker_heap}", "-Xms128m", "-XX:+UseG1GC"]
+        )
         return [
             self.java(),
-            f"-Xmx{self.settings.broker_heap}",
-            "-Xms128m",
-            "-XX:+UseG1GC",
+            *memory,
             "-Djava.awt.headless=true",
             log_opt,
             "-cp",
@@ -311,9 +359,13 @@ class LocalBroker:
         log = self.log_dir / "server.log"
         (self.dir / "log4j.properties").write_text(_LOG4J1.format(log=log))
         (self.dir / "log4j2.properties").write_text(_LOG4J2.format(log=log))
-        props = server_properties(state, self.data_dir)
+        props = server_properties(state, self.data_dir, self.security)
         path = self.dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # A secured broker's properties hold the keystore's and its own SASL password: 0600.
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
 
     def _choose_ports(self, previous: BrokerState | None) -> tuple[int, int]:
@@ -328,7 +380,7 @@ class LocalBroker:
         wanted = previous.port if previous else self.settings.broker_port
         return None if port == wanted else f"port {wanted} is taken; the broker moves to {port}"
 
-    def _check_data_dir(self, previous: BrokerState | None) -> None:
+    def _check_data_dir(self, previous: BrokerState | None, mode: SecurityMode) -> None:
         meta = self.data_dir / "meta.properties"
         if not meta.exists():
             return
@@ -343,26 +395,101 @@ class LocalBroker:
                 f"{self.version}; run with PODIUM_KAFKA_VERSION={previous.version} "
                 "or `podium broker reset` to delete the data"
             )
+        if mode == "sasl_ssl" and PODIUM not in previous.scram_users:
+            # KRaft takes SCRAM users at format time only (before any listener needs them).
+            raise BrokerError(
+                f"{self.data_dir} was made by a plaintext broker and has no SCRAM users, so a "
+                "secured broker could not let anyone in: `podium broker reset --yes` deletes its "
+                "topics, then `podium broker start --security sasl_ssl` makes it secured; or keep "
+                "it plaintext with `podium broker start --security plaintext`"
+            )
+        if mode == "sasl_ssl" and not self.security.exists():
+            raise BrokerError(
+                f"{self.data_dir} was made secured but {self.security.dir} is missing its users or "
+                "certificates: restore that directory, or `podium broker reset --yes` to start anew"
+            )
 
-    async def start(self, timeout_s: float = 90.0, echo: Callable[[str], None] = print) -> BrokerState:
+    def recorded_security(self) -> SecurityMode:
+        """The mode of the last start ("plaintext" for a new home): a start without one keeps it."""
+        state = self.state()
+        return "sasl_ssl" if state is not None and state.security == "sasl_ssl" else "plaintext"
+
+    def client_security(self, principal: str = PODIUM) -> KafkaSecurity:
+        """How ``principal`` (a SCRAM user: ``podium``, or a stage's, see
+        :func:`~streams.kafka.principals.stage_principal`) reaches this broker; PLAINTEXT when it
+        is not secured."""
+        if self.recorded_security() == "plaintext":
+            return PLAINTEXT
+        return self.security.client_security(principal)
+
+    def cluster(self, principal: str = PODIUM) -> Cluster:
+        """The running broker as ``principal`` reaches it."""
+        state = self.running()
+        if state is None:
+            raise BrokerError(
+                "the local broker is not running: start it with `podium broker start`, "
+                "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
+            )
+        return Cluster(state.bootstrap, self.client_security(principal))
+
+    async def start(
+        self,
+        timeout_s: float = 90.0,
+        echo: Callable[[str], None] = print,
+        security: SecurityMode | None = None,
+        users: Sequence[str] = (),
+    ) -> BrokerState:
+        """Start (or find running) the broker; returns when it answers a metadata request.
+
+        ``security`` None keeps the mode of the last start (plaintext for a new home);
+        ``users`` are the SCRAM users a secured broker has besides ``podium`` (the stages')."""
+        mode: SecurityMode = security or self.recorded_security()
+        if security is not None and security not in SECURITY_MODES:
+            raise ConfigError(f"unknown broker security {security!r} (known: {', '.join(SECURITY_MODES)})")
         if (live := self.running()) is not None:
-            await wait_for_metadata(live.bootstrap, timeout_s)
+            if live.security != mode:
+                raise BrokerError(
+                    f"the local broker is running {live.security}: stop it (`podium broker stop`) "
+                    f"and start it again with --security {mode}"
+                )
+            self._note_missing_users(live, users, echo)
+            await wait_for_metadata(Cluster(live.bootstrap, self.client_security()), timeout_s)
             return live
         await asyncio.to_thread(self.fetch, echo)
         previous = self.state()
-        self._check_data_dir(previous)
+        self._check_data_dir(previous, mode)
         port, controller = self._choose_ports(previous)
         if (note := self._move_note(previous, port)) is not None:
             echo(note)
+        formatted = (self.data_dir / "meta.properties").exists()
         state = BrokerState(
             version=self.version,
-            cluster_id=previous.cluster_id if previous else await asyncio.to_thread(self._random_uuid),
+            cluster_id=previous.cluster_id if previous else _random_cluster_id(),
             port=port,
             controller_port=controller,
+            security=mode,
+            scram_users=list(previous.scram_users) if previous and formatted else [],
         )
+        if mode == "sasl_ssl":
+            self.security.ensure_users(users)
+        elif state.scram_users:
+            echo("note: plaintext: the broker's SCRAM users and ACLs are kept but not enforced")
         config = self._write_config(state)
-        if not (self.data_dir / "meta.properties").exists():
-            await asyncio.to_thread(self._run_tool, "format", "-t", state.cluster_id, "-c", str(config))
+        # keytool (the first secured start) and the formatter (the first start) are JVMs that
+        # take seconds each and need nothing of each other: run them side by side.
+        jobs: list[Awaitable[object]] = []
+        if mode == "sasl_ssl":
+            jobs.append(asyncio.to_thread(self.security.ensure_certificates))
+        if not formatted:
+            scram = self.security.scram_arguments() if mode == "sasl_ssl" else []
+            jobs.append(
+                asyncio.to_thread(self._run_tool, "format", "-t", state.cluster_id, "-c", str(config), *scram)
+            )
+        await asyncio.gather(*jobs)
+        if not formatted:
+            state.scram_users = self.security.users() if mode == "sasl_ssl" else []
+        if mode == "sasl_ssl":
+            self._note_missing_users(state, users, echo)
         stdout = (self.log_dir / "stdout.log").open("ab")
         # Popen returns at once: the broker is a long-lived child in its own session.
         process = subprocess.Popen(  # noqa: ASYNC220
@@ -376,7 +503,11 @@ class LocalBroker:
         state.pid = process.pid
         self._save(state)
         try:
-            await wait_for_metadata(state.bootstrap, timeout_s, alive=lambda: process.poll() is None)
+            await wait_for_metadata(
+                Cluster(state.bootstrap, self.client_security()),
+                timeout_s,
+                alive=lambda: process.poll() is None,
+            )
         except BrokerError as exc:
             self.stop()
             raise BrokerError(
@@ -384,21 +515,30 @@ class LocalBroker:
             ) from exc
         return state
 
-    def _random_uuid(self) -> str:
-        return self._run_tool("random-uuid").strip().splitlines()[-1]
+    def _note_missing_users(
+        self, state: BrokerState, users: Sequence[str], echo: Callable[[str], None]
+    ) -> None:
+        missing = sorted(set(users) - set(state.scram_users))
+        if missing:
+            echo(
+                f"note: the secured broker's data predates the users {', '.join(missing)}; they cannot "
+                "authenticate until it is made anew (`podium broker reset --yes`, then start it secured)"
+            )
 
     def _run_tool(self, *args: str) -> str:
         result = subprocess.run(
-            self._java_cmd("kafka.tools.StorageTool", *args),
+            self._java_cmd("kafka.tools.StorageTool", *args, tool=True),
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
         if result.returncode != 0:
-            raise BrokerError(
-                f"kafka StorageTool {args[0]} failed: {(result.stdout + result.stderr).strip()[-800:]}"
-            )
+            output = result.stdout + result.stderr
+            # A SCRAM user's salted password is as good as the password: never quote it back.
+            for secret in (v for k, v in itertools.pairwise(args) if k == "--add-scram"):
+                output = output.replace(secret, "--add-scram <redacted>")
+            raise BrokerError(f"kafka StorageTool {args[0]} failed: {output.strip()[-800:]}")
         return result.stdout
 
     def stop(self, timeout_s: float = 30.0) -> bool:

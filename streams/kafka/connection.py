@@ -8,6 +8,11 @@ every worker, table, reader, publisher, replay and the HTTP gateway uses it.
 
 The password and the key's password are :class:`~pydantic.SecretStr`: their repr is masked, and
 they are unwrapped only here, into the client's own options, never into a message.
+
+A client that cannot start because of its security (a wrong password, a plaintext client at a
+TLS listener, a CA that did not sign the broker's certificate) raises a
+:class:`~streams.errors.ConfigError` saying what to set (:mod:`streams.kafka.refusal`), instead
+of aiokafka's "Unable to bootstrap".
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 from pydantic import SecretStr
 
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.kafka.refusal import explain_refusal
 
 __all__ = ["PLAINTEXT", "Cluster", "KafkaSecurity", "Protocol", "SaslMechanism"]
 
@@ -157,13 +164,60 @@ class Cluster:
         return f"{self.bootstrap} ({self.security.describe()})"
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
-        return AIOKafkaProducer(**self._options(options))
+        return _Producer(self, **self._options(options))
 
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(*topics, **self._options(options))
+        return _Consumer(self, *topics, **self._options(options))
 
     def admin(self, **options: Any) -> AIOKafkaAdminClient:
-        return AIOKafkaAdminClient(**self._options(options))
+        return _Admin(self, **self._options(options))
 
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {"bootstrap_servers": self.bootstrap, **self.security.client_options(), **options}
+
+    async def explain(self, exc: KafkaConnectionError) -> None:
+        """Raise what is wrong with this client's security, if that is why ``exc`` happened."""
+        problem = await explain_refusal(self.bootstrap, self.security)
+        if problem is not None:
+            raise problem from exc
+
+
+# The clients Cluster makes: aiokafka's own, whose start() says what to set when the cluster
+# refuses this client's security, so every caller of start() gets the explanation.
+class _Producer(AIOKafkaProducer):  # type: ignore[misc]
+    def __init__(self, cluster: Cluster, **options: Any) -> None:
+        super().__init__(**options)
+        self._cluster = cluster
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KafkaConnectionError as exc:
+            await self._cluster.explain(exc)
+            raise
+
+
+class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
+    def __init__(self, cluster: Cluster, *topics: str, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self._cluster = cluster
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KafkaConnectionError as exc:
+            await self._cluster.explain(exc)
+            raise
+
+
+class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
+    def __init__(self, cluster: Cluster, **options: Any) -> None:
+        super().__init__(**options)
+        self._cluster = cluster
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KafkaConnectionError as exc:
+            await self._cluster.explain(exc)
+            raise

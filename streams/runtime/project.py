@@ -15,8 +15,10 @@ from streams.contracts.codec import Codec, ConfluentCodec, SingleObjectCodec
 from streams.contracts.registry import SchemaRegistryClient
 from streams.contracts.schemas import SchemaStore
 from streams.errors import BrokerError, ConfigError
-from streams.kafka.broker import LocalBroker
+from streams.kafka.broker import BrokerState, LocalBroker
+from streams.kafka.broker_security import SecurityMode
 from streams.kafka.connection import Cluster, KafkaSecurity
+from streams.kafka.principals import PODIUM, stage_principal
 from streams.runtime.pipeline import Build, Pipelines, load_sections
 from streams.runtime.stage import Stage
 
@@ -47,9 +49,12 @@ class Project:
     def broker(self) -> LocalBroker:
         return LocalBroker(self.settings)
 
-    def cluster(self) -> Cluster:
-        """The configured cluster with its security settings, else the running local broker; a
-        clear error otherwise. Every Kafka client of a command is made from it."""
+    def cluster(self, principal: str = PODIUM) -> Cluster:
+        """The configured cluster with its security settings, else the running local broker as
+        ``principal`` reaches it (secured or not: nothing to set); a clear error otherwise. Every
+        Kafka client of a command is made from it. ``principal`` names a user of the local broker
+        only (``podium``, or :func:`~streams.kafka.principals.stage_principal`); a configured
+        cluster is reached as ``KAFKA_SASL_USERNAME``."""
         if self.settings.bootstrap_servers:
             return Cluster(self.settings.bootstrap_servers, KafkaSecurity.from_settings(self.settings))
         state = self.broker.running()
@@ -58,7 +63,24 @@ class Project:
                 "no Kafka to talk to: start the local broker with `podium broker start`, "
                 "or set KAFKA_BOOTSTRAP_SERVERS to an existing cluster"
             )
-        return Cluster(state.bootstrap)
+        return Cluster(state.bootstrap, self.broker.client_security(principal))
+
+    def stage_principals(self) -> list[str]:
+        """The SCRAM user of every stage of the registered pipelines (builds them, once)."""
+        names = (stage.name for pipeline in self.pipelines.names() for stage in self.build(pipeline))
+        return [stage_principal(name) for name in dict.fromkeys(names)]
+
+    async def start_broker(
+        self,
+        security: SecurityMode | None = None,
+        echo: Callable[[str], None] = print,
+        timeout_s: float = 90.0,
+    ) -> BrokerState:
+        """Start the local broker; a secured one (``security``, else the mode of its last start)
+        gets a SCRAM user for every stage of the registered pipelines."""
+        mode = security or self.broker.recorded_security()
+        users = self.stage_principals() if mode == "sasl_ssl" else []
+        return await self.broker.start(timeout_s=timeout_s, echo=echo, security=mode, users=users)
 
     def with_models(self, provider: str) -> Project:
         """The project with the models of a registered ``--provider`` setup."""

@@ -140,7 +140,7 @@ async def ensure_broker(project: Project, echo: Callable[[str], None]) -> bool:
         return False
     echo(f"starting Apache Kafka {project.settings.kafka_version} (KRaft, local) ...")
     t0 = time.perf_counter()
-    state = await project.broker.start(echo=echo)
+    state = await project.start_broker(echo=echo)
     echo(f"  broker answers at {state.bootstrap} after {time.perf_counter() - t0:.1f}s")
     return True
 

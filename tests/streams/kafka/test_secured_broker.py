@@ -1,0 +1,77 @@
+"""`podium broker start --security sasl_ssl`: the real broker, TLS + SCRAM-SHA-512 + ACLs."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+
+import pytest
+from aiokafka.admin import NewTopic
+from aiokafka.errors import KafkaError
+
+from streams.runtime.project import Project
+from tests.conftest import SecuredBroker
+
+
+async def _create(secured: SecuredBroker, topic: str) -> None:
+    admin = secured.cluster.admin()
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+
+
+async def test_podium_publishes_and_consumes_a_record_through_tls_and_scram(
+    secured_broker: SecuredBroker, unique: str
+) -> None:
+    topic = f"{unique}.secured"
+    await _create(secured_broker, topic)
+    # The project finds the secured broker and its credentials by itself: nothing is set.
+    cluster = Project(secured_broker.settings).cluster()
+    assert cluster.security.protocol == "SASL_SSL" and cluster.security.sasl_username == "podium"
+    producer = cluster.producer()
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"over tls", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = cluster.consumer(topic, group_id=f"{unique}-g", auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    assert (record.key, record.value) == (b"k", b"over tls")
+
+
+async def test_a_stage_user_without_acls_is_refused_the_authorizer_is_on(
+    secured_broker: SecuredBroker, unique: str
+) -> None:
+    topic = f"{unique}.guarded"
+    await _create(secured_broker, topic)
+    producer = secured_broker.cluster_for("writer").producer(request_timeout_ms=10_000)
+    await producer.start()  # authenticated: stage-writer is a user
+    try:
+        with pytest.raises(KafkaError) as refused:
+            await producer.send_and_wait(topic, b"no acl")
+    finally:
+        await producer.stop()
+    assert "Authorization" in type(refused.value).__name__
+
+
+def test_the_material_is_private_and_made_once_per_home(secured_broker: SecuredBroker) -> None:
+    material = secured_broker.broker.security
+    assert stat.S_IMODE(material.dir.stat().st_mode) == 0o700
+    files = sorted(p.name for p in material.dir.iterdir())
+    assert files == ["broker.p12", "ca.p12", "ca.pem", "users.json"]
+    for path in material.dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((secured_broker.broker.dir / "server.properties").stat().st_mode) == 0o600
+    before = {p.name: p.read_bytes() for p in material.dir.iterdir()}
+    # A second start finds everything: no keytool run, no new password.
+    assert material.ensure(["stage-stamp"]) == []
+    assert {p.name: p.read_bytes() for p in material.dir.iterdir()} == before
+    state = secured_broker.broker.state()
+    assert state is not None and state.security == "sasl_ssl"
+    assert {"podium", "broker", "stage-stamp", "stage-writer"} <= set(state.scram_users)
