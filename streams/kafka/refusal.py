@@ -61,8 +61,8 @@ async def explain_refusal(bootstrap: str, security: KafkaSecurity) -> PodiumErro
         conn = await create_conn(host, port, request_timeout_ms=int(_TIMEOUT_S * 1000), **options)
     except SaslAuthenticationFailed:
         return ConfigError(
-            f"authentication failed for user {security.sasl_username} with {security.sasl_mechanism} "
-            f"at {bootstrap}: check KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM)"
+            f"authentication failed for user {security.sasl_username} with {security.sasl_mechanism}: "
+            f"check KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM) for {bootstrap}"
         )
     except UnsupportedSaslMechanismError as exc:
         return ConfigError(f"{where}: {exc}; set KAFKA_SASL_MECHANISM to one the cluster enables")
@@ -78,18 +78,34 @@ async def explain_refusal(bootstrap: str, security: KafkaSecurity) -> PodiumErro
             f"({exc.verify_message}): set KAFKA_SSL_CA_LOCATION to the PEM file of the CA that "
             f"signed it {_LOCAL_HINT}"
         )
-    except ssl.SSLError as exc:
-        return ConfigError(
-            f"{where}: the TLS handshake failed ({exc.reason or exc}): the listener does not speak "
-            "TLS? use KAFKA_SECURITY_PROTOCOL=PLAINTEXT or SASL_PLAINTEXT for a plaintext listener"
-        )
     except (KafkaError, OSError, TimeoutError):
-        if not security.tls and await _speaks_tls(host, port):
+        # ssl.SSLError is an OSError too: a plaintext listener resets or garbles the handshake.
+        if not await _accepts(host, port):
+            return None  # nothing listens: the broker is down, not a security mistake
+        tls = await _speaks_tls(host, port)
+        if tls and not security.tls:
             return ConfigError(
                 f"{bootstrap} speaks TLS but this client connects with "
                 f"KAFKA_SECURITY_PROTOCOL={security.protocol}: set KAFKA_SECURITY_PROTOCOL=SASL_SSL "
                 f"(or SSL) and KAFKA_SSL_CA_LOCATION to the CA that signed its certificate {_LOCAL_HINT}"
             )
+        if security.tls and not tls:
+            return ConfigError(
+                f"{where}: the TLS handshake failed: {bootstrap} does not speak TLS; "
+                "use KAFKA_SECURITY_PROTOCOL=PLAINTEXT (or SASL_PLAINTEXT) for a plaintext listener"
+            )
         return None
     conn.close()
     return None
+
+
+async def _accepts(host: str, port: int) -> bool:
+    try:
+        async with asyncio.timeout(_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
