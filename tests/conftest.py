@@ -86,8 +86,13 @@ class SecuredBroker:
     cluster: Cluster
 
     def cluster_for(self, stage_name: str) -> Cluster:
-        """As the stage's principal (``stage-<name>``; one of :data:`SECURED_STAGES`)."""
+        """As the stage's principal (``stage-<name>``): one of :data:`SECURED_STAGES`, or of
+        :meth:`add_stages` before."""
         return Cluster(self.cluster.bootstrap, self.broker.client_security(stage_principal(stage_name)))
+
+    async def add_stages(self, *stage_names: str) -> None:
+        """Give these stages SCRAM users on the running broker (those it lacks; idempotent)."""
+        await self.broker.add_users([stage_principal(name) for name in stage_names])
 
 
 @pytest.fixture(scope="session")

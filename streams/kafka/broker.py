@@ -38,6 +38,7 @@ from streams.errors import BrokerError, ConfigError, ToolMissing
 from streams.kafka.broker_security import SECURITY_MODES, BrokerSecurity, SecurityMode
 from streams.kafka.connection import PLAINTEXT, Cluster, KafkaSecurity
 from streams.kafka.principals import PODIUM
+from streams.kafka.scram import upsert_scram_users
 
 __all__ = ["CLUSTER_SETTINGS", "BrokerState", "LocalBroker", "server_properties", "wait_for_metadata"]
 
@@ -380,7 +381,7 @@ class LocalBroker:
         wanted = previous.port if previous else self.settings.broker_port
         return None if port == wanted else f"port {wanted} is taken; the broker moves to {port}"
 
-    def _check_data_dir(self, previous: BrokerState | None, mode: SecurityMode) -> None:
+    def _check_data_dir(self, previous: BrokerState | None, mode: SecurityMode = "plaintext") -> None:
         meta = self.data_dir / "meta.properties"
         if not meta.exists():
             return
@@ -452,9 +453,10 @@ class LocalBroker:
                     f"the local broker is running {live.security}: stop it (`podium broker stop`) "
                     f"and start it again with --security {mode}"
                 )
-            self._note_missing_users(live, users, echo)
             await wait_for_metadata(Cluster(live.bootstrap, self.client_security()), timeout_s)
-            return live
+            if mode == "sasl_ssl":
+                await self._add_users(users, echo)
+            return self.running() or live
         await asyncio.to_thread(self.fetch, echo)
         previous = self.state()
         self._check_data_dir(previous, mode)
@@ -488,8 +490,6 @@ class LocalBroker:
         await asyncio.gather(*jobs)
         if not formatted:
             state.scram_users = self.security.users() if mode == "sasl_ssl" else []
-        if mode == "sasl_ssl":
-            self._note_missing_users(state, users, echo)
         stdout = (self.log_dir / "stdout.log").open("ab")
         # Popen returns at once: the broker is a long-lived child in its own session.
         process = subprocess.Popen(  # noqa: ASYNC220
@@ -513,17 +513,52 @@ class LocalBroker:
             raise BrokerError(
                 f"{exc}\nlast lines of {self.log_dir / 'server.log'}:\n{self.tail(20)}"
             ) from exc
-        return state
+        except ConfigError:
+            self.stop()  # refused podium's own credentials: users.json is not the data's
+            raise
+        if mode == "sasl_ssl":
+            await self._add_users(users, echo)
+        return self.running() or state
 
-    def _note_missing_users(
-        self, state: BrokerState, users: Sequence[str], echo: Callable[[str], None]
-    ) -> None:
-        missing = sorted(set(users) - set(state.scram_users))
-        if missing:
-            echo(
-                f"note: the secured broker's data predates the users {', '.join(missing)}; they cannot "
-                "authenticate until it is made anew (`podium broker reset --yes`, then start it secured)"
+    async def add_users(self, users: Sequence[str]) -> list[str]:
+        """Give the running secured broker the SCRAM users it lacks; returns those it got.
+
+        A user made after the data directory was formatted (a stage registered since) is
+        created on the running cluster, as podium (:func:`~streams.kafka.scram.upsert_scram_users`)."""
+        state = self.running()
+        if state is None or state.security != "sasl_ssl":
+            raise BrokerError(
+                "SCRAM users are made on a running secured broker: "
+                "start it with `podium broker start --security sasl_ssl`"
             )
+        self.security.ensure_users(users)
+        missing = [u for u in self.security.users() if u not in state.scram_users]
+        if not missing:
+            return []
+        cluster = Cluster(state.bootstrap, self.client_security())
+        await upsert_scram_users(cluster, self.security.passwords(missing))
+        # The broker applies the new credentials from the metadata log a moment later.
+        await self._until_authenticated(Cluster(state.bootstrap, self.client_security(missing[-1])))
+        state.scram_users = sorted({*state.scram_users, *missing})
+        self._save(state)
+        return missing
+
+    async def _add_users(self, users: Sequence[str], echo: Callable[[str], None]) -> None:
+        added = await self.add_users(users)
+        if added:
+            echo(f"SCRAM users made on the running broker: {', '.join(added)}")
+
+    @staticmethod
+    async def _until_authenticated(cluster: Cluster, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                await wait_for_metadata(cluster, 5)
+                return
+            except ConfigError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
 
     def _run_tool(self, *args: str) -> str:
         result = subprocess.run(

@@ -20,7 +20,6 @@ module only in the broker's ``server.properties`` (0600) and a client's
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -37,6 +36,7 @@ from pydantic import SecretStr
 from streams.errors import BrokerError, ConfigError, ToolMissing
 from streams.kafka.connection import KafkaSecurity, SaslMechanism
 from streams.kafka.principals import PODIUM, kafka_principal
+from streams.kafka.scram import ITERATIONS, salted_password
 
 __all__ = [
     "BROKER_USER",
@@ -52,8 +52,6 @@ SECURITY_MODES: tuple[str, ...] = get_args(SecurityMode)
 MECHANISM: SaslMechanism = "SCRAM-SHA-512"
 #: The broker's own principal: inter-broker traffic and broker -> controller requests.
 BROKER_USER = "broker"
-# Kafka's minimum for SCRAM-SHA-512 is 4096; 8192 is what its own tools use by default.
-_ITERATIONS = 8192
 # keytool is a JVM: the client compiler alone and the serial collector halve each run's start.
 _KEYTOOL_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC", "-J-Xshare:auto")
 _DAYS = "3650"
@@ -115,6 +113,10 @@ class BrokerSecurity:
 
     def users(self) -> list[str]:
         return sorted(self._secrets().users)
+
+    def passwords(self, users: Iterable[str]) -> dict[str, SecretStr]:
+        found = self._secrets().users
+        return {user: found[user] for user in users}
 
     def client_security(self, user: str = PODIUM) -> KafkaSecurity:
         """How ``user`` reaches the secured local broker: SASL_SSL, SCRAM-SHA-512, our CA."""
@@ -240,11 +242,11 @@ class BrokerSecurity:
         arguments: list[str] = []
         for name, password in sorted(self._secrets().users.items()):
             salt = secrets.token_bytes(24)
-            salted = hashlib.pbkdf2_hmac("sha512", password.get_secret_value().encode(), salt, _ITERATIONS)
+            salted = salted_password(password, salt)
             b64 = base64.b64encode
             arguments += [
                 "--add-scram",
-                f"{MECHANISM}=[name={name},iterations={_ITERATIONS},"
+                f"{MECHANISM}=[name={name},iterations={ITERATIONS},"
                 f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]',
             ]
         return arguments

@@ -87,3 +87,44 @@ def test_commands_without_a_broker_say_how_to_get_one(tmp_path: Path) -> None:
     result = podium("topics", "list", env={"PODIUM_HOME": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": ""})
     assert result.returncode == 2
     assert "podium broker start" in result.stderr and "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_a_plaintext_data_dir_cannot_start_secured_and_the_error_says_what_to_do(tmp_path: Path) -> None:
+    from streams.kafka.broker import BrokerState
+
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path)))
+    broker.data_dir.mkdir(parents=True)
+    (broker.data_dir / "meta.properties").write_text("version=1\n")
+    plaintext = BrokerState(broker.version, "id", 1, 2)
+    broker._check_data_dir(plaintext, "plaintext")
+    with pytest.raises(BrokerError) as refused:
+        broker._check_data_dir(plaintext, "sasl_ssl")
+    message = str(refused.value)
+    assert "made by a plaintext broker and has no SCRAM users" in message
+    assert "podium broker reset --yes" in message and "--security sasl_ssl" in message
+    assert "--security plaintext" in message
+    # Secured data whose users and certificates are gone: podium's passwords cannot be guessed.
+    secured = BrokerState(broker.version, "id", 1, 2, security="sasl_ssl", scram_users=["broker", "podium"])
+    with pytest.raises(BrokerError, match=r"security is missing its users or certificates.*reset --yes"):
+        broker._check_data_dir(secured, "sasl_ssl")
+    # Secured data started plaintext: it works (ACLs are simply not enforced).
+    broker._check_data_dir(secured, "plaintext")
+
+
+def test_a_new_home_is_plaintext_and_its_clients_need_no_credentials(tmp_path: Path) -> None:
+    from streams.kafka.connection import PLAINTEXT
+
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path)))
+    assert broker.recorded_security() == "plaintext"
+    assert broker.client_security("stage-anything") == PLAINTEXT
+    with pytest.raises(BrokerError, match="podium broker start"):
+        broker.cluster()
+
+
+def test_a_damaged_users_file_is_named_without_quoting_it(tmp_path: Path) -> None:
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path)))
+    broker.security.dir.mkdir(parents=True)
+    broker.security.users_file.write_text('{"users": {"podium": "planted-Half-written-pa55')
+    with pytest.raises(BrokerError) as damaged:
+        broker.security.client_security()
+    assert "users.json is damaged" in str(damaged.value) and "planted" not in str(damaged.value)

@@ -9,8 +9,10 @@ import pytest
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 
+from streams.errors import ConfigError
 from streams.runtime.project import Project
 from tests.conftest import SecuredBroker
+from tests.streams.running import podium
 
 
 async def _create(secured: SecuredBroker, topic: str) -> None:
@@ -75,3 +77,34 @@ def test_the_material_is_private_and_made_once_per_home(secured_broker: SecuredB
     state = secured_broker.broker.state()
     assert state is not None and state.security == "sasl_ssl"
     assert {"podium", "broker", "stage-stamp", "stage-writer"} <= set(state.scram_users)
+
+
+async def test_a_stage_added_after_the_broker_was_made_gets_a_user_that_authenticates(
+    secured_broker: SecuredBroker, unique: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"no user 'stage-{unique}'"):
+        secured_broker.cluster_for(unique)
+    await secured_broker.add_stages(unique)
+    await secured_broker.add_stages(unique)  # a second time: nothing to do
+    admin = secured_broker.cluster_for(unique).admin()
+    await admin.start()  # authenticated; what it may do is for ACLs to say
+    await admin.close()
+    state = secured_broker.broker.state()
+    assert state is not None and f"stage-{unique}" in state.scram_users
+
+
+def test_broker_start_secured_gives_every_registered_stage_a_user_and_refuses_a_mode_switch(
+    secured_broker: SecuredBroker,
+) -> None:
+    env = {"PODIUM_HOME": str(secured_broker.settings.home), "KAFKA_BOOTSTRAP_SERVERS": ""}
+    # The broker runs already: the command finds it and makes the users podium's stages lack.
+    result = podium("broker", "start", "--security", "sasl_ssl", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "secured: SASL_SSL, SCRAM-SHA-512, ACLs enforced" in result.stdout
+    state = secured_broker.broker.state()
+    assert state is not None
+    wanted = {"stage-classify", "stage-generate", "stage-screen", "stage-billing-agent"}
+    assert wanted <= set(state.scram_users)
+    switched = podium("broker", "start", "--security", "plaintext", env=env)
+    assert switched.returncode == 2
+    assert "running sasl_ssl" in switched.stderr and "podium broker stop" in switched.stderr
