@@ -404,10 +404,11 @@ class LocalBroker:
                 "topics, then `podium broker start --security sasl_ssl` makes it secured; or keep "
                 "it plaintext with `podium broker start --security plaintext`"
             )
-        if mode == "sasl_ssl" and not self.security.exists():
+        if mode == "sasl_ssl" and not self.security.users_file.exists():
+            # Certificates can be made again; the users' passwords are in the data's metadata.
             raise BrokerError(
-                f"{self.data_dir} was made secured but {self.security.dir} is missing its users or "
-                "certificates: restore that directory, or `podium broker reset --yes` to start anew"
+                f"{self.data_dir} was made secured but {self.security.users_file} is missing: "
+                "restore it, or `podium broker reset --yes` to start anew"
             )
 
     def recorded_security(self) -> SecurityMode:
@@ -448,17 +449,28 @@ class LocalBroker:
         if security is not None and security not in SECURITY_MODES:
             raise ConfigError(f"unknown broker security {security!r} (known: {', '.join(SECURITY_MODES)})")
         if (live := self.running()) is not None:
-            if live.security != mode:
+            if live.security == mode:
+                await wait_for_metadata(Cluster(live.bootstrap, self.client_security()), timeout_s)
+                if mode == "sasl_ssl":
+                    await self._add_users(users, echo)
+                return self.running() or live
+            if mode == "plaintext":
                 raise BrokerError(
                     f"the local broker is running {live.security}: stop it (`podium broker stop`) "
                     f"and start it again with --security {mode}"
                 )
-            await wait_for_metadata(Cluster(live.bootstrap, self.client_security()), timeout_s)
-            if mode == "sasl_ssl":
-                await self._add_users(users, echo)
-            return self.running() or live
+            await self._secure_plaintext_data(live, users, echo)
         await asyncio.to_thread(self.fetch, echo)
         previous = self.state()
+        if (
+            mode == "sasl_ssl"
+            and previous is not None
+            and PODIUM not in previous.scram_users
+            and (self.data_dir / "meta.properties").exists()
+        ):
+            # Plaintext data: its topics are kept, its users made over plaintext first.
+            await self._secure_plaintext_data(await self.start(timeout_s, echo, "plaintext"), users, echo)
+            previous = self.state()
         self._check_data_dir(previous, mode)
         port, controller = self._choose_ports(previous)
         if (note := self._move_note(previous, port)) is not None:
@@ -542,6 +554,21 @@ class LocalBroker:
         state.scram_users = sorted({*state.scram_users, *missing})
         self._save(state)
         return missing
+
+    async def _secure_plaintext_data(
+        self, live: BrokerState, users: Sequence[str], echo: Callable[[str], None]
+    ) -> None:
+        """Make the SCRAM users in a running plaintext broker's data, then stop it: it starts
+        secured next with its topics and offsets (KRaft keeps the users in the metadata log,
+        which a plaintext broker writes like any other)."""
+        echo("the broker's data is plaintext: making its SCRAM users over plaintext, once ...")
+        self.security.ensure_users(users)
+        names = self.security.users()
+        await upsert_scram_users(Cluster(live.bootstrap), self.security.passwords(names))
+        live.scram_users = names
+        self._save(live)
+        echo("stopping it to start it secured")
+        await asyncio.to_thread(self.stop)
 
     async def _add_users(self, users: Sequence[str], echo: Callable[[str], None]) -> None:
         added = await self.add_users(users)

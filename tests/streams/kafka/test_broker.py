@@ -103,9 +103,10 @@ def test_a_plaintext_data_dir_cannot_start_secured_and_the_error_says_what_to_do
     assert "made by a plaintext broker and has no SCRAM users" in message
     assert "podium broker reset --yes" in message and "--security sasl_ssl" in message
     assert "--security plaintext" in message
-    # Secured data whose users and certificates are gone: podium's passwords cannot be guessed.
+    # Secured data whose users.json is gone: podium's password cannot be guessed.
     secured = BrokerState(broker.version, "id", 1, 2, security="sasl_ssl", scram_users=["broker", "podium"])
-    with pytest.raises(BrokerError, match=r"security is missing its users or certificates.*reset --yes"):
+    missing = r"made secured but .*users\.json is missing: restore it, or `podium broker reset --yes`"
+    with pytest.raises(BrokerError, match=missing):
         broker._check_data_dir(secured, "sasl_ssl")
     # Secured data started plaintext: it works (ACLs are simply not enforced).
     broker._check_data_dir(secured, "plaintext")

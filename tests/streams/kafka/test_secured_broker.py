@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 
+from streams.config import Settings
 from streams.errors import ConfigError
+from streams.kafka.broker import LocalBroker, wait_for_metadata
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
-from tests.conftest import SecuredBroker
+from tests.conftest import SecuredBroker, _free_port
 from tests.streams.running import podium
 
 
@@ -108,3 +112,29 @@ def test_broker_start_secured_gives_every_registered_stage_a_user_and_refuses_a_
     switched = podium("broker", "start", "--security", "plaintext", env=env)
     assert switched.returncode == 2
     assert "running sasl_ssl" in switched.stderr and "podium broker stop" in switched.stderr
+
+
+async def test_a_plaintext_broker_started_secured_keeps_its_topics(
+    tmp_path: Path, unique: str, broker_settings: Settings
+) -> None:
+    settings = broker_settings.model_copy(
+        update={"home": tmp_path, "broker_port": _free_port(), "bootstrap_servers": None}
+    )
+    broker = LocalBroker(settings)
+    notes: list[str] = []
+    try:
+        plain = await broker.start(timeout_s=120, echo=notes.append)
+        assert plain.security == "plaintext"
+        admin = Cluster(plain.bootstrap).admin()
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(f"{unique}.kept", 1, 1)])
+        finally:
+            await admin.close()
+        secured = await broker.start(timeout_s=120, echo=notes.append, security="sasl_ssl", users=["stage-x"])
+        assert secured.security == "sasl_ssl" and {"podium", "stage-x"} <= set(secured.scram_users)
+        assert f"{unique}.kept" in await wait_for_metadata(broker.cluster(), 30)
+        assert any("making its SCRAM users over plaintext" in note for note in notes)
+        assert broker.recorded_security() == "sasl_ssl"
+    finally:
+        broker.stop()
