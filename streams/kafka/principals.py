@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from streams.errors import ConfigError
+
 __all__ = ["PODIUM", "STAGE_PREFIX", "kafka_principal", "stage_principal"]
 
 #: The super user of the local secured broker: admin, serve and the CLI.
@@ -24,7 +26,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 def stage_principal(stage_name: str) -> str:
     """The SCRAM user (and ACL principal name) a stage's worker authenticates as."""
     if not _NAME.fullmatch(stage_name):
-        raise ValueError(
+        raise ConfigError(
             f"stage name {stage_name!r} cannot be a Kafka user name: use letters, digits, '.', '_' or '-'"
         )
     return f"{STAGE_PREFIX}{stage_name}"

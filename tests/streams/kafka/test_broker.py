@@ -129,3 +129,40 @@ def test_a_damaged_users_file_is_named_without_quoting_it(tmp_path: Path) -> Non
     with pytest.raises(BrokerError) as damaged:
         broker.security.client_security()
     assert "users.json is damaged" in str(damaged.value) and "planted" not in str(damaged.value)
+
+
+def test_the_secured_broker_trusts_no_principal_for_where_it_connects_from(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from streams.kafka.broker import BrokerState, server_properties
+    from streams.kafka.broker_security import BrokerSecurity, _Secrets
+
+    material = BrokerSecurity(tmp_path, lambda: "java")
+    secrets = _Secrets(SecretStr("ks-pw"), {"broker": SecretStr("broker-pw"), "podium": SecretStr("p")})
+    state = BrokerState("4.4.0", "id", 9100, 9101, security="sasl_ssl")
+    material._secrets = lambda: secrets  # type: ignore[method-assign]
+    props = server_properties(state, tmp_path / "data", material)
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9100,CONTROLLER://127.0.0.1:9101"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:9100"
+    # No PLAINTEXT listener at all: nothing authenticates as User:ANONYMOUS, so it is no super user.
+    assert "PLAINTEXT" not in props["listener.security.protocol.map"].replace("SASL_PLAINTEXT", "")
+    assert props["super.users"] == "User:podium;User:broker"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.truststore.location"] == str(material.ca_file)
+    plaintext = server_properties(BrokerState("4.4.0", "id", 9100, 9101), tmp_path / "data")
+    assert plaintext["listeners"].startswith("PLAINTEXT://") and "super.users" not in plaintext
+
+
+def test_a_cluster_id_is_what_kafka_storage_random_uuid_prints() -> None:
+    import base64
+
+    from streams.kafka.broker import _random_cluster_id
+
+    ids = {_random_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    for cluster_id in ids:
+        assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
