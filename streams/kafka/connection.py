@@ -29,7 +29,7 @@ from aiokafka.helpers import create_ssl_context
 from pydantic import SecretStr
 
 from streams.config import Settings
-from streams.errors import ConfigError
+from streams.errors import ConfigError, PodiumError
 from streams.kafka.refusal import explain_refusal
 
 __all__ = ["PLAINTEXT", "Cluster", "KafkaSecurity", "Protocol", "SaslMechanism"]
@@ -175,11 +175,9 @@ class Cluster:
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {"bootstrap_servers": self.bootstrap, **self.security.client_options(), **options}
 
-    async def explain(self, exc: KafkaConnectionError) -> None:
-        """Raise what is wrong with this client's security, if that is why ``exc`` happened."""
-        problem = await explain_refusal(self.bootstrap, self.security)
-        if problem is not None:
-            raise problem from exc
+    async def refusal(self) -> PodiumError | None:
+        """What is wrong with this client's security, if that is why it cannot connect."""
+        return await explain_refusal(self.bootstrap, self.security)
 
 
 # The clients Cluster makes: aiokafka's own, whose start() says what to set when the cluster
@@ -193,8 +191,10 @@ class _Producer(AIOKafkaProducer):  # type: ignore[misc]
         try:
             await super().start()
         except KafkaConnectionError as exc:
-            await self._cluster.explain(exc)
-            raise
+            if (problem := await self._cluster.refusal()) is None:
+                raise
+            await self.stop()  # the caller catches PodiumError, not KafkaError: nothing left open
+            raise problem from exc
 
 
 class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
@@ -206,8 +206,10 @@ class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
         try:
             await super().start()
         except KafkaConnectionError as exc:
-            await self._cluster.explain(exc)
-            raise
+            if (problem := await self._cluster.refusal()) is None:
+                raise
+            await self.stop()  # the caller catches PodiumError, not KafkaError: nothing left open
+            raise problem from exc
 
 
 class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
@@ -219,5 +221,7 @@ class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
         try:
             await super().start()
         except KafkaConnectionError as exc:
-            await self._cluster.explain(exc)
-            raise
+            if (problem := await self._cluster.refusal()) is None:
+                raise
+            await self.close()  # the caller catches PodiumError, not KafkaError: nothing left open
+            raise problem from exc

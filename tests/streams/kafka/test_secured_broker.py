@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import stat
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from streams.errors import ConfigError
 from streams.kafka.broker import LocalBroker, wait_for_metadata
 from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
+from streams.telemetry.spanlog import TELEMETRY_TOPIC
 from tests.conftest import SecuredBroker, _free_port
-from tests.streams.running import podium
+from tests.streams.running import podium, read_topic, start_worker, wait_for
 
 
 async def _create(secured: SecuredBroker, topic: str) -> None:
@@ -138,3 +141,39 @@ async def test_a_plaintext_broker_started_secured_keeps_its_topics(
         assert broker.recorded_security() == "sasl_ssl"
     finally:
         broker.stop()
+
+
+async def test_the_demo_pipeline_runs_end_to_end_on_the_secured_broker_with_nothing_set(
+    secured_broker: SecuredBroker, tmp_path: Path
+) -> None:
+    """`podium topics apply`, `podium run demo` and `podium publish --wait` as a user runs them
+    in a secured home: every client finds the broker, its CA and podium's password by itself;
+    the spans they export to podium.telemetry carry no password."""
+    home = str(secured_broker.settings.home)
+    env = {"PODIUM_HOME": home, "KAFKA_BOOTSTRAP_SERVERS": "", "PODIUM_OTEL_EXPORTER": "kafka"}
+    applied = podium("topics", "apply", env=env)
+    assert applied.returncode == 0, applied.stderr
+    log = tmp_path / "demo.log"
+    worker = start_worker(secured_broker.cluster, log, "demo", env=env)
+    try:
+        wait_for(log, "podium: running", timeout_s=120)
+        note = {"text": "over tls", "hops": [], "priority": 1}
+        done = podium("publish", "demo.notes", "--json", json.dumps(note), "--wait", env=env)
+        assert done.returncode == 0, done.stderr + log.read_text(errors="replace")[-2000:]
+        ended = json.loads(done.stdout)
+        assert ended["topic"] == "demo.done" and ended["value"]["hops"] == ["stamp", "finish"]
+        spans: list[bytes] = []
+        for _ in range(40):  # the worker exports its spans every half second
+            spans = [value for _key, value in await read_topic(secured_broker.cluster, TELEMETRY_TOPIC)]
+            if any(ended["request_id"].encode() in value for value in spans):
+                break
+            await asyncio.sleep(0.5)
+        assert any(ended["request_id"].encode() in value for value in spans)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    stored = json.loads(secured_broker.broker.security.users_file.read_text())
+    secrets = [*stored["users"].values(), stored["keystore_password"]]
+    exported = b"\n".join(spans) + log.read_bytes() + (done.stdout + done.stderr).encode()
+    for secret in secrets:
+        assert secret.encode() not in exported
