@@ -44,7 +44,6 @@ __all__ = [
     "SECURITY_MODES",
     "BrokerSecurity",
     "SecurityMode",
-    "secured_properties",
 ]
 
 SecurityMode = Literal["plaintext", "sasl_ssl"]
@@ -65,6 +64,7 @@ def _new_password() -> str:
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` readable by its owner only (created 0600, never world-readable first)."""
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a stale one would keep its own mode
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -252,10 +252,10 @@ class BrokerSecurity:
         return arguments
 
     def server_properties(self, port: int, controller_port: int) -> dict[str, str]:
-        return secured_properties(self, self._secrets(), port, controller_port)
+        return _secured_properties(self, self._secrets(), port, controller_port)
 
 
-def secured_properties(
+def _secured_properties(
     material: BrokerSecurity, found: _Secrets, port: int, controller_port: int
 ) -> dict[str, str]:
     """The listeners, TLS, SASL and authorizer settings of the secured one-node cluster.
