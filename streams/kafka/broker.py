@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -495,10 +494,7 @@ class LocalBroker:
         if mode == "sasl_ssl":
             jobs.append(asyncio.to_thread(self.security.ensure_certificates))
         if not formatted:
-            scram = self.security.scram_arguments() if mode == "sasl_ssl" else []
-            jobs.append(
-                asyncio.to_thread(self._run_tool, "format", "-t", state.cluster_id, "-c", str(config), *scram)
-            )
+            jobs.append(asyncio.to_thread(self._format, state, config, mode))
         await asyncio.gather(*jobs)
         if not formatted:
             state.scram_users = self.security.users() if mode == "sasl_ssl" else []
@@ -587,7 +583,17 @@ class LocalBroker:
                     raise
                 await asyncio.sleep(0.3)
 
-    def _run_tool(self, *args: str) -> str:
+    def _format(self, state: BrokerState, config: Path, mode: SecurityMode) -> None:
+        base = ("format", "-t", state.cluster_id, "-c", str(config))
+        if mode == "plaintext":
+            self._run_tool(*base)
+            return
+        # The SCRAM users go in through a private file: a salted password lets one log in too.
+        scram = self.security.scram_arguments()
+        with self.security.arguments_file(scram) as from_file:
+            self._run_tool(*base, from_file, secrets=scram[1::2])
+
+    def _run_tool(self, *args: str, secrets: Sequence[str] = ()) -> str:
         result = subprocess.run(
             self._java_cmd("kafka.tools.StorageTool", *args, tool=True),
             capture_output=True,
@@ -597,9 +603,8 @@ class LocalBroker:
         )
         if result.returncode != 0:
             output = result.stdout + result.stderr
-            # A SCRAM user's salted password is as good as the password: never quote it back.
-            for secret in (v for k, v in itertools.pairwise(args) if k == "--add-scram"):
-                output = output.replace(secret, "--add-scram <redacted>")
+            for secret in secrets:  # never quoted back, should the tool echo an argument
+                output = output.replace(secret, "<redacted>")
             raise BrokerError(f"kafka StorageTool {args[0]} failed: {output.strip()[-800:]}")
         return result.stdout
 

@@ -25,8 +25,9 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -237,8 +238,8 @@ class BrokerSecurity:
     def scram_arguments(self) -> list[str]:
         """``kafka-storage format`` arguments creating every user before the first start.
 
-        The salted password is given, not the password: the formatter's arguments can be read
-        by any local user while it runs."""
+        The salted password is given, not the password (it still lets one log in as the user:
+        pass these through :meth:`arguments_file`, not the command line)."""
         arguments: list[str] = []
         for name, password in sorted(self._secrets().users.items()):
             salt = secrets.token_bytes(24)
@@ -250,6 +251,18 @@ class BrokerSecurity:
                 f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]',
             ]
         return arguments
+
+    @contextmanager
+    def arguments_file(self, arguments: Sequence[str]) -> Iterator[str]:
+        """``@<file>`` for a Kafka tool (argparse4j reads one argument per line of it): the
+        arguments stay out of the command line, which any local user can read in ps. The file
+        is 0600 and deleted afterwards."""
+        path = self.dir / "tool.args"
+        _write_private(path, "".join(f"{a}\n" for a in arguments))
+        try:
+            yield f"@{path}"
+        finally:
+            path.unlink(missing_ok=True)
 
     def server_properties(self, port: int, controller_port: int) -> dict[str, str]:
         return _secured_properties(self, self._secrets(), port, controller_port)

@@ -166,3 +166,35 @@ def test_a_cluster_id_is_what_kafka_storage_random_uuid_prints() -> None:
     for cluster_id in ids:
         assert len(cluster_id) == 22 and not cluster_id.startswith("-")
         assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_the_formatter_gets_the_scram_users_from_a_private_file_not_its_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+    import subprocess
+
+    from streams.kafka.broker import BrokerState
+
+    broker = LocalBroker(load_settings(PODIUM_HOME=str(tmp_path)))
+    broker.security.ensure_users(["stage-a"])
+    seen: dict[str, object] = {}
+
+    def run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        from_file = Path(next(a for a in command if a.startswith("@"))[1:])
+        seen["argv"] = " ".join(command)
+        seen["mode"] = stat.S_IMODE(from_file.stat().st_mode)
+        seen["lines"] = from_file.read_text().splitlines()
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr("streams.kafka.broker.subprocess.run", run)
+    broker._format(BrokerState(broker.version, "id", 1, 2, security="sasl_ssl"), tmp_path / "p", "sasl_ssl")
+    assert "saltedpassword" not in str(seen["argv"]) and seen["mode"] == 0o600
+    lines = seen["lines"]
+    assert isinstance(lines, list) and lines[0::2] == ["--add-scram"] * 3
+    assert [line.split(",")[0] for line in lines[1::2]] == [
+        "SCRAM-SHA-512=[name=broker",
+        "SCRAM-SHA-512=[name=podium",
+        "SCRAM-SHA-512=[name=stage-a",
+    ]
+    assert not (broker.security.dir / "tool.args").exists()
