@@ -17,7 +17,7 @@ from streams.cli.base import (
 )
 from streams.contracts.releases import LOCK_FILE, release_problems, relock
 from streams.errors import PodiumError
-from streams.kafka.admin import TopicAdmin, plan
+from streams.kafka.admin import TopicAdmin, plan, replication_warnings
 
 topics_app = typer.Typer(help="The topic catalog in topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The Avro contracts in schemas/.", no_args_is_help=True)
@@ -27,17 +27,26 @@ app.add_typer(schemas_app, name="schemas")
 
 @topics_app.command("apply")
 def topics_apply(dry_run: Annotated[bool, typer.Option("--dry-run")] = False) -> None:
-    """Create missing topics, grow partitions, update configs. Never deletes."""
+    """Create missing topics, grow partitions, update configs. Never deletes.
+
+    Warns when a multi-broker cluster keeps a topic on fewer than three replicas.
+    """
     project = load_project()
     catalog = guard(lambda: project.catalog)
 
-    async def go() -> list[Any]:
+    async def go() -> tuple[list[Any], list[str]]:
         async with TopicAdmin(project.cluster()) as admin:
+            # Read before applying: the warning is about what the catalog and the cluster make of
+            # each topic, and a topic apply creates gets the replicas the plan expected.
+            existing, facts = await admin.existing(catalog.names()), await admin.facts()
+            warnings = replication_warnings(catalog, existing, facts)
             if dry_run:
-                return plan(catalog, await admin.existing(catalog.names()))
-            return await admin.apply(catalog)
+                return plan(catalog, existing, facts), warnings
+            return await admin.apply(catalog), warnings
 
-    changes = run_async(go)
+    changes, warnings = run_async(go)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
     for change in changes:
         console.print(
             f"{'would ' if dry_run else ''}{change.action:9} [bold]{change.topic}[/]  {change.detail}"
@@ -86,8 +95,8 @@ def topics_describe(topic: str) -> None:
     if have is None:
         console.print("[red]not on the cluster[/]: run `podium topics apply`")
         raise typer.Exit(1)
-    console.print(f"[bold]{'on cluster':18}[/] {have.partitions} partitions")
-    for key in sorted(spec.kafka_configs()):
+    console.print(f"[bold]{'on cluster':18}[/] {have.partitions} partitions, {have.replicas} replica(s)")
+    for key in sorted(spec.kafka_configs(have.replicas)):
         console.print(f"  {key} = {have.configs.get(key)}")
 
 

@@ -4,6 +4,12 @@ Every consumed topic gets two companions by one fixed rule, created with it:
 ``<topic>.retry`` (same value schema; delayed re-runs) and ``<topic>.dlq`` (``podium.DeadLetter``
 records holding the original bytes). Names ending in ``.retry`` or ``.dlq`` are reserved.
 
+``replication: -1`` (the shipped default) leaves the replica count to the cluster's own
+``default.replication.factor`` (CreateTopics accepts -1 since Kafka 2.4, KIP-464), so one catalog
+serves the one-node local broker and a three-broker production cluster alike.
+``min_insync_replicas`` is sent as ``min.insync.replicas``, never above the topic's replica count
+where that is known (see :meth:`TopicSpec.kafka_configs`).
+
 Errors name the file, the line and the field, because a catalog is edited by hand.
 """
 
@@ -20,6 +26,7 @@ import yaml
 from streams.errors import CatalogError
 
 __all__ = [
+    "CLUSTER_DEFAULT",
     "DEAD_LETTER_SCHEMA",
     "Catalog",
     "TopicSpec",
@@ -30,6 +37,8 @@ __all__ = [
 ]
 
 DEAD_LETTER_SCHEMA = "podium.DeadLetter"
+#: ``replication`` left to the cluster (its default.replication.factor), as CreateTopics takes it.
+CLUSTER_DEFAULT = -1
 RETRY_SUFFIX = ".retry"
 DLQ_SUFFIX = ".dlq"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -41,6 +50,7 @@ _CLEANUP = {"delete", "compact", "compact,delete"}
 _TOPIC_FIELDS = {
     "partitions",
     "replication",
+    "min_insync_replicas",
     "retention",
     "cleanup",
     "max_message_bytes",
@@ -66,7 +76,7 @@ def dlq_topic(topic: str) -> str:
 class TopicSpec:
     name: str
     partitions: int
-    replication: int
+    replication: int  # CLUSTER_DEFAULT (-1): the cluster's default.replication.factor
     retention_ms: int  # -1: keep forever
     cleanup: str
     max_message_bytes: int
@@ -81,8 +91,24 @@ class TopicSpec:
     # A compacted topic's delete.retention.ms: how long a tombstone outlives compaction. A
     # consumer that is down longer never sees the deletion (the broker's default is 1 day).
     tombstone_retention_ms: int | None = None
+    # How many replicas must have a write before an acks=all producer (every podium producer)
+    # hears it succeeded. None: the cluster's own min.insync.replicas.
+    min_insync_replicas: int | None = None
 
-    def kafka_configs(self) -> dict[str, str]:
+    def known_replicas(self, on_cluster: int | None = None) -> int | None:
+        """The topic's replica count: what the cluster has (``on_cluster``), else the catalog's
+        number; None when both are unknown (replication left to the cluster, not yet asked)."""
+        if on_cluster is not None:
+            return on_cluster
+        return None if self.replication == CLUSTER_DEFAULT else self.replication
+
+    def kafka_configs(self, replicas: int | None = None) -> dict[str, str]:
+        """The topic configs podium owns. ``replicas``: the topic's replica count when known
+        beyond the catalog (the cluster's default, or the topic's own on the cluster).
+
+        min.insync.replicas is capped at the replica count: above it, no acks=all write could
+        ever succeed (NotEnoughReplicas), so the catalog's 2 becomes 1 on a one-node broker.
+        """
         configs = {
             "retention.ms": str(self.retention_ms),
             "cleanup.policy": self.cleanup,
@@ -90,6 +116,10 @@ class TopicSpec:
         }
         if self.tombstone_retention_ms is not None:
             configs["delete.retention.ms"] = str(self.tombstone_retention_ms)
+        if self.min_insync_replicas is not None:
+            known = self.known_replicas(replicas)
+            wanted = self.min_insync_replicas if known is None else min(self.min_insync_replicas, known)
+            configs["min.insync.replicas"] = str(wanted)
         return configs
 
 
@@ -141,6 +171,18 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"field '{field}' must be a single value")
         return str(node.value)
+
+    def replication(self, node: yaml.Node) -> int:
+        text = self.scalar(node, "replication")
+        if text == str(CLUSTER_DEFAULT):
+            return CLUSTER_DEFAULT
+        if not text.isdigit() or int(text) < 1:
+            raise self.fail(
+                node,
+                f"field 'replication' must be an integer >= 1, or -1 for the cluster's "
+                f"default.replication.factor, got '{text}'",
+            )
+        return int(text)
 
     def integer(self, node: yaml.Node, field: str, minimum: int = 1) -> int:
         text = self.scalar(node, field)
@@ -212,9 +254,12 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
         spec = TopicSpec(
             name=name,
             partitions=reader.integer(fields["partitions"], "partitions") if "partitions" in fields else 3,
-            replication=reader.integer(fields["replication"], "replication")
+            replication=reader.replication(fields["replication"])
             if "replication" in fields
-            else 1,
+            else CLUSTER_DEFAULT,
+            min_insync_replicas=reader.integer(fields["min_insync_replicas"], "min_insync_replicas")
+            if "min_insync_replicas" in fields
+            else None,
             retention_ms=reader.duration_ms(fields["retention"], "retention")
             if "retention" in fields
             else 7 * 86_400_000,
@@ -233,6 +278,16 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
             if "tombstone_retention" in fields
             else None,
         )
+        if (
+            spec.min_insync_replicas is not None
+            and spec.replication != CLUSTER_DEFAULT
+            and spec.min_insync_replicas > spec.replication
+        ):
+            raise reader.fail(
+                fields["min_insync_replicas"],
+                f"topic '{name}': field 'min_insync_replicas' ({spec.min_insync_replicas}) is above "
+                f"its replication ({spec.replication}): no acks=all write could ever succeed",
+            )
         if spec.tombstone_retention_ms is not None and "compact" not in spec.cleanup:
             raise reader.fail(
                 fields["tombstone_retention"],

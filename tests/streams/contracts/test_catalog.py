@@ -132,3 +132,50 @@ def test_plan_creates_grows_configures_and_refuses_to_shrink() -> None:
     )
     with pytest.raises(CatalogError, match="cannot shrink"):
         plan(catalog, {"b": ExistingTopic(5, same)})
+
+
+def test_replication_is_left_to_the_cluster_unless_the_catalog_names_it(schema_store: SchemaStore) -> None:
+    catalog = parse_catalog(
+        "topics:\n  a:\n    value: podium.demo.Note\n    consumer: s\n"
+        "  b:\n    value: podium.demo.Note\n    replication: 3\n"
+        "  c:\n    value: podium.demo.Note\n    replication: -1\n",
+        P,
+        SCHEMAS,
+    )
+    assert [catalog.get(n).replication for n in ("a", "a.retry", "a.dlq", "b", "c")] == [-1, -1, -1, 3, -1]
+    shipped = load_catalog(REPO / "topics.yaml", schema_store.names())
+    assert {t.replication for t in shipped} == {-1}
+    assert {t.min_insync_replicas for t in shipped} == {2}
+    with pytest.raises(CatalogError, match=r"topics\.yaml:4: field 'replication' must be .* or -1"):
+        parse_catalog("topics:\n  a:\n    value: podium.demo.Note\n    replication: 0\n", P, SCHEMAS)
+
+
+def test_min_insync_replicas_is_sent_but_never_above_the_replicas() -> None:
+    catalog = parse_catalog(
+        "defaults:\n  min_insync_replicas: 2\ntopics:\n"
+        "  left:\n    value: podium.demo.Note\n"
+        "  three:\n    value: podium.demo.Note\n    replication: 3\n"
+        "  plain:\n    value: podium.demo.Note\n    min_insync_replicas: 1\n",
+        P,
+        SCHEMAS,
+    )
+    left, three = catalog.get("left"), catalog.get("three")
+    # Replication left to the cluster and not yet known: the catalog's number goes as it is.
+    assert left.kafka_configs()["min.insync.replicas"] == "2"
+    # Known (the one-node broker's default, or the topic's replicas on the cluster): capped.
+    assert left.kafka_configs(replicas=1)["min.insync.replicas"] == "1"
+    assert left.kafka_configs(replicas=3)["min.insync.replicas"] == "2"
+    assert three.kafka_configs()["min.insync.replicas"] == "2"
+    assert catalog.get("plain").kafka_configs(replicas=3)["min.insync.replicas"] == "1"
+    unset = parse_catalog("topics:\n  a:\n    value: podium.demo.Note\n", P, SCHEMAS).get("a")
+    assert "min.insync.replicas" not in unset.kafka_configs(replicas=3)  # the cluster's own
+    with pytest.raises(
+        CatalogError, match=r"topics\.yaml:5: .*'min_insync_replicas' \(3\) is above its replication \(2\)"
+    ):
+        parse_catalog(
+            "topics:\n  a:\n    value: podium.demo.Note\n    replication: 2\n    min_insync_replicas: 3\n",
+            P,
+            SCHEMAS,
+        )
+    with pytest.raises(CatalogError, match="field 'min_insync_replicas' must be an integer >= 1"):
+        parse_catalog("topics:\n  a:\n    value: podium.demo.Note\n    min_insync_replicas: 0\n", P, SCHEMAS)
