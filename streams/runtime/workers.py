@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from streams.errors import BrokerError, ConfigError, PodiumError
 from streams.kafka.admin import check_copartitioned
 from streams.kafka.connection import Cluster
+from streams.runtime.access import stage_group
 from streams.runtime.stage import Resource, Stage, StageEnv, close_resources, open_resources
 from streams.telemetry.otel import Telemetry
 
@@ -266,7 +267,7 @@ class WorkerArgs(TypedDict):
     catalog: Catalog
     codec: Codec
     telemetry: NotRequired[Telemetry | None]
-    group_id: NotRequired[str | None]  # podium.<stage> unless given
+    group_id: NotRequired[str | None]  # stage_group(<stage>) unless given
 
 
 class _RunsStage(Protocol):
@@ -302,7 +303,7 @@ class KafkaWorker(ABC, Generic[S]):
         self._cluster = clients["cluster"]
         self._catalog = clients["catalog"]
         self._codec = clients["codec"]
-        self._group = clients.get("group_id") or f"podium.{stage.name}"
+        self._group = clients.get("group_id") or stage_group(stage.name)
         self._telemetry = clients.get("telemetry") or Telemetry.configure("none")
         self._tracer = self._telemetry.tracer("podium.streams")
         self._resources: list[Resource] = []
