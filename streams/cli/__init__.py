@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from streams.cli import approvals, broker, contracts, dlq, keys, observe, replaying, requests, running
+from streams.cli import acls, approvals, broker, contracts, dlq, keys, observe, replaying, requests, running
 from streams.cli.base import (
     app,
     console,
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # The modules register their commands on `app` when imported.
-_GROUPS = (approvals, broker, contracts, dlq, keys, observe, replaying, requests, running)
+_GROUPS = (acls, approvals, broker, contracts, dlq, keys, observe, replaying, requests, running)
 
 
 def main(pipelines: Pipelines | None = None) -> None:
