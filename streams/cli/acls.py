@@ -2,7 +2,8 @@
 
 ``plan`` needs no cluster: it prints what the stages need. ``apply`` reads the cluster's ACLs and
 creates the missing ones (``--dry-run``: only says what it would do); it deletes nothing unless
-``--prune``, and then only ACLs of stage principals that no stage needs any more.
+``--prune``, and then only ACLs of stage principals that no stage needs any more (of the named
+stages' principals, when stages or pipelines are named).
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def acls_apply(
     project = load_project()
     wanted = _wanted(project, targets)
     cluster = guard(project.cluster)
+    # Named stages: prune theirs alone. Every pipeline: every stage principal, retired ones too.
+    scope = {a.principal for a in wanted} if targets else None
 
     async def go() -> AclChanges:
         async with AclAdmin(cluster) as admin:
             if dry_run:
-                return diff_acls(wanted, await admin.existing(), prune)
-            return await admin.apply(wanted, prune)
+                return diff_acls(wanted, await admin.existing(), prune, scope)
+            return await admin.apply(wanted, prune, scope)
 
     changes = run_async(go)
     would = "would " if dry_run else ""
@@ -94,7 +97,8 @@ def acls_apply(
             f"[yellow]note:[/] {len(changes.extra)} ACL(s) of stage principals that no stage "
             f"needs (e.g. {changes.extra[0]}); `podium acls apply --prune` deletes them"
         )
+    created, deleted = ("to create", "to delete") if dry_run else ("created", "deleted")
     console.print(
-        f"{len(changes.create)} {would}created, {len(changes.delete)} {would}deleted, "
+        f"{len(changes.create)} {created}, {len(changes.delete)} {deleted}, "
         f"{len(changes.present)} already present, on {cluster.describe()}"
     )

@@ -22,7 +22,7 @@ admin client :meth:`Cluster.admin` makes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -157,8 +157,11 @@ def plan_acls(accesses: Iterable[StageAccess]) -> list[Acl]:
     return sorted(wanted)
 
 
-def _managed(acl: Acl) -> bool:
-    """ACLs that podium owns and may prune: those of stage principals, nobody else's."""
+def _managed(acl: Acl, scope: Collection[str] | None) -> bool:
+    """ACLs podium owns and may prune: those of stage principals (of ``scope``'s principals
+    alone when given), nobody else's."""
+    if scope is not None:
+        return acl.principal in scope
     return acl.principal.startswith(kafka_principal(STAGE_PREFIX))
 
 
@@ -171,12 +174,19 @@ class AclChanges:
     present: tuple[Acl, ...] = field(default=(), repr=False)
 
 
-def diff_acls(wanted: Iterable[Acl], existing: Iterable[Acl], prune: bool = False) -> AclChanges:
+def diff_acls(
+    wanted: Iterable[Acl],
+    existing: Iterable[Acl],
+    prune: bool = False,
+    scope: Collection[str] | None = None,
+) -> AclChanges:
     """What to create so the cluster has every wanted ACL; with ``prune``, which stage-principal
-    ACLs to delete because no stage wants them. An equivalent but different ACL (a prefixed
-    pattern, another host) does not count as present: the plan writes exactly its own."""
+    ACLs to delete because no stage wants them. ``scope``: the principals the plan covers (a
+    plan of some stages must not prune the others'); None: every stage principal, also of stages
+    no pipeline has any more. An equivalent but different ACL (a prefixed pattern, another host)
+    does not count as present: the plan writes exactly its own."""
     want, have = set(wanted), set(existing)
-    unwanted = tuple(sorted(a for a in have - want if _managed(a)))
+    unwanted = tuple(sorted(a for a in have - want if _managed(a, scope)))
     return AclChanges(
         create=tuple(sorted(want - have)),
         delete=unwanted if prune else (),
@@ -262,11 +272,14 @@ class AclAdmin:
             for principal, host, operation, permission in bindings
         }
 
-    async def apply(self, wanted: Sequence[Acl], prune: bool = False) -> AclChanges:
+    async def apply(
+        self, wanted: Sequence[Acl], prune: bool = False, scope: Collection[str] | None = None
+    ) -> AclChanges:
         """Create the missing ACLs (and delete the unwanted ones of stage principals when
-        ``prune``), then wait until the broker's authorizer shows the new ones: a worker started
-        right after must not be refused by a broker that has not applied them yet."""
-        changes = diff_acls(wanted, await self.existing(), prune)
+        ``prune``, see :func:`diff_acls`), then wait until the broker's authorizer shows the
+        change: a worker started right after must not be refused by a broker that has not
+        applied it yet."""
+        changes = diff_acls(wanted, await self.existing(), prune, scope)
         if changes.create:
             response = await self._send(_Create(changes.create))
             for acl, (code, message) in zip(changes.create, response.creation_responses, strict=True):

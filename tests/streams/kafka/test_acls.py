@@ -85,6 +85,9 @@ def test_the_diff_creates_what_is_missing_and_prunes_only_stage_principals_when_
     pruned = diff_acls(wanted, existing, prune=True)
     assert set(pruned.delete) == {stale, gone, prefixed} and pruned.extra == ()
     assert alice not in pruned.delete
+    # A plan of some stages prunes their principals' ACLs alone.
+    scoped = diff_acls(wanted, existing, prune=True, scope={"User:stage-classify"})
+    assert set(scoped.delete) == {stale, prefixed}
     assert (
         diff_acls(wanted, wanted) == diff_acls(wanted, set(wanted)) and not diff_acls(wanted, wanted).create
     )
