@@ -1,0 +1,173 @@
+"""The proof on the secured broker (SASL_SSL, SCRAM, StandardAuthorizer, nothing allowed without an
+ACL): after ``podium acls apply``, a stage's principal reads its input and writes its outputs, and
+is refused (TopicAuthorizationFailedError) where it does not produce, on a topic it does not
+consume and in another stage's group; ``--prune`` takes a grant no stage needs away again.
+
+The stage is the demo pipeline's ``stamp`` (demo.notes -> demo.stamped), as the CLI plans it.
+The CLI is given the super user's credentials the way an operator gives them for a production
+cluster: KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import NewTopic
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
+
+from streams.contracts.catalog import load_catalog
+from streams.kafka.acls import Acl, AclAdmin, Operation, ResourceType
+from streams.kafka.connection import Cluster
+from tests.streams.running import REPO, podium
+
+if TYPE_CHECKING:
+    from tests.conftest import SecuredBroker
+
+DEMO = [t for t in load_catalog(REPO / "topics.yaml").topics if t.name.startswith("demo.")]
+STAMP_WRITES = ("demo.stamped", "demo.notes.retry", "demo.notes.dlq")
+
+
+def cli_env(cluster: Cluster, home: Path) -> dict[str, str]:
+    """The settings an operator would set to reach ``cluster`` as its principal."""
+    security = cluster.security
+    env = {
+        "PODIUM_HOME": str(home),
+        "COLUMNS": "200",
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
+        "KAFKA_SECURITY_PROTOCOL": security.protocol,
+    }
+    if security.sasl_mechanism is not None:
+        assert security.sasl_username and security.sasl_password is not None
+        env["KAFKA_SASL_MECHANISM"] = security.sasl_mechanism
+        env["KAFKA_SASL_USERNAME"] = security.sasl_username
+        env["KAFKA_SASL_PASSWORD"] = security.sasl_password.get_secret_value()
+    if security.ca_file is not None:
+        env["KAFKA_SSL_CA_LOCATION"] = str(security.ca_file)
+    if security.tls:
+        env["KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM"] = "https" if security.check_hostname else "none"
+    return env
+
+
+async def create_demo_topics(cluster: Cluster) -> None:
+    admin = cluster.admin()
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(t.name, 1, 1) for t in DEMO])
+        for name, code, *_ in response.topic_errors:
+            assert code in (0, TopicAlreadyExistsError.errno), f"cannot create {name}: error {code}"
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def producing(cluster: Cluster) -> AsyncIterator[AIOKafkaProducer]:
+    # As the workers make theirs: acks=all and idempotent (no IDEMPOTENT_WRITE ACL: KIP-679).
+    producer = cluster.producer(acks="all", enable_idempotence=True, request_timeout_ms=10000)
+    try:
+        await producer.start()  # inside: a producer refused its producer id is stopped too
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def consuming(cluster: Cluster, topic: str, group: str) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = cluster.consumer(topic, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        await consumer.start()  # inside: one refused its group or topic at start is stopped too
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def refused_write(cluster: Cluster, topic: str) -> None:
+    async with producing(cluster) as producer:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait(topic, b"not yours")
+
+
+async def test_a_stage_principal_may_do_what_its_stage_does_and_is_refused_anything_else(
+    secured_broker: SecuredBroker, tmp_path: Path, unique: str
+) -> None:
+    podium_cluster, stamp = secured_broker.cluster, secured_broker.cluster_for("stamp")
+    env = cli_env(podium_cluster, tmp_path)
+    await create_demo_topics(podium_cluster)
+    async with producing(podium_cluster) as producer:
+        await producer.send_and_wait("demo.notes", unique.encode(), key=unique.encode())
+    # From no ACL at all (whatever an earlier test left): the broker allows a stage nothing.
+    async with AclAdmin(podium_cluster) as admin:
+        await admin.apply([], prune=True, scope={"User:stage-stamp"})
+    # With WRITE on no topic, not even an idempotent producer id (KIP-679).
+    with pytest.raises(ClusterAuthorizationFailedError):
+        async with producing(stamp):
+            pass
+
+    applied = podium("acls", "apply", "demo", env=env)
+    assert applied.returncode == 0, applied.stderr
+    for line in (
+        "create ALLOW User:stage-stamp READ TOPIC demo.notes",
+        "create ALLOW User:stage-stamp READ GROUP podium.stamp",
+        "create ALLOW User:stage-stamp WRITE TOPIC demo.stamped",
+    ):
+        assert line in applied.stdout
+    again = podium("acls", "apply", "demo", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "0 created, 0 deleted, 12 already present" in again.stdout
+
+    # Its input, in its own group: read and committed.
+    async with consuming(stamp, "demo.notes", "podium.stamp") as consumer:
+        seen: list[bytes] = []
+        while unique.encode() not in seen:
+            batch = await consumer.getmany(timeout_ms=1000)
+            seen += [r.value for records in batch.values() for r in records if r.value is not None]
+        await consumer.commit()
+    # Its output, its retry and dead-letter topics: written, acknowledged by all replicas.
+    async with producing(stamp) as producer:
+        for topic in STAMP_WRITES:
+            assert (await producer.send_and_wait(topic, unique.encode())).topic == topic
+
+    # The next stage's output: refused. So is reading its own output, and another stage's group.
+    await refused_write(stamp, "demo.done")
+    await refused_write(stamp, "demo.notes")  # its input is read-only to it
+    with pytest.raises(TopicAuthorizationFailedError):
+        async with consuming(stamp, "demo.stamped", "podium.stamp") as consumer:
+            await consumer.getmany(timeout_ms=5000)
+    with pytest.raises(GroupAuthorizationFailedError):
+        async with consuming(stamp, "demo.notes", "podium.finish") as consumer:
+            await consumer.getmany(timeout_ms=5000)
+
+
+async def test_prune_takes_away_a_grant_no_stage_needs_and_leaves_other_stages_alone(
+    secured_broker: SecuredBroker, tmp_path: Path, unique: str
+) -> None:
+    podium_cluster, stamp = secured_broker.cluster, secured_broker.cluster_for("stamp")
+    env = cli_env(podium_cluster, tmp_path)
+    await create_demo_topics(podium_cluster)
+    stale = Acl("User:stage-stamp", ResourceType.TOPIC, "demo.done", Operation.WRITE)
+    other = Acl("User:stage-other", ResourceType.TOPIC, "demo.done", Operation.READ)
+    async with AclAdmin(podium_cluster) as admin:
+        await admin.apply([stale, other])
+    async with producing(stamp) as producer:
+        await producer.send_and_wait("demo.done", unique.encode())  # granted by hand, for now
+
+    dry = podium("acls", "apply", "demo", "--prune", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would delete {stale}" in dry.stdout and str(other) not in dry.stdout
+    pruned = podium("acls", "apply", "demo", "--prune", env=env)
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"delete {stale}" in pruned.stdout
+
+    await refused_write(stamp, "demo.done")
+    async with AclAdmin(podium_cluster) as admin:
+        have = await admin.existing()
+    assert other in have and stale not in have  # the demo's plan does not cover stage-other
