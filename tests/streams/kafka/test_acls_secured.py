@@ -123,6 +123,15 @@ async def test_a_stage_principal_may_do_what_its_stage_does_and_is_refused_anyth
     again = podium("acls", "apply", "demo", env=env)
     assert again.returncode == 0, again.stderr
     assert "0 created, 0 deleted, 12 already present" in again.stdout
+    # The local secured broker's own home: nothing to set, the CLI reaches it as podium.
+    local = podium(
+        "acls",
+        "apply",
+        "demo",
+        env={"PODIUM_HOME": str(secured_broker.settings.home), "KAFKA_BOOTSTRAP_SERVERS": ""},
+    )
+    assert local.returncode == 0, local.stderr
+    assert "0 created, 0 deleted, 12 already present" in local.stdout and "as podium" in local.stdout
 
     # Its input, in its own group: read and committed.
     async with consuming(stamp, "demo.notes", "podium.stamp") as consumer:
