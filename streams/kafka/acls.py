@@ -35,7 +35,7 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request
 
-from streams.errors import BrokerError, ConfigError
+from streams.errors import BrokerError
 from streams.kafka.connection import Cluster
 from streams.kafka.principals import STAGE_PREFIX, kafka_principal, stage_principal
 
@@ -147,10 +147,7 @@ def plan_acls(accesses: Iterable[StageAccess]) -> list[Acl]:
     pipelines, share one principal: it gets what both need)."""
     wanted: set[Acl] = set()
     for access in accesses:
-        try:
-            principal = access.principal
-        except ValueError as exc:  # a stage name that cannot be a Kafka user name
-            raise ConfigError(str(exc)) from None
+        principal = access.principal  # a ConfigError for a name that cannot be a Kafka user
         wanted.update(Acl(principal, ResourceType.TOPIC, t, Operation.READ) for t in access.reads)
         wanted.update(Acl(principal, ResourceType.TOPIC, t, Operation.WRITE) for t in access.writes)
         wanted.add(Acl(principal, ResourceType.GROUP, access.group, Operation.READ))
@@ -295,12 +292,19 @@ class AclAdmin:
     async def _until_visible(self, created: set[Acl], deleted: set[Acl]) -> None:
         # The controller has committed them when CreateAcls answers; a broker applies them from
         # its metadata log a moment later, and DescribeAcls answers from that broker's view.
-        async with asyncio.timeout(self._visible_within_s):
-            while True:
-                have = await self.existing()
-                if created <= have and not deleted & have:
-                    return
-                await asyncio.sleep(0.1)
+        try:
+            async with asyncio.timeout(self._visible_within_s):
+                while True:
+                    have = await self.existing()
+                    if created <= have and not deleted & have:
+                        return
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise BrokerError(
+                f"the controller took the ACL changes but the broker at {self._cluster.bootstrap} did "
+                f"not show them within {self._visible_within_s:.0f} s; run `podium acls apply` again "
+                "to check (it changes nothing that is already there)"
+            ) from None
 
     async def _send(self, request: Request[Any]) -> Any:
         try:

@@ -26,6 +26,7 @@ from aiokafka.errors import (
 )
 
 from streams.contracts.catalog import load_catalog
+from streams.errors import BrokerError
 from streams.kafka.acls import Acl, AclAdmin, Operation, ResourceType
 from streams.kafka.connection import Cluster
 from tests.streams.running import REPO, podium
@@ -180,3 +181,18 @@ async def test_prune_takes_away_a_grant_no_stage_needs_and_leaves_other_stages_a
     async with AclAdmin(podium_cluster) as admin:
         have = await admin.existing()
     assert other in have and stale not in have  # the demo's plan does not cover stage-other
+
+
+async def test_a_change_the_broker_has_not_shown_yet_says_to_apply_again(
+    secured_broker: SecuredBroker,
+) -> None:
+    grant = Acl("User:stage-other", ResourceType.TOPIC, "demo.notes", Operation.READ)
+    async with AclAdmin(secured_broker.cluster) as admin:
+        await admin.apply([], prune=True, scope={grant.principal})
+    # No time at all to see it: the created ACL is there, the wait for it is not.
+    async with AclAdmin(secured_broker.cluster, visible_within_s=0) as hasty:
+        with pytest.raises(BrokerError, match=r"did not show them within 0 s; run `podium acls apply` again"):
+            await hasty.apply([grant])
+    async with AclAdmin(secured_broker.cluster) as admin:
+        again = await admin.apply([grant])
+    assert again.present == (grant,) and again.create == ()
