@@ -249,8 +249,10 @@ class AclAdmin:
     async def __aenter__(self) -> AclAdmin:
         try:
             await self._client.start()
-        except KafkaError as exc:
+        except BaseException as exc:
             await self._client.close()
+            if not isinstance(exc, KafkaError):
+                raise  # a ConfigError saying what security to set, or a cancellation
             raise BrokerError(
                 f"cannot reach Kafka at {self._cluster.describe()} ({exc}); start the local broker "
                 "with `podium broker start --security sasl_ssl` or set KAFKA_BOOTSTRAP_SERVERS"

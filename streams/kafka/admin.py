@@ -149,8 +149,10 @@ class TopicAdmin:
     async def __aenter__(self) -> TopicAdmin:
         try:
             await self._client.start()
-        except KafkaError as exc:
+        except BaseException as exc:
             await self._client.close()
+            if not isinstance(exc, KafkaError):
+                raise  # a ConfigError saying what security to set, or a cancellation
             raise BrokerError(
                 f"cannot reach Kafka at {self._cluster} ({exc}); start the local broker with "
                 "`podium broker start` or set KAFKA_BOOTSTRAP_SERVERS"
