@@ -17,24 +17,24 @@ from typing import TYPE_CHECKING
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import NewTopic
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
-    TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
 )
 
 from streams.contracts.catalog import load_catalog
 from streams.errors import BrokerError
 from streams.kafka.acls import Acl, AclAdmin, Operation, ResourceType
+from streams.kafka.admin import ClusterFacts, TopicAdmin
 from streams.kafka.connection import Cluster
 from tests.streams.running import REPO, podium
 
 if TYPE_CHECKING:
     from tests.conftest import SecuredBroker
 
-DEMO = [t for t in load_catalog(REPO / "topics.yaml").topics if t.name.startswith("demo.")]
+CATALOG = load_catalog(REPO / "topics.yaml")
+DEMO = CATALOG.select(n for n in CATALOG.names() if n.startswith("demo."))
 STAMP_WRITES = ("demo.stamped", "demo.notes.retry", "demo.notes.dlq")
 
 
@@ -60,14 +60,10 @@ def cli_env(cluster: Cluster, home: Path) -> dict[str, str]:
 
 
 async def create_demo_topics(cluster: Cluster) -> None:
-    admin = cluster.admin()
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(t.name, 1, 1) for t in DEMO])
-        for name, code, *_ in response.topic_errors:
-            assert code in (0, TopicAlreadyExistsError.errno), f"cannot create {name}: error {code}"
-    finally:
-        await admin.close()
+    async with TopicAdmin(cluster) as admin:
+        assert await admin.facts() == ClusterFacts(brokers=1, default_replication=1)
+        await admin.apply(DEMO)
+        assert {t.replicas for t in (await admin.existing(DEMO.names())).values()} == {1}
 
 
 @asynccontextmanager
@@ -196,3 +192,16 @@ async def test_a_change_the_broker_has_not_shown_yet_says_to_apply_again(
     async with AclAdmin(secured_broker.cluster) as admin:
         again = await admin.apply([grant])
     assert again.present == (grant,) and again.create == ()
+
+
+def test_topics_apply_reaches_the_secured_broker_as_podium_and_finds_nothing_to_warn_about(
+    secured_broker: SecuredBroker,
+) -> None:
+    env = {"PODIUM_HOME": str(secured_broker.settings.home), "KAFKA_BOOTSTRAP_SERVERS": "", "COLUMNS": "200"}
+    dry = podium("topics", "apply", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "warning" not in dry.stderr  # one broker: no replicas to ask for
+    assert "topics in topics.yaml" in dry.stdout
+    # Whatever other tests of the session created already, the rest would get the cluster's 1.
+    creates = [line for line in dry.stdout.splitlines() if line.startswith("would create")]
+    assert all(line.endswith("1 replica(s), the cluster's default") for line in creates)
