@@ -226,7 +226,8 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
 
     topics: list[TopicSpec] = []
     for name, node in reader.mapping(top["topics"], "topics").items():
-        fields = {**defaults, **reader.mapping(node, f"topic '{name}'")}
+        own = reader.mapping(node, f"topic '{name}'")
+        fields = {**defaults, **own}
         for key, value in fields.items():
             if key not in _TOPIC_FIELDS:
                 raise reader.fail(value, f"topic '{name}': unknown field '{key}'")
@@ -278,8 +279,11 @@ def parse_catalog(text: str, path: Path, known_schemas: Iterable[str] | None = N
             if "tombstone_retention" in fields
             else None,
         )
+        # A topic that names both, with min.insync.replicas above its replication, is a mistake;
+        # the defaults' min_insync_replicas is capped at a topic's own replication instead.
         if (
-            spec.min_insync_replicas is not None
+            "min_insync_replicas" in own
+            and spec.min_insync_replicas is not None
             and spec.replication != CLUSTER_DEFAULT
             and spec.min_insync_replicas > spec.replication
         ):

@@ -177,5 +177,13 @@ def test_min_insync_replicas_is_sent_but_never_above_the_replicas() -> None:
             P,
             SCHEMAS,
         )
+    # The defaults' number is capped at a topic's own replication, not refused.
+    single = parse_catalog(
+        "defaults:\n  min_insync_replicas: 2\n"
+        "topics:\n  a:\n    value: podium.demo.Note\n    replication: 1\n",
+        P,
+        SCHEMAS,
+    ).get("a")
+    assert single.kafka_configs()["min.insync.replicas"] == "1"
     with pytest.raises(CatalogError, match="field 'min_insync_replicas' must be an integer >= 1"):
         parse_catalog("topics:\n  a:\n    value: podium.demo.Note\n    min_insync_replicas: 0\n", P, SCHEMAS)
