@@ -12,6 +12,7 @@ on fewer than three replicas (one broker down and the topic is one failure from 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -180,6 +181,22 @@ class TopicAdmin:
                 configs[resource[3]] = {entry[0]: entry[1] for entry in resource[4]}
         return {n: ExistingTopic(partitions[n], configs.get(n, {}), replicas[n]) for n in wanted}
 
+    async def _until_listed(self, names: set[str], within_s: float = 15.0) -> None:
+        """The controller has created them when CreateTopics answers; each broker learns of them
+        from the metadata log a moment later. Wait until the metadata lists them, so that what
+        runs next (a worker subscribing, an apply that reads the cluster again) finds them."""
+        try:
+            async with asyncio.timeout(within_s):
+                while True:
+                    if names <= set(await self._client.list_topics()):
+                        return
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise BrokerError(
+                f"Kafka at {self._cluster} created {sorted(names)} but its metadata did not list "
+                f"them within {within_s:.0f} s; run `podium topics apply` again to check"
+            ) from None
+
     async def facts(self) -> ClusterFacts:
         """How many brokers the cluster has, and the default.replication.factor of one of them
         (a cluster-wide setting in practice: brokers that disagree are a misconfiguration)."""
@@ -212,6 +229,7 @@ class TopicAdmin:
                 # Already there: another process created it between our read and our write.
                 if code and for_code(code) is not TopicAlreadyExistsError:
                     raise BrokerError(f"could not create topic {topic}: {for_code(code).__name__} {message}")
+            await self._until_listed({c.topic for c in creates})
         grows = {c.topic: NewPartitions(c.spec.partitions) for c in changes if c.action == "grow"}
         if grows:
             await self._client.create_partitions(grows)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from streams.config import Settings
 from streams.contracts.catalog import parse_catalog
 from streams.contracts.schemas import SchemaStore
 from streams.kafka.admin import ClusterFacts, ExistingTopic, TopicAdmin, plan, replication_warnings
 from streams.kafka.connection import Cluster
+from tests.streams.kafka.three_brokers import three_brokers
 
 SCHEMAS = ["podium.demo.Note", "podium.DeadLetter"]
 P = Path("topics.yaml")
@@ -89,3 +93,32 @@ async def test_the_one_node_broker_creates_a_cluster_default_topic_with_one_repl
     for name in catalog.names():
         assert existing[name].replicas == 1
         assert existing[name].configs["min.insync.replicas"] == "1"
+
+
+@pytest.mark.kafka
+async def test_on_three_brokers_the_cluster_default_means_three_replicas_and_one_replica_is_warned_about(
+    broker_settings: Settings, tmp_path: Path, schema_store: SchemaStore
+) -> None:
+    catalog = parse_catalog(
+        "defaults:\n  replication: -1\n  min_insync_replicas: 2\ntopics:\n"
+        "  wide:\n    value: podium.demo.Note\n    consumer: s\n"
+        "  thin:\n    value: podium.demo.Note\n    replication: 1\n",
+        P,
+        schema_store.names(),
+    )
+    async with three_brokers(broker_settings, tmp_path) as bootstrap, TopicAdmin(Cluster(bootstrap)) as admin:
+        facts = await admin.facts()
+        assert facts == ClusterFacts(brokers=3, default_replication=3)
+        (warning,) = replication_warnings(catalog, {}, facts)
+        assert warning.startswith("1 topic(s) have 1 replica(s) on a 3-broker cluster (thin)")
+        await admin.apply(catalog)
+        existing = await admin.existing(catalog.names())
+        assert await admin.apply(catalog) == []
+    assert {n: (t.replicas, t.configs["min.insync.replicas"]) for n, t in existing.items()} == {
+        "wide": (3, "2"),
+        "wide.retry": (3, "2"),
+        "wide.dlq": (3, "2"),
+        "thin": (1, "1"),  # the defaults' 2 capped at its one replica: it stays writable
+    }
+    (after,) = replication_warnings(catalog, existing, facts)
+    assert "1 already exist and keep their replicas until reassigned" in after
