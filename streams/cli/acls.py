@@ -92,6 +92,8 @@ def acls_apply(
         console.print(f"{would}create {acl}")
     for acl in changes.delete:
         console.print(f"{would}delete {acl}")
+    for acl in changes.denied:
+        err.print(f"[yellow]warning:[/] {acl} overrides what the plan grants (a DENY wins); left as it is")
     if changes.extra:
         err.print(
             f"[yellow]note:[/] {len(changes.extra)} ACL(s) of stage principals that no stage "

@@ -14,7 +14,7 @@ What a stage does on Kafka follows from its declaration (:class:`StageAccess`, m
 
 :class:`AclAdmin` reads the cluster's ACLs (DescribeAcls), creates the missing ones
 (CreateAcls) and, only when asked to prune, deletes the ones of stage principals that the plan
-no longer wants (DeleteAcls): ACLs of any other principal are never touched. aiokafka's admin
+no longer wants (DeleteAcls): ACLs of any other principal, and DENY ACLs, are never touched. aiokafka's admin
 client has no ACL methods, so the requests are aiokafka's own protocol structs sent through the
 admin client :meth:`Cluster.admin` makes.
 """
@@ -169,6 +169,9 @@ class AclChanges:
     # Stage principals' ACLs on the cluster that the plan does not want, left (no --prune).
     extra: tuple[Acl, ...] = ()
     present: tuple[Acl, ...] = field(default=(), repr=False)
+    # DENY ACLs on the plan's principals: Kafka lets a DENY win over any ALLOW, so the stage may
+    # be refused what the plan grants. Someone set them on purpose: never pruned, only shown.
+    denied: tuple[Acl, ...] = ()
 
 
 def diff_acls(
@@ -183,12 +186,16 @@ def diff_acls(
     no pipeline has any more. An equivalent but different ACL (a prefixed pattern, another host)
     does not count as present: the plan writes exactly its own."""
     want, have = set(wanted), set(existing)
-    unwanted = tuple(sorted(a for a in have - want if _managed(a, scope)))
+    unwanted = tuple(sorted(a for a in have - want if _managed(a, scope) and a.permission != Permission.DENY))
+    principals = {a.principal for a in want}
     return AclChanges(
         create=tuple(sorted(want - have)),
         delete=unwanted if prune else (),
         extra=() if prune else unwanted,
         present=tuple(sorted(want & have)),
+        denied=tuple(
+            sorted(a for a in have if a.permission == Permission.DENY and a.principal in principals)
+        ),
     )
 
 

@@ -85,6 +85,11 @@ def test_the_diff_creates_what_is_missing_and_prunes_only_stage_principals_when_
     pruned = diff_acls(wanted, existing, prune=True)
     assert set(pruned.delete) == {stale, gone, prefixed} and pruned.extra == ()
     assert alice not in pruned.delete
+    # A DENY someone set is never pruned, and is shown when it names a planned principal.
+    deny = Acl("User:stage-classify", ResourceType.TOPIC, "support.rag", Operation.WRITE, Permission.DENY)
+    retired_deny = Acl("User:stage-retired", ResourceType.TOPIC, "x", Operation.READ, Permission.DENY)
+    with_denies = diff_acls(wanted, existing | {deny, retired_deny}, prune=True)
+    assert with_denies.delete == pruned.delete and with_denies.denied == (deny,)
     # A plan of some stages prunes their principals' ACLs alone.
     scoped = diff_acls(wanted, existing, prune=True, scope={"User:stage-classify"})
     assert set(scoped.delete) == {stale, prefixed}

@@ -25,7 +25,7 @@ from aiokafka.errors import (
 
 from streams.contracts.catalog import load_catalog
 from streams.errors import BrokerError
-from streams.kafka.acls import Acl, AclAdmin, Operation, ResourceType
+from streams.kafka.acls import Acl, AclAdmin, Operation, Permission, ResourceType
 from streams.kafka.admin import ClusterFacts, TopicAdmin
 from streams.kafka.connection import Cluster
 from tests.streams.running import REPO, podium
@@ -161,8 +161,10 @@ async def test_prune_takes_away_a_grant_no_stage_needs_and_leaves_other_stages_a
     await create_demo_topics(podium_cluster)
     stale = Acl("User:stage-stamp", ResourceType.TOPIC, "demo.done", Operation.WRITE)
     other = Acl("User:stage-other", ResourceType.TOPIC, "demo.done", Operation.READ)
+    # Someone's deliberate DENY on a demo stage: shown, never pruned.
+    deny = Acl("User:stage-finish", ResourceType.TOPIC, "demo.notes", Operation.WRITE, Permission.DENY)
     async with AclAdmin(podium_cluster) as admin:
-        await admin.apply([stale, other])
+        await admin.apply([stale, other, deny])
     async with producing(stamp) as producer:
         await producer.send_and_wait("demo.done", unique.encode())  # granted by hand, for now
 
@@ -172,11 +174,13 @@ async def test_prune_takes_away_a_grant_no_stage_needs_and_leaves_other_stages_a
     pruned = podium("acls", "apply", "demo", "--prune", env=env)
     assert pruned.returncode == 0, pruned.stderr
     assert f"delete {stale}" in pruned.stdout
+    assert f"{deny} overrides what the plan grants" in " ".join(pruned.stderr.split())
 
     await refused_write(stamp, "demo.done")
     async with AclAdmin(podium_cluster) as admin:
         have = await admin.existing()
     assert other in have and stale not in have  # the demo's plan does not cover stage-other
+    assert deny in have
 
 
 async def test_a_change_the_broker_has_not_shown_yet_says_to_apply_again(
