@@ -209,3 +209,11 @@ def test_topics_apply_reaches_the_secured_broker_as_podium_and_finds_nothing_to_
     # Whatever other tests of the session created already, the rest would get the cluster's 1.
     creates = [line for line in dry.stdout.splitlines() if line.startswith("would create")]
     assert all(line.endswith("1 replica(s), the cluster's default") for line in creates)
+
+
+async def test_a_principal_that_may_not_manage_acls_is_told_to_run_as_a_super_user(
+    secured_broker: SecuredBroker,
+) -> None:
+    async with AclAdmin(secured_broker.cluster_for("other")) as admin:
+        with pytest.raises(BrokerError, match=r"stage-other may not manage ACLs .* run as a super user"):
+            await admin.existing()
