@@ -3,8 +3,9 @@
 What a stage does on Kafka follows from its declaration (:class:`StageAccess`, made by
 :func:`streams.runtime.access.stage_access`); :func:`plan_acls` turns that into ACLs without I/O:
 
-- READ on every topic it consumes (its input, the input's retry topic, its extra topics) and
-  READ on its consumer group (join, heartbeat, commit; OffsetFetch needs DESCRIBE, implied).
+- READ on every topic it consumes (its input, the input's retry topic, its extra topics, the
+  compacted state it writes and reads back) and READ on its consumer group (join, heartbeat,
+  commit; OffsetFetch needs DESCRIBE, implied).
 - WRITE on every topic it produces to (its outputs, the retry and dead-letter topics).
 - Nothing else. Kafka's authorizer lets READ and WRITE imply DESCRIBE (metadata, offsets, the
   partition counts a keyed stage compares), so no DESCRIBE ACL is written beside them.
@@ -14,9 +15,9 @@ What a stage does on Kafka follows from its declaration (:class:`StageAccess`, m
 
 :class:`AclAdmin` reads the cluster's ACLs (DescribeAcls), creates the missing ones
 (CreateAcls) and, only when asked to prune, deletes the ones of stage principals that the plan
-no longer wants (DeleteAcls): ACLs of any other principal, and DENY ACLs, are never touched. aiokafka's admin
-client has no ACL methods, so the requests are aiokafka's own protocol structs sent through the
-admin client :meth:`Cluster.admin` makes.
+no longer wants (DeleteAcls): ACLs of any other principal, and DENY ACLs, are never touched.
+aiokafka's admin client has no ACL methods, so the requests are aiokafka's own protocol structs
+sent through the admin client :meth:`Cluster.admin` makes.
 """
 
 from __future__ import annotations
