@@ -14,11 +14,13 @@ classes to decide what to do with a failed message: it reads two flags.
     ├── ConfigError                  bad settings, named key and source
     ├── CatalogError                 topics.yaml rejected: file, line, field
     ├── SchemaError                  an .avsc does not parse or breaks compatibility
-    ├── BrokerError                  the local broker cannot be started / reached
-    │   └── ToolMissing              java or mvn not installed
+    ├── BrokerError                  the local broker cannot be started / reached / did not acknowledge
+    │   ├── ToolMissing              java or mvn not installed
+    │   └── PublishRefused           Kafka answered and refused a record: no retry changes it
     ├── CodecError                   bytes that cannot become a record (or the reverse)
     │   ├── UnknownSchema            fingerprint / registry id not known
-    │   └── PayloadTooLarge          value above the stage's limit
+    │   ├── PayloadTooLarge          value above the stage's or the topic's limit
+    │   └── UnencodableRecord        a record its schema cannot carry: names the field
     ├── HandlerError                 raised by a stage handler: the handler chooses the flag
     │   ├── TransientError           retryable=True
     │   └── PermanentError           retryable=False
@@ -60,12 +62,14 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "PodiumError",
+    "PublishRefused",
     "RoutingError",
     "SchemaError",
     "Throttled",
     "ToolMissing",
     "TransientError",
     "Unauthenticated",
+    "UnencodableRecord",
     "UnknownApproval",
     "UnknownCall",
     "UnknownSchema",
@@ -99,6 +103,14 @@ class ToolMissing(BrokerError):
     dead_letter_reason = "tool_missing"
 
 
+class PublishRefused(BrokerError):
+    """Kafka answered, and refused the record for a reason a retry does not change (this client
+    may not write to the topic, a broker policy): the publisher's setup is wrong, not the record
+    and not the broker's health."""
+
+    dead_letter_reason = "publish_refused"
+
+
 class CodecError(PodiumError):
     dead_letter_reason = "undecodable"
 
@@ -109,6 +121,29 @@ class UnknownSchema(CodecError):
 
 class PayloadTooLarge(CodecError):
     dead_letter_reason = "payload_too_large"
+
+
+class UnencodableRecord(CodecError):
+    """A record its schema cannot carry as it is (a lone surrogate in a string, an int beyond 32
+    bits, a symbol not in the enum...). ``path`` names the field: ``("items", 3, "name")``;
+    empty when the writer failed somewhere the check could not find."""
+
+    dead_letter_reason = "unencodable"
+
+    def __init__(self, schema: str, path: tuple[str | int, ...], reason: str) -> None:
+        where = f"field '{_dotted(path)}'" if path else "the record"
+        super().__init__(f"record does not match {schema}: {where}: {reason}")
+        self.schema = schema
+        self.path = path
+        self.reason = reason
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    """``("items", 3, "name")`` as ``items[3].name``: how a person reads a field's place."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
 class HandlerError(PodiumError):

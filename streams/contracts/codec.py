@@ -9,7 +9,11 @@ resolved through a schema registry (:mod:`streams.contracts.registry`).
 
 Decoding always resolves the writer schema to the *current* reader schema of the record type
 the topic carries, and rejects a record of another type. Every failure is a
-:class:`~streams.errors.CodecError`, which the runtime turns into a dead-letter record.
+:class:`~streams.errors.CodecError`, which the runtime turns into a dead-letter record; a record
+that cannot be encoded is an :class:`~streams.errors.UnencodableRecord` naming the field.
+
+``encode(..., strict=True)`` also refuses what fastavro would write changed without a word (an
+int beyond 32 bits, 5.5 for an int, 3 for a boolean): for records that come from outside podium.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any, Protocol
 
 import fastavro
 
+from streams.contracts.encodable import find_unencodable
 from streams.contracts.schemas import SchemaStore, SchemaVersion
-from streams.errors import CodecError, SchemaError, UnknownSchema
+from streams.errors import CodecError, SchemaError, UnencodableRecord, UnknownSchema
 
 __all__ = ["CONFLUENT_MAGIC", "SINGLE_OBJECT_MAGIC", "Codec", "ConfluentCodec", "SingleObjectCodec"]
 
@@ -31,7 +36,7 @@ Record = dict[str, Any]
 
 
 class Codec(Protocol):
-    def encode(self, schema_name: str, record: Record) -> bytes: ...
+    def encode(self, schema_name: str, record: Record, *, strict: bool = False) -> bytes: ...
 
     def decode(self, schema_name: str, data: bytes) -> Record: ...
 
@@ -44,13 +49,22 @@ class SchemaIdResolver(Protocol):
     def schema_for(self, schema_id: int) -> dict[str, Any]: ...
 
 
-def _write(version: SchemaVersion, record: Record, prefix: bytes) -> bytes:
+def _write(version: SchemaVersion, record: Record, prefix: bytes, strict: bool) -> bytes:
+    if strict and (problem := find_unencodable(version.parsed, record)) is not None:
+        raise UnencodableRecord(version.full_name, problem.path, problem.reason)
     buf = io.BytesIO()
     buf.write(prefix)
     try:
         fastavro.schemaless_writer(buf, version.parsed, record, strict_allow_default=True)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CodecError(f"record does not match {version.full_name}: {exc}") from exc
+    # fastavro's writer reports a value it cannot write through many built-in exception types
+    # (ValueError, TypeError, KeyError, UnicodeEncodeError, OverflowError for a long beyond 64
+    # bits...), none naming the field: every one means "this record does not fit its schema",
+    # and the check finds which field, so the one who sent it knows what to fix.
+    except Exception as exc:
+        problem = find_unencodable(version.parsed, record)
+        if problem is None:
+            raise UnencodableRecord(version.full_name, (), f"{type(exc).__name__}: {exc}") from exc
+        raise UnencodableRecord(version.full_name, problem.path, problem.reason) from exc
     return buf.getvalue()
 
 
@@ -77,9 +91,9 @@ class SingleObjectCodec:
     def __init__(self, store: SchemaStore) -> None:
         self._store = store
 
-    def encode(self, schema_name: str, record: Record) -> bytes:
+    def encode(self, schema_name: str, record: Record, *, strict: bool = False) -> bytes:
         version = self._store.current(schema_name)
-        return _write(version, record, SINGLE_OBJECT_MAGIC + version.fingerprint)
+        return _write(version, record, SINGLE_OBJECT_MAGIC + version.fingerprint, strict)
 
     def field_names(self, schema_name: str) -> list[str]:
         return [f["name"] for f in self._store.current(schema_name).raw["fields"]]
@@ -112,10 +126,10 @@ class ConfluentCodec:
         self._resolver = resolver
         self._writers: dict[int, tuple[str, Any]] = {}
 
-    def encode(self, schema_name: str, record: Record) -> bytes:
+    def encode(self, schema_name: str, record: Record, *, strict: bool = False) -> bytes:
         version = self._store.current(schema_name)
         schema_id = self._resolver.id_for(version)
-        return _write(version, record, CONFLUENT_MAGIC + schema_id.to_bytes(4, "big"))
+        return _write(version, record, CONFLUENT_MAGIC + schema_id.to_bytes(4, "big"), strict)
 
     def field_names(self, schema_name: str) -> list[str]:
         return [f["name"] for f in self._store.current(schema_name).raw["fields"]]
