@@ -3,12 +3,16 @@
 - ``POST /v1/{pipeline}/requests``: validate the JSON body against the pipeline's input schema
   (422 names the field), publish it with a request id, trace and deadline, and wait (bounded by
   ``wait_s``) for the record it ends as: 200 with the result and the topic it ended in, or 202
-  with the request id when it is still on its way. A broker that does not acknowledge within
-  ``publish_timeout_s`` gives 503, never a hang. With ``stream=true`` the answer is a stream of
-  server-sent events instead: ``accepted``, then ``token`` / ``reset`` / ``draft_done`` relayed
-  from the pipeline's token chunks as the generate stage writes them (unscreened: a client
-  shows them as a draft), then ``final`` with the screened result and the topic it ended in (or
-  ``pending`` when ``wait_s`` ran out). The ``final`` text is what the client keeps.
+  with the request id when it is still on its way. A body its topic's schema cannot carry is a
+  422 naming the field (FastAPI's validation shape), a record larger than its topic accepts a
+  413 before anything is published, Kafka refusing the record for good (this gateway may not
+  write there) a 500 saying so. A broker that does not acknowledge within ``publish_timeout_s``
+  gives 503, never a hang: 503 means that and nothing else, so a client may retry it. With
+  ``stream=true`` the answer is a stream of server-sent events instead: ``accepted``, then
+  ``token`` / ``reset`` / ``draft_done`` relayed from the pipeline's token chunks as the
+  generate stage writes them (unscreened: a client shows them as a draft), then ``final`` with
+  the screened result and the topic it ended in (or ``pending`` when ``wait_s`` ran out).
+  The ``final`` text is what the client keeps.
 - ``GET /v1/requests/{id}``: ``done`` with the result, ``pending``, or 404.
 - ``GET /v1/approvals``: the agents' actions waiting for a person (``all=true``: decided ones
   too); ``POST /v1/approvals/{request_id}`` decides them: 202 with the decisions published
@@ -43,9 +47,14 @@ from streams.errors import (
     ApprovalClosed,
     ApprovalError,
     BrokerError,
+    PayloadTooLarge,
     PodiumError,
+    PublishRefused,
+    ToolMissing,
+    UnencodableRecord,
     UnknownApproval,
     UnknownCall,
+    UnknownSchema,
 )
 from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approval, Approvals
 from streams.ingress.auth import ACCESS_RESPONSES, Authenticator, Caller, bind_tenant, problem, tenant_of
@@ -234,13 +243,14 @@ def _add_route(
         try:
             async with asyncio.timeout(publish_timeout_s):
                 await publisher.publish(
-                    entry.input_topic, record, request_id=request_id, tenant=caller.tenant
+                    entry.input_topic, record, request_id=request_id, tenant=caller.tenant, strict=True
                 )
         except (TimeoutError, PodiumError) as exc:
             router.forget(request_id)
             chunks.unsubscribe(request_id)
-            detail = "Kafka did not acknowledge in time" if isinstance(exc, TimeoutError) else str(exc)
-            return JSONResponse({"detail": f"could not accept the request: {detail}"}, status_code=503)
+            if isinstance(exc, TimeoutError):
+                exc = BrokerError(f"Kafka did not acknowledge within {publish_timeout_s:g}s")
+            return _problem(exc, prefix="could not accept the request: ")
         if queue is not None:
             events = _events(project, request_id, queue, router, chunks, result, wait_s)
             return StreamingResponse(events, media_type="text/event-stream")
@@ -261,7 +271,9 @@ def _add_route(
         responses={
             202: {"model": Accepted},
             **ACCESS_RESPONSES,
-            503: {"description": "Kafka unreachable or not acknowledging"},
+            413: {"description": f"larger than {entry.input_topic} accepts: nothing was published"},
+            422: {"description": "a field the schema does not allow, or a value it cannot carry (named)"},
+            503: {"description": "Kafka unreachable or not acknowledging: retry later"},
         },
     )(submit)
 
@@ -315,19 +327,39 @@ class Decided(BaseModel):
     decisions: list[ApprovalView]
 
 
-def _problem(exc: PodiumError) -> JSONResponse:
-    """The one place an approval's error becomes a status."""
-    if isinstance(exc, UnknownApproval | UnknownCall):
-        status = 404
-    elif isinstance(exc, ApprovalClosed):
-        status = 409
-    elif isinstance(exc, BrokerError):
-        status = 503
-    elif isinstance(exc, ApprovalError):
-        status = 422
-    else:
-        status = 500
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+def status_for(exc: PodiumError) -> int:
+    """The one place a podium error becomes an HTTP status (a pure decision).
+
+    503 only for Kafka not acknowledging (or not answering a read): the one error a client's
+    retry can cure. What the client sent gets a 4xx; what is wrong with this gateway's own setup
+    (Kafka refusing its writes, a catalog or schema it cannot use) a 500 that says so, and a
+    schema registry that failed it a 502.
+    """
+    if isinstance(exc, UnencodableRecord | ApprovalError):
+        if isinstance(exc, UnknownApproval | UnknownCall):
+            return 404
+        if isinstance(exc, ApprovalClosed):
+            return 409
+        return 422
+    if isinstance(exc, PayloadTooLarge):
+        return 413
+    if isinstance(exc, UnknownSchema):
+        return 502  # only the registry fails an encode this way (codec.py)
+    if isinstance(exc, PublishRefused | ToolMissing):
+        return 500  # Kafka answered: no retry helps until this gateway's setup is fixed
+    if isinstance(exc, BrokerError):
+        return 503
+    return 500
+
+
+def _problem(exc: PodiumError, prefix: str = "") -> JSONResponse:
+    """An error as its status and a detail; an unencodable value in FastAPI's own validation
+    shape (``loc`` names the field), so a client reads one shape for every 422."""
+    status = status_for(exc)
+    if isinstance(exc, UnencodableRecord):
+        problem = {"type": "unencodable", "loc": ["body", *exc.path], "msg": exc.reason}
+        return JSONResponse({"detail": [problem]}, status_code=status)
+    return JSONResponse({"detail": f"{prefix}{exc}"}, status_code=status)
 
 
 def _add_approval_routes(app: FastAPI, state: dict[str, Any], auth: Authenticator) -> None:

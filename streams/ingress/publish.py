@@ -1,4 +1,12 @@
-"""Ingress: publish new requests with a request id, a trace and a deadline."""
+"""Ingress: publish new requests with a request id, a trace and a deadline.
+
+What can go wrong, and what each error says (the HTTP gateway answers with it):
+
+- the record does not fit its schema: :class:`UnencodableRecord`, naming the field;
+- it is larger than its topic accepts: :class:`PayloadTooLarge`, before anything is sent;
+- Kafka refuses it for good (this client may not write there, a policy): :class:`PublishRefused`;
+- Kafka does not acknowledge it (unreachable, no leader, timed out): :class:`BrokerError`.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +16,65 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 from opentelemetry.trace import SpanKind
 
 from streams.contracts.catalog import Catalog
 from streams.contracts.codec import Codec
 from streams.contracts.headers import ingress_headers
-from streams.errors import BrokerError
+from streams.errors import BrokerError, PayloadTooLarge, PodiumError, PublishRefused
 from streams.kafka.connection import Cluster
+from streams.runtime.workers import MAX_REQUEST_BYTES
 from streams.telemetry.otel import Telemetry, current_trace_headers
 
 __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
+
+# Kafka counts the record batch's framing against max.message.bytes too: the same margin the
+# stage runtime keeps for its outputs (streams/runtime/outcome.py).
+_RECORD_OVERHEAD = 512
+
+# Kafka's answers that no retry changes: this client may not write there, or the broker will
+# never take the record. Every other KafkaError means it was not acknowledged (yet).
+_REFUSALS = (
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    PolicyViolationError,
+    InvalidTopicError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
+
+
+def refusal(topic: str, exc: KafkaError) -> PodiumError:
+    """The podium error for a record Kafka did not take (a pure decision, tested alone)."""
+    if isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError):
+        # The broker's own limit for the topic is lower than the catalog's (topics not applied?).
+        return PayloadTooLarge(
+            f"{topic} refused the record as too large ({type(exc).__name__}): the broker's "
+            "max.message.bytes for it is lower than the catalog says (run `podium topics apply`)"
+        )
+    if isinstance(exc, _REFUSALS):
+        hint = (
+            ": grant this client's principal WRITE on the topic (`podium acls apply`)"
+            if "Authorization" in type(exc).__name__
+            else ""
+        )
+        return PublishRefused(f"Kafka refused the record for {topic}: {type(exc).__name__}: {exc}{hint}")
+    return BrokerError(f"could not publish to {topic}: {exc}")
 
 
 class Publisher:
@@ -39,7 +93,7 @@ class Publisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_REQUEST_BYTES,
             client_id="podium-publish",
         )
         self._cluster = cluster
@@ -72,6 +126,7 @@ class Publisher:
         extra_headers: Sequence[tuple[str, bytes]] = (),
         key: str | None = None,
         tenant: str | None = None,
+        strict: bool = False,
     ) -> str:
         """Encode, send and wait for the broker's acknowledgement; returns the request id.
 
@@ -80,6 +135,11 @@ class Publisher:
         ``budget_s`` the topic's ``budget`` from the catalog applies (if it declares one). The
         key is the request id unless ``key`` names another (a compacted topic's entity id).
         ``podium-tenant`` is ``tenant``, else the record's own ``tenant`` field (if it has one).
+        ``strict``: the record comes from outside podium (the HTTP gateway), so refuse what the
+        codec would otherwise change without a word (an int beyond 32 bits, an unknown field).
+
+        Raises :class:`UnencodableRecord` or :class:`PayloadTooLarge` before anything is sent,
+        :class:`PublishRefused` or :class:`BrokerError` when Kafka did not take it.
         """
         spec = self._catalog.get(topic)
         if budget_s is None and spec.budget_ms is not None:
@@ -92,7 +152,7 @@ class Publisher:
         )
         if self._has_request_id(spec.value_schema) and not record.get("request_id"):
             record = {**record, "request_id": headers.request_id}
-        value = self._codec.encode(spec.value_schema, record)
+        value = self._codec.encode(spec.value_schema, record, strict=strict)
         with self._tracer.start_as_current_span(
             f"send {topic}",
             kind=SpanKind.PRODUCER,
@@ -112,8 +172,10 @@ class Publisher:
                 passthrough=tuple(extra_headers),
             )
             assert headers.request_id is not None
-            record_key = headers.request_id if key is None else key
-            await self.send_raw(topic, record_key.encode(), value, headers.to_kafka())
+            record_key = (headers.request_id if key is None else key).encode()
+            kafka_headers = headers.to_kafka()
+            _check_size(topic, spec.max_message_bytes, record_key, value, kafka_headers)
+            await self.send_raw(topic, record_key, value, kafka_headers)
         return headers.request_id
 
     async def enqueue(
@@ -124,7 +186,7 @@ class Publisher:
         try:
             future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key, headers=headers)
         except KafkaError as exc:
-            raise BrokerError(f"could not publish to {topic}: {exc}") from exc
+            raise refusal(topic, exc) from exc
         return future
 
     def _has_request_id(self, schema: str) -> bool:
@@ -141,4 +203,18 @@ class Publisher:
             future = await self._producer.send(topic, value, key=key, headers=headers)
             await future
         except KafkaError as exc:
-            raise BrokerError(f"could not publish to {topic}: {exc}") from exc
+            raise refusal(topic, exc) from exc
+
+
+def _check_size(
+    topic: str, max_message_bytes: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    """A record the topic (or the producer) cannot take is refused here, before it is sent:
+    sent, the broker would refuse it anyway, after a round trip that looks like an outage."""
+    limit = min(max_message_bytes, MAX_REQUEST_BYTES) - _RECORD_OVERHEAD
+    size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"the record is {size:,} bytes; {topic} accepts at most {limit:,} (its max_message_bytes "
+            f"in the catalog, less {_RECORD_OVERHEAD} bytes of Kafka's framing): send less"
+        )
