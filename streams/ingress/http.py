@@ -24,6 +24,12 @@ Every route but ``/healthz`` and the OpenAPI pages needs a credential (:mod:`str
 401, 403, 429, the tenant from the credential, each caller seeing its own tenant's requests and
 approvals only).
 
+Bodies are limited before they are parsed (413, checked against Content-Length before a byte
+is read): a pipeline's to three times the record its topic accepts (JSON escapes: a character
+UTF-8 writes in 2 bytes is 6 as a ``\\u`` escape, an emoji's 4 bytes are 12 as a surrogate pair),
+every other route's to 64 KiB. JSON nested deeper than Python's parser goes is FastAPI's 400.
+Header sizes and slow clients are the server's concern: :mod:`.limits`.
+
 Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
 OpenAPI spec shows the same fields the topics carry.
 """
@@ -58,7 +64,7 @@ from streams.errors import (
 )
 from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approval, Approvals
 from streams.ingress.auth import ACCESS_RESPONSES, Authenticator, Caller, bind_tenant, problem, tenant_of
-from streams.ingress.publish import Publisher
+from streams.ingress.publish import Publisher, record_limit
 from streams.ingress.replies import ReplyRouter, StreamRouter
 from streams.kafka.connection import Cluster
 from streams.kafka.follow import Arrival
@@ -67,6 +73,9 @@ from streams.runtime.project import Project
 from streams.telemetry.otel import Telemetry
 
 __all__ = ["Entry", "create_app", "model_for_schema"]
+
+SMALL_BODY_BYTES = 64 * 1024  # an approval's decision and the like: text of a few KiB at most
+_JSON_EXPANSION = 3  # the most JSON escapes make of UTF-8 (see the module docstring)
 
 _PRIMITIVES: dict[str, Any] = {
     "string": str,
@@ -132,9 +141,11 @@ def create_app(
     publish_timeout_s: float = 5.0,
     max_wait_s: float = 30.0,
     telemetry: Telemetry | None = None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """``auth``: who may call (``Authenticator.open()`` lets everyone in); ``telemetry``: where
-    the ingress spans go; requests are traced only when it records."""
+    the ingress spans go; requests are traced only when it records; ``max_body_bytes``: the
+    largest body a pipeline's route reads (unset: three times what its topic accepts)."""
     terminal = sorted({t for e in entries for t in e.terminal})
     streams = sorted({e.stream_topic for e in entries if e.stream_topic})
     state: dict[str, Any] = {}
@@ -163,6 +174,7 @@ def create_app(
         title="podium",
         summary="Publish requests to podium's pipelines and read their results.",
         lifespan=lifespan,
+        max_body_size=SMALL_BODY_BYTES,
     )
     auth.install(app)
 
@@ -179,7 +191,12 @@ def create_app(
     for entry in entries:
         schema = project.schemas.current(project.catalog.get(entry.input_topic).value_schema).raw
         body_model = model_for_schema(schema, skip=("request_id",))
-        _add_route(app, project, entry, body_model, state, result, publish_timeout_s, max_wait_s, auth)
+        body_limit = max_body_bytes or _JSON_EXPANSION * record_limit(
+            project.catalog.get(entry.input_topic).max_message_bytes
+        )
+        _add_route(
+            app, project, entry, body_model, state, result, publish_timeout_s, max_wait_s, auth, body_limit
+        )
 
     # scope="request": the caller's slot is held until the response is sent, a stream included.
     anyone = Depends(auth.dependency(), scope="request")
@@ -219,6 +236,7 @@ def _add_route(
     publish_timeout_s: float,
     max_wait_s: float,
     auth: Authenticator,
+    max_body_bytes: int,
 ) -> None:
     this_pipeline = Depends(auth.dependency(entry.pipeline), scope="request")
 
@@ -268,10 +286,14 @@ def _add_route(
         f"/v1/{entry.pipeline}/requests",
         response_model=Accepted,
         summary=f"Publish a request to {entry.input_topic} and wait for where it ends",
+        max_body_size=max_body_bytes,
         responses={
             202: {"model": Accepted},
             **ACCESS_RESPONSES,
-            413: {"description": f"larger than {entry.input_topic} accepts: nothing was published"},
+            413: {
+                "description": f"a body over {max_body_bytes:,} bytes, or a record larger than "
+                f"{entry.input_topic} accepts: nothing was published"
+            },
             422: {"description": "a field the schema does not allow, or a value it cannot carry (named)"},
             503: {"description": "Kafka unreachable or not acknowledging: retry later"},
         },

@@ -38,7 +38,7 @@ from streams.kafka.connection import Cluster
 from streams.runtime.workers import MAX_REQUEST_BYTES
 from streams.telemetry.otel import Telemetry, current_trace_headers
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "record_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ _REFUSALS = (
     CorruptRecordException,
     InvalidTimestampError,
 )
+
+
+def record_limit(max_message_bytes: int) -> int:
+    """The largest record (key, value and headers) a topic with this max.message.bytes takes
+    from this publisher: the topic's limit or the producer's, less Kafka's framing."""
+    return min(max_message_bytes, MAX_REQUEST_BYTES) - _RECORD_OVERHEAD
 
 
 def refusal(topic: str, exc: KafkaError) -> PodiumError:
@@ -211,7 +217,7 @@ def _check_size(
 ) -> None:
     """A record the topic (or the producer) cannot take is refused here, before it is sent:
     sent, the broker would refuse it anyway, after a round trip that looks like an outage."""
-    limit = min(max_message_bytes, MAX_REQUEST_BYTES) - _RECORD_OVERHEAD
+    limit = record_limit(max_message_bytes)
     size = len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
     if size > limit:
         raise PayloadTooLarge(
