@@ -24,6 +24,7 @@ from streams.cli.base import (
     stages_of,
     telemetry_for,
 )
+from streams.ingress.server import ClientLimits
 from streams.operations.audit import pipeline_topics
 from streams.runtime.pipeline import Pipeline
 from streams.runtime.project import Project
@@ -164,6 +165,18 @@ def serve(
             "a proxy that authenticates, or a laptop).",
         ),
     ] = False,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest request body a pipeline reads (default: 3x what its topic accepts).", min=1
+        ),
+    ] = None,
+    head_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's headers (then 408).", min=0.1)
+    ] = ClientLimits.head_timeout_s,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a request's body (then 408).", min=0.1)
+    ] = ClientLimits.body_timeout_s,
 ) -> None:
     """The HTTP gateway: POST /v1/<pipeline>/requests publishes and waits; GET /v1/requests/<id>;
     GET /v1/approvals and POST /v1/approvals/<request-id> decide what agents wait for. Callers
@@ -172,6 +185,7 @@ def serve(
 
     from streams.ingress.auth import Authenticator
     from streams.ingress.http import Entry, create_app
+    from streams.ingress.server import server_config
 
     project = load_project()
     entries = []
@@ -209,14 +223,16 @@ def serve(
         auth=auth,
         publish_timeout_s=publish_timeout,
         telemetry=telemetry,
+        max_body_bytes=max_body_bytes,
     )
+    limits = ClientLimits(head_timeout_s=head_timeout, body_timeout_s=body_timeout)
     console.print(f"podium serve: http://{host}:{port}/docs (OpenAPI), Kafka at {cluster}")
     if insecure_no_auth:
         err.print(
             "[yellow]warning:[/] --insecure-no-auth: anyone who reaches the port calls under any tenant"
         )
     try:
-        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        uvicorn.Server(server_config(app_, host=host, port=port, limits=limits)).run()
     finally:
         telemetry.shutdown()
 

@@ -28,7 +28,7 @@ Bodies are limited before they are parsed (413, checked against Content-Length b
 is read): a pipeline's to three times the record its topic accepts (JSON escapes: a character
 UTF-8 writes in 2 bytes is 6 as a ``\\u`` escape, an emoji's 4 bytes are 12 as a surrogate pair),
 every other route's to 64 KiB. JSON nested deeper than Python's parser goes is FastAPI's 400.
-Header sizes and slow clients are the server's concern: :mod:`.limits`.
+Header sizes and slow clients are the server's concern: :mod:`.server`.
 
 Request bodies are pydantic models built from the Avro schemas (one per pipeline), so the
 OpenAPI spec shows the same fields the topics carry.
