@@ -349,7 +349,8 @@ class Approvals:
                 "`podium approvals --all` shows what the topic holds"
             ) from None
         except BrokerError as exc:
-            raise BrokerError(f"{exc}{published}") from exc
+            # The same class: Kafka refusing the write (PublishRefused) is no outage to retry.
+            raise type(exc)(f"{exc}{published}") from exc
 
     async def _confirm(self, decided: list[Approval]) -> None:
         """Step 4: ours were acknowledged; a failure to read them back leaves them standing."""

@@ -43,7 +43,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator
 
@@ -177,6 +179,12 @@ def create_app(
         max_body_size=SMALL_BODY_BYTES,
     )
     auth.install(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but ASCII: it echoes the input, and a lone surrogate in it made
+        # the 422 itself fail to encode (a 500).
+        return _AsciiJSON({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     def result(arrival: Arrival) -> Accepted:
         described = describe(arrival, project.catalog, project.codec)
@@ -347,6 +355,14 @@ class ApprovalView(BaseModel):
 class Decided(BaseModel):
     request_id: str
     decisions: list[ApprovalView]
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate a client sent is echoed
+    back as ``\\ud800`` instead of failing the response's UTF-8."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
 def status_for(exc: PodiumError) -> int:

@@ -52,6 +52,7 @@ from streams.ingress.publish import Publisher, refusal
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
+from tests.streams.asking import approvals_project, ask, asked, decisions_of
 from tests.streams.ingress.test_http import serving
 
 REQUESTS = "support.requests"
@@ -96,6 +97,10 @@ async def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: str, bootstra
         also = await post(client, {"body": "fine", "subject": "x\udfffy"})
         assert also.status_code == 422, also.text
         assert also.json()["detail"][0]["loc"] == ["body", "subject"]
+        # FastAPI's 422 echoes the input: a lone surrogate in it must not make it a 500.
+        unknown = await post(client, {"body": "fine", "colour": "\ud800"})
+        assert unknown.status_code == 422, unknown.text
+        assert unknown.json()["detail"][0]["loc"] == ["body", "colour"]
         fine = await post(client, {"body": "a\u00e9c \U0001f600"})
         assert fine.status_code == 202, fine.text
     assert await published(bootstrap) == before + 1
@@ -201,3 +206,25 @@ def test_a_refused_write_says_what_to_grant() -> None:
 )
 def test_only_kafka_not_acknowledging_is_a_503(error: PodiumError, status: int) -> None:
     assert status_for(error) == status
+
+
+async def test_a_decision_that_cannot_be_encoded_is_a_422_naming_the_field(
+    broker_settings: Settings, bootstrap: str, unique: str
+) -> None:
+    project = await approvals_project(broker_settings, bootstrap)
+    async with TopicAdmin(bootstrap) as admin:
+        await admin.apply(project.catalog.select([REQUESTS, "support.responses"]))
+    rid = f"{unique}-r"
+    await ask(project, asked(rid, "c1"))
+    app = create_app(project, [Entry("support", REQUESTS, ("support.responses",))], bootstrap=bootstrap)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        refused = await client.post(
+            f"/v1/approvals/{rid}",
+            content=json.dumps({"approved": True, "reason": "fine\ud800", "by": "ana"}),
+            headers={"content-type": "application/json"},
+        )
+        assert refused.status_code == 422, refused.text  # was a 500
+        assert refused.json()["detail"][0]["loc"] == ["body", "reason"]
+        assert await decisions_of(project, rid) == []
+        decided = await client.post(f"/v1/approvals/{rid}", json={"approved": True, "by": "ana"})
+        assert decided.status_code == 202, decided.text
