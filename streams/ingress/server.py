@@ -15,6 +15,8 @@ connection), and the server goes on serving everyone else:
 3. The body must be complete ``body_timeout_s`` after the head: a trickled body gets a 408 too
    (a deadline for the whole body, not an idle timeout that each trickled byte would reset).
 4. A kept-alive connection idle for ``keep_alive_s`` is closed (``timeout_keep_alive``).
+   Stopping, the server waits at most ``shutdown_s`` for requests in flight
+   (``timeout_graceful_shutdown``), then cancels them: Ctrl-C is not held by a client.
 5. Body sizes are the routes' own (FastAPI's ``max_body_size``, set in :mod:`.http`): checked
    against Content-Length before a byte of the body is read, and counted as it arrives.
 
@@ -40,9 +42,10 @@ class ClientLimits:
     head_timeout_s: float = 10.0
     body_timeout_s: float = 60.0  # the largest body (3 x 8 MiB) at about 3 Mbit/s
     keep_alive_s: int = 5  # uvicorn's default
+    shutdown_s: int = 35  # the longest wait a request asks for (wait_s, at most 30 s), and some
 
     def __post_init__(self) -> None:
-        for name in ("max_header_bytes", "head_timeout_s", "body_timeout_s", "keep_alive_s"):
+        for name in ("max_header_bytes", "head_timeout_s", "body_timeout_s", "keep_alive_s", "shutdown_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -59,6 +62,7 @@ def server_config(app: Any, *, host: str, port: int, limits: ClientLimits = Clie
         http=_deadline_protocol(limits.head_timeout_s, limits.body_timeout_s),
         h11_max_incomplete_event_size=limits.max_header_bytes,
         timeout_keep_alive=limits.keep_alive_s,
+        timeout_graceful_shutdown=limits.shutdown_s,
     )
 
 

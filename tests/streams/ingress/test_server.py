@@ -23,7 +23,9 @@ from streams.runtime.project import Project
 
 REQUESTS = "support.requests"
 ENDS = ("support.responses", "support.rejected")
-LIMITS = ClientLimits(max_header_bytes=8 * 1024, head_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1)
+LIMITS = ClientLimits(
+    max_header_bytes=8 * 1024, head_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1, shutdown_s=5
+)
 GUARD_S = 30.0  # a test that hangs fails instead: the server must answer or close long before
 
 
