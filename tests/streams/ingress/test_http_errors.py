@@ -47,9 +47,11 @@ from streams.errors import (
     UnknownCall,
     UnknownSchema,
 )
+from streams.ingress.auth import Authenticator
 from streams.ingress.http import Entry, create_app, status_for
 from streams.ingress.publish import Publisher, refusal
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.kafka.follow import Follower
 from streams.runtime.project import Project
 from tests.streams.asking import approvals_project, ask, asked, decisions_of
@@ -60,18 +62,18 @@ ENDS = ("support.responses", "support.rejected")
 
 
 @pytest.fixture
-async def gateway(broker_settings: Settings, bootstrap: str) -> AsyncIterator[str]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def gateway(broker_settings: Settings, cluster: Cluster) -> AsyncIterator[str]:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([REQUESTS, *ENDS]))
-    app = create_app(project, [Entry("support", REQUESTS, ENDS)], bootstrap=bootstrap)
+    app = create_app(project, [Entry("support", REQUESTS, ENDS)], cluster=cluster, auth=Authenticator.open())
     async with serving(app) as url:
         yield url
 
 
-async def published(bootstrap: str) -> int:
+async def published(cluster: Cluster) -> int:
     """How many records support.requests holds, all partitions."""
-    async with Follower(bootstrap, [REQUESTS]) as follower:
+    async with Follower(cluster, [REQUESTS]) as follower:
         return sum((await follower.ends()).values())
 
 
@@ -86,8 +88,8 @@ async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Respons
     )
 
 
-async def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: str, bootstrap: str) -> None:
-    before = await published(bootstrap)
+async def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: str, cluster: Cluster) -> None:
+    before = await published(cluster)
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
         refused = await post(client, {"body": "a\ud800c"})
         assert refused.status_code == 422, refused.text
@@ -103,19 +105,19 @@ async def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: str, bootstra
         assert unknown.json()["detail"][0]["loc"] == ["body", "colour"]
         fine = await post(client, {"body": "a\u00e9c \U0001f600"})
         assert fine.status_code == 202, fine.text
-    assert await published(bootstrap) == before + 1
+    assert await published(cluster) == before + 1
 
 
 async def test_a_record_over_its_topics_limit_is_a_413_and_nothing_is_published(
-    gateway: str, bootstrap: str
+    gateway: str, cluster: Cluster
 ) -> None:
-    before = await published(bootstrap)
+    before = await published(cluster)
     async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
         # 10 MB: under the producer's 16 MiB request limit, over support.requests' 8 MiB.
         refused = await post(client, {"body": "x" * 10_000_000})
         assert refused.status_code == 413, refused.text[:500]
         assert "support.requests" in refused.json()["detail"]
-    assert await published(bootstrap) == before
+    assert await published(cluster) == before
 
 
 NOTES = """
@@ -128,30 +130,28 @@ topics:
 
 
 async def test_the_publisher_refuses_a_record_over_the_catalogs_limit_before_sending_it(
-    make_topics: Any, bootstrap: str, schema_store: SchemaStore, unique: str
+    make_topics: Any, cluster: Cluster, schema_store: SchemaStore, unique: str
 ) -> None:
     on_broker = await make_topics(NOTES % "4MiB", unique)  # the broker takes up to 4 MiB
     stricter = parse_catalog((NOTES % "1MiB").replace("{p}", unique), Path("t.yaml"), schema_store.names())
     topic = f"{unique}.notes"
     note = {"request_id": "r", "text": "x" * 2_000_000}
     codec = SingleObjectCodec(schema_store)
-    async with Publisher(bootstrap=bootstrap, catalog=stricter, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=stricter, codec=codec) as publisher:
         with pytest.raises(PayloadTooLarge, match=f"{topic} accepts at most 1,048,064 "):
             await publisher.publish(topic, note)
-    async with Follower(bootstrap, [topic]) as follower:
+    async with Follower(cluster, [topic]) as follower:
         assert sum((await follower.ends()).values()) == 0  # never sent, though the broker would take it
-    async with Publisher(bootstrap=bootstrap, catalog=on_broker, codec=codec) as publisher:
+    async with Publisher(cluster=cluster, catalog=on_broker, codec=codec) as publisher:
         await publisher.publish(topic, note)  # the same record, under the broker's own limit
 
 
 async def test_a_broker_limit_lower_than_the_catalogs_is_still_a_payload_too_large(
-    make_topics: Any, bootstrap: str, schema_store: SchemaStore, unique: str
+    make_topics: Any, cluster: Cluster, schema_store: SchemaStore, unique: str
 ) -> None:
     await make_topics(NOTES % "1MiB", unique)  # the broker's topic: 1 MiB
     laxer = parse_catalog((NOTES % "4MiB").replace("{p}", unique), Path("t.yaml"), schema_store.names())
-    async with Publisher(
-        bootstrap=bootstrap, catalog=laxer, codec=SingleObjectCodec(schema_store)
-    ) as publisher:
+    async with Publisher(cluster=cluster, catalog=laxer, codec=SingleObjectCodec(schema_store)) as publisher:
         with pytest.raises(PayloadTooLarge, match="podium topics apply"):
             await publisher.publish(f"{unique}.notes", {"request_id": "r", "text": "x" * 2_000_000})
 
@@ -209,14 +209,19 @@ def test_only_kafka_not_acknowledging_is_a_503(error: PodiumError, status: int) 
 
 
 async def test_a_decision_that_cannot_be_encoded_is_a_422_naming_the_field(
-    broker_settings: Settings, bootstrap: str, unique: str
+    broker_settings: Settings, cluster: Cluster, unique: str
 ) -> None:
-    project = await approvals_project(broker_settings, bootstrap)
-    async with TopicAdmin(bootstrap) as admin:
+    project = await approvals_project(broker_settings, cluster)
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([REQUESTS, "support.responses"]))
     rid = f"{unique}-r"
     await ask(project, asked(rid, "c1"))
-    app = create_app(project, [Entry("support", REQUESTS, ("support.responses",))], bootstrap=bootstrap)
+    app = create_app(
+        project,
+        [Entry("support", REQUESTS, ("support.responses",))],
+        cluster=cluster,
+        auth=Authenticator.open(),
+    )
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         refused = await client.post(
             f"/v1/approvals/{rid}",

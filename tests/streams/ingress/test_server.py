@@ -16,9 +16,11 @@ import pytest
 import uvicorn
 
 from streams.config import Settings
+from streams.ingress.auth import Authenticator
 from streams.ingress.http import Entry, create_app
 from streams.ingress.server import ClientLimits, server_config
 from streams.kafka.admin import TopicAdmin
+from streams.kafka.connection import Cluster
 from streams.runtime.project import Project
 
 REQUESTS = "support.requests"
@@ -46,12 +48,16 @@ async def server(config: uvicorn.Config) -> AsyncIterator[tuple[str, int]]:
 
 
 @pytest.fixture
-async def gateway(broker_settings: Settings, bootstrap: str) -> AsyncIterator[tuple[str, int]]:
-    project = Project(broker_settings.model_copy(update={"bootstrap_servers": bootstrap}))
-    async with TopicAdmin(bootstrap) as admin:
+async def gateway(broker_settings: Settings, cluster: Cluster) -> AsyncIterator[tuple[str, int]]:
+    project = Project(broker_settings.model_copy(update={"bootstrap_servers": cluster.bootstrap}))
+    async with TopicAdmin(cluster) as admin:
         await admin.apply(project.catalog.select([REQUESTS, *ENDS]))
     app = create_app(
-        project, [Entry("support", REQUESTS, ENDS)], bootstrap=bootstrap, max_body_bytes=64 * 1024
+        project,
+        [Entry("support", REQUESTS, ENDS)],
+        cluster=cluster,
+        auth=Authenticator.open(),
+        max_body_bytes=64 * 1024,
     )
     async with server(server_config(app, host="127.0.0.1", port=0, limits=LIMITS)) as address:
         yield address
