@@ -395,8 +395,9 @@ def _problem(exc: PodiumError, prefix: str = "") -> JSONResponse:
     shape (``loc`` names the field), so a client reads one shape for every 422."""
     status = status_for(exc)
     if isinstance(exc, UnencodableRecord):
+        # ASCII: the path may hold a map key the client sent, a lone surrogate and all.
         problem = {"type": "unencodable", "loc": ["body", *exc.path], "msg": exc.reason}
-        return JSONResponse({"detail": [problem]}, status_code=status)
+        return _AsciiJSON({"detail": [problem]}, status_code=status)
     return JSONResponse({"detail": f"{prefix}{exc}"}, status_code=status)
 
 

@@ -48,7 +48,7 @@ from streams.errors import (
     UnknownSchema,
 )
 from streams.ingress.auth import Authenticator
-from streams.ingress.http import Entry, create_app, status_for
+from streams.ingress.http import Entry, _problem, create_app, status_for
 from streams.ingress.publish import Publisher, refusal
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.connection import Cluster
@@ -105,6 +105,8 @@ async def test_a_lone_surrogate_is_a_422_naming_the_field(gateway: str, cluster:
         assert unknown.json()["detail"][0]["loc"] == ["body", "colour"]
         fine = await post(client, {"body": "a\u00e9c \U0001f600"})
         assert fine.status_code == 202, fine.text
+        responses = (await client.get("/openapi.json")).json()["paths"]["/v1/support/requests"]["post"]
+        assert {"413", "422", "503"} <= set(responses["responses"])
     assert await published(cluster) == before + 1
 
 
@@ -233,3 +235,9 @@ async def test_a_decision_that_cannot_be_encoded_is_a_422_naming_the_field(
         assert await decisions_of(project, rid) == []
         decided = await client.post(f"/v1/approvals/{rid}", json={"approved": True, "by": "ana"})
         assert decided.status_code == 202, decided.text
+
+
+def test_a_field_path_holding_a_lone_surrogate_still_renders_as_a_422() -> None:
+    response = _problem(UnencodableRecord("s", ("tags", "k\ud800"), "the key: a lone surrogate"))
+    assert response.status_code == 422
+    assert json.loads(response.body)["detail"][0]["loc"] == ["body", "tags", "k\ud800"]
