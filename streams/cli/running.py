@@ -53,6 +53,7 @@ def run(
             worker_for(
                 s,
                 cluster=project.cluster(),
+                as_stage=project.as_stage(s.name),
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=telemetry,

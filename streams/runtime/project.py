@@ -65,6 +65,17 @@ class Project:
             )
         return Cluster(state.bootstrap, self.broker.client_security(principal))
 
+    def as_stage(self, stage_name: str) -> Cluster:
+        """The cluster as a stage's own principal reaches it: on the secured local broker, the
+        stage's SCRAM user (the ACLs of ``podium acls apply`` say what it may do); on a
+        configured cluster, the configured user (one identity per process)."""
+        return self.cluster(stage_principal(stage_name))
+
+    def secured_locally(self) -> bool:
+        """Is the cluster the local broker, started ``--security sasl_ssl``? (Then its ACLs are
+        podium's to make; a configured cluster's are its operator's.)"""
+        return not self.settings.bootstrap_servers and self.broker.recorded_security() == "sasl_ssl"
+
     def stage_principals(self) -> list[str]:
         """The SCRAM user of every stage of the registered pipelines (builds them, once)."""
         names = (stage.name for pipeline in self.pipelines.names() for stage in self.build(pipeline))

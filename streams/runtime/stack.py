@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from streams.kafka.acls import AclAdmin, plan_acls
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.connection import Cluster
+from streams.runtime.access import merge_access
 from streams.runtime.project import Project
 from streams.runtime.stage import Stage
 from streams.runtime.workers import Worker, worker_for
@@ -77,6 +79,12 @@ class Stack:
         async with TopicAdmin(self._cluster) as admin:
             changes = await admin.apply(project.catalog)
         echo(f"topics.yaml applied: {len(changes)} change(s)")
+        if project.secured_locally():
+            # Each worker below reaches Kafka as its stage's principal, which may do nothing
+            # until its ACLs exist.
+            async with AclAdmin(self._cluster) as acls:
+                made = await acls.apply(plan_acls(merge_access(self.stages, project.catalog)))
+            echo(f"ACLs of the stages' principals applied: {len(made.create)} created")
         self.telemetry = Telemetry.configure(
             project.settings.otel_exporter,
             self._service_name,
@@ -89,6 +97,7 @@ class Stack:
             worker_for(
                 s,
                 cluster=self.cluster,
+                as_stage=project.as_stage(s.name),
                 catalog=project.catalog,
                 codec=project.codec,
                 telemetry=self.telemetry,

@@ -147,7 +147,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
     def _client_settings(self) -> ClientSettings:
         return ClientSettings(
             self.stage.name,
-            self._cluster,
+            self._stage_cluster,
             self._group,
             # Keyed work (ordered lanes, a join's state): one worker gets partition p of every
             # topic it reads (main, retry, the extra topics), so one key meets one worker.

@@ -109,7 +109,7 @@ class WindowWorker(KafkaWorker[WindowStage]):
         # Range assignment gives one member partition p of both inputs: the join needs it.
         per_partition = 4 * 1024 * 1024  # max_partition_fetch_bytes
         return ClientSettings(
-            self.stage.name, self._cluster, self._group, RangePartitionAssignor, per_partition
+            self.stage.name, self._stage_cluster, self._group, RangePartitionAssignor, per_partition
         )
 
     def _topics(self) -> tuple[str, str]:
@@ -311,7 +311,7 @@ class WindowWorker(KafkaWorker[WindowStage]):
     async def _read_snapshots(self, partitions: set[int]) -> dict[int, dict[str, Any]]:
         """The newest snapshot per partition, read from the start of the compacted state topic."""
         found: dict[int, dict[str, Any]] = {}
-        async with TopicReader(self._cluster) as reader:
+        async with TopicReader(self._stage_cluster) as reader:
             async for record in reader.read(await reader.plan(Selection(self.stage.state_topic))):
                 if record.value is not None:
                     snapshot = self._codec.decode(WINDOW_STATE_SCHEMA, record.value)

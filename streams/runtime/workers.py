@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any, Generic, NotRequired, Protocol, Self, Typ
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from streams.errors import BrokerError, ConfigError, PodiumError
 from streams.kafka.admin import check_copartitioned
@@ -63,6 +68,10 @@ log = logging.getLogger("podium.workers")
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 _AIOKAFKA_FETCH_MAX_BYTES = 52_428_800  # aiokafka's own default
 _NO_WEIGHTS: Mapping[str, float] = MappingProxyType({})
+
+# What a cluster answers a principal that lacks an ACL: a missing grant, not a broker that is
+# down, so it says what to apply instead of being retried.
+_REFUSED = (TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError)
 
 
 class Worker(Protocol):
@@ -157,6 +166,14 @@ async def start_clients(
             await check_copartitioned(producer, topics, settings.stage)
         consumer.subscribe(list(topics), listener=listener)
         await consumer.start()
+    except _REFUSED as exc:
+        await close_clients(consumer, producer)
+        who = settings.cluster.security.sasl_username or "its principal"
+        raise ConfigError(
+            f"stage {settings.stage}: Kafka at {settings.cluster} refused {who} ({type(exc).__name__}): "
+            f"make the stage's ACLs with `podium acls apply {settings.stage}` (or have the cluster's "
+            "operator grant what `podium acls plan` lists)"
+        ) from exc
     except KafkaError as exc:
         await close_clients(consumer, producer)
         raise PodiumError(f"stage {settings.stage}: cannot reach Kafka at {settings.cluster}: {exc}") from exc
@@ -266,6 +283,10 @@ class WorkerArgs(TypedDict):
     cluster: Cluster
     catalog: Catalog
     codec: Codec
+    # The stage's own consumer and producer reach Kafka as the stage's principal (least
+    # privilege: the ACLs `podium acls apply` makes for it); ``cluster``, the process's
+    # identity, is what its resources (a gateway's caches, telemetry) share. Unset: ``cluster``.
+    as_stage: NotRequired[Cluster | None]
     telemetry: NotRequired[Telemetry | None]
     group_id: NotRequired[str | None]  # stage_group(<stage>) unless given
 
@@ -301,6 +322,7 @@ class KafkaWorker(ABC, Generic[S]):
     def __init__(self, stage: S, **clients: Unpack[WorkerArgs]) -> None:
         self.stage = stage
         self._cluster = clients["cluster"]
+        self._stage_cluster = clients.get("as_stage") or self._cluster
         self._catalog = clients["catalog"]
         self._codec = clients["codec"]
         self._group = clients.get("group_id") or stage_group(stage.name)
@@ -425,6 +447,7 @@ def worker_for(
     codec: Codec,
     telemetry: Telemetry | None = None,
     group_id: str | None = None,
+    as_stage: Cluster | None = None,
     max_in_flight: int | None = None,
     tenant_weights: Mapping[str, float] = _NO_WEIGHTS,
 ) -> Worker:
@@ -440,7 +463,12 @@ def worker_for(
     from streams.runtime.window_join import WindowWorker
 
     clients = WorkerArgs(
-        cluster=cluster, catalog=catalog, codec=codec, telemetry=telemetry, group_id=group_id
+        cluster=cluster,
+        as_stage=as_stage,
+        catalog=catalog,
+        codec=codec,
+        telemetry=telemetry,
+        group_id=group_id,
     )
     if isinstance(stage, Stage):
         if max_in_flight is not None:

@@ -14,8 +14,10 @@ from aiokafka.errors import KafkaError
 
 from streams.config import Settings
 from streams.errors import ConfigError
+from streams.kafka.acls import AclAdmin
 from streams.kafka.broker import LocalBroker, wait_for_metadata
 from streams.kafka.connection import Cluster
+from streams.kafka.principals import kafka_principal, stage_principal
 from streams.runtime.project import Project
 from streams.telemetry.spanlog import TELEMETRY_TOPIC
 from tests.conftest import SecuredBroker, _free_port
@@ -146,13 +148,27 @@ async def test_a_plaintext_broker_started_secured_keeps_its_topics(
 async def test_the_demo_pipeline_runs_end_to_end_on_the_secured_broker_with_nothing_set(
     secured_broker: SecuredBroker, tmp_path: Path
 ) -> None:
-    """`podium topics apply`, `podium run demo` and `podium publish --wait` as a user runs them
-    in a secured home: every client finds the broker, its CA and podium's password by itself;
-    the spans they export to podium.telemetry carry no password."""
+    """`podium topics apply`, `podium acls apply demo`, `podium run demo` and `podium publish
+    --wait` as a user runs them in a secured home: every client finds the broker, its CA and its
+    password by itself; each stage's consumer and producer run as the stage's own principal, so
+    a worker started before its ACLs exist is refused with what to apply; the spans they export
+    to podium.telemetry carry no password."""
     home = str(secured_broker.settings.home)
     env = {"PODIUM_HOME": home, "KAFKA_BOOTSTRAP_SERVERS": "", "PODIUM_OTEL_EXPORTER": "kafka"}
     applied = podium("topics", "apply", env=env)
     assert applied.returncode == 0, applied.stderr
+    # No grants for the demo's stages (another test may have made them): as podium, the super
+    # user, the worker would run anyway; as its stages' principals it must not.
+    demo = {stage_principal("stamp"), stage_principal("finish")}
+    async with AclAdmin(secured_broker.cluster) as acls:
+        await acls.apply([], prune=True, scope={kafka_principal(p) for p in demo})
+    refused = tmp_path / "refused.log"
+    early = start_worker(secured_broker.cluster, refused, "demo", env=env)
+    assert early.wait(timeout=120) != 0
+    said = refused.read_text(errors="replace")
+    assert "refused stage-" in said and "podium acls apply" in said, said[-2000:]
+    granted = podium("acls", "apply", "demo", env=env)
+    assert granted.returncode == 0, granted.stderr
     log = tmp_path / "demo.log"
     worker = start_worker(secured_broker.cluster, log, "demo", env=env)
     try:
