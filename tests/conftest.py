@@ -14,7 +14,7 @@ from streams.config import Settings, load_settings
 from streams.contracts.schemas import SchemaStore
 from streams.kafka.broker import LocalBroker
 from streams.kafka.connection import Cluster, KafkaSecurity
-from streams.kafka.principals import stage_principal
+from streams.kafka.principals import WORKER, stage_principal
 from tests.phoenix import Phoenix, start_phoenix, stop_phoenix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ async def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         PODIUM_TOPICS=str(REPO / "topics.yaml"),
     ).model_copy(update={"bootstrap_servers": None})
     broker = LocalBroker(settings)
-    users = [stage_principal(name) for name in SECURED_STAGES]
+    users = [WORKER, *(stage_principal(name) for name in SECURED_STAGES)]
     await broker.start(timeout_s=120, security="sasl_ssl", users=users)
     try:
         yield SecuredBroker(broker, settings, broker.cluster())

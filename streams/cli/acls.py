@@ -15,7 +15,8 @@ from rich.table import Table
 
 from streams.cli.base import app, console, err, guard, load_project, run_async
 from streams.kafka.acls import Acl, AclAdmin, AclChanges, diff_acls, plan_acls
-from streams.runtime.access import merge_access
+from streams.kafka.principals import WORKER, kafka_principal
+from streams.runtime.access import merge_access, process_access
 from streams.runtime.project import Project
 
 acls_app = typer.Typer(
@@ -38,7 +39,7 @@ def _wanted(project: Project, targets: list[str] | None) -> list[Acl]:
             # Pipeline by pipeline (not project.stages, which keeps the first of two stages of one
             # name): two stages of one name share a principal, which needs what both do.
             stages = [s for name in project.pipelines.names() for s in project.build(name)]
-        return plan_acls(merge_access(stages, project.catalog))
+        return plan_acls([*merge_access(stages, project.catalog), process_access(stages, project.catalog)])
 
     wanted = guard(build)
     if not wanted:
@@ -57,9 +58,13 @@ def acls_plan(targets: Targets = None) -> None:
     for acl in wanted:
         table.add_row(*acl.row())
     console.print(table)
-    principals = {a.principal for a in wanted}
+    worker = kafka_principal(WORKER)
+    stages = {a.principal for a in wanted if a.principal != worker}
+    shared = sum(a.principal == worker for a in wanted)
     console.print(
-        f"{len(wanted)} ACL(s) for {len(principals)} stage principal(s); `podium acls apply` makes them"
+        f"{len(wanted) - shared} ACL(s) for {len(stages)} stage principal(s) and {shared} for the "
+        f"worker processes' shared clients ({WORKER}: caches, circuits, spans); "
+        "`podium acls apply` makes them"
     )
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from streams.config import load_settings
 from streams.errors import PodiumError
+from streams.kafka.connection import Cluster
 from streams.kafka.reading import Position, Selection, parse_position
 from streams.runtime.pipeline import Pipelines
 from streams.runtime.project import Project
@@ -84,13 +85,16 @@ def stages_of(project: Project, targets: str | Sequence[str], dry_run: bool = Fa
     return guard(lambda: project.stages(targets, dry_run=dry_run))
 
 
-def telemetry_for(project: Project, service: str, **options: Any) -> Telemetry:
-    """The process's telemetry as the settings choose it (PODIUM_OTEL_EXPORTER)."""
+def telemetry_for(
+    project: Project, service: str, cluster: Cluster | None = None, **options: Any
+) -> Telemetry:
+    """The process's telemetry as the settings choose it (PODIUM_OTEL_EXPORTER); its spans go to
+    ``cluster`` (else the project's, as the command's user)."""
     return guard(
         lambda: Telemetry.configure(
             project.settings.otel_exporter,
             service,
-            cluster=project.cluster(),
+            cluster=cluster or project.cluster(),
             codec=project.codec,
             otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
             **options,

@@ -48,11 +48,16 @@ def run(
     tune_worker_process()
 
     async def go() -> None:
-        telemetry = telemetry_for(project, "podium-worker", prometheus_port=project.settings.metrics_port)
+        # The process's own clients (spans, the stages' shared resources) are podium-worker's;
+        # each stage's consumer and producer its own principal's.
+        shared = project.as_worker()
+        telemetry = telemetry_for(
+            project, "podium-worker", shared, prometheus_port=project.settings.metrics_port
+        )
         workers = [
             worker_for(
                 s,
-                cluster=project.cluster(),
+                cluster=shared,
                 as_stage=project.as_stage(s.name),
                 catalog=project.catalog,
                 codec=project.codec,

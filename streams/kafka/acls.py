@@ -134,13 +134,14 @@ class StageAccess:
     """What one stage's worker does on Kafka: the topics it reads and writes and its group."""
 
     stage: str
-    group: str
+    group: str  # "": reads without a consumer group (a process's followers and readers)
     reads: tuple[str, ...]
     writes: tuple[str, ...]
+    user: str | None = None  # not a stage's: the SCRAM user (the worker process's)
 
     @property
     def principal(self) -> str:
-        return kafka_principal(stage_principal(self.stage))
+        return kafka_principal(self.user or stage_principal(self.stage))
 
 
 def plan_acls(accesses: Iterable[StageAccess]) -> list[Acl]:
@@ -151,7 +152,8 @@ def plan_acls(accesses: Iterable[StageAccess]) -> list[Acl]:
         principal = access.principal  # a ConfigError for a name that cannot be a Kafka user
         wanted.update(Acl(principal, ResourceType.TOPIC, t, Operation.READ) for t in access.reads)
         wanted.update(Acl(principal, ResourceType.TOPIC, t, Operation.WRITE) for t in access.writes)
-        wanted.add(Acl(principal, ResourceType.GROUP, access.group, Operation.READ))
+        if access.group:
+            wanted.add(Acl(principal, ResourceType.GROUP, access.group, Operation.READ))
     return sorted(wanted)
 
 

@@ -1,8 +1,11 @@
 """Who a client is to the broker: the SCRAM user names (Kafka principals ``User:<name>``).
 
 One user per stage, so ACLs can grant a stage exactly the topics and group it uses (the acls
-commands) and a stage's credentials cannot write where another stage writes; one super user,
-``podium``, for the commands that manage the cluster (topics, admin, serve, the CLI).
+commands) and a stage's credentials cannot write where another stage writes; ``podium-worker``
+for what a worker process shares between its stages (the gateway's caches and circuits, a
+pipeline's publishers, its spans): no super user, only the topics its stages and the catalog's
+``podium.*`` topics hold; one super user, ``podium``, for the commands that manage the cluster
+(topics, ACLs, admin, serve, the CLI).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import re
 
 from streams.errors import ConfigError
 
-__all__ = ["PODIUM", "STAGE_PREFIX", "kafka_principal", "stage_principal"]
+__all__ = ["PODIUM", "STAGE_PREFIX", "WORKER", "kafka_principal", "stage_principal"]
 
 #: The super user of the local secured broker: admin, serve and the CLI.
 PODIUM = "podium"
+#: What a worker process's shared clients authenticate as (see the module's docstring).
+WORKER = "podium-worker"
 STAGE_PREFIX = "stage-"
 
 # SCRAM user names are written into `kafka-storage format --add-scram 'SCRAM-SHA-512=[name=...]'`

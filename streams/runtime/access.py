@@ -10,9 +10,12 @@ ledger): the stage's :class:`~streams.runtime.Table` reads it back from the star
 reads it too (the same rule :func:`streams.operations.audit.pipeline_topics` uses to tell state
 from where a request ends).
 
-Not covered: what the process around the stages writes in their name, the spans on
-``podium.telemetry`` and the model gateway's caches and circuits: those clients are the
-process's, not a stage's.
+What the process around the stages does (its stages' resources: the model gateway's caches and
+circuits, a pipeline's publishers and tables; its spans on ``podium.telemetry``) is the
+process's, not a stage's: :func:`process_access` grants its principal (``podium-worker``) READ
+and WRITE on every topic its stages touch and on the catalog's ``podium.*`` topics. Broader than
+a stage's (resources do not declare their topics), far narrower than a super user: no topic,
+config or ACL management, nothing outside the catalog, no consumer group.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from streams.contracts.catalog import Catalog, dlq_topic, retry_topic
 from streams.kafka.acls import StageAccess
+from streams.kafka.principals import WORKER
 from streams.runtime.stage import Stage
 
 if TYPE_CHECKING:
     from streams.runtime.window_join import WindowStage
 
-__all__ = ["merge_access", "stage_access", "stage_group"]
+__all__ = ["merge_access", "process_access", "stage_access", "stage_group"]
 
 
 def stage_group(stage_name: str) -> str:
@@ -69,6 +73,14 @@ def merge_access(stages: Iterable[Stage[Any] | WindowStage], catalog: Catalog) -
             )
         merged[access.stage] = access
     return list(merged.values())
+
+
+def process_access(stages: Iterable[Stage[Any] | WindowStage], catalog: Catalog) -> StageAccess:
+    """What the shared clients of a process running ``stages`` need (see the module's docstring)."""
+    accesses = merge_access(stages, catalog)
+    shared = [spec.name for spec in catalog if spec.name.startswith("podium.")]
+    topics = _once((*(t for a in accesses for t in (*a.reads, *a.writes)), *shared))
+    return StageAccess("process", "", topics, topics, user=WORKER)
 
 
 def _once(topics: Iterable[str]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from streams.errors import BrokerError, ConfigError
 from streams.kafka.broker import BrokerState, LocalBroker
 from streams.kafka.broker_security import SecurityMode
 from streams.kafka.connection import Cluster, KafkaSecurity
-from streams.kafka.principals import PODIUM, stage_principal
+from streams.kafka.principals import PODIUM, WORKER, stage_principal
 from streams.runtime.pipeline import Build, Pipelines, load_sections
 from streams.runtime.stage import Stage
 
@@ -65,6 +65,12 @@ class Project:
             )
         return Cluster(state.bootstrap, self.broker.client_security(principal))
 
+    def as_worker(self) -> Cluster:
+        """The cluster as a worker process's shared clients reach it (its stages' resources, its
+        spans): ``podium-worker`` on the secured local broker, never the super user; on a
+        configured cluster, the configured user."""
+        return self.cluster(WORKER)
+
     def as_stage(self, stage_name: str) -> Cluster:
         """The cluster as a stage's own principal reaches it: on the secured local broker, the
         stage's SCRAM user (the ACLs of ``podium acls apply`` say what it may do); on a
@@ -88,9 +94,10 @@ class Project:
         timeout_s: float = 90.0,
     ) -> BrokerState:
         """Start the local broker; a secured one (``security``, else the mode of its last start)
-        gets a SCRAM user for every stage of the registered pipelines."""
+        gets a SCRAM user for every stage of the registered pipelines and one for the workers'
+        processes (``podium-worker``)."""
         mode = security or self.broker.recorded_security()
-        users = self.stage_principals() if mode == "sasl_ssl" else []
+        users = [WORKER, *self.stage_principals()] if mode == "sasl_ssl" else []
         return await self.broker.start(timeout_s=timeout_s, echo=echo, security=mode, users=users)
 
     def with_models(self, provider: str) -> Project:

@@ -20,7 +20,7 @@ from typing import Any
 from streams.kafka.acls import AclAdmin, plan_acls
 from streams.kafka.admin import TopicAdmin
 from streams.kafka.connection import Cluster
-from streams.runtime.access import merge_access
+from streams.runtime.access import merge_access, process_access
 from streams.runtime.project import Project
 from streams.runtime.stage import Stage
 from streams.runtime.workers import Worker, worker_for
@@ -82,13 +82,20 @@ class Stack:
         if project.secured_locally():
             # Each worker below reaches Kafka as its stage's principal, which may do nothing
             # until its ACLs exist.
+            accesses = [
+                *merge_access(self.stages, project.catalog),
+                process_access(self.stages, project.catalog),
+            ]
             async with AclAdmin(self._cluster) as acls:
-                made = await acls.apply(plan_acls(merge_access(self.stages, project.catalog)))
+                made = await acls.apply(plan_acls(accesses))
             echo(f"ACLs of the stages' principals applied: {len(made.create)} created")
+        # The workers' shared clients (spans, resources) as podium-worker, each stage's own as
+        # its principal; the stack's cluster (topics, ACLs, what a demo publishes) as podium.
+        shared = project.as_worker()
         self.telemetry = Telemetry.configure(
             project.settings.otel_exporter,
             self._service_name,
-            cluster=self.cluster,
+            cluster=shared,
             codec=project.codec,
             prometheus_port=self._metrics_port,
             otlp_metrics=project.settings.otel_metrics_exporter == "otlp",
@@ -96,7 +103,7 @@ class Stack:
         self._workers = [
             worker_for(
                 s,
-                cluster=self.cluster,
+                cluster=shared,
                 as_stage=project.as_stage(s.name),
                 catalog=project.catalog,
                 codec=project.codec,

@@ -125,5 +125,6 @@ def test_the_plan_command_needs_no_cluster_and_apply_says_why_it_cannot(
     assert ["User:stage-stamp", "READ", "GROUP", "podium.stamp", "ALLOW"] in rows
     # Each stage: READ its input and retry topic and group, WRITE its output, retry and DLQ.
     assert "12 ACL(s) for 2 stage principal(s)" in planned.stdout
+    assert ["User:podium-worker", "WRITE", "TOPIC", "podium.telemetry", "ALLOW"] in rows
     applied = podium("acls", "apply", "demo", env={**home, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
     assert applied.returncode == 2 and "has no authorizer" in applied.stderr

@@ -11,9 +11,9 @@ from streams.contracts.catalog import parse_catalog
 from streams.contracts.codec import SingleObjectCodec
 from streams.contracts.schemas import SchemaStore
 from streams.errors import CatalogError
-from streams.kafka.acls import Operation, plan_acls
+from streams.kafka.acls import Operation, ResourceType, plan_acls
 from streams.kafka.connection import Cluster
-from streams.runtime.access import merge_access, stage_access, stage_group
+from streams.runtime.access import merge_access, process_access, stage_access, stage_group
 from streams.runtime.stage import Emit, Stage, StageContext
 from streams.runtime.stage_worker import StageWorker
 from streams.runtime.window_join import WindowStage
@@ -90,3 +90,27 @@ def test_two_stages_of_one_name_are_merged_and_a_stage_may_not_write_what_it_rea
         a.resource_name for a in plan_acls([stage_access(first, CATALOG)]) if a.operation == Operation.WRITE
     }
     assert "in" not in writes and "checks" not in writes and "state" not in writes
+
+
+def test_the_process_around_the_stages_is_podium_worker_on_their_topics_and_podiums_own() -> None:
+    catalog = parse_catalog(
+        "topics:\n"
+        "  in: {value: podium.demo.Note, consumer: s}\n"
+        "  out: {value: podium.demo.Note}\n"
+        "  elsewhere: {value: podium.demo.Note}\n"
+        "  podium.telemetry: {value: podium.demo.Note}\n"
+        "  podium.cache: {value: podium.demo.Note, cleanup: compact, retention: forever}\n",
+        Path("topics.yaml"),
+        SCHEMAS,
+    )
+    stage = Stage("s", consumes="in", produces=("out",), handler=handler)
+    access = process_access([stage], catalog)
+    assert access.principal == "User:podium-worker" and access.group == ""
+    topics = {"in", "in.retry", "in.dlq", "out", "podium.telemetry", "podium.cache"}
+    assert set(access.reads) == set(access.writes) == topics  # not "elsewhere": no stage of it
+    acls = plan_acls([access])
+    # Topics only: no group, no cluster resource, so no way to manage topics or ACLs.
+    assert {a.resource_type for a in acls} == {ResourceType.TOPIC}
+    assert {(a.resource_name, a.operation) for a in acls} == {
+        (t, op) for t in topics for op in (Operation.READ, Operation.WRITE)
+    }
