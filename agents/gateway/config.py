@@ -22,9 +22,11 @@
           - {provider: openai, model: text-embedding-3-small}
           - {provider: azure-openai, model: text-embedding-3-small}
     cache_ttl_s: 3600
-    budgets:           # optional: what one request may spend on models, all stages together
-      per_request_usd: 0.02
-      tenants: {free-tier-co: 0.002}
+    budgets:           # optional: what one request may spend on models, all stages together,
+      per_request_usd: 0.02       # and what a tenant may spend per UTC day and month
+      tenants:
+        free-tier-co: 0.002       # a number: that tenant's per-request cap
+        umbrella: {per_request_usd: 0.01, per_day_usd: 5, per_month_usd: 100}
 
 API keys come from an environment variable or a secret file named here, never from the file
 itself; they are held as ``SecretStr`` and only ever reach an HTTP header. The variables are
@@ -37,12 +39,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agents.gateway.backoff import Backoff
+from agents.gateway.budget import Limits
 from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
@@ -55,7 +66,14 @@ from streams.config import PROVIDER_KEY_SUFFIXES
 from streams.errors import ConfigError
 from streams.telemetry import Telemetry
 
-__all__ = ["GatewayConfig", "TierPolicy", "build_gateway", "load_gateway_config"]
+__all__ = [
+    "BudgetsConfig",
+    "GatewayConfig",
+    "TenantBudget",
+    "TierPolicy",
+    "build_gateway",
+    "load_gateway_config",
+]
 
 
 class _Strict(BaseModel):
@@ -118,16 +136,69 @@ class PriceConfig(_Strict):
     cached_input: float | None = Field(default=None, ge=0)
 
 
-class BudgetsConfig(_Strict):
-    """What one request may spend on models, all stages together; tenants may differ."""
+class TenantBudget(_Strict):
+    """One tenant's budgets: per request (all stages together) and per UTC day and month (held
+    across replicas by the budget ledger, :mod:`agents.gateway.ledger`)."""
 
     per_request_usd: float | None = Field(default=None, gt=0)
-    tenants: dict[str, float] = Field(default_factory=dict)
+    per_day_usd: float | None = Field(default=None, gt=0)
+    per_month_usd: float | None = Field(default=None, gt=0)
+
+
+class BudgetsConfig(_Strict):
+    """What one request may spend on models, all stages together, and what a tenant may spend
+    per UTC day and month; tenants may differ. A tenant given as a number is its per-request
+    cap (the form models.yaml had before the day and month windows)."""
+
+    per_request_usd: float | None = Field(default=None, gt=0)
+    # Every tenant's windows unless the tenant names its own.
+    per_day_usd: float | None = Field(default=None, gt=0)
+    per_month_usd: float | None = Field(default=None, gt=0)
+    tenants: dict[str, TenantBudget] = Field(default_factory=dict)
+    # How long a model call waits for the ledger's answer to its reservation (bounded by the
+    # call's own deadline): the ledger's owner may be taking over from one that died, which
+    # takes the group's session timeout (10 s). No answer: the call is not made.
+    ledger_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _a_number_is_a_per_request_cap(cls, tenants: Any) -> Any:
+        if not isinstance(tenants, dict):
+            return tenants
+        return {
+            name: {"per_request_usd": value}
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else value
+            for name, value in tenants.items()
+        }
 
     def limit_for(self, tenant: str | None) -> float | None:
-        if tenant is not None and tenant in self.tenants:
-            return self.tenants[tenant]
+        own = self.tenants.get(tenant) if tenant is not None else None
+        if own is not None and own.per_request_usd is not None:
+            return own.per_request_usd
         return self.per_request_usd
+
+    def windows_for(self, tenant: str | None) -> Limits | None:
+        """The tenant's day and month limits, or None when neither applies (no reservation)."""
+        if not tenant:
+            return None
+        own = self.tenants.get(tenant)
+        day, month = self.per_day_usd, self.per_month_usd
+        if own is not None:
+            day = own.per_day_usd if own.per_day_usd is not None else day
+            month = own.per_month_usd if own.per_month_usd is not None else month
+        if day is None and month is None:
+            return None
+        return Limits(day, month)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether any tenant has a day or month window (so the gateway needs the ledger)."""
+        return (
+            self.per_day_usd is not None
+            or self.per_month_usd is not None
+            or any(t.per_day_usd is not None or t.per_month_usd is not None for t in self.tenants.values())
+        )
 
 
 @dataclass(frozen=True)

@@ -216,3 +216,43 @@ def test_an_embeddings_policy_is_checked_at_load_naming_the_key(
         "[{provider: a, model: e}, {provider: b, model: e}]}\n"
     )
     assert len(load_gateway_config(path).policy("embed").chain) == 2
+
+
+def test_budgets_give_a_tenant_day_and_month_windows_beside_the_per_request_caps() -> None:
+    from agents.gateway.budget import Limits
+    from agents.gateway.config import BudgetsConfig
+
+    budgets = BudgetsConfig.model_validate(
+        {
+            "per_request_usd": 0.05,
+            "per_month_usd": 30,
+            "tenants": {
+                "umbrella": 0.002,  # the form models.yaml had: a per-request cap
+                "globex": {"per_day_usd": 2, "per_month_usd": 40},
+                "initech": {"per_request_usd": 0.01},
+            },
+        }
+    )
+    assert budgets.limit_for("umbrella") == 0.002 and budgets.limit_for("globex") == 0.05
+    assert budgets.limit_for("initech") == 0.01 and budgets.limit_for(None) == 0.05
+    assert budgets.windows_for("globex") == Limits(2, 40)
+    assert budgets.windows_for("umbrella") == Limits(None, 30)  # the default month applies
+    assert budgets.windows_for(None) is None and budgets.windowed
+    assert not BudgetsConfig.model_validate({"tenants": {"umbrella": 0.002}}).windowed
+    assert BudgetsConfig().windows_for("globex") is None
+
+
+def test_a_bad_budget_names_its_key_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "providers: {p: {kind: local}}\nprices: {m: {input: 0, output: 0}}\n"
+        "stages:\n  g: {chain: [{provider: p, model: m}]}\n"
+        "budgets: {tenants: {globex: {per_day_usd: -1}}}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"models.yaml: budgets.tenants.globex.per_day_usd: Input should be greater than 0$"
+    ):
+        load_gateway_config(path)
+    path.write_text(path.read_text().replace("per_day_usd: -1", "per_week_usd: 1"))
+    with pytest.raises(ConfigError, match="per_week_usd"):
+        load_gateway_config(path)
