@@ -26,19 +26,24 @@ owner that takes over and decides a request again decides it the same way.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "MAX_CLOSED",
     "Closed",
     "DayBook",
     "Decision",
+    "Grant",
     "Hold",
+    "InMemoryLedger",
     "LedgerRequest",
     "Limits",
+    "SpendLedger",
     "book_key",
     "day_of",
     "decide",
@@ -162,6 +167,31 @@ class Decision:
     day_left_usd: float | None
     month_left_usd: float | None
     changed: tuple[DayBook, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The ledger's answer to a requester's reservation of ``usd``."""
+
+    reservation_id: str
+    tenant: str
+    usd: float
+    granted: bool
+    reason: str
+    day: str
+
+
+class SpendLedger(Protocol):
+    """What the model gateway asks around each model call of a tenant with a window
+    (:class:`agents.gateway.ledger.BudgetLedger` over Kafka)."""
+
+    def limits(self, tenant: str | None) -> Limits | None:
+        """The tenant's windows, or None: its calls reserve nothing."""
+        ...
+
+    async def reserve(self, tenant: str, usd: float, hold_s: float, wait_s: float | None) -> Grant: ...
+
+    async def settle(self, grant: Grant, usd: float) -> None: ...
 
 
 # (granted, reason, the day of the reservation): the decision, with the books as they now are.
@@ -317,3 +347,46 @@ def _settle(
     current[day] = _close(book, Closed(request.reservation_id, request.usd, outcome))
     changed.add(day)
     return answer(True, f"{outcome} without a reservation", day)
+
+
+class InMemoryLedger:
+    """A :class:`SpendLedger` of one process, deciding with :func:`decide` as the Kafka ledger's
+    owner does: for tests and for a single process with no other replica to agree with."""
+
+    def __init__(self, limits: Mapping[str, Limits], clock: Callable[[], float] = time.time) -> None:
+        self._limits = dict(limits)
+        self._clock = clock
+        self._ids = (f"r{n}" for n in itertools.count())
+        self.books: dict[str, DayBook] = {}
+        self.requests: list[LedgerRequest] = []
+
+    def limits(self, tenant: str | None) -> Limits | None:
+        return self._limits.get(tenant or "")
+
+    def _decide(self, request: LedgerRequest) -> Decision:
+        self.requests.append(request)
+        mine = {b.day: b for b in self.books.values() if b.tenant == request.tenant}
+        decision = decide(mine, request)
+        for book in decision.changed:
+            self.books[book_key(book.tenant, book.day)] = book
+        return decision
+
+    async def reserve(self, tenant: str, usd: float, hold_s: float, wait_s: float | None) -> Grant:
+        limits = self._limits[tenant]
+        rid = next(self._ids)
+        at = int(self._clock() * 1000)
+        decision = self._decide(LedgerRequest("reserve", rid, tenant, usd, at, limits, int(hold_s * 1000)))
+        return Grant(rid, tenant, usd, decision.granted, decision.reason, decision.day)
+
+    async def settle(self, grant: Grant, usd: float) -> None:
+        at = int(self._clock() * 1000)
+        limits = self._limits[grant.tenant]
+        self._decide(
+            LedgerRequest("settle", grant.reservation_id, grant.tenant, usd, at, limits, day=grant.day)
+        )
+
+    def spent(self, tenant: str) -> float:
+        return sum(b.spent_usd for b in self.books.values() if b.tenant == tenant)
+
+    def held(self, tenant: str) -> float:
+        return sum(b.held_usd for b in self.books.values() if b.tenant == tenant)

@@ -53,7 +53,7 @@ from pydantic import (
 )
 
 from agents.gateway.backoff import Backoff
-from agents.gateway.budget import Limits
+from agents.gateway.budget import Limits, SpendLedger
 from agents.gateway.cache import ResponseCache
 from agents.gateway.gateway import CallPolicy, ModelGateway, Route
 from agents.gateway.pricing import Price, PriceTable
@@ -349,12 +349,14 @@ def build_gateway(
     cache: ResponseCache | None = None,
     on_circuit: Callable[[str, str, str], None] | None = None,
     local_models: LocalModels | None = None,
+    ledger: SpendLedger | None = None,
 ) -> ModelGateway:
     """Providers (one pooled client each, keys from ``keys`` or secret files), limits, prices.
 
     ``local_models``: what a ``kind: local`` provider serves, by model name (each pipeline
     registers its own, and the offline embedders are there too; see
-    :mod:`agents.gateway.providers.local`).
+    :mod:`agents.gateway.providers.local`). ``ledger``: where the calls of tenants with a day or
+    month budget reserve (:class:`agents.gateway.ledger.BudgetLedger`, opened by the caller).
 
     A process builds one (see :class:`agents.gateway.resource.GatewayResource`): each gateway
     has its own rate limiters and circuits, so two would let twice a provider's limit through.
@@ -375,4 +377,5 @@ def build_gateway(
         telemetry=telemetry,
         cache=cache,
         on_circuit=on_circuit,
+        ledger=ledger,
     )

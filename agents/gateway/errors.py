@@ -23,7 +23,11 @@ Each error carries the flags the gateway acts on, so no caller needs an isinstan
     │   │                    input): no HTTP answer, the same call
     │   │                    would fail the same way
     │   ├── CostCapReached   no route fits the request's cost cap (not    neither
-    │   │                    an HTTP answer: nothing was called)
+    │   │   │                an HTTP answer: nothing was called)
+    │   │   └── BudgetExhausted  the tenant's day or month budget has     neither
+    │   │                    no room for the route's worst case
+    │   ├── BudgetUnavailable the budget ledger did not answer a           retryable
+    │   │                    reservation in time (the call is not made)
     │   ├── StructuredOutputInvalid                                       neither
     │   │                    the reply did not match its JSON Schema,
     │   │                    even after one repair round: the calls made
@@ -52,7 +56,9 @@ if TYPE_CHECKING:
     from agents.gateway.gateway import GatewayResult
 
 __all__ = [
+    "BudgetExhausted",
     "BudgetSpent",
+    "BudgetUnavailable",
     "ContentRefused",
     "ContextTooLong",
     "CostCapReached",
@@ -147,6 +153,21 @@ class CostCapReached(ProviderError):
     """No route of the chain fits what the request may still spend (nothing was called)."""
 
     dead_letter_reason = "cost_cap"
+
+
+class BudgetExhausted(CostCapReached):
+    """The tenant's day or month budget (the ledger's decision) leaves no room for any route's
+    worst case: a cap like the per-request one, answered the same way (degraded)."""
+
+    dead_letter_reason = "budget_exhausted"
+
+
+class BudgetUnavailable(ProviderError):
+    """The budget ledger did not answer in time: the call is not made (spend it cannot vouch for
+    would slip past the budget), and a later try may find the ledger's owner back."""
+
+    retryable = True
+    dead_letter_reason = "budget_unavailable"
 
 
 class StructuredOutputInvalid(ProviderError):

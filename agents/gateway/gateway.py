@@ -13,6 +13,11 @@ For each route in the chain (provider + model), in order:
 1. skip it when its circuit is open (no waiting for a provider that is known to be down), when
    its worst case does not fit the cost cap, or when the deadline leaves less than it needs and
    a faster route follows; every skip is a recorded decision;
+1b. for a tenant with a day or month budget, reserve the route's worst case with the budget
+   ledger (:mod:`agents.gateway.ledger`); a refusal skips the route like the cost cap does
+   (a cheaper route may fit), no answer in time ends the call (:class:`BudgetUnavailable`);
+   whatever the attempt ends as, the reservation is settled at what it cost (a broken stream's
+   partial usage; nothing when no call was made; its worst case when its end was not seen);
 2. wait for the client-side rate limit, but never past the request's deadline (the attempt);
 3. call with a timeout no longer than what is left of the deadline (the attempt);
 4. on success: close the books (usage -> cost at the table's price) and return (the attempt);
@@ -44,8 +49,16 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from agents.gateway.attempt import Answer, Attempt, AttemptRunner, Call, Request, embedded, streamed, whole
 from agents.gateway.backoff import Backoff
 from agents.gateway.breaker import CircuitBreaker
+from agents.gateway.budget import Grant, SpendLedger
 from agents.gateway.cache import ResponseCache, cache_key, cacheable
-from agents.gateway.errors import BudgetSpent, CostCapReached, GatewayError, ProviderError
+from agents.gateway.errors import (
+    BudgetExhausted,
+    BudgetSpent,
+    BudgetUnavailable,
+    CostCapReached,
+    GatewayError,
+    ProviderError,
+)
 from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
 from agents.gateway.providers.protocol import ChatRequest, Completion, EmbeddingRequest, Embeddings, Provider
@@ -147,9 +160,12 @@ class ModelGateway:
         telemetry: Telemetry | None = None,
         cache: ResponseCache | None = None,
         on_circuit: Callable[[str, str, str], None] | None = None,
+        ledger: SpendLedger | None = None,
     ) -> None:
-        """``on_circuit(provider, model, state)`` hears every change of a route's circuit."""
+        """``on_circuit(provider, model, state)`` hears every change of a route's circuit;
+        ``ledger``: where the calls of a tenant with a day or month budget reserve and settle."""
         self._providers = dict(providers)
+        self._ledger = ledger
         self._on_circuit = on_circuit
         self._prices = prices
         self._limits = dict(limits or {})
@@ -264,6 +280,49 @@ class ModelGateway:
             f"${max(0.0, cap.limit_usd - spent):.6f} of the ${cap.limit_usd:g} cap left"
         )
 
+    async def _reserve(
+        self,
+        route: Route,
+        request: ChatRequest | EmbeddingRequest,
+        policy: CallPolicy,
+        deadline: float | None,
+        tenant: str | None,
+        attempts: list[Attempt],
+        decisions: list[str],
+    ) -> Grant | None:
+        """Step 1b: the ledger's grant of the route's worst case, or None when the tenant has no
+        window (or the route is free: nothing to hold). No answer ends the call."""
+        if self._ledger is None or self._ledger.limits(tenant) is None:
+            return None
+        assert tenant is not None  # a tenant without a name has no window
+        worst = self._prices.cost(route.model, request.worst_case())
+        if worst <= 0:
+            return None
+        # The hold outlives the call it covers (its timeout, and the wait for its rate limit).
+        hold_s = policy.timeout_s * 2 + 60
+        left = time_left(deadline, self._clock())
+        try:
+            return await self._ledger.reserve(tenant, worst, hold_s, left)
+        except BudgetUnavailable as exc:
+            raise GatewayError(exc, tuple(attempts), (*decisions, str(exc))) from exc
+
+    async def _settle(self, grant: Grant, booked: list[Attempt], called: bool) -> None:
+        """Settle a granted reservation at what its attempt cost (billed usage, a broken stream's
+        too); nothing when no call was made; its worst case when the call's end was not seen (a
+        stream left mid-way): more than it spent, never less."""
+        usd = grant.usd if called else 0.0
+        if booked:
+            usd = sum(a.cost_usd for a in booked)
+        assert self._ledger is not None  # a grant came from it
+        try:
+            await self._ledger.settle(grant, usd)
+        except PodiumError as exc:
+            # The call is paid: failing it would have it made (and paid) again. The hold expires
+            # and is charged at its worst case instead.
+            log.error(
+                "could not settle budget reservation %s of %s: %s", grant.reservation_id, grant.tenant, exc
+            )
+
     def _allow(self, route: Route) -> bool:
         breaker = self.breaker(route)
         before = breaker.state
@@ -302,9 +361,13 @@ class ModelGateway:
         policy: CallPolicy,
         deadline: float | None = None,
         cost_cap: CostCap | None = None,
+        *,
+        tenant: str | None = None,
     ) -> GatewayResult:
         """``deadline`` is on this gateway's clock (``time.monotonic`` unless a clock was given).
-        Requests with tools or a response schema bypass the cache (``cache.cacheable``)."""
+        Requests with tools or a response schema bypass the cache (``cache.cacheable``).
+        ``tenant``: whose day and month budgets the call is reserved against (a cache hit is
+        free and reserves nothing)."""
         _check_operation(policy, "chat")
         cache = self._cache if cacheable(request) else None
         key = cache_key(request, policy.chain[0].model) if cache is not None else ""
@@ -314,7 +377,7 @@ class ModelGateway:
             # Labelled as a hit, and free: the answer was paid for when it was first made.
             attempt = Attempt("cache", hit.model, "cache_hit", 0.0, usage, 0.0)
             return GatewayResult(completion, Route("cache", hit.model), (attempt,))
-        result = await self._answer(request, policy, deadline, cost_cap)
+        result = await self._answer(request, policy, deadline, cost_cap, tenant)
         if cache is not None and result.completion.finish_reason in ("stop", "end_turn", None):
             c = result.completion
             try:
@@ -332,6 +395,8 @@ class ModelGateway:
         policy: CallPolicy,
         deadline: float | None = None,
         cost_cap: CostCap | None = None,
+        *,
+        tenant: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Text deltas as they arrive; a :class:`Reset` when a stream breaks and the next route
         starts over (the consumer discards what it had); the :class:`GatewayResult` last.
@@ -340,7 +405,7 @@ class ModelGateway:
         it always fails over (a retry of the same stream would repeat the text).
         """
         _check_operation(policy, "chat")
-        return self._route(request, policy, deadline, cost_cap, streamed, GatewayResult)
+        return self._route(request, policy, deadline, cost_cap, streamed, GatewayResult, tenant)
 
     async def embed(
         self,
@@ -349,6 +414,7 @@ class ModelGateway:
         *,
         cap: CostCap | None = None,
         deadline: float | None = None,
+        tenant: str | None = None,
     ) -> EmbeddingResult:
         """One vector per text, as unit rows, in one call (a batch) through an embeddings policy's
         chain: the same retries, fallbacks, circuits, rate limits, cost cap and deadline as a chat
@@ -362,13 +428,18 @@ class ModelGateway:
             nothing = Embeddings(np.zeros((0, 0), np.float32), route.model, 0, Usage(), route.provider, 0.0)
             return EmbeddingResult(nothing, route, ())
         request = EmbeddingRequest(model="", inputs=tuple(texts), dimensions=policy.dimensions)
-        return await self._one(self._route(request, policy, deadline, cap, embedded, EmbeddingResult))
+        return await self._one(self._route(request, policy, deadline, cap, embedded, EmbeddingResult, tenant))
 
     async def _answer(
-        self, request: ChatRequest, policy: CallPolicy, deadline: float | None, cost_cap: CostCap | None
+        self,
+        request: ChatRequest,
+        policy: CallPolicy,
+        deadline: float | None,
+        cost_cap: CostCap | None,
+        tenant: str | None,
     ) -> GatewayResult:
         """The route loop with calls that are awaited whole: its one event is the result."""
-        return await self._one(self._route(request, policy, deadline, cost_cap, whole, GatewayResult))
+        return await self._one(self._route(request, policy, deadline, cost_cap, whole, GatewayResult, tenant))
 
     @staticmethod
     async def _one(route: AsyncGenerator[str | Reset | Result, None]) -> Result:
@@ -387,6 +458,7 @@ class ModelGateway:
         cost_cap: CostCap | None,
         call: Call[Request, Answer],
         result: Callable[[Answer, Route, tuple[Attempt, ...], tuple[str, ...]], Result],
+        tenant: str | None = None,
     ) -> AsyncGenerator[str | Reset | Result, None]:
         """The one route loop (steps 1 and 5 of the module docstring; an attempt is steps 2-4).
         ``call`` says how an attempt talks to the provider, ``result`` what its answer becomes;
@@ -406,6 +478,14 @@ class ModelGateway:
                 last = last or error
                 index += 1
                 continue
+            grant = await self._reserve(route, request, policy, deadline, tenant, attempts, decisions)
+            if grant is not None and not grant.granted:
+                decisions.append(f"skipped {route.provider}/{route.model}: {grant.reason}")
+                last = last or BudgetExhausted(grant.reason)
+                index += 1
+                continue
+            booked = len(attempts)
+            called = True  # until the attempt says it made no call
             sent_text = False
             try:
                 async with aclosing(
@@ -418,6 +498,7 @@ class ModelGateway:
                         sent_text = True
                         yield event
             except DeadlineExceeded as exc:
+                called = False  # the attempt gave up before calling (steps 1-2 of an attempt)
                 raise BudgetSpent(str(exc), tuple(attempts), tuple(decisions)) from exc
             except ProviderError as exc:
                 last = exc
@@ -433,6 +514,9 @@ class ModelGateway:
                     await self._sleep(delay)
                 elif sent_text and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
+            finally:
+                if grant is not None:
+                    await self._settle(grant, attempts[booked:], called)
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
 

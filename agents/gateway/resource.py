@@ -14,6 +14,10 @@ and handed to each pipeline's services. Its lifecycle is a reference count
    models file, so a bad file or a missing API key fails there, before anything else starts);
 2. they close it when they close; the last one to close closes the providers' clients.
 
+When a tenant has a day or month budget (``budgets`` in models.yaml), the resource opens the
+process's :class:`~agents.gateway.ledger.BudgetLedger` with the gateway (one per process: it
+follows the ledger's replies) and closes it after.
+
 Circuit changes are heard by whoever :meth:`watches <GatewayResource.watch_circuits>` them
 (the support services record them on ``podium.circuits``) for as long as they are open.
 """
@@ -28,6 +32,7 @@ from pydantic import SecretStr
 
 from agents.gateway.config import GatewayConfig, build_gateway, load_gateway_config
 from agents.gateway.gateway import ModelGateway
+from agents.gateway.ledger import BudgetLedger
 from agents.gateway.providers.local import LocalModels
 from streams import ConfigError
 from streams.runtime import SharedResource, StageEnv
@@ -56,6 +61,7 @@ class GatewayResource(SharedResource):
         self._keys: Mapping[str, SecretStr] = MappingProxyType(dict(keys or {}))
         self._config: GatewayConfig | None = None
         self._gateway: ModelGateway | None = None
+        self._ledger: BudgetLedger | None = None
         self._watchers: list[CircuitWatcher] = []
 
     def __repr__(self) -> str:  # no keys, not even their names
@@ -63,19 +69,34 @@ class GatewayResource(SharedResource):
 
     async def _open(self, env: StageEnv) -> None:
         config = load_gateway_config(self.models)
-        self._gateway = build_gateway(
-            config,
-            self._keys,
-            telemetry=env.telemetry,
-            on_circuit=self._circuit_changed,
-            local_models=self.local_models,
-        )
-        self._config = config
+        ledger = None
+        if config.budgets.windowed:
+            ledger = BudgetLedger(env.bootstrap, env.catalog, env.codec, config.budgets)
+            await ledger.__aenter__()
+        try:
+            self._gateway = build_gateway(
+                config,
+                self._keys,
+                telemetry=env.telemetry,
+                on_circuit=self._circuit_changed,
+                local_models=self.local_models,
+                ledger=ledger,
+            )
+        except BaseException:
+            if ledger is not None:
+                await ledger.__aexit__(None, None, None)
+            raise
+        self._config, self._ledger = config, ledger
 
     async def _close(self) -> None:
         gateway, self._gateway, self._config = self._gateway, None, None
-        if gateway is not None:
-            await gateway.aclose()
+        ledger, self._ledger = self._ledger, None
+        try:
+            if gateway is not None:
+                await gateway.aclose()
+        finally:
+            if ledger is not None:
+                await ledger.__aexit__(None, None, None)
 
     @property
     def gateway(self) -> ModelGateway:

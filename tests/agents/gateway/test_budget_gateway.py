@@ -1,0 +1,150 @@
+"""The gateway reserves each call's worst case with the ledger and settles what it cost, for
+whole, streamed and broken calls alike (the simulator over real HTTP, the in-process ledger)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from agents.gateway.backoff import Backoff
+from agents.gateway.budget import Grant, InMemoryLedger, Limits
+from agents.gateway.errors import BudgetUnavailable
+from agents.gateway.gateway import CallPolicy, GatewayError, GatewayResult, ModelGateway, Reset, Route
+from agents.gateway.pricing import Price, PriceTable, Usage
+from agents.gateway.providers.http import OpenAIProvider
+from agents.gateway.providers.protocol import ChatRequest
+from agents.gateway.providers.simulator import SimConfig, SimulatorServer
+
+PRICES = PriceTable({"small": Price(0.15, 0.6), "large": Price(3.0, 15.0)})
+REQUEST = ChatRequest(model="", messages=[{"role": "user", "content": "Where is my invoice?"}], max_tokens=64)
+WORST_LARGE = PRICES.cost("large", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
+WORST_SMALL = PRICES.cost("small", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorServer]:
+    server = SimulatorServer(SimConfig(latency_ms=2, jitter_ms=1, timeout_s=2.0))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def ledger() -> InMemoryLedger:
+    return InMemoryLedger({"acme": Limits(per_day_usd=WORST_LARGE * 3)})
+
+
+@pytest.fixture
+async def gateway(sim: SimulatorServer, ledger: InMemoryLedger) -> AsyncIterator[ModelGateway]:
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    yield ModelGateway({"oa": provider}, PRICES, ledger=ledger)
+    await provider.aclose()
+
+
+def policy(*routes: Route) -> CallPolicy:
+    return CallPolicy(chain=routes, backoff=Backoff(0.01, 0.05, 2), timeout_s=5.0)
+
+
+async def test_a_call_reserves_its_worst_case_and_settles_its_real_cost(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    result = await gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="acme")
+    reserve, settle = ledger.requests
+    assert reserve.kind == "reserve" and reserve.usd == pytest.approx(WORST_LARGE)
+    assert settle.kind == "settle" and settle.usd == pytest.approx(result.cost_usd) and result.cost_usd > 0
+    assert ledger.spent("acme") == pytest.approx(result.cost_usd) and ledger.held("acme") == 0
+
+
+async def test_no_tenant_or_no_window_reserves_nothing(gateway: ModelGateway, ledger: InMemoryLedger) -> None:
+    await gateway.complete(REQUEST, policy(Route("oa", "large")))
+    await gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="globex")
+    assert ledger.requests == []
+
+
+async def test_concurrent_calls_never_spend_past_the_day_budget_and_the_rest_are_refused(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    outcomes = await asyncio.gather(
+        *(gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="acme") for _ in range(10)),
+        return_exceptions=True,
+    )
+    done = [o for o in outcomes if isinstance(o, GatewayResult)]
+    refused = [o for o in outcomes if isinstance(o, GatewayError)]
+    assert len(done) >= 3 and len(done) + len(refused) == 10 and refused
+    assert all(e.dead_letter_reason == "budget_exhausted" and not e.attempts for e in refused)
+    assert "skipped oa/large: budget_exhausted: tenant acme's day" in refused[0].decisions[0]
+    assert ledger.spent("acme") == pytest.approx(sum(r.cost_usd for r in done))
+    assert ledger.spent("acme") <= WORST_LARGE * 3
+
+
+async def test_a_refused_route_falls_to_a_cheaper_one_that_fits(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    # Hold all but room for the small model's worst case.
+    ledger.books.clear()
+    await ledger.reserve("acme", WORST_LARGE * 3 - WORST_SMALL * 1.5, 600, None)
+    result = await gateway.complete(
+        REQUEST, policy(Route("oa", "large"), Route("oa", "small")), tenant="acme"
+    )
+    assert result.route.model == "small" and "skipped oa/large: budget_exhausted" in result.decisions[0]
+
+
+async def test_a_stream_settles_what_it_used_and_a_broken_one_what_it_saw(
+    sim: SimulatorServer, gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    sim.queue("cut_stream", None)
+    events = [
+        e
+        async for e in gateway.stream(
+            REQUEST, policy(Route("oa", "small"), Route("oa", "large")), tenant="acme"
+        )
+    ]
+    assert any(isinstance(e, Reset) for e in events)
+    result = events[-1]
+    assert isinstance(result, GatewayResult)
+    broken, ok = result.attempts
+    settles = [r for r in ledger.requests if r.kind == "settle"]
+    # Each attempt reserved and settled on its own; the broken stream's partial usage is billed.
+    assert [s.usd for s in settles] == pytest.approx([broken.cost_usd, ok.cost_usd]) and broken.cost_usd > 0
+    assert ledger.spent("acme") == pytest.approx(result.cost_usd) and ledger.held("acme") == 0
+
+
+async def test_a_stream_left_mid_way_is_charged_its_worst_case(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    stream = gateway.stream(REQUEST, policy(Route("oa", "large")), tenant="acme")
+    first = await anext(stream)
+    assert isinstance(first, str)
+    await stream.aclose()  # the consumer went away: the end of the call was never seen
+    assert ledger.spent("acme") == pytest.approx(WORST_LARGE) and ledger.held("acme") == 0
+
+
+async def test_a_call_given_up_before_it_is_made_releases_its_reservation(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    import time
+
+    from agents.gateway.errors import BudgetSpent
+
+    with pytest.raises(BudgetSpent):
+        await gateway.complete(REQUEST, policy(Route("oa", "large")), time.monotonic() - 1, tenant="acme")
+    assert [r.kind for r in ledger.requests] == ["reserve", "settle"] and ledger.requests[1].usd == 0
+    assert ledger.spent("acme") == 0 and ledger.held("acme") == 0
+
+
+async def test_a_ledger_that_does_not_answer_means_no_call(sim: SimulatorServer) -> None:
+    class Silent(InMemoryLedger):
+        async def reserve(self, tenant: str, usd: float, hold_s: float, wait_s: float | None) -> Grant:
+            raise BudgetUnavailable("the budget ledger did not answer within 0.1s")
+
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    gateway = ModelGateway({"oa": provider}, PRICES, ledger=Silent({"acme": Limits(1.0)}))
+    calls = sim.calls
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="acme")
+    finally:
+        await provider.aclose()
+    assert caught.value.dead_letter_reason == "budget_unavailable" and caught.value.retryable
+    assert sim.calls == calls
