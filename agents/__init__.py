@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agents.billing.pipeline import BILLING
+from agents.budgets.pipeline import BUDGETS
 from agents.content.pipeline import CONTENT
 from agents.kb.pipeline import KB
 from agents.market.pipeline import MARKET
@@ -70,7 +71,7 @@ def _simulator(console: Console) -> Iterator[None]:
 
 
 PIPELINES = Pipelines(
-    (DEMO, KB, SUPPORT, CONTENT, MARKET, BILLING),
+    (DEMO, KB, SUPPORT, CONTENT, MARKET, BILLING, BUDGETS),
     model_setups=(
         ModelSetup("local", "the offline local models (models.yaml)"),
         ModelSetup(

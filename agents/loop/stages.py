@@ -142,7 +142,7 @@ class AgentStage:
             ctx.add_cost(spent)
             state = {**state, "cost_usd": state["cost_usd"] + spent}
             # The gateway wraps a cap reached on every route in a GatewayError that carries its reason.
-            if getattr(exc, "dead_letter_reason", "") == "cost_cap":
+            if getattr(exc, "dead_letter_reason", "") in ("cost_cap", "budget_exhausted"):
                 kind = "budget_exhausted"
             else:
                 kind = "deadline" if isinstance(exc, BudgetSpent) else "model_failed"

@@ -268,19 +268,26 @@ class SupportStages:
                 await sink.send(
                     {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
                 )
-            cap = self.services.cost_cap(ticket.get("tenant"), ctx.cost_so_far_usd)
+            tenant = ctx.headers.tenant or ticket.get("tenant")  # the header: set at ingress
+            cap = self.services.cost_cap(tenant, ctx.cost_so_far_usd)
             # Closed even when a chunk's send fails mid-stream: the model's connection goes back.
+            # The tenant's day and month budgets are held by the ledger around each model call.
             async with contextlib.aclosing(
-                self.services.gateway.stream(request, policy, deadline, cap)
+                self.services.gateway.stream(request, policy, deadline, cap, tenant=tenant)
             ) as events:
                 result = await chunk_records(ctx.request_id, coalesce(events), sink.send, sink.next_seq)
         except (GatewayError, BudgetSpent) as exc:
             # What the failed attempts used is still charged (a broken stream is billed).
             for attempt in exc.attempts:
                 ctx.add_cost(attempt.cost_usd)
-            failure = (
-                f"budget ran out: {exc}" if isinstance(exc, BudgetSpent) else f"every model failed: {exc}"
-            )
+            if isinstance(exc, BudgetSpent):
+                failure = f"budget ran out: {exc}"
+            elif exc.dead_letter_reason == "budget_exhausted":
+                # Every route was refused by a cap (the request's or the tenant's day or month):
+                # the decisions say which, the answer is degraded as for the per-request cap.
+                failure = f"budget_exhausted: no model fits what tenant {tenant} may still spend"
+            else:
+                failure = f"every model failed: {exc}"
             left = ctx.remaining_s()
             why = "; ".join(
                 [*exc.decisions, failure, *([f"{left:.2f}s of budget left"] if left is not None else [])]

@@ -48,8 +48,9 @@ def test_a_bad_file_fails_naming_the_file_and_key(tmp_path: Path, text: str, mes
 
 
 def test_every_pipeline_with_a_demo_is_started_by_default_and_the_runtime_demo_is_not() -> None:
-    assert PIPELINES.names() == ["demo", "kb", "support", "content", "market", "billing"]
-    assert PIPELINES.defaults() == ["kb", "support", "content", "market", "billing"]
+    assert PIPELINES.names() == ["demo", "kb", "support", "content", "market", "billing", "budgets"]
+    # The budget ledger has no demo, and runs beside the pipelines whose calls reserve against it.
+    assert PIPELINES.defaults() == ["kb", "support", "content", "market", "billing", "budgets"]
     assert PIPELINES.served() == ["support", "billing"]
     assert [s.name for s in PIPELINES.model_setups] == ["local", "sim"]
 

@@ -15,4 +15,4 @@ def test_the_entry_point_loads_no_model_server_or_feed_library_until_a_command_n
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded, names = out.stdout.splitlines()
     assert loaded == ""
-    assert names.split() == ["demo", "kb", "support", "content", "market", "billing"]
+    assert names.split() == ["demo", "kb", "support", "content", "market", "billing", "budgets"]
