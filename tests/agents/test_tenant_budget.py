@@ -1,27 +1,33 @@
-"""A tenant's day budget held across replicas (issue 14, section 5): two HTTP gateways and two
-worker processes (each running the support pipeline and the budget ledger) take 200 concurrent
-requests of one tenant whose day budget covers 50 model calls. Spend never passes the budget by
-more than one call's worst case, every other request is answered degraded with
-``budget_exhausted``, and killing the ledger's owner mid-run (kill -9) loses nothing of the
-window: the survivor restores it from the compacted ledger and keeps refusing."""
+"""A tenant's day budget held across replicas (issue 14, section 5): two HTTP gateways (in this
+process, as in tests/streams/ingress/test_http.py) and two worker processes (each running the
+support pipeline and the budget ledger) take 200 concurrent requests of one tenant whose day
+budget covers 50 model calls. Spend never passes the budget by more than one call's worst case,
+every other request is answered degraded with ``budget_exhausted``, and killing the ledger's
+owner mid-run (kill -9) loses nothing of the window: the survivor restores it from the
+compacted ledger and keeps refusing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 import yaml
 
 from agents.gateway.budget import day_of
 from agents.gateway.ledger import BOOKS, spent_in
+from agents.support.services import SupportConfig
+from agents.support.stages import support_stages
+from streams.ingress.http import Entry, create_app
+from streams.operations.audit import pipeline_topics
 from streams.runtime.project import Project
 from tests.streams.running import REPO, read_topic, start_worker, wait_for
 
@@ -67,30 +73,33 @@ def _worst_usd(body: str) -> float:
     return request.prompt_tokens_estimate() * PRICE_PER_MTOK / 1_000_000
 
 
-def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "serve", "support", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextlib.asynccontextmanager
+async def _serving(project: Project) -> AsyncIterator[str]:
+    """One replica of the HTTP gateway (``podium serve support``) on a port of its own."""
+    stages = support_stages(SupportConfig(models=REPO / "models.yaml"))  # for its topics only
+    input_topic, terminal = pipeline_topics(stages, project.catalog)
+    app = create_app(project, [Entry("support", input_topic, tuple(terminal))], bootstrap=project.bootstrap())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+        if task.done():
+            await task
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def _ask(client: httpx.AsyncClient, url: str, body: str, tenant: str) -> dict[str, Any]:
     answer = await client.post(
         f"{url}/v1/support/requests", params={"wait_s": 30}, json={"body": body, "tenant": tenant}
     )
-    while answer.status_code == 202:  # still on its way (the takeover): ask the same replica again
+    deadline = time.monotonic() + 120
+    # Still on its way (a takeover after the kill): ask the same replica again.
+    while answer.status_code in (200, 202) and answer.json()["status"] == "pending":
+        assert time.monotonic() < deadline, f"no answer to {answer.json()['request_id']}"
         await asyncio.sleep(0.5)
         answer = await client.get(f"{url}/v1/requests/{answer.json()['request_id']}")
     assert answer.status_code == 200, answer.text
@@ -115,22 +124,18 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
     }
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     workers = [start_worker(bootstrap, log, "support", "budgets", env=env) for log in logs]
-    ports = [_free_port(), _free_port()]
-    gateways = [_serve(env, port, tmp_path / f"serve-{port}.log") for port in ports]
+    # The gateways' side of the catalog is the workers' (the same latency budget at ingress).
+    served = Project(project.settings.model_copy(update={"topics_file": Path(env["PODIUM_TOPICS"])}))
     killed: int | None = None
     try:
         for log in logs:
             wait_for(log, "podium: running", timeout_s=240)
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        async with httpx.AsyncClient(timeout=120) as client:
-            for url in urls:
-                for _ in range(100):
-                    try:
-                        if (await client.get(f"{url}/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.2)
+        async with (
+            _serving(served) as first,
+            _serving(served) as second,
+            httpx.AsyncClient(timeout=120) as client,
+        ):
+            urls = [first, second]
             asks = [
                 asyncio.create_task(_ask(client, urls[i % 2], body, tenant)) for i, body in enumerate(bodies)
             ]
@@ -153,11 +158,11 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
             if value
         ]
     finally:
-        for process in (*gateways, *workers):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in (*gateways, *workers):
-            process.wait(timeout=60)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
 
     answered = [a for a in answers if not a["result"]["degraded"]]
     degraded = [a for a in answers if a["result"]["degraded"]]
