@@ -487,6 +487,7 @@ class ModelGateway:
             booked = len(attempts)
             called = True  # until the attempt says it made no call
             sent_text = False
+            pause: float | None = None
             try:
                 async with aclosing(
                     self._attempt.run(route, request, policy.timeout_s, deadline, call, attempts)
@@ -509,14 +510,14 @@ class ModelGateway:
                 if step is None:
                     raise GatewayError(exc, tuple(attempts), tuple(decisions)) from exc
                 self._note_next(route, chain, step, exc)
-                index, retries, delay = step
-                if delay is not None:
-                    await self._sleep(delay)
-                elif sent_text and index < len(chain):
+                index, retries, pause = step
+                if pause is None and sent_text and index < len(chain):
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
             finally:
                 if grant is not None:
                     await self._settle(grant, attempts[booked:], called)
+            if pause is not None:  # the backoff, with the failed attempt's hold settled first
+                await self._sleep(pause)
         assert last is not None, "a policy needs at least one route"
         raise GatewayError(last, tuple(attempts), tuple(decisions)) from last
 

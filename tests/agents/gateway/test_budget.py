@@ -185,3 +185,14 @@ def test_bad_requests_are_refused_with_what_is_wrong() -> None:
 def test_month_days_knows_the_length_of_each_month() -> None:
     assert len(month_days("2026-02-10")) == 28 and len(month_days("2028-02-01")) == 29
     assert month_days("2026-12-05")[-1] == "2026-12-31"
+
+
+def test_a_ledger_request_it_cannot_decide_is_a_permanent_error_that_says_why() -> None:
+    from agents.gateway.ledger import _request_of
+    from streams.errors import PermanentError
+
+    record = {"reservation_id": "r1", "tenant": "acme", "kind": "reserve", "usd": -1.0, "at_ms": NOON}
+    with pytest.raises(PermanentError, match="cannot decide: a reservation's amount must be a non-negative"):
+        _request_of(record)
+    good = _request_of({**record, "usd": 0.5, "per_day_usd": 2.0, "hold_ms": 1000})
+    assert good.limits == Limits(2.0, None) and good.hold_ms == 1000

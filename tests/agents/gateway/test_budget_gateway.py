@@ -148,3 +148,24 @@ async def test_a_ledger_that_does_not_answer_means_no_call(sim: SimulatorServer)
         await provider.aclose()
     assert caught.value.dead_letter_reason == "budget_unavailable" and caught.value.retryable
     assert sim.calls == calls
+
+
+async def test_each_attempt_reserves_on_its_own_and_a_failed_one_is_settled_before_the_backoff(
+    sim: SimulatorServer, ledger: InMemoryLedger
+) -> None:
+    held_while_waiting: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        held_while_waiting.append(ledger.held("acme"))
+
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    gateway = ModelGateway({"oa": provider}, PRICES, ledger=ledger, sleep=wait)
+    sim.queue("server_error", None)
+    try:
+        result = await gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="acme")
+    finally:
+        await provider.aclose()
+    assert [a.outcome for a in result.attempts] == ["provider_5xx", "ok"]
+    assert [r.kind for r in ledger.requests] == ["reserve", "settle", "reserve", "settle"]
+    assert held_while_waiting == [0.0]  # nothing held for a call that is not being made
+    assert ledger.spent("acme") == pytest.approx(result.cost_usd)
