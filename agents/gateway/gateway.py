@@ -301,6 +301,8 @@ class ModelGateway:
         # The hold outlives the call it covers (its timeout, and the wait for its rate limit).
         hold_s = policy.timeout_s * 2 + 60
         left = time_left(deadline, self._clock())
+        if left is not None and left <= 0:
+            return None  # no call will be made: the attempt says the deadline passed (its step 1)
         try:
             return await self._ledger.reserve(tenant, worst, hold_s, left)
         except BudgetUnavailable as exc:

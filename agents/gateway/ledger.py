@@ -52,7 +52,7 @@ from agents.gateway.budget import (
 )
 from agents.gateway.config import BudgetsConfig
 from agents.gateway.errors import BudgetUnavailable
-from streams import Codec, Emit, PermanentError, Publisher, Record, Stage, StageContext, Table
+from streams import Codec, Emit, PermanentError, PodiumError, Publisher, Record, Stage, StageContext, Table
 from streams.contracts import Catalog
 from streams.ingress import ReplyRouter
 
@@ -201,6 +201,9 @@ class BudgetLedger:
         self._router.expect(asked)
         try:
             await self._publisher.publish(REQUESTS, record, request_id=asked, key=tenant, tenant=tenant)
+        except PodiumError as exc:
+            self._router.forget(asked)
+            raise BudgetUnavailable(f"could not ask the budget ledger for tenant {tenant}: {exc}") from exc
         except BaseException:
             self._router.forget(asked)
             raise

@@ -244,12 +244,13 @@ class SupportServices(SharedResource):
         self._similar, self._embed_policy = similar, policy
 
     async def _embed_one(
-        self, text: str, cap: CostCap | None
+        self, text: str, cap: CostCap | None, tenant: str | None
     ) -> tuple[npt.NDArray[np.float32] | None, float, str]:
-        """The request's embedding (None when the embed policy failed), its cost, and why not."""
+        """The request's embedding (None when the embed policy failed), its cost, and why not.
+        Paid by ``tenant``: reserved against its day and month budgets like any model call."""
         assert self._embed_policy is not None
         try:
-            result = await self.gateway.embed([text], self._embed_policy, cap=cap)
+            result = await self.gateway.embed([text], self._embed_policy, cap=cap, tenant=tenant)
         except (GatewayError, BudgetSpent) as exc:
             return None, sum(a.cost_usd for a in exc.attempts), f"{type(exc).__name__}: {exc}"
         row: npt.NDArray[np.float32] = result.embeddings.vectors[0]
@@ -367,7 +368,7 @@ class SupportServices(SharedResource):
         scope = scope_of(tenant, intent, self.config.cache_scope)
         if self._similar is None or not self._similar.holds(scope):
             return None, "", 0.0  # nothing to find: no embedding paid for
-        vector, cost, failure = await self._embed_one(body, self.cost_cap(tenant, spent_usd))
+        vector, cost, failure = await self._embed_one(body, self.cost_cap(tenant, spent_usd), tenant)
         if vector is None:
             return None, f"semantic cache skipped: {failure}", cost
         found = self._similar.search(body, vector, scope)
@@ -413,7 +414,7 @@ class SupportServices(SharedResource):
         await self._answers.put(exact, text, reply.model, "stop", *tokens)
         if self._similar is None:
             return 0.0
-        vector, cost, failure = await self._embed_one(body, None)
+        vector, cost, failure = await self._embed_one(body, None, tenant)
         if vector is None:
             log.warning("semantic cache: not remembered (%s)", failure)
             return cost

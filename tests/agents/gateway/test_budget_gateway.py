@@ -121,16 +121,29 @@ async def test_a_stream_left_mid_way_is_charged_its_worst_case(
 
 
 async def test_a_call_given_up_before_it_is_made_releases_its_reservation(
-    gateway: ModelGateway, ledger: InMemoryLedger
+    sim: SimulatorServer, ledger: InMemoryLedger
 ) -> None:
     import time
 
     from agents.gateway.errors import BudgetSpent
+    from agents.gateway.ratelimit import RateLimiter
 
-    with pytest.raises(BudgetSpent):
-        await gateway.complete(REQUEST, policy(Route("oa", "large")), time.monotonic() - 1, tenant="acme")
-    assert [r.kind for r in ledger.requests] == ["reserve", "settle"] and ledger.requests[1].usd == 0
-    assert ledger.spent("acme") == 0 and ledger.held("acme") == 0
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    # One call a minute: the second would wait far past its deadline for the rate limit.
+    gateway = ModelGateway({"oa": provider}, PRICES, ledger=ledger, limits={"oa": RateLimiter(1, None)})
+    try:
+        await gateway.complete(REQUEST, policy(Route("oa", "large")), tenant="acme")
+        first = ledger.spent("acme")
+        with pytest.raises(BudgetSpent):
+            await gateway.complete(REQUEST, policy(Route("oa", "large")), time.monotonic() + 1, tenant="acme")
+        assert [r.kind for r in ledger.requests] == ["reserve", "settle", "reserve", "settle"]
+        assert ledger.requests[-1].usd == 0 and ledger.spent("acme") == first and ledger.held("acme") == 0
+        # A deadline already passed reserves nothing at all: no call can be made.
+        with pytest.raises(BudgetSpent):
+            await gateway.complete(REQUEST, policy(Route("oa", "large")), time.monotonic() - 1, tenant="acme")
+        assert len(ledger.requests) == 4
+    finally:
+        await provider.aclose()
 
 
 async def test_a_ledger_that_does_not_answer_means_no_call(sim: SimulatorServer) -> None:
