@@ -167,7 +167,10 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
     answered = [a for a in answers if not a["result"]["degraded"]]
     degraded = [a for a in answers if a["result"]["degraded"]]
     why = [" ".join(s["decision"] for s in a["result"]["steps"]) for a in degraded]
-    spent = spent_in([b for b in books if b["tenant"] == tenant], tenant, day_of(int(time.time() * 1000)))
+    mine = [b for b in books if b["tenant"] == tenant]
+    spent = spent_in(mine, tenant, day_of(int(time.time() * 1000)))
+    newest = max(mine, key=lambda b: int(b["version"]))
+    held = sum(h["usd"] for h in newest["holds"])
     print(
         json.dumps(
             {
@@ -175,6 +178,7 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
                 "degraded": len(degraded),
                 "budget_usd": budget,
                 "spent_usd": spent,
+                "held_usd": held,
                 "worst_usd": worst,
                 "killed": killed,
             }
@@ -185,7 +189,10 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
     # least once: they were paid twice), never passes the budget by more than one worst case.
     assert spent <= budget + worst
     assert sum(a["result"]["cost_usd"] for a in answers) <= spent + 1e-9
-    # The window covers 50 calls; the killed owner's calls in flight hold their worst case
-    # until they expire, so a few less may be answered, never more.
-    assert COVERS - 10 <= len(answered) <= COVERS, len(answered)
+    # The window covers 50 calls and no more were answered, also after the takeover: the
+    # survivor restored the window instead of starting it again. Calls the killed owner's
+    # worker had in flight hold their worst case until they expire (their requests, redone by
+    # the survivor, were refused), so fewer may be answered; the window is full all the same.
+    assert COVERS // 2 <= len(answered) <= COVERS, len(answered)
+    assert spent + held > budget - worst
     assert degraded and all("budget_exhausted" in w for w in why), why[:3]
