@@ -55,6 +55,7 @@ from agents.gateway.errors import BudgetUnavailable
 from streams import Codec, Emit, PermanentError, PodiumError, Publisher, Record, Stage, StageContext, Table
 from streams.contracts import Catalog
 from streams.ingress import ReplyRouter
+from streams.kafka import Cluster
 
 __all__ = [
     "BOOKS",
@@ -159,11 +160,11 @@ class BudgetLedger:
     """The requester's side: reserve a call's worst case and wait for the owner's answer, then
     settle it. Open (``async with``) while the gateway is."""
 
-    def __init__(self, bootstrap: str, catalog: Catalog, codec: Codec, budgets: BudgetsConfig) -> None:
+    def __init__(self, cluster: Cluster, catalog: Catalog, codec: Codec, budgets: BudgetsConfig) -> None:
         self._budgets = budgets
         self._codec = codec
-        self._publisher = Publisher(bootstrap=bootstrap, catalog=catalog, codec=codec)
-        self._router = ReplyRouter(bootstrap, [REPLIES])
+        self._publisher = Publisher(cluster=cluster, catalog=catalog, codec=codec)
+        self._router = ReplyRouter(cluster, [REPLIES])
 
     def __repr__(self) -> str:
         return "BudgetLedger()"

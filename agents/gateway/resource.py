@@ -71,7 +71,7 @@ class GatewayResource(SharedResource):
         config = load_gateway_config(self.models)
         ledger = None
         if config.budgets.windowed:
-            ledger = BudgetLedger(env.bootstrap, env.catalog, env.codec, config.budgets)
+            ledger = BudgetLedger(env.cluster, env.catalog, env.codec, config.budgets)
             await ledger.__aenter__()
         try:
             self._gateway = build_gateway(

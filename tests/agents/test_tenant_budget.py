@@ -26,7 +26,9 @@ from agents.gateway.budget import day_of
 from agents.gateway.ledger import BOOKS, spent_in
 from agents.support.services import SupportConfig
 from agents.support.stages import support_stages
+from streams.ingress.auth import Authenticator
 from streams.ingress.http import Entry, create_app
+from streams.ingress.keys import KeyFile, KeyRing
 from streams.operations.audit import pipeline_topics
 from streams.runtime.project import Project
 from tests.streams.running import REPO, read_topic, start_worker, wait_for
@@ -74,11 +76,17 @@ def _worst_usd(body: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def _serving(project: Project) -> AsyncIterator[str]:
-    """One replica of the HTTP gateway (``podium serve support``) on a port of its own."""
+async def _serving(project: Project, keys: Path) -> AsyncIterator[str]:
+    """One replica of the HTTP gateway (``podium serve support``) on a port of its own, with
+    its own reading of the keys file (the tenant is the caller's key's)."""
     stages = support_stages(SupportConfig(models=REPO / "models.yaml"))  # for its topics only
     input_topic, terminal = pipeline_topics(stages, project.catalog)
-    app = create_app(project, [Entry("support", input_topic, tuple(terminal))], bootstrap=project.bootstrap())
+    app = create_app(
+        project,
+        [Entry("support", input_topic, tuple(terminal))],
+        cluster=project.cluster(),
+        auth=Authenticator(KeyRing(keys)),
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -92,10 +100,8 @@ async def _serving(project: Project) -> AsyncIterator[str]:
         await task
 
 
-async def _ask(client: httpx.AsyncClient, url: str, body: str, tenant: str) -> dict[str, Any]:
-    answer = await client.post(
-        f"{url}/v1/support/requests", params={"wait_s": 30}, json={"body": body, "tenant": tenant}
-    )
+async def _ask(client: httpx.AsyncClient, url: str, body: str) -> dict[str, Any]:
+    answer = await client.post(f"{url}/v1/support/requests", params={"wait_s": 30}, json={"body": body})
     deadline = time.monotonic() + 120
     # Still on its way (a takeover after the kill): ask the same replica again.
     while answer.status_code in (200, 202) and answer.json()["status"] == "pending":
@@ -109,36 +115,38 @@ async def _ask(client: httpx.AsyncClient, url: str, body: str, tenant: str) -> d
 async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_owner(
     project: Project, unique: str, tmp_path: Path
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     tenant = f"umbrella-{unique}"
     bodies = [f"Please cancel my subscription for account {unique}-{i:03d}" for i in range(REQUESTS)]
     worst = max(_worst_usd(b) for b in bodies)
     budget = COVERS * worst
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "PODIUM_METRICS_PORT": "0",
         "PODIUM_HOME": str(tmp_path / "home"),
         "PODIUM_MODELS": str(_models(tmp_path, tenant, worst)),
         "PODIUM_TOPICS": str(_topics(tmp_path)),
     }
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    workers = [start_worker(bootstrap, log, "support", "budgets", env=env) for log in logs]
+    workers = [start_worker(cluster, log, "support", "budgets", env=env) for log in logs]
     # The gateways' side of the catalog is the workers' (the same latency budget at ingress).
     served = Project(project.settings.model_copy(update={"topics_file": Path(env["PODIUM_TOPICS"])}))
     killed: int | None = None
     try:
         for log in logs:
             wait_for(log, "podium: running", timeout_s=240)
+        # One key of the tenant, as `podium keys create --tenant` makes it: no rate or
+        # concurrency limit of its own, so only the budget refuses.
+        keys = tmp_path / "keys.json"
+        _, key = KeyFile(keys).create(tenant)
         async with (
-            _serving(served) as first,
-            _serving(served) as second,
-            httpx.AsyncClient(timeout=120) as client,
+            _serving(served, keys) as first,
+            _serving(served, keys) as second,
+            httpx.AsyncClient(timeout=120, headers={"X-API-Key": key.get_secret_value()}) as client,
         ):
             urls = [first, second]
-            asks = [
-                asyncio.create_task(_ask(client, urls[i % 2], body, tenant)) for i, body in enumerate(bodies)
-            ]
+            asks = [asyncio.create_task(_ask(client, urls[i % 2], body)) for i, body in enumerate(bodies)]
             # The ledger's owner logs its refusals: once it has refused, it dies mid-run.
             deadline = time.monotonic() + 120
             while killed is None and time.monotonic() < deadline and not all(a.done() for a in asks):
@@ -154,7 +162,7 @@ async def test_a_day_budget_holds_across_gateways_workers_and_a_killed_ledger_ow
         assert survivor.poll() is None, "the surviving worker must still be running"
         books = [
             project.codec.decode("podium.budget.DayBook", value)
-            for _, value in await read_topic(bootstrap, BOOKS)
+            for _, value in await read_topic(cluster, BOOKS)
             if value
         ]
     finally:

@@ -20,7 +20,7 @@ from tests.streams.running import read_topic, running, start_group_at_end
 def _owner(project: Project, group: str) -> StageWorker:
     return StageWorker(
         ledger_stage(),
-        bootstrap=project.bootstrap(),
+        cluster=project.cluster(),
         catalog=project.catalog,
         codec=project.codec,
         group_id=group,
@@ -30,7 +30,7 @@ def _owner(project: Project, group: str) -> StageWorker:
 async def _books(project: Project) -> list[dict[str, object]]:
     return [
         project.codec.decode("podium.budget.DayBook", v)
-        for _, v in await read_topic(project.bootstrap(), BOOKS)
+        for _, v in await read_topic(project.cluster(), BOOKS)
         if v
     ]
 
@@ -38,14 +38,14 @@ async def _books(project: Project) -> list[dict[str, object]]:
 async def test_one_owner_holds_a_tenants_day_across_concurrent_requests_and_a_restart(
     project: Project, unique: str
 ) -> None:
-    bootstrap = project.bootstrap()
+    cluster = project.cluster()
     tenant = f"tenant-{unique}"
     group = f"{unique}-budget-ledger"
-    await start_group_at_end(bootstrap, group, REQUESTS)  # not the other tests' requests
+    await start_group_at_end(cluster, group, REQUESTS)  # not the other tests' requests
     budgets = BudgetsConfig.model_validate(
         {"tenants": {tenant: {"per_day_usd": 1.0}}, "ledger_timeout_s": 30}
     )
-    async with BudgetLedger(bootstrap, project.catalog, project.codec, budgets) as ledger:
+    async with BudgetLedger(cluster, project.catalog, project.codec, budgets) as ledger:
         async with running(_owner(project, group)):
             grants = await asyncio.gather(*(ledger.reserve(tenant, 0.3, 600, None) for _ in range(5)))
             assert sorted(g.granted for g in grants) == [False, False, True, True, True]
@@ -57,7 +57,7 @@ async def test_one_owner_holds_a_tenants_day_across_concurrent_requests_and_a_re
             await ledger.settle(first, 0.1)
             # The same reservation asked again (a redelivery, or a requester asking twice) is
             # answered as the first time and holds nothing more.
-            async with Publisher(bootstrap=bootstrap, catalog=project.catalog, codec=project.codec) as pub:
+            async with Publisher(cluster=cluster, catalog=project.catalog, codec=project.codec) as pub:
                 again = {
                     "reservation_id": grants[-1].reservation_id
                     if grants[-1].granted
