@@ -37,7 +37,7 @@ from aiokafka.protocol.admin import (
 from aiokafka.protocol.api import Request
 
 from streams.errors import BrokerError
-from streams.kafka.connection import Cluster
+from streams.kafka.connection import Cluster, start_admin
 from streams.kafka.principals import STAGE_PREFIX, kafka_principal, stage_principal
 
 __all__ = [
@@ -257,16 +257,12 @@ class AclAdmin:
         self._visible_within_s = visible_within_s
 
     async def __aenter__(self) -> AclAdmin:
-        try:
-            await self._client.start()
-        except BaseException as exc:
-            await self._client.close()
-            if not isinstance(exc, KafkaError):
-                raise  # a ConfigError saying what security to set, or a cancellation
-            raise BrokerError(
-                f"cannot reach Kafka at {self._cluster.describe()} ({exc}); start the local broker "
-                "with `podium broker start --security sasl_ssl` or set KAFKA_BOOTSTRAP_SERVERS"
-            ) from exc
+        await start_admin(
+            self._cluster,
+            self._client,
+            "start the local broker with `podium broker start --security sasl_ssl` "
+            "or set KAFKA_BOOTSTRAP_SERVERS",
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:

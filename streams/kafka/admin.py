@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from streams.contracts.catalog import CLUSTER_DEFAULT, Catalog, TopicSpec
 from streams.errors import BrokerError, CatalogError, ConfigError
-from streams.kafka.connection import Cluster
+from streams.kafka.connection import Cluster, start_admin
 
 __all__ = [
     "SAFE_REPLICAS",
@@ -148,16 +148,11 @@ class TopicAdmin:
         self._cluster = cluster
 
     async def __aenter__(self) -> TopicAdmin:
-        try:
-            await self._client.start()
-        except BaseException as exc:
-            await self._client.close()
-            if not isinstance(exc, KafkaError):
-                raise  # a ConfigError saying what security to set, or a cancellation
-            raise BrokerError(
-                f"cannot reach Kafka at {self._cluster} ({exc}); start the local broker with "
-                "`podium broker start` or set KAFKA_BOOTSTRAP_SERVERS"
-            ) from exc
+        await start_admin(
+            self._cluster,
+            self._client,
+            "start the local broker with `podium broker start` or set KAFKA_BOOTSTRAP_SERVERS",
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:

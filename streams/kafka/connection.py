@@ -18,18 +18,19 @@ of aiokafka's "Unable to bootstrap".
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 from pydantic import SecretStr
 
 from streams.config import Settings
-from streams.errors import ConfigError, PodiumError
+from streams.errors import BrokerError, ConfigError, PodiumError
 from streams.kafka.refusal import explain_refusal
 
 __all__ = ["PLAINTEXT", "Cluster", "KafkaSecurity", "Protocol", "SaslMechanism"]
@@ -180,21 +181,40 @@ class Cluster:
         return await explain_refusal(self.bootstrap, self.security)
 
 
+async def start_admin(cluster: Cluster, client: AIOKafkaAdminClient, fix: str) -> None:
+    """Start an admin client ``cluster`` made; when the cluster cannot be reached, close it and
+    raise a :class:`~streams.errors.BrokerError` ending in ``fix`` (what to start or set). A
+    refusal of its security keeps the ConfigError that says what to set."""
+    try:
+        await client.start()
+    except BaseException as exc:
+        await client.close()
+        if not isinstance(exc, KafkaError):
+            raise  # a ConfigError saying what security to set, or a cancellation
+        raise BrokerError(f"cannot reach Kafka at {cluster.describe()} ({exc}); {fix}") from exc
+
+
 # The clients Cluster makes: aiokafka's own, whose start() says what to set when the cluster
 # refuses this client's security, so every caller of start() gets the explanation.
+async def _explained(
+    cluster: Cluster, start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        await start()
+    except KafkaConnectionError as exc:
+        if (problem := await cluster.refusal()) is None:
+            raise
+        await close()  # the caller catches PodiumError, not KafkaError: nothing left open
+        raise problem from exc
+
+
 class _Producer(AIOKafkaProducer):  # type: ignore[misc]
     def __init__(self, cluster: Cluster, **options: Any) -> None:
         super().__init__(**options)
         self._cluster = cluster
 
     async def start(self) -> None:
-        try:
-            await super().start()
-        except KafkaConnectionError as exc:
-            if (problem := await self._cluster.refusal()) is None:
-                raise
-            await self.stop()  # the caller catches PodiumError, not KafkaError: nothing left open
-            raise problem from exc
+        await _explained(self._cluster, super().start, self.stop)
 
 
 class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
@@ -203,13 +223,7 @@ class _Consumer(AIOKafkaConsumer):  # type: ignore[misc]
         self._cluster = cluster
 
     async def start(self) -> None:
-        try:
-            await super().start()
-        except KafkaConnectionError as exc:
-            if (problem := await self._cluster.refusal()) is None:
-                raise
-            await self.stop()  # the caller catches PodiumError, not KafkaError: nothing left open
-            raise problem from exc
+        await _explained(self._cluster, super().start, self.stop)
 
 
 class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
@@ -218,10 +232,4 @@ class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
         self._cluster = cluster
 
     async def start(self) -> None:
-        try:
-            await super().start()
-        except KafkaConnectionError as exc:
-            if (problem := await self._cluster.refusal()) is None:
-                raise
-            await self.close()  # the caller catches PodiumError, not KafkaError: nothing left open
-            raise problem from exc
+        await _explained(self._cluster, super().start, self.close)
