@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from streams.contracts.headers import is_tenant, now_ms
-from streams.errors import ConfigError, Unauthenticated
+from streams.errors import ConfigError, Throttled, Unauthenticated
 
 __all__ = ["NO_LIMITS", "PREFIX", "ApiKey", "KeyFile", "KeyRing", "Limits", "parse_rate"]
 
@@ -255,15 +255,19 @@ class KeyRing:
     every request would make the gateway's hot path the hash. A revoked or removed entry is
     checked before the memory, so remembering never outlives a revoke. Keys that fail are not
     remembered; their argon2 runs in a thread, at most ``hashing`` at once, so a flood of wrong
-    keys slows only other first checks, never the event loop or keys already verified.
+    keys slows only other first checks, never the event loop or keys already verified; and at
+    most ``pending`` checks wait at once (more is a 429), so a flood of wrong secrets for a known
+    key id holds neither memory nor a queue that real first checks would wait behind. A key id
+    is not a secret (``keys list`` shows it): an unknown one is refused without hashing.
     """
 
-    def __init__(self, path: Path, hashing: int = 2) -> None:
+    def __init__(self, path: Path, hashing: int = 2, pending: int = 64) -> None:
         self.path = path
         self._seen: tuple[int, int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
         self._verified: dict[str, bytes] = {}  # entry hash -> SHA-256 of the key that matched it
         self._hashing = asyncio.Semaphore(hashing)
+        self._pending = pending
         self._hasher: Any = None
         # Checks under way, so the many first requests of a client that starts with a burst
         # share one argon2 run instead of queueing one each.
@@ -317,6 +321,8 @@ class KeyRing:
         under_way = (entry.hash, digest)
         check = self._checking.get(under_way)
         if check is None:
+            if len(self._checking) >= self._pending:
+                raise Throttled("too many API keys being checked at once; try again shortly", 1.0)
             check = asyncio.ensure_future(self._matches(entry, presented))
             self._checking[under_way] = check
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigError, Unauthenticated
+from streams.errors import ConfigError, Throttled, Unauthenticated
 from streams.ingress import keys as keys_module
 from streams.ingress.keys import PREFIX, KeyFile, KeyRing, Limits, parse_rate
 
@@ -189,3 +189,20 @@ def test_a_newer_file_and_a_read_only_place_are_refused_saying_what_to_do(tmp_pa
     not_a_folder.write_text("")
     with pytest.raises(ConfigError, match="cannot write the API keys file"):
         KeyFile(not_a_folder / "keys.json").create("umbrella")
+
+
+async def test_a_flood_of_wrong_secrets_is_capped_and_the_right_key_still_gets_in(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "keys.json"
+    entry, secret = KeyFile(path).create("umbrella")
+    ring = KeyRing(path, hashing=1, pending=4)
+    right = secret.get_secret_value()
+    key_id = right.split("_")[1]
+    wrong = [f"{PREFIX}{key_id}_{'x' * 40}{n:03d}" for n in range(12)]
+    outcomes = await asyncio.gather(*(ring.verify(w) for w in wrong), return_exceptions=True)
+    throttled = [o for o in outcomes if isinstance(o, Throttled)]
+    # Four checks were let in (all wrong), the other eight answered 429 without hashing.
+    assert len(throttled) == 8 and all(o.retry_after_s > 0 for o in throttled)
+    assert sum(isinstance(o, Unauthenticated) for o in outcomes) == 4
+    assert await ring.verify(right) == entry  # the queue is empty again
