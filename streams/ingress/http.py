@@ -65,7 +65,15 @@ from streams.errors import (
     UnknownSchema,
 )
 from streams.ingress.approvals import MAX_BY_CHARS, MAX_REASON_CHARS, TIMEOUT_BY, Approval, Approvals
-from streams.ingress.auth import ACCESS_RESPONSES, Authenticator, Caller, bind_tenant, problem, tenant_of
+from streams.ingress.auth import (
+    ACCESS_RESPONSES,
+    ANONYMOUS,
+    Authenticator,
+    Caller,
+    bind_tenant,
+    problem,
+    tenant_of,
+)
 from streams.ingress.publish import Publisher, record_limit
 from streams.ingress.replies import ReplyRouter, StreamRouter
 from streams.kafka.connection import Cluster
@@ -442,7 +450,7 @@ def _add_approval_routes(app: FastAPI, state: dict[str, Any], auth: Authenticato
                 request_id,
                 body.approved,
                 reason=body.reason,
-                by=body.by,
+                by=_signed(body.by, caller),
                 call_id=body.call_id,
                 visible=lambda a: _visible(caller, a),
             )
@@ -450,6 +458,14 @@ def _add_approval_routes(app: FastAPI, state: dict[str, Any], auth: Authenticato
             return _problem(exc)
         at = now_ms()
         return Decided(request_id=request_id, decisions=[ApprovalView(**a.view(at)) for a in decided])
+
+
+def _signed(by: str, caller: Caller) -> str:
+    """Who decided, as the record keeps it: the name the client gives is a label, the caller the
+    gateway authenticated is the signature (so a key cannot decide in someone else's name)."""
+    if caller is ANONYMOUS:
+        return by
+    return f"{by} ({caller.id})" if by else caller.id
 
 
 def _visible(caller: Caller, approval: Approval) -> bool:

@@ -125,7 +125,7 @@ async def test_each_tenant_sees_and_decides_its_own_approvals_only(
     await ask(project, asked(theirs, "c1"), tenant=f"{unique}x")
     await ask(project, asked(nobodys, "c1"))
     keys = KeyFile(tmp_path / "keys.json")
-    _, key = keys.create(unique)
+    mine, key = keys.create(unique)
     _, support_only = keys.create(unique, ["support"])  # the approvals are billing's
     app = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator(KeyRing(keys.path)))
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
@@ -146,6 +146,8 @@ async def test_each_tenant_sees_and_decides_its_own_approvals_only(
             f"/v1/approvals/{ours}", json={"approved": True, "by": "ana"}, headers=header(key)
         )
         assert decided.status_code == 202, decided.text
+        # Signed by the key that decided, whatever name the body gives.
+        assert [d["decision"]["by"] for d in decided.json()["decisions"]] == [f"ana (key:{mine.id})"]
     everyone = create_app(project, [ENTRY], cluster=cluster, auth=Authenticator.open())
     async with serving(everyone) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         seen = [a["request_id"] for a in (await client.get("/v1/approvals?all=true")).json()]
