@@ -238,6 +238,7 @@ class KeyFile:
     def _write(self, keys: list[ApiKey]) -> None:
         text = json.dumps({"version": _VERSION, "keys": [k.as_json() for k in keys]}, indent=2) + "\n"
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)  # a stale one would keep its own mode, not 0600
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
