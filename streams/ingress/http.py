@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -81,6 +83,8 @@ from streams.kafka.follow import Arrival
 from streams.kafka.readable import describe
 from streams.runtime.project import Project
 from streams.telemetry.otel import Telemetry
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Entry", "create_app", "model_for_schema"]
 
@@ -406,6 +410,17 @@ def _problem(exc: PodiumError, prefix: str = "") -> JSONResponse:
         # ASCII: the path may hold a map key the client sent, a lone surrogate and all.
         problem = {"type": "unencodable", "loc": ["body", *exc.path], "msg": exc.reason}
         return _AsciiJSON({"detail": [problem]}, status_code=status)
+    if status in (500, 502):
+        # The gateway's own setup failed (Kafka refusing its writes, a schema it cannot use):
+        # the cause names principals, topics and grants, which are the operator's to read, not
+        # a caller's. The caller gets an id to quote; the log has the cause.
+        error_id = uuid.uuid4().hex[:12]
+        log.error("podium serve: %s%s (error %s)", prefix, exc, error_id)
+        detail = (
+            f"{prefix}podium serve could not handle this request because of its own setup "
+            f"(error {error_id}); its operator finds the cause in the serve log"
+        )
+        return JSONResponse({"detail": detail}, status_code=status)
     return JSONResponse({"detail": f"{prefix}{exc}"}, status_code=status)
 
 

@@ -241,3 +241,19 @@ def test_a_field_path_holding_a_lone_surrogate_still_renders_as_a_422() -> None:
     response = _problem(UnencodableRecord("s", ("tags", "k\ud800"), "the key: a lone surrogate"))
     assert response.status_code == 422
     assert json.loads(response.body)["detail"][0]["loc"] == ["body", "tags", "k\ud800"]
+
+
+def test_a_500_gives_the_caller_an_error_id_and_the_operator_the_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json as _json
+    import logging
+
+    cause = "Kafka refused the write: grant User:podium-serve WRITE on support.requests"
+    with caplog.at_level(logging.ERROR, logger="streams.ingress.http"):
+        response = _problem(PublishRefused(cause))
+    detail = _json.loads(bytes(response.body))["detail"]
+    assert response.status_code == 500
+    assert "User:podium-serve" not in detail and "grant" not in detail
+    error_id = detail.split("(error ")[1].split(")")[0]
+    assert any(cause in r.getMessage() and error_id in r.getMessage() for r in caplog.records)
