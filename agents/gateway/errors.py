@@ -74,6 +74,7 @@ __all__ = [
     "StructuredOutputInvalid",
     "Unreachable",
     "classify_response",
+    "may_have_billed",
 ]
 
 
@@ -84,13 +85,21 @@ class ProviderError(PodiumError):
     dead_letter_reason = "provider"
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        sent: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after_s = retry_after_s
         # What a broken stream had used when it broke (counted, marked estimated): it is billed.
         self.partial_usage: Usage | None = None
+        # False only when the request certainly never left this process (no connection was
+        # made): see may_have_billed.
+        self.sent = sent
 
 
 class RateLimited(ProviderError):
@@ -205,6 +214,19 @@ class BudgetSpent(DeadlineExceeded):
         super().__init__(message)
         self.attempts = attempts
         self.decisions = decisions
+
+
+def may_have_billed(exc: ProviderError) -> bool:
+    """Whether a failed call may have reached a model that ran and billed more than the failure
+    tells (so a budget must keep the call's worst case). Certain only when the provider did no
+    work: the request never left (no connection), or the provider answered that it took none (a
+    4xx, 429 included, or "not now": 503, 529). A timeout or a connection lost mid-request, a
+    stream cut or ended by an error event, a 500 or a proxy's 502/504, or a failure whose cause
+    is unknown (no status) may all have run the model."""
+    if not exc.sent:
+        return False
+    status = exc.status
+    return not (status is not None and (400 <= status < 500 or status in (503, 529)))
 
 
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "spend_limit_exceeded", "billing_error"}

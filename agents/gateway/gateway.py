@@ -16,8 +16,10 @@ For each route in the chain (provider + model), in order:
 1b. for a tenant with a day or month budget, reserve the route's worst case with the budget
    ledger (:mod:`agents.gateway.ledger`); a refusal skips the route like the cost cap does
    (a cheaper route may fit), no answer in time ends the call (:class:`BudgetUnavailable`);
-   whatever the attempt ends as, the reservation is settled at what it cost (a broken stream's
-   partial usage; nothing when no call was made; its worst case when its end was not seen);
+   whatever the attempt ends as, the reservation is settled at what it cost (its billed usage;
+   nothing when no call was made), and at no less than its worst case when the provider may
+   have run it unseen (a timeout, a connection lost mid-request, a stream left mid-way: see
+   :func:`~agents.gateway.errors.may_have_billed`);
 2. wait for the client-side rate limit, but never past the request's deadline (the attempt);
 3. call with a timeout no longer than what is left of the deadline (the attempt);
 4. on success: close the books (usage -> cost at the table's price) and return (the attempt);
@@ -58,6 +60,7 @@ from agents.gateway.errors import (
     CostCapReached,
     GatewayError,
     ProviderError,
+    may_have_billed,
 )
 from agents.gateway.policy import CallPolicy, CostCap, Route, time_left
 from agents.gateway.pricing import PriceTable, Usage
@@ -308,13 +311,14 @@ class ModelGateway:
         except BudgetUnavailable as exc:
             raise GatewayError(exc, tuple(attempts), (*decisions, str(exc))) from exc
 
-    async def _settle(self, grant: Grant, booked: list[Attempt], called: bool) -> None:
+    async def _settle(self, grant: Grant, booked: list[Attempt], unseen: bool) -> None:
         """Settle a granted reservation at what its attempt cost (billed usage, a broken stream's
-        too); nothing when no call was made; its worst case when the call's end was not seen (a
-        stream left mid-way): more than it spent, never less."""
-        usd = grant.usd if called else 0.0
-        if booked:
-            usd = sum(a.cost_usd for a in booked)
+        too; nothing when no call was made), and at no less than its worst case when the call
+        may have run at the provider beyond what was seen (``unseen``: a timeout, a connection
+        lost, a stream left mid-way): more than it spent, never less."""
+        usd = sum(a.cost_usd for a in booked)
+        if unseen:
+            usd = max(usd, grant.usd)
         assert self._ledger is not None  # a grant came from it
         try:
             await self._ledger.settle(grant, usd)
@@ -487,7 +491,7 @@ class ModelGateway:
                 index += 1
                 continue
             booked = len(attempts)
-            called = True  # until the attempt says it made no call
+            unseen = True  # until the attempt's end says what the provider did
             sent_text = False
             pause: float | None = None
             try:
@@ -496,14 +500,16 @@ class ModelGateway:
                 ) as events:
                     async for event in events:
                         if not isinstance(event, str):
+                            unseen = False  # answered: its usage is what it cost
                             yield result(event, route, tuple(attempts), tuple(decisions))
                             return
                         sent_text = True
                         yield event
             except DeadlineExceeded as exc:
-                called = False  # the attempt gave up before calling (steps 1-2 of an attempt)
+                unseen = False  # the attempt gave up before calling (steps 1-2 of an attempt)
                 raise BudgetSpent(str(exc), tuple(attempts), tuple(decisions)) from exc
             except ProviderError as exc:
+                unseen = may_have_billed(exc)
                 last = exc
                 remaining = time_left(deadline, self._clock())
                 step = _after_failure(
@@ -517,7 +523,7 @@ class ModelGateway:
                     yield Reset(f"{route.provider}/{route.model}: {exc}", chain[index])
             finally:
                 if grant is not None:
-                    await self._settle(grant, attempts[booked:], called)
+                    await self._settle(grant, attempts[booked:], unseen)
             if pause is not None:  # the backoff, with the failed attempt's hold settled first
                 await self._sleep(pause)
         assert last is not None, "a policy needs at least one route"

@@ -49,6 +49,11 @@ from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
 __all__ = ["AnthropicProvider", "OpenAIProvider"]
 
 
+# Failures before a connection carried the request: the provider never saw it, so it billed
+# nothing (a budget releases the call's hold). Any later transport failure may have run the model.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 @dataclass(repr=False)
 class _HttpProvider:
     name: str
@@ -145,6 +150,8 @@ class _HttpProvider:
     ) -> httpx.Response:
         try:
             response = await self._client.post(path, json=body, timeout=timeout_s, headers=extra)
+        except _NOT_SENT as exc:
+            raise Unreachable(f"{self.name}: {type(exc).__name__}: {exc}", sent=False) from exc
         except httpx.TimeoutException as exc:
             raise Unreachable(f"{self.name}: no answer within {timeout_s:.2f}s") from exc
         except httpx.TransportError as exc:
@@ -165,6 +172,8 @@ class _HttpProvider:
                     raise _status_error(response)
                 async for chunk in response.aiter_bytes():
                     yield chunk
+        except _NOT_SENT as exc:
+            raise StreamBroken(f"{self.name}: stream not opened: {type(exc).__name__}", sent=False) from exc
         except httpx.TimeoutException as exc:
             raise StreamBroken(f"{self.name}: stream stalled past {timeout_s:.2f}s") from exc
         except httpx.TransportError as exc:
