@@ -17,8 +17,12 @@ order (:mod:`agents.gateway.ledger` runs it over Kafka); :func:`decide` is that 
 
 Concurrency cannot let spend slip past a limit (the bug LiteLLM users report, #34732 and
 #40095): every grant holds its worst case until it settles, and only one owner grants. Spend
-can pass a limit only when a real cost is above the worst case it reserved (never, with the
-gateway's worst case) or when a settle arrives for a hold that was unknown or had expired.
+can pass a limit only when a real cost is above the worst case it reserved, or when a settle
+arrives for a hold that was unknown or had expired; a settle is always charged its real cost, so
+the books stay honest either way. The gateway reserves an upper bound, not an estimate
+(:meth:`~agents.gateway.providers.protocol.ChatRequest.upper_bound`: the prompt's UTF-8 bytes,
+since a token is at least a byte, and ``max_tokens`` of output), so a real cost above it means a
+provider billing past that bound or a price table below the provider's.
 
 The decision depends on the books and the request alone, never on the owner's clock, so an
 owner that takes over and decides a request again decides it the same way.

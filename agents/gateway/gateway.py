@@ -298,7 +298,9 @@ class ModelGateway:
         if self._ledger is None or self._ledger.limits(tenant) is None:
             return None
         assert tenant is not None  # a tenant without a name has no window
-        worst = self._prices.cost(route.model, request.worst_case())
+        # A true upper bound, not the estimate the cost cap uses: N concurrent holds under the
+        # real cost would let spend pass the window by N times the difference.
+        worst = self._prices.cost(route.model, request.upper_bound())
         if worst <= 0:
             return None
         # The hold outlives the call it covers (its timeout, and the wait for its rate limit).

@@ -30,6 +30,7 @@ from agents.gateway.pricing import Usage
 from agents.gateway.sse import estimate_tokens
 
 __all__ = [
+    "MESSAGE_OVERHEAD_TOKENS",
     "ChatRequest",
     "Completion",
     "EmbeddingRequest",
@@ -39,6 +40,19 @@ __all__ = [
     "ToolCall",
     "ToolSpec",
 ]
+
+
+# What a chat format adds around each message, tool and the request itself (role markers,
+# separators, a tool's rendering, the reply's priming), in tokens: a few in OpenAI's and
+# Anthropic's formats; generously more here, since it is part of an upper bound.
+MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def _bytes(text: str) -> int:
+    """Every byte-level BPE tokenizer the providers use (OpenAI's cl100k/o200k, Anthropic's,
+    Llama's and Mistral's, which fall back to bytes) makes a token of at least one byte of the
+    text's UTF-8: a text has at most as many tokens as it has bytes, whatever its script."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -75,16 +89,29 @@ class ChatRequest:
     operation: ClassVar[str] = "chat"  # gen_ai.operation.name
 
     def worst_case(self) -> Usage:
-        """The most this call can use: its prompt (estimated) and ``max_tokens`` of output."""
+        """About the most this call can use: its prompt (estimated, about four characters a
+        token: more for dense text such as CJK or code) and ``max_tokens`` of output. For the
+        per-request cost cap and the rate limit; a budget reserves :meth:`upper_bound`."""
         return Usage(self.prompt_tokens_estimate(), self.max_tokens)
 
+    def upper_bound(self) -> Usage:
+        """The most this call can use, never less than it does: its prompt's UTF-8 bytes (a
+        token is at least a byte) plus :data:`MESSAGE_OVERHEAD_TOKENS` for the request, each
+        message and each tool, and ``max_tokens`` of output."""
+        pieces = 1 + (self.system is not None) + len(self.messages) + len(self.tools)
+        return Usage(_bytes(self.prompt_text()) + MESSAGE_OVERHEAD_TOKENS * pieces, self.max_tokens)
+
     def prompt_tokens_estimate(self) -> int:
+        return estimate_tokens(self.prompt_text())
+
+    def prompt_text(self) -> str:
+        """What the model reads of the request, as one text (its format's markers aside)."""
         text = (self.system or "") + "".join(str(m.get("content", "")) for m in self.messages)
         text += "".join(c.get("arguments", "") for m in self.messages for c in m.get("tool_calls") or ())
-        text += "".join(t.name + t.description + str(t.parameters) for t in self.tools)
+        text += "".join(t.name + t.description + json.dumps(t.parameters) for t in self.tools)
         # The schema is read by the model too (a response_format, or the forced tool's input_schema).
         text += json.dumps(self.response_schema) if self.response_schema is not None else ""
-        return estimate_tokens(text)
+        return text
 
 
 @dataclass(frozen=True)
@@ -120,8 +147,14 @@ class EmbeddingRequest:
     operation: ClassVar[str] = "embeddings"  # gen_ai.operation.name
 
     def worst_case(self) -> Usage:
-        """The most this call can use: its inputs (estimated); an embedding writes no tokens."""
+        """About the most this call can use: its inputs (estimated); an embedding writes no
+        tokens. A budget reserves :meth:`upper_bound`."""
         return Usage(sum(estimate_tokens(text) for text in self.inputs), 0)
+
+    def upper_bound(self) -> Usage:
+        """The most this call can use, never less: each input's UTF-8 bytes (a token is at least
+        a byte) and :data:`MESSAGE_OVERHEAD_TOKENS` for its markers."""
+        return Usage(sum(_bytes(text) + MESSAGE_OVERHEAD_TOKENS for text in self.inputs), 0)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from agents.gateway.errors import BudgetUnavailable
 from agents.gateway.gateway import CallPolicy, GatewayError, GatewayResult, ModelGateway, Reset, Route
 from agents.gateway.pricing import Price, PriceTable, Usage
 from agents.gateway.providers.http import OpenAIProvider
-from agents.gateway.providers.protocol import ChatRequest
+from agents.gateway.providers.protocol import ChatRequest, Completion
 from agents.gateway.providers.simulator import SimConfig, SimulatorServer
 
 PRICES = PriceTable({"small": Price(0.15, 0.6), "large": Price(3.0, 15.0)})
 REQUEST = ChatRequest(model="", messages=[{"role": "user", "content": "Where is my invoice?"}], max_tokens=64)
-WORST_LARGE = PRICES.cost("large", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
-WORST_SMALL = PRICES.cost("small", Usage(REQUEST.prompt_tokens_estimate(), REQUEST.max_tokens))
+WORST_LARGE = PRICES.cost("large", REQUEST.upper_bound())
+WORST_SMALL = PRICES.cost("small", REQUEST.upper_bound())
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +258,40 @@ def test_which_failures_may_have_been_billed() -> None:
     ]
     assert [may_have_billed(e) for e in billed] == [True] * len(billed)
     assert [may_have_billed(e) for e in not_billed] == [False] * len(not_billed)
+
+
+class _Dense:
+    """A provider billing what a tokenizer counts for dense text: a token a character (CJK in
+    cl100k is about that, sometimes more), four times the gateway's four-characters estimate."""
+
+    name = "dense"
+
+    async def complete(self, request: ChatRequest, timeout_s: float) -> Completion:
+        prompt = "".join(str(m["content"]) for m in request.messages)
+        usage = Usage(len(prompt), request.max_tokens)  # it wrote all it was allowed to
+        return Completion("好" * request.max_tokens, request.model, "length", usage, self.name, 0.0)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_dense_text_never_costs_more_than_its_reservation_so_concurrent_calls_stay_within_the_day() -> (
+    None
+):
+    dense = ChatRequest(
+        model="", messages=[{"role": "user", "content": "請問我的發票在哪裡" * 40}], max_tokens=16
+    )
+    assert dense.prompt_tokens_estimate() < len(dense.messages[0]["content"])  # the estimate is low
+    real = PRICES.cost("large", Usage(len(dense.messages[0]["content"]), dense.max_tokens))
+    ledger = InMemoryLedger({"acme": Limits(per_day_usd=real * 5)})
+    gateway = ModelGateway({"dense": _Dense()}, PRICES, ledger=ledger)  # type: ignore[dict-item]
+    outcomes = await asyncio.gather(
+        *(gateway.complete(dense, policy(Route("dense", "large")), tenant="acme") for _ in range(10)),
+        return_exceptions=True,
+    )
+    reserves = [r.usd for r in ledger.requests if r.kind == "reserve"]
+    settles = [r.usd for r in ledger.requests if r.kind == "settle"]
+    assert min(reserves) >= max(settles) > 0
+    done = [o for o in outcomes if isinstance(o, GatewayResult)]
+    assert done and ledger.spent("acme") == pytest.approx(real * len(done))
+    assert ledger.spent("acme") <= real * 5 * (1 + 1e-9)
