@@ -151,7 +151,9 @@ class BudgetsConfig(_Strict):
     cap (the form models.yaml had before the day and month windows)."""
 
     per_request_usd: float | None = Field(default=None, gt=0)
-    # Every tenant's windows unless the tenant names its own.
+    # Every tenant's windows unless the tenant names its own: each tenant name gets windows of
+    # these amounts of its own (not one window shared by all), and so do requests without a
+    # tenant, together, as the tenant "" (else they would spend past every window).
     per_day_usd: float | None = Field(default=None, gt=0)
     per_month_usd: float | None = Field(default=None, gt=0)
     tenants: dict[str, TenantBudget] = Field(default_factory=dict)
@@ -179,10 +181,9 @@ class BudgetsConfig(_Strict):
         return self.per_request_usd
 
     def windows_for(self, tenant: str | None) -> Limits | None:
-        """The tenant's day and month limits, or None when neither applies (no reservation)."""
-        if not tenant:
-            return None
-        own = self.tenants.get(tenant)
+        """The tenant's day and month limits, or None when neither applies (no reservation).
+        No tenant (None or "") is the tenant "": the default windows apply to it too."""
+        own = self.tenants.get(tenant or "")
         day, month = self.per_day_usd, self.per_month_usd
         if own is not None:
             day = own.per_day_usd if own.per_day_usd is not None else day

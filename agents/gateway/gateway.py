@@ -297,7 +297,7 @@ class ModelGateway:
         window (or the route is free: nothing to hold). No answer ends the call."""
         if self._ledger is None or self._ledger.limits(tenant) is None:
             return None
-        assert tenant is not None  # a tenant without a name has no window
+        tenant = tenant or ""  # no tenant is the tenant "", with windows of its own
         # A true upper bound, not the estimate the cost cap uses: N concurrent holds under the
         # real cost would let spend pass the window by N times the difference.
         worst = self._prices.cost(route.model, request.upper_bound())

@@ -62,6 +62,16 @@ async def test_no_tenant_or_no_window_reserves_nothing(gateway: ModelGateway, le
     assert ledger.requests == []
 
 
+async def test_a_call_without_a_tenant_reserves_as_the_tenant_with_no_name(gateway: ModelGateway) -> None:
+    ledger = InMemoryLedger({"": Limits(per_day_usd=WORST_LARGE * 1.5)})
+    anonymous = ModelGateway({"oa": gateway.provider("oa")}, PRICES, ledger=ledger)
+    await anonymous.complete(REQUEST, policy(Route("oa", "large")))
+    with pytest.raises(GatewayError) as caught:
+        await anonymous.complete(REQUEST, policy(Route("oa", "large")), tenant="")
+    assert caught.value.dead_letter_reason == "budget_exhausted"
+    assert [r.tenant for r in ledger.requests] == ["", "", ""] and ledger.spent("") > 0
+
+
 async def test_concurrent_calls_never_spend_past_the_day_budget_and_the_rest_are_refused(
     gateway: ModelGateway, ledger: InMemoryLedger
 ) -> None:

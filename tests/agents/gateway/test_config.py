@@ -237,7 +237,9 @@ def test_budgets_give_a_tenant_day_and_month_windows_beside_the_per_request_caps
     assert budgets.limit_for("initech") == 0.01 and budgets.limit_for(None) == 0.05
     assert budgets.windows_for("globex") == Limits(2, 40)
     assert budgets.windows_for("umbrella") == Limits(None, 30)  # the default month applies
-    assert budgets.windows_for(None) is None and budgets.windowed
+    # No tenant is the tenant "": the default windows apply to it too, as to any tenant name.
+    assert budgets.windows_for(None) == budgets.windows_for("") == Limits(None, 30) and budgets.windowed
+    assert BudgetsConfig.model_validate({"per_request_usd": 0.05}).windows_for(None) is None
     assert not BudgetsConfig.model_validate({"tenants": {"umbrella": 0.002}}).windowed
     assert BudgetsConfig().windows_for("globex") is None
 
