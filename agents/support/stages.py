@@ -39,12 +39,19 @@ from agents.support.services import CachedReply, ChunkSink, SupportConfig, Suppo
 from streams.contracts import now_ms
 from streams.runtime import Emit, Record, Stage, StageContext
 
-__all__ = ["support_stages"]
+__all__ = ["support_stages", "tenant_of"]
 
 log = logging.getLogger(__name__)
 
 # What generate keeps for the screen and the hand-off after it when it sets a model's deadline.
 SCREEN_RESERVE_S = 0.3
+
+
+def tenant_of(record: Record, ctx: StageContext) -> str | None:
+    """Whose request this is, the one answer every stage of support uses (budgets, caches,
+    documents): the ``podium-tenant`` header, set at ingress from the caller's key, wins over the
+    record's own ``tenant`` field, so one request is never charged to two tenants."""
+    return ctx.headers.tenant or record.get("tenant") or None
 
 
 def _step(stage: str, started: float, decision: str, **fields: Any) -> Record:
@@ -70,7 +77,7 @@ def _response(ticket: Record, ctx: StageContext, answer: str, **fields: Any) -> 
     received = ticket.get("received_ms") or ctx.timestamp_ms
     return {
         "request_id": ticket["request_id"],
-        "tenant": ticket.get("tenant"),
+        "tenant": tenant_of(ticket, ctx),
         "answer": answer,
         "citations": ticket.get("citations", []),
         "route": ticket.get("route", ""),
@@ -88,7 +95,7 @@ def _rejected(ticket: Record, ctx: StageContext, reasons: Sequence[str]) -> Reco
     received = ticket.get("received_ms") or ctx.timestamp_ms
     return {
         "request_id": ticket["request_id"],
-        "tenant": ticket.get("tenant"),
+        "tenant": tenant_of(ticket, ctx),
         "stage": ctx.stage,
         "reasons": list(reasons),
         "route": ticket.get("route", ""),
@@ -113,11 +120,12 @@ class SupportStages:
     async def classify(self, request: Record, ctx: StageContext) -> Emit:
         started = time.perf_counter()
         body: str = request["body"]
+        tenant = tenant_of(request, ctx)
         ticket: Record = {
             "request_id": ctx.request_id,
             "body": body,
             "subject": request.get("subject"),
-            "tenant": request.get("tenant"),
+            "tenant": tenant,  # the later stages read the same (and the header, which agrees)
             "customer": request.get("customer"),
             "channel": request.get("channel") or "api",
             "received_ms": ctx.timestamp_ms,
@@ -125,7 +133,7 @@ class SupportStages:
         verdict, predicted = await asyncio.gather(
             self.services.screen_ticket(body), self.services.predict_intent(body)
         )
-        cached = None if verdict.blocked else self.services.cached_reply(body, request.get("tenant"))
+        cached = None if verdict.blocked else self.services.cached_reply(body, tenant)
         similar, embedded_usd = "", 0.0
         stale: list[str] = []
         if cached is not None and (stale := await self.services.stale_sources(cached)):
@@ -135,7 +143,7 @@ class SupportStages:
             # this tenant and intent only (a hit makes no model call; the request's embedding
             # is charged, 0 for the local model).
             cached, similar, cost = await self.services.similar_reply(
-                body, request.get("tenant"), predicted.intent, ctx.cost_so_far_usd
+                body, tenant, predicted.intent, ctx.cost_so_far_usd
             )
             ctx.add_cost(cost)
             embedded_usd = cost
@@ -184,7 +192,7 @@ class SupportStages:
         notes = [plan.reason] if plan.reason else []
         query, k = ticket["body"], self.services.config.passages
         # A request without a tenant sees the shared documents only, never another tenant's.
-        filters = Filters(tenant=ticket.get("tenant") or "")
+        filters = Filters(tenant=tenant_of(ticket, ctx) or "")
         retriever = self.services.retriever
         try:
             async with asyncio.timeout(plan.timeout_s):
@@ -268,7 +276,7 @@ class SupportStages:
                 await sink.send(
                     {"request_id": ctx.request_id, "seq": seq, "kind": "RESET", "text": "runs again"}
                 )
-            tenant = ctx.headers.tenant or ticket.get("tenant")  # the header: set at ingress
+            tenant = tenant_of(ticket, ctx)
             cap = self.services.cost_cap(tenant, ctx.cost_so_far_usd)
             # Closed even when a chunk's send fails mid-stream: the model's connection goes back.
             # The tenant's day and month budgets are held by the ledger around each model call.
@@ -373,7 +381,7 @@ class SupportStages:
                 ticket["body"],
                 CachedReply(verdict.text, ticket.get("citations", []), generated.get("model", "")),
                 (generated.get("input_tokens", 0), generated.get("output_tokens", 0)),
-                tenant=ticket.get("tenant"),
+                tenant=tenant_of(ticket, ctx),
                 intent=ticket.get("intent", ""),
                 request_id=ticket["request_id"],
                 passages=[Passage(**p) for p in ticket.get("passages", [])],
