@@ -34,6 +34,7 @@ group's generation would fence it, and are not used here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -165,6 +166,7 @@ class BudgetLedger:
         self._codec = codec
         self._publisher = Publisher(cluster=cluster, catalog=catalog, codec=codec)
         self._router = ReplyRouter(cluster, [REPLIES])
+        self._releases: set[asyncio.Future[None]] = set()  # kept until sent, even if unawaited
 
     def __repr__(self) -> str:
         return "BudgetLedger()"
@@ -189,8 +191,10 @@ class BudgetLedger:
 
     async def reserve(self, tenant: str, usd: float, hold_s: float, wait_s: float | None) -> Grant:
         """The owner's answer to a new reservation of ``usd``. Raises :class:`BudgetUnavailable`
-        when no answer comes within ``wait_s`` (bounded by the configured ``ledger_timeout_s``),
-        after asking to release it (step 4)."""
+        when the request cannot be sent or no answer comes within ``wait_s`` (bounded by the
+        configured ``ledger_timeout_s``). Whenever no answer is heard (those, or the wait
+        cancelled), it asks to release the reservation (step 4): the owner may yet grant it,
+        and a hold nobody settles would keep its worst case until it expires, then be charged."""
         limits = self._budgets.windows_for(tenant)
         assert limits is not None, "reserve only for a tenant with a day or month budget"
         reservation = uuid.uuid4().hex
@@ -200,23 +204,44 @@ class BudgetLedger:
         record = self._record("reserve", reservation, tenant, usd, limits, hold_ms=int(hold_s * 1000))
         asked = f"{reservation}:reserve"
         self._router.expect(asked)
+        answered = False
         try:
-            await self._publisher.publish(REQUESTS, record, request_id=asked, key=tenant, tenant=tenant)
+            try:
+                await self._publisher.publish(REQUESTS, record, request_id=asked, key=tenant, tenant=tenant)
+            except PodiumError as exc:
+                why = f"could not ask the budget ledger for tenant {tenant}: {exc}"
+                raise BudgetUnavailable(why) from exc
+            arrival = await self._router.wait(asked, max(0.0, wait))
+            if arrival is None or arrival.value is None:
+                raise BudgetUnavailable(
+                    f"the budget ledger did not answer tenant {tenant}'s reservation within {wait:.1f}s "
+                    f"(is a `budget-ledger` stage running, e.g. `podium run support`?)"
+                )
+            reply = self._codec.decode(_REPLY_SCHEMA, arrival.value)
+            answered = True
+            return Grant(reservation, tenant, usd, reply["granted"], reply["reason"], reply["day"])
+        finally:
+            if not answered:
+                self._router.forget(asked)
+                await self._release_unheard(Grant(reservation, tenant, usd, False, "", ""))
+
+    async def _release_unheard(self, grant: Grant) -> None:
+        """Best effort: ask the owner to release a reservation whose answer was not heard. Shielded,
+        so a second cancellation of the caller does not stop it half sent; a release that
+        cannot be sent is logged (the hold expires instead), never raised over the reason the
+        reservation failed."""
+        release = asyncio.ensure_future(self._send_settle(grant, 0.0))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
+        try:
+            await asyncio.shield(release)
         except PodiumError as exc:
-            self._router.forget(asked)
-            raise BudgetUnavailable(f"could not ask the budget ledger for tenant {tenant}: {exc}") from exc
-        except BaseException:
-            self._router.forget(asked)
-            raise
-        arrival = await self._router.wait(asked, max(0.0, wait))
-        if arrival is None or arrival.value is None:
-            await self._send_settle(Grant(reservation, tenant, usd, False, "", ""), 0.0)
-            raise BudgetUnavailable(
-                f"the budget ledger did not answer tenant {tenant}'s reservation within {wait:.1f}s "
-                f"(is a `budget-ledger` stage running, e.g. `podium run support`?)"
+            log.warning(
+                "could not release budget reservation %s of %s (it expires instead): %s",
+                grant.reservation_id,
+                grant.tenant,
+                exc,
             )
-        reply = self._codec.decode(_REPLY_SCHEMA, arrival.value)
-        return Grant(reservation, tenant, usd, reply["granted"], reply["reason"], reply["day"])
 
     async def settle(self, grant: Grant, usd: float) -> None:
         """Tell the owner what the granted call cost (0: nothing was spent): acknowledged by the

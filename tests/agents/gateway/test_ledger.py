@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from agents.gateway.budget import day_of
+from agents.gateway.budget import Grant, day_of
 from agents.gateway.config import BudgetsConfig
+from agents.gateway.errors import BudgetUnavailable
 from agents.gateway.ledger import BOOKS, REQUESTS, BudgetLedger, ledger_stage, spent_in
+from streams.errors import BrokerError
 from streams.ingress.publish import Publisher
 from streams.runtime.project import Project
 from streams.runtime.stage_worker import StageWorker
@@ -83,3 +85,46 @@ async def test_one_owner_holds_a_tenants_day_across_concurrent_requests_and_a_re
     assert spent_in(books, tenant, day_of(int(time.time() * 1000))) == pytest.approx(0.15)
     newest = max(books, key=lambda b: b["version"])  # type: ignore[arg-type,return-value]
     assert len(newest["holds"]) == 3  # type: ignore[arg-type]
+
+
+async def test_a_reservation_whose_answer_was_not_heard_is_released_and_never_fails_as_the_broker(
+    project: Project, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = project.cluster()
+    tenant = f"tenant-{unique}"
+    group = f"{unique}-budget-ledger"
+    await start_group_at_end(cluster, group, REQUESTS)
+    budgets = BudgetsConfig.model_validate(
+        {"tenants": {tenant: {"per_day_usd": 1.0}}, "ledger_timeout_s": 30}
+    )
+    async with BudgetLedger(cluster, project.catalog, project.codec, budgets) as ledger:
+        # No owner yet: the caller gives up on its reservation once it is sent (cancelled)...
+        waiting = asyncio.create_task(ledger.reserve(tenant, 0.3, 600, None))
+        for _ in range(600):  # until the broker has it (its publish was acknowledged)
+            if any(key == tenant for key, _ in await read_topic(cluster, REQUESTS)):
+                break
+            await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # ... or waits too short a time for its answer.
+        with pytest.raises(BudgetUnavailable):
+            await ledger.reserve(tenant, 0.3, 600, 0.2)
+
+        # A release that cannot be sent either: still the ledger's unavailability, not Kafka's.
+        async def refused(grant: Grant, usd: float) -> None:
+            raise BrokerError("the broker refused the release")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ledger, "_send_settle", refused)
+            with pytest.raises(BudgetUnavailable):
+                await ledger.reserve(tenant, 0.05, 600, 0.2)
+        async with running(_owner(project, group)):
+            # The owner grants the first two and releases them: room for 0.9 beside the 0.05
+            # whose release never left (it holds until it expires).
+            after = await ledger.reserve(tenant, 0.9, 600, None)
+            assert after.granted, after.reason
+    books = [b for b in await _books(project) if b["tenant"] == tenant]
+    newest = max(books, key=lambda b: b["version"])  # type: ignore[arg-type,return-value]
+    assert sorted(h["usd"] for h in newest["holds"]) == [0.05, 0.9]  # type: ignore[attr-defined]
+    assert [c["outcome"] for c in newest["closed"]] == ["released", "released"]  # type: ignore[attr-defined]
