@@ -26,6 +26,7 @@ from agents.gateway.errors import (
     StreamBroken,
     Unreachable,
     classify_response,
+    may_have_billed,
 )
 from agents.gateway.pricing import Usage
 from agents.gateway.providers.protocol import (
@@ -126,7 +127,8 @@ class _HttpProvider:
                         first = first if first is not None else time.perf_counter() - started
                         yield StreamPiece(text=text)
         except ProviderError as exc:
-            exc.partial_usage = state.final_usage()
+            if may_have_billed(exc):  # not a stream refused before it ran: that bills nothing
+                exc.partial_usage = state.final_usage()
             raise
         if not state.done:
             broken = StreamBroken(f"{self.name}: stream ended without {self._end_marker}")

@@ -305,3 +305,20 @@ async def test_dense_text_never_costs_more_than_its_reservation_so_concurrent_ca
     done = [o for o in outcomes if isinstance(o, GatewayResult)]
     assert done and ledger.spent("acme") == pytest.approx(real * len(done))
     assert ledger.spent("acme") <= real * 5 * (1 + 1e-9)
+
+
+async def test_a_stream_refused_before_it_ran_costs_nothing(
+    sim: SimulatorServer, ledger: InMemoryLedger
+) -> None:
+    provider = OpenAIProvider("oa", sim.url + "/v1")
+    gateway = ModelGateway({"oa": provider}, PRICES, ledger=ledger, sleep=lambda _: asyncio.sleep(0))
+    sim.queue("rate_limit", None)  # a 429 before the first event
+    try:
+        events = [e async for e in gateway.stream(REQUEST, policy(Route("oa", "small")), tenant="acme")]
+    finally:
+        await provider.aclose()
+    result = events[-1]
+    assert isinstance(result, GatewayResult)
+    refused, ok = result.attempts
+    assert refused.outcome == "rate_limited" and refused.cost_usd == 0
+    assert [r.usd for r in ledger.requests if r.kind == "settle"] == pytest.approx([0.0, ok.cost_usd])
