@@ -76,7 +76,10 @@ class ContentStages:
         limit = DRAFT_TIMEOUT_S - DEADLINE_MARGIN_S
         remaining = ctx.remaining_s()
         deadline = time.monotonic() + (limit if remaining is None else min(remaining, limit))
-        result = await self.services.gateway.complete(request, self.services.draft_policy, deadline)
+        # The request's tenant (podium-tenant) pays for the draft out of its day and month budgets.
+        result = await self.services.gateway.complete(
+            request, self.services.draft_policy, deadline, tenant=ctx.headers.tenant
+        )
         ctx.add_cost(result.cost_usd)
         title, body = _title_and_body(result.completion.text, article["topic"])
         model = f"{result.route.provider}/{result.route.model}"

@@ -178,7 +178,9 @@ class AgentStage:
         # The turn's chat span hangs from the request's invoke_agent span, whichever worker makes it.
         token = otel_context.attach(extract_context(state["traceparent"] or None, None))
         try:
-            result = await services.gateway.complete(request, services.policy, time.monotonic() + limit, cap)
+            result = await services.gateway.complete(
+                request, services.policy, time.monotonic() + limit, cap, tenant=ctx.headers.tenant
+            )
         finally:
             otel_context.detach(token)
         ctx.add_cost(result.cost_usd)

@@ -104,7 +104,9 @@ class MarketServices(SharedResource):
         # Routes stop in time for the local fallback to answer within the stage's timeout.
         remaining = ctx.remaining_s()
         limit = ASK_LIMIT_S if remaining is None else min(remaining - 1.0, ASK_LIMIT_S)
-        result = await self._gateway.complete(request, self.policies[stage], time.monotonic() + limit)
+        result = await self._gateway.complete(
+            request, self.policies[stage], time.monotonic() + limit, tenant=ctx.headers.tenant
+        )
         ctx.add_cost(result.cost_usd)
         return result
 

@@ -322,3 +322,32 @@ async def test_a_stream_refused_before_it_ran_costs_nothing(
     refused, ok = result.attempts
     assert refused.outcome == "rate_limited" and refused.cost_usd == 0
     assert [r.usd for r in ledger.requests if r.kind == "settle"] == pytest.approx([0.0, ok.cost_usd])
+
+
+async def test_the_market_pipeline_reserves_for_the_requests_tenant(
+    gateway: ModelGateway, ledger: InMemoryLedger
+) -> None:
+    """Support is not the only payer: a stage that asks the gateway charges the tenant its
+    record carries in podium-tenant (market here; content's draft and the agent loop's turn
+    pass ctx.headers.tenant the same way)."""
+    from pathlib import Path
+
+    from agents.market.stages import MarketServices
+    from streams.contracts.headers import RequestHeaders
+    from streams.runtime.stage import StageContext
+
+    services = MarketServices(Path("models.yaml"))
+    services._gateway = gateway  # the gateway under test, not the process's
+    services.policies = {"signals": policy(Route("oa", "large"))}
+    ask = [{"role": "user", "content": "ACME beats estimates"}]
+
+    def as_tenant(tenant: str) -> StageContext:
+        return StageContext("signals", "market.news", 0, 0, RequestHeaders(request_id="r", tenant=tenant), 1)
+
+    # The stage asks for 400 tokens: more than acme's day leaves, so the ledger refuses acme.
+    with pytest.raises(GatewayError, match="budget_exhausted: tenant acme"):
+        await services.ask("signals", ask, as_tenant("acme"))
+    assert {r.tenant for r in ledger.requests} == {"acme"}
+    asked = len(ledger.requests)
+    await services.ask("signals", ask, as_tenant("beta"))  # no window: nothing reserved
+    assert len(ledger.requests) == asked
