@@ -34,7 +34,7 @@ from aiokafka.errors import KafkaError
 
 from streams.config import SUPPORTED_KAFKA_VERSIONS, Settings
 from streams.errors import BrokerError, ConfigError, ToolMissing
-from streams.kafka.broker_security import SECURITY_MODES, BrokerSecurity, SecurityMode
+from streams.kafka.broker_security import SECURITY_MODES, BrokerSecurity, SecurityMode, write_private
 from streams.kafka.connection import PLAINTEXT, Cluster, KafkaSecurity
 from streams.kafka.principals import PODIUM
 from streams.kafka.scram import upsert_scram_users
@@ -362,10 +362,7 @@ class LocalBroker:
         props = server_properties(state, self.data_dir, self.security)
         path = self.dir / "server.properties"
         # A secured broker's properties hold the keystore's and its own SASL password: 0600.
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{k}={v}\n" for k, v in props.items()))
+        write_private(path, "".join(f"{k}={v}\n" for k, v in props.items()))
         return path
 
     def _choose_ports(self, previous: BrokerState | None) -> tuple[int, int]:

@@ -45,6 +45,7 @@ __all__ = [
     "SECURITY_MODES",
     "BrokerSecurity",
     "SecurityMode",
+    "write_private",
 ]
 
 SecurityMode = Literal["plaintext", "sasl_ssl"]
@@ -62,7 +63,7 @@ def _new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` readable by its owner only (created 0600, never world-readable first)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)  # a stale one would keep its own mode
@@ -168,7 +169,7 @@ class BrokerSecurity:
 
     def _save(self, keystore_password: str, users: Mapping[str, str]) -> None:
         body = {"mechanism": MECHANISM, "keystore_password": keystore_password, "users": dict(users)}
-        _write_private(self.users_file, json.dumps(body, indent=2, sort_keys=True))
+        write_private(self.users_file, json.dumps(body, indent=2, sort_keys=True))
 
     def _keytool(self) -> str:
         sibling = Path(self.java()).resolve().parent / "keytool"
@@ -225,9 +226,9 @@ class BrokerSecurity:
             )  # fmt: skip
             ca_pem = run("-exportcert", *ca, "-rfc")
             certificate = signed.result()
-        _write_private(self.ca_file, ca_pem)
+        write_private(self.ca_file, ca_pem)
         chain = self.dir / "broker-chain.pem"
-        _write_private(chain, certificate + ca_pem)
+        write_private(chain, certificate + ca_pem)
         # The signed certificate with the CA above it: clients get the whole chain.
         run("-importcert", *broker, "-file", str(chain), "-noprompt")
         chain.unlink()
@@ -258,7 +259,7 @@ class BrokerSecurity:
         arguments stay out of the command line, which any local user can read in ps. The file
         is 0600 and deleted afterwards."""
         path = self.dir / "tool.args"
-        _write_private(path, "".join(f"{a}\n" for a in arguments))
+        write_private(path, "".join(f"{a}\n" for a in arguments))
         try:
             yield f"@{path}"
         finally:
