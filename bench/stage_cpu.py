@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/stage_cpu.py [--records 20000]
 
-Runs ``StageWorker._settle`` (decode, span, handler, encode, settle) on pre-built records with
-a pass-through handler; the produce step is replaced by an already-acknowledged future, so
-the figure is the runtime's own cost, the part a raw aiokafka loop does not pay. It prints the
+Reads pre-built records into a ``StageWorker`` as its consumer loop does (track, schedule,
+start in batches, decode, handler, encode, hand to the sender, settle) with a pass-through
+handler; the producer is replaced by an already-acknowledged future, so the figure is the
+runtime's own cost, the part a raw aiokafka loop does not pay. It prints the
 cost with CPython's default GC thresholds and with what ``podium run`` sets.
 """
 
@@ -35,12 +36,16 @@ async def settle_all(worker: StageWorker, value: bytes, count: int) -> float:
     records = [
         ConsumerRecord("a", 0, i, 0, 0, b"k", value, None, 1, len(value), headers) for i in range(count)
     ]
-    for r in records:
-        worker._tracker.started(("a", 0), r.offset)
-    worker._in_flight = count
+    worker._sender.start()
     started = time.perf_counter()
-    await asyncio.gather(*(worker._settle(r) for r in records))
-    return (time.perf_counter() - started) / count * 1e6
+    worker._read(("a", 0), records)
+    worker._start_waiting()
+    while worker._tracker.in_flight() or worker.read_ahead:
+        worker._room.clear()
+        await worker._room.wait()  # set each time a record settles
+    elapsed = time.perf_counter() - started
+    await worker._sender.stop()
+    return elapsed / count * 1e6
 
 
 def main() -> None:
@@ -66,12 +71,12 @@ def main() -> None:
             codec=codec,
         )
 
-        def acknowledged(_: Any) -> asyncio.Future[None]:
+        async def acknowledged(_: Any) -> asyncio.Future[None]:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             future.set_result(None)
             return future
 
-        worker._send = acknowledged  # type: ignore[method-assign]
+        worker._sender._produce = acknowledged
         return worker
 
     default = asyncio.run(settle_all(fresh(), value, args.records))

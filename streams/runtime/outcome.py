@@ -2,7 +2,8 @@
 in :mod:`streams.runtime.stage_worker`.
 
 :meth:`Outcomes.of` decodes a record's value, runs the stage's handler under a timeout bounded
-by the request's deadline, retries it in process as :func:`streams.runtime.retry.decide` says,
+by the request's deadline (one :class:`~streams.runtime.deadlines.Deadlines` watcher per
+worker), retries it in process as :func:`streams.runtime.retry.decide` says,
 and returns exactly one outcome as the records to produce: the handler's results (each checked
 against its topic's size limit before anything is sent), the original bytes to
 ``<consumes>.retry`` with a not-before time, or a ``podium.DeadLetter`` to ``<consumes>.dlq``.
@@ -35,6 +36,7 @@ from streams.errors import (
     error_type,
 )
 from streams.runtime.deadletter import letter_for
+from streams.runtime.deadlines import Deadlines
 from streams.runtime.retry import DeadLetter, RetryLater, RetryNow, decide
 from streams.runtime.stage import Emit, Stage, StageContext
 from streams.runtime.workers import MAX_REQUEST_BYTES
@@ -70,11 +72,19 @@ class Outcomes:
     """The outcomes of one stage's records; ``sleep`` is the worker's (retry delays)."""
 
     def __init__(
-        self, stage: Stage[Any], *, catalog: Catalog, codec: Codec, meter: Meter, sleep: Sleep
+        self,
+        stage: Stage[Any],
+        *,
+        catalog: Catalog,
+        codec: Codec,
+        meter: Meter,
+        sleep: Sleep,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self._stage = stage
         self._codec = codec
         self._sleep = sleep
+        self._deadlines = deadlines or Deadlines()  # the worker's, shared by its records
         self.retry_topic = retry_topic(stage.consumes)
         self.dlq_topic = dlq_topic(stage.consumes)
         # Records of the extra topics have no retry topic of their own: in-process retries only.
@@ -128,7 +138,7 @@ class Outcomes:
         attempt_in_round = 0
         while True:
             attempt_in_round += 1
-            headers = replace(headers, attempt=headers.attempt + 1)
+            headers = headers.evolve(attempt=headers.attempt + 1)
             try:
                 emits, context = await self._run_handler(record, headers, decoded)
                 return self._results(emits, headers, context.spent_usd), "ok"
@@ -163,8 +173,7 @@ class Outcomes:
                     continue
                 if isinstance(decision, RetryLater):
                     self._retries.add(1, {"podium.stage": self._stage.name, "podium.retry": "topic"})
-                    later = replace(
-                        headers,
+                    later = headers.evolve(
                         round=decision.next_round,
                         not_before_ms=now_ms() + int(decision.delay_s * 1000),
                     )
@@ -210,19 +219,21 @@ class Outcomes:
             headers.attempt,
             timestamp_ms=record.timestamp,
         )
+        watch = self._deadlines.watch(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                if isinstance(decoded, _Deletion):
-                    assert self._stage.on_tombstone is not None  # checked by _deletion
-                    result = await self._stage.on_tombstone(decoded.key, context)
-                else:
-                    result = await self._stage.handler(decoded, context)
-        except TimeoutError:
-            if remaining is not None and timeout >= remaining:
-                raise DeadlineExceeded(
-                    f"latency budget ran out during the handler ({timeout:.3f}s)"
-                ) from None
-            raise HandlerTimeout(f"handler ran past {timeout:.3f}s") from None
+            if isinstance(decoded, _Deletion):
+                assert self._stage.on_tombstone is not None  # checked by _deletion
+                result = await self._stage.on_tombstone(decoded.key, context)
+            else:
+                result = await self._stage.handler(decoded, context)
+        except asyncio.CancelledError:
+            if not watch.expired():
+                raise
+            raise _timed_out(timeout, remaining) from None
+        except TimeoutError:  # the handler's own, as under asyncio.timeout: a handler timeout
+            raise _timed_out(timeout, remaining) from None
+        finally:
+            self._deadlines.release(watch)
         emits = [result] if isinstance(result, Emit) else list(result)
         if not emits:
             raise RoutingError("the handler produced nothing; every record must go somewhere")
@@ -279,7 +290,13 @@ class Outcomes:
             trace_id=span.get_span_context().trace_id.to_bytes(16, "big").hex(),
         )
         traceparent, tracestate = current_trace_headers()
-        out_headers = replace(
-            headers, traceparent=traceparent, tracestate=tracestate, not_before_ms=None
+        out_headers = headers.evolve(
+            traceparent=traceparent, tracestate=tracestate, not_before_ms=None
         ).to_kafka()
         return Output(self.dlq_topic, record.key, self._codec.encode(DEAD_LETTER_SCHEMA, letter), out_headers)
+
+
+def _timed_out(timeout: float, remaining: float | None) -> HandlerTimeout | DeadlineExceeded:
+    if remaining is not None and timeout >= remaining:
+        return DeadlineExceeded(f"latency budget ran out during the handler ({timeout:.3f}s)")
+    return HandlerTimeout(f"handler ran past {timeout:.3f}s")

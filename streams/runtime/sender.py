@@ -26,13 +26,18 @@ class SenderStopped(Exception):
     """The sender is gone: a record waiting for it is left unfinished (it is redelivered)."""
 
 
+Acknowledged = Callable[[asyncio.Future[Any]], None]  # told the delivery: acked, failed or dropped
+
+
 class Sender(Generic[T]):
     """Relays a worker's outputs to the producer, one ``send()`` at a time.
 
     aiokafka wakes *all* coroutines waiting for a partition's batch to drain, so hundreds of
     concurrent send() calls thrash (measured: 10x slower than one sender). Records still settle
-    concurrently: :meth:`send` returns a future that resolves when the broker acknowledged the
-    record, or fails with what the producer said about it.
+    concurrently: :meth:`hand` calls its callback with the producer's own delivery future once
+    the broker acknowledged the record (or refused it); :meth:`send` returns a future instead,
+    for the rare path that wants to await one record. What was handed over since the last round
+    is sent in one round, with no queue hop per record.
 
     The task owns its failure, as aiokafka's own ``Sender`` does (``add_done_callback(
     self._fail_all)``): when it ends for any reason but :meth:`stop`, every record waiting for
@@ -50,8 +55,10 @@ class Sender(Generic[T]):
         self._produce = produce  # returns the future of the broker's acknowledgement
         self._name = name
         self._on_death = on_death
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]] = asyncio.Queue()
-        self._current: asyncio.Future[Any] | None = None  # the record inside produce()
+        self._waiting: list[tuple[T, Acknowledged]] = []
+        self._round: list[tuple[T, Acknowledged]] = []  # the ones being sent now ...
+        self._sent = 0  # ... of which this many have their callback on a delivery future
+        self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._death: BaseException | None = None
@@ -60,13 +67,18 @@ class Sender(Generic[T]):
         self._task = asyncio.create_task(self._loop(), name=self._name)
         self._task.add_done_callback(self._fail_all)
 
+    def hand(self, item: T, acknowledged: Acknowledged) -> None:
+        """Send ``item``; ``acknowledged`` is called with its delivery future when that is done."""
+        if self._death is not None:
+            acknowledged(self._failed())
+            return
+        self._waiting.append((item, acknowledged))
+        self._ready.set()
+
     def send(self, item: T) -> asyncio.Future[Any]:
         """Queue one record; the future resolves when the broker acknowledged it."""
         acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._death is not None:
-            acked.set_exception(self._stopped())
-        else:
-            self._queue.put_nowait((item, acked))
+        self.hand(item, functools.partial(_relay, acked=acked))
         return acked
 
     async def stop(self) -> None:
@@ -77,40 +89,40 @@ class Sender(Generic[T]):
 
     async def _loop(self) -> None:
         while True:
-            item, acked = await self._queue.get()
-            if acked.done():
-                continue  # its record stopped waiting
-            self._current = acked
-            try:
-                delivery = await self._produce(item)
-            # Whatever send() raises (too large, a closed producer, a bug) belongs to the record
-            # waiting for it; the sender itself must keep serving the others.
-            except Exception as exc:  # noqa: BLE001
-                self._current = None
-                acked.set_exception(exc)
-                continue
-            self._current = None
-            delivery.add_done_callback(functools.partial(_relay, acked=acked))
+            await self._ready.wait()
+            self._ready.clear()
+            self._round, self._waiting, self._sent = self._waiting, [], 0
+            for item, acknowledged in self._round:
+                try:
+                    delivery = await self._produce(item)
+                # Whatever send() raises (too large, a closed producer, a bug) belongs to the
+                # record waiting for it; the sender itself must keep serving the others.
+                except Exception as exc:  # noqa: BLE001
+                    delivery = asyncio.get_running_loop().create_future()
+                    delivery.set_exception(exc)
+                self._sent += 1
+                delivery.add_done_callback(acknowledged)
+            self._round, self._sent = [], 0
 
     def _fail_all(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             self._death = PodiumError(f"{self._name} was cancelled")
         else:
             self._death = task.exception() or PodiumError(f"{self._name} ended")
-        waiting = [self._current] if self._current is not None else []
-        while not self._queue.empty():
-            waiting.append(self._queue.get_nowait()[1])
-        for acked in waiting:
-            if not acked.done():
-                acked.set_exception(self._stopped())
+        waiting = [*self._round[self._sent :], *self._waiting]
+        self._round, self._waiting, self._sent = [], [], 0
+        for _, acknowledged in waiting:
+            acknowledged(self._failed())
         if not self._stopping:
             log.error("%s ended: %r", self._name, self._death)
             self._on_death(self._death)
 
-    def _stopped(self) -> SenderStopped:
+    def _failed(self) -> asyncio.Future[Any]:
         stopped = SenderStopped(f"{self._name} is gone: {self._death!r}")
         stopped.__cause__ = self._death
-        return stopped
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(stopped)
+        return failed
 
 
 def _relay(delivery: asyncio.Future[Any], acked: asyncio.Future[Any]) -> None:

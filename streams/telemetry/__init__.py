@@ -6,7 +6,9 @@ from streams.telemetry.otel import (
     current_trace_headers,
     extract_context,
     new_span_id,
+    records_spans,
     span_with_id,
+    unrecorded_child,
 )
 from streams.telemetry.spanlog import TELEMETRY_TOPIC
 
@@ -16,5 +18,7 @@ __all__ = [
     "current_trace_headers",
     "extract_context",
     "new_span_id",
+    "records_spans",
     "span_with_id",
+    "unrecorded_child",
 ]

@@ -89,3 +89,18 @@ def test_tenant_travels_to_the_next_hop_and_a_malformed_one_is_dropped() -> None
     bad = parse_headers([("podium-tenant", b"a b\n")])
     assert bad.tenant is None and any("podium-tenant" in p for p in bad.problems)
     assert ingress_headers(tenant="no spaces please").tenant is None
+
+
+def test_evolve_is_replace_without_its_cost_and_refuses_what_is_no_field() -> None:
+    import dataclasses
+
+    import pytest
+
+    headers = RequestHeaders(request_id="r", attempt=1, path=("a",), tenant="t", problems=("x",))
+    evolved = headers.evolve(attempt=2, round=1)
+    assert evolved == dataclasses.replace(headers, attempt=2, round=1)
+    assert evolved.problems == ("x",) and headers.attempt == 1  # a copy: the original stays
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        evolved.attempt = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="attemptt"):
+        headers.evolve(attemptt=2)

@@ -149,3 +149,50 @@ async def test_otlp_export_reads_the_standard_variables_and_keeps_a_late_parent(
     assert by_name["late parent"]["context"]["span_id"] == f"{chosen:016x}"
     assert by_name["late parent"]["parent_id"] == f"{ids.span_id:016x}"
     assert by_name["child"]["parent_id"] == f"{chosen:016x}"
+
+
+def test_a_record_with_nothing_to_record_its_span_continues_the_trace_without_one() -> None:
+    """No exporter: the stage builds no span, yet its outputs carry the producer's trace on
+    with a span id of their own (as the SDK's dropped span would), and a record with no trace
+    starts one, so a dead letter always names a trace."""
+    from opentelemetry import trace
+
+    from streams.telemetry.otel import Telemetry, extract_context, records_spans, unrecorded_child
+
+    assert not records_spans(Telemetry.configure("none").tracer_provider)
+    assert records_spans(TracerProvider())
+    parent = extract_context(f"00-{'ab' * 16}-{'cd' * 8}-01", "k=v")
+    span, context = unrecorded_child(parent)
+    assert not span.is_recording()
+    child = span.get_span_context()
+    assert child.trace_id == int("ab" * 16, 16) and child.span_id not in (0, int("cd" * 8, 16))
+    assert not child.trace_flags.sampled and child.trace_state.get("k") == "v"
+    assert trace.get_current_span(context) is span
+    orphan, _ = unrecorded_child(extract_context(None, None))
+    assert orphan.get_span_context().is_valid
+
+
+def test_the_fast_trace_paths_say_what_the_w3c_propagator_says() -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from streams.telemetry.otel import current_trace_headers, extract_context, unrecorded_child_of
+
+    traceparent, tracestate = f"00-{'ab' * 16}-{'cd' * 8}-01", "k=v,a=b"
+    span, context = unrecorded_child_of(traceparent, tracestate)
+    expected = trace.get_current_span(extract_context(traceparent, tracestate)).get_span_context()
+    got = span.get_span_context()
+    assert (got.trace_id, got.trace_state) == (expected.trace_id, expected.trace_state)
+    assert not got.trace_flags.sampled
+    token = otel_context.attach(context)
+    try:
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        assert current_trace_headers() == (carrier["traceparent"], carrier["tracestate"])
+    finally:
+        otel_context.detach(token)
+    assert current_trace_headers() == (None, None)
+    for invalid in (None, f"ff-{'ab' * 16}-{'cd' * 8}-01"):  # no parent: a trace of its own
+        orphan, _ = unrecorded_child_of(invalid, None)
+        assert orphan.get_span_context().is_valid and orphan.get_span_context().trace_id != int("ab" * 16, 16)
