@@ -9,7 +9,7 @@ PYTHON  ?= python3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,fast]"
 	touch $(STAMP)
 
 install: $(STAMP)

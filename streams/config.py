@@ -62,6 +62,9 @@ Every environment variable podium reads is listed here, and nowhere else reads t
                                stage's ``Fairness`` names it); named here, this wins.
 ``PODIUM_METRICS_PORT``        Prometheus ``/metrics`` of a worker (a free port when taken).
                                ``9464``
+``PODIUM_EVENT_LOOP``          The event loop of ``podium run`` / ``up``: ``auto`` (uvloop
+                               when ``podium[fast]`` installed it, else asyncio's) |
+                               ``uvloop`` (refuses to start without it) | ``asyncio``. ``auto``
 ``*_KEY``, ``*_TOKEN``         API keys of the model providers, named in models.yaml by
                                ``api_key_env`` (``OPENAI_API_KEY``, ...). Read once into
                                :attr:`Settings.provider_keys` as ``SecretStr``, never printed.
@@ -159,6 +162,7 @@ class Settings(BaseSettings):
         default="otlp", alias="OTEL_METRICS_EXPORTER"
     )
     metrics_port: int = Field(default=9464, alias="PODIUM_METRICS_PORT", ge=0, le=65535)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(default="auto", alias="PODIUM_EVENT_LOOP")
     # NoDecode: the variable is "gold=3,free=0.5", not JSON (see _tenant_weights).
     tenant_weights: Annotated[Mapping[str, float], NoDecode] = Field(
         default_factory=dict, alias="PODIUM_TENANT_WEIGHTS"

@@ -45,7 +45,7 @@ def run(
     project = load_project()
     stages = stages_of(project, targets)
 
-    tune_worker_process()
+    guard(lambda: tune_worker_process(project.settings.event_loop))
 
     async def go() -> None:
         # The process's own clients (spans, the stages' shared resources) are podium-worker's;
@@ -123,7 +123,7 @@ def up(
     if not stages:
         err.print("[red]error:[/] nothing to run: name a pipeline, a stage or module:attribute")
         raise typer.Exit(2)
-    tune_worker_process()
+    guard(lambda: tune_worker_process(project.settings.event_loop))
     hints = "".join(f"  {p.try_it}\n" for p in _running(project, chosen, stages) if p.try_it)
 
     async def go() -> None:

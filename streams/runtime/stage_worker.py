@@ -62,7 +62,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
-from streams.errors import BrokerError
+from streams.errors import BrokerError, ConfigError
 from streams.runtime.deadlines import Deadlines
 from streams.runtime.fairness import FairScheduler, ReadAhead, Ticket, tenant_of
 from streams.runtime.offsets import OffsetTracker
@@ -636,13 +636,28 @@ def _one_tenant(_: object) -> str:
     return ""
 
 
-def tune_worker_process() -> None:
-    """Process-wide settings for a worker, called by ``podium run`` (and the benchmark).
+def tune_worker_process(event_loop: str = "auto") -> str:
+    """Process-wide settings for a worker, called by ``podium run`` (and the benchmarks) before
+    its event loop starts; returns the event loop chosen (``uvloop`` or ``asyncio``).
 
     A worker keeps hundreds of records in flight, each with a task, frames and buffers: with
     CPython's default thresholds the cyclic collector scans them constantly (bench/stage_cpu.py:
     64 -> 57 us per record with this tuning). Start-up objects are frozen out of the scans and
-    young collections run less often.
+    young collections run less often. ``event_loop`` (``PODIUM_EVENT_LOOP``): uvloop runs the
+    same worker with less CPU per callback (bench/stage_throughput.py measures both); ``auto``
+    takes it when the ``podium[fast]`` extra installed it.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    if event_loop == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if event_loop == "uvloop":
+            raise ConfigError(
+                "PODIUM_EVENT_LOOP=uvloop, but uvloop is not installed: pip install 'podium[fast]'"
+            ) from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
