@@ -43,7 +43,7 @@ from streams.kafka.reading import Selection, TopicReader
 from streams.runtime.deadletter import letter_for
 from streams.runtime.stage import Record, Resource
 from streams.runtime.workers import ClientSettings, KafkaWorker, WorkerArgs
-from streams.telemetry.otel import current_trace_headers
+from streams.telemetry.otel import current_trace_headers, records_spans, trace_headers, unrecorded_child_of
 
 __all__ = ["WINDOW_STATE_SCHEMA", "WindowStage", "WindowState", "WindowWorker"]
 
@@ -96,6 +96,8 @@ class WindowWorker(KafkaWorker[WindowStage]):
         self._last_input: dict[int, float] = {}
         self._restores: dict[int, int] = {}  # how often each partition was restored
         self._unacked: list[asyncio.Future[Any]] = []
+        self._undecodable: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []  # of one batch
+        self._records_spans = records_spans(self._telemetry.tracer_provider)
         # One checkpoint, restore or release at a time: aiokafka runs the rebalance callbacks on
         # its own task, concurrently with the loop.
         self._state_lock = asyncio.Lock()
@@ -151,7 +153,10 @@ class WindowWorker(KafkaWorker[WindowStage]):
                     covered = self._positions[tp.partition].get(tp.topic, -1)
                     for record in records:
                         if record.offset >= covered:
-                            await self._fold(record)  # step 1
+                            self._fold(record)  # step 1
+                    for record, exc in self._undecodable:
+                        await self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
+                    self._undecodable.clear()
                     self._positions[tp.partition][tp.topic] = max(covered, records[-1].offset + 1)
                     self._changed.add(tp.partition)
                     self._last_input[tp.partition] = time.monotonic()
@@ -160,7 +165,9 @@ class WindowWorker(KafkaWorker[WindowStage]):
                 await self._checkpoint(set(self._states))
                 next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
 
-    async def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Into the window state, or onto the list of records to dead-letter: no await, no
+        coroutine per record."""
         state = self._states[record.partition]
         try:
             if record.value is None:
@@ -169,7 +176,7 @@ class WindowWorker(KafkaWorker[WindowStage]):
             state.add(record.topic, value, record.timestamp)
             self.records_folded += 1
         except (CodecError, ValueError) as exc:
-            await self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
+            self._undecodable.append((record, exc))
 
     async def _emit_due(self) -> None:
         now = time.monotonic()
@@ -182,11 +189,14 @@ class WindowWorker(KafkaWorker[WindowStage]):
             if due:
                 self._changed.add(partition)
             for key, value in due:
-                with self._tracer.start_as_current_span(
-                    f"window {self.stage.consumes}", kind=SpanKind.PRODUCER
-                ) as span:
-                    span.set_attributes({"podium.stage": self.stage.name, "podium.request_id": key})
-                    traceparent, tracestate = current_trace_headers()
+                if self._records_spans:
+                    with self._tracer.start_as_current_span(
+                        f"window {self.stage.consumes}", kind=SpanKind.PRODUCER
+                    ) as span:
+                        span.set_attributes({"podium.stage": self.stage.name, "podium.request_id": key})
+                        traceparent, tracestate = current_trace_headers()
+                else:  # a trace of its own for the window, no span built for nobody
+                    traceparent, tracestate = trace_headers(unrecorded_child_of(None, None)[0])
                 headers = RequestHeaders(
                     request_id=key, traceparent=traceparent, tracestate=tracestate, path=(self.stage.name,)
                 ).to_kafka()

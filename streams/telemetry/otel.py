@@ -40,6 +40,7 @@ __all__ = [
     "new_span_id",
     "records_spans",
     "span_with_id",
+    "trace_headers",
     "unrecorded_child",
     "unrecorded_child_of",
 ]
@@ -145,7 +146,12 @@ def unrecorded_child(parent: otel_context.Context) -> tuple[trace.Span, otel_con
 def current_trace_headers() -> tuple[str | None, str | None]:
     """What the W3C propagator's ``inject`` writes for the current span, formatted here: every
     output of every stage takes this, and the propagator's carrier and setter cost twice as much."""
-    span_context = trace.get_current_span().get_span_context()
+    return trace_headers(trace.get_current_span())
+
+
+def trace_headers(span: trace.Span) -> tuple[str | None, str | None]:
+    """``traceparent`` and ``tracestate`` naming ``span`` as the parent of what comes next."""
+    span_context = span.get_span_context()
     if not span_context.is_valid:
         return None, None
     traceparent = (
