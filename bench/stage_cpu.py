@@ -71,10 +71,10 @@ def main() -> None:
             codec=codec,
         )
 
-        async def acknowledged(_: Any) -> asyncio.Future[None]:
+        async def acknowledged(outputs: list[Any]) -> list[asyncio.Future[None]]:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            future.set_result(None)
-            return future
+            future.set_result(None)  # one produce batch for the round, as one partition's
+            return [future] * len(outputs)
 
         worker._sender._produce = acknowledged
         return worker

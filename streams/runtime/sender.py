@@ -30,14 +30,15 @@ Acknowledged = Callable[[asyncio.Future[Any]], None]  # told the delivery: acked
 
 
 class Sender(Generic[T]):
-    """Relays a worker's outputs to the producer, one ``send()`` at a time.
+    """Relays a worker's outputs to the producer in rounds: what was handed over since the last
+    round is produced together (the worker builds one produce batch per partition of it).
 
     aiokafka wakes *all* coroutines waiting for a partition's batch to drain, so hundreds of
     concurrent send() calls thrash (measured: 10x slower than one sender). Records still settle
     concurrently: :meth:`hand` calls its callback with the producer's own delivery future once
-    the broker acknowledged the record (or refused it); :meth:`send` returns a future instead,
-    for the rare path that wants to await one record. What was handed over since the last round
-    is sent in one round, with no queue hop per record.
+    the broker acknowledged the record's batch (or refused it); :meth:`send` returns a future
+    instead, for the rare path that wants to await one record. No queue hop and no future of
+    the sender's per record.
 
     The task owns its failure, as aiokafka's own ``Sender`` does (``add_done_callback(
     self._fail_all)``): when it ends for any reason but :meth:`stop`, every record waiting for
@@ -47,17 +48,18 @@ class Sender(Generic[T]):
 
     def __init__(
         self,
-        produce: Callable[[T], Awaitable[asyncio.Future[Any]]],
+        produce: Callable[[list[T]], Awaitable[list[asyncio.Future[Any]]]],
         *,
         name: str,
         on_death: Callable[[BaseException], None],
     ) -> None:
-        self._produce = produce  # returns the future of the broker's acknowledgement
+        # Sends a round; returns each item's acknowledgement (items of one produce batch share
+        # its future), or a failed future for an item the producer refused.
+        self._produce = produce
         self._name = name
         self._on_death = on_death
         self._waiting: list[tuple[T, Acknowledged]] = []
-        self._round: list[tuple[T, Acknowledged]] = []  # the ones being sent now ...
-        self._sent = 0  # ... of which this many have their callback on a delivery future
+        self._round: list[tuple[T, Acknowledged]] = []  # the ones being sent now
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -91,26 +93,19 @@ class Sender(Generic[T]):
         while True:
             await self._ready.wait()
             self._ready.clear()
-            self._round, self._waiting, self._sent = self._waiting, [], 0
-            for item, acknowledged in self._round:
-                try:
-                    delivery = await self._produce(item)
-                # Whatever send() raises (too large, a closed producer, a bug) belongs to the
-                # record waiting for it; the sender itself must keep serving the others.
-                except Exception as exc:  # noqa: BLE001
-                    delivery = asyncio.get_running_loop().create_future()
-                    delivery.set_exception(exc)
-                self._sent += 1
+            self._round, self._waiting = self._waiting, []
+            deliveries = await self._produce([item for item, _ in self._round])
+            for (_, acknowledged), delivery in zip(self._round, deliveries, strict=True):
                 delivery.add_done_callback(acknowledged)
-            self._round, self._sent = [], 0
+            self._round = []
 
     def _fail_all(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             self._death = PodiumError(f"{self._name} was cancelled")
         else:
             self._death = task.exception() or PodiumError(f"{self._name} ended")
-        waiting = [*self._round[self._sent :], *self._waiting]
-        self._round, self._waiting, self._sent = [], [], 0
+        waiting = [*self._round, *self._waiting]
+        self._round, self._waiting = [], []
         for _, acknowledged in waiting:
             acknowledged(self._failed())
         if not self._stopping:

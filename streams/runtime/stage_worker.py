@@ -55,7 +55,8 @@ from typing import Any, Unpack
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -69,7 +70,7 @@ from streams.runtime.offsets import OffsetTracker
 from streams.runtime.outcome import Outcomes, Output
 from streams.runtime.sender import Sender, SenderStopped
 from streams.runtime.stage import Stage
-from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs
+from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs, kafka_producer
 from streams.telemetry.otel import extract_context, records_spans, unrecorded_child_of
 
 __all__ = ["StageWorker", "tune_worker_process"]
@@ -107,6 +108,7 @@ class _Settling:
 
     __slots__ = (
         "batch",
+        "generation",
         "headers",
         "outcome",
         "outputs",
@@ -129,6 +131,7 @@ class _Settling:
         self.unacked = 0  # outputs sent and not yet acknowledged
         self.settled = False
         self.redelivering = False  # a send failed: the slow path owns the record now
+        self.generation = 0  # of the producer its outputs were handed to
 
 
 class StageWorker(KafkaWorker[Stage[Any]]):
@@ -207,6 +210,9 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         )
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
+        self._generation = 0  # how often the producer was replaced (_renew_producer)
+        self._renewing = asyncio.Lock()
+        self._spoiled: set[asyncio.Task[None]] = set()  # replaced producers, closing
 
     # -- lifecycle (the rest is KafkaWorker's) --------------------------------------------
     def _client_settings(self) -> ClientSettings:
@@ -364,6 +370,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             return
         settling.outputs = outputs
         settling.unacked = len(outputs)
+        settling.generation = self._generation
         delivered = functools.partial(self._delivered, settling)
         for out in outputs:
             self._sender.hand(out, delivered)
@@ -420,10 +427,12 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver_again(self, settling: _Settling, error: BaseException) -> None:
-        """Step 5's slow path, on a task of its own: the send failed."""
+        """Step 5's slow path, on a task of its own: the send of the record's batch failed."""
         try:
             assert settling.headers is not None and settling.span is not None
-            if await self._deliver(settling.outputs, settling.record, settling.headers, settling.span, error):
+            if await self._deliver(
+                settling.outputs, settling.record, settling.headers, settling.span, error, settling.generation
+            ):
                 settling.outcome = "dlq"
             self._settle(settling, finished=True)
         except (_Abandon, SenderStopped):
@@ -484,22 +493,30 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         headers: RequestHeaders,
         span: trace.Span,
         error: BaseException,
+        generation: int,
     ) -> bool:
-        """Step 5 again after ``error``: returns once the broker acknowledged every output,
-        True when they were replaced by the input's dead letter (the broker refused one)."""
+        """Step 5 again after ``error`` (the answer to a batch shared with other records): returns
+        once the broker acknowledged every output, True when they were replaced by the input's
+        dead letter (the broker refused one of them sent on their own)."""
         backoff = 0.1
         give_up = time.monotonic() + PRODUCE_GIVE_UP_S
         dead_lettered = False
+        alone = False  # whether ``error`` answered this record's outputs on their own
         while True:
             if not isinstance(error, KafkaError):
                 raise error  # not the broker's answer: a bug, stop uncommitted
-            if isinstance(error, KafkaTimeoutError) or getattr(error, "retriable", False):
+            retriable = isinstance(error, KafkaTimeoutError) or getattr(error, "retriable", False)
+            if not retriable or isinstance(error, OutOfOrderSequenceNumber):
+                await self._renew_producer(generation)
+            if retriable or isinstance(error, OutOfOrderSequenceNumber):
                 if time.monotonic() > give_up:
                     # Stop uncommitted; a supervisor restarts the worker, the record replays.
                     raise BrokerError(f"produce failing for {PRODUCE_GIVE_UP_S:.0f}s: {error!r}") from error
                 log.warning("stage %s: produce failed (%s), retrying", self.stage.name, error)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            elif not alone:
+                pass  # a refused batch may be another record's fault: this one's go alone first
             elif outputs and outputs[0].topic == self._outcomes.dlq_topic:
                 raise error  # the dead-letter record itself is refused: stop, uncommitted
             else:
@@ -515,18 +532,104 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                         span,
                     )
                 ]
+            generation = self._generation
             try:
-                await asyncio.gather(*(self._sender.send(o) for o in outputs))
+                await asyncio.gather(*(self._send_alone(o) for o in outputs))
                 return dead_lettered
+            except OutOfOrderSequenceNumber as exc:
+                error = exc  # another record spoiled that producer: never this record's fault
             except KafkaError as exc:
-                error = exc
+                error, alone = exc, True
 
-    async def _produce(self, out: Output) -> asyncio.Future[Any]:
+    async def _renew_producer(self, generation: int) -> None:
+        """Replace the producer after the broker refused one of its batches for good.
+
+        aiokafka's idempotent producer gives a batch its sequence numbers when it sends it and
+        keeps them when the broker refuses the batch: every later batch of that partition is
+        then refused as ``OutOfOrderSequenceNumber`` (Java's producer resets its sequences;
+        aiokafka does not). A new producer has a new producer id and starts its sequences afresh.
+        ``generation`` is the producer the refusal came from: replaced once, whoever asks.
+        """
+        async with self._renewing:
+            if generation != self._generation:
+                return
+            spoiled = self._producer
+            producer = kafka_producer(self._client_settings())
+            await producer.start()
+            self._producer = producer
+            self._generation += 1
+        log.warning("stage %s: the broker refused a produce batch; the producer is replaced", self.stage.name)
+        if spoiled is not None:
+            # Its pending batches fail (their records take this slow path again, on the new one).
+            closing = asyncio.create_task(spoiled.stop())
+            self._spoiled.add(closing)
+            closing.add_done_callback(self._spoiled.discard)
+
+    async def _produce(self, outputs: list[Output]) -> list[asyncio.Future[Any]]:
+        """One sender round: each partition's outputs go as one produce batch (``send_batch``),
+        with one delivery future per batch instead of a ``send()`` and a future per record.
+
+        What the producer or the broker refuses fails the outputs of that batch; their records
+        take the slow path (:meth:`_deliver`), which sends each record's outputs on their own.
+        """
+        producer = self._producer
+        assert producer is not None
+        deliveries: list[asyncio.Future[Any] | None] = [None] * len(outputs)
+        open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        partitions: dict[str, list[int]] = {}
+        for index, out in enumerate(outputs):
+            try:
+                tp = await self._partition_of(out, partitions)
+                batch = open_batches.get(tp)
+                if batch is None:
+                    batch = open_batches[tp] = (producer.create_batch(), [])
+                if batch[0].append(timestamp=None, key=out.key, value=out.value, headers=out.headers) is None:
+                    # Full: it goes now, and a new one takes this output (a batch takes one
+                    # record of any size, so the second append cannot refuse it for size).
+                    await self._send_batch(tp, *open_batches.pop(tp), deliveries)
+                    batch = open_batches[tp] = (producer.create_batch(), [])
+                    batch[0].append(timestamp=None, key=out.key, value=out.value, headers=out.headers)
+                batch[1].append(index)
+            except Exception as exc:  # noqa: BLE001 (the record's: its delivery fails with it)
+                deliveries[index] = _failed(exc)
+        for tp, (builder, indices) in open_batches.items():
+            await self._send_batch(tp, builder, indices, deliveries)
+        return [d if d is not None else _failed(SenderStopped("not sent")) for d in deliveries]
+
+    async def _partition_of(self, out: Output, known: dict[str, list[int]]) -> tuple[str, int]:
+        """The partition ``send()`` would choose (the default partitioner: murmur2 of the key,
+        as Java's), so a key meets the same partition whichever path sent it."""
         assert self._producer is not None
-        delivery: asyncio.Future[Any] = await self._producer.send(
-            out.topic, out.value, key=out.key, headers=out.headers
-        )
-        return delivery
+        if out.topic not in known:
+            known[out.topic] = sorted(await self._producer.partitions_for(out.topic))
+        every = known[out.topic]
+        return out.topic, _PARTITIONER(out.key, every, every)
+
+    async def _send_batch(
+        self,
+        tp: tuple[str, int],
+        builder: Any,
+        indices: list[int],
+        deliveries: list[asyncio.Future[Any] | None],
+    ) -> None:
+        assert self._producer is not None
+        try:
+            delivery: asyncio.Future[Any] = await self._producer.send_batch(builder, tp[0], partition=tp[1])
+        except Exception as exc:  # noqa: BLE001 (the batch's records': each takes the slow path)
+            delivery = _failed(exc)
+        for index in indices:
+            deliveries[index] = delivery
+
+    async def _send_alone(self, out: Output) -> None:
+        """The slow path's send: ``out`` in a produce batch of its own, so that the broker's
+        answer is about this record alone (it refuses a whole batch for one record too large)."""
+        assert self._producer is not None
+        if self._stop.requested.is_set():
+            raise _Abandon
+        tp = await self._partition_of(out, {})
+        builder = self._producer.create_batch()
+        builder.append(timestamp=None, key=out.key, value=out.value, headers=out.headers)
+        await (await self._producer.send_batch(builder, tp[0], partition=tp[1]))
 
     async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
         """Sleep, but give the record up when the worker stops or its partition is revoked."""
@@ -628,7 +731,17 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._sender.stop()
+        await asyncio.gather(*self._spoiled, return_exceptions=True)
         await self._commit()
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def _failed(exc: BaseException) -> asyncio.Future[Any]:
+    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    failed.set_exception(exc)
+    return failed
 
 
 def _one_tenant(_: object) -> str:

@@ -59,6 +59,7 @@ __all__ = [
     "WorkerStop",
     "close_clients",
     "kafka_clients",
+    "kafka_producer",
     "start_clients",
     "worker_for",
 ]
@@ -124,14 +125,6 @@ def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaP
     Built before they start so that the worker holds them when the first rebalance arrives: the
     assignment may be handed over before ``consumer.start()`` returns.
     """
-    producer = settings.cluster.producer(
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        # A stage output or a window snapshot may be this large.
-        max_request_size=MAX_REQUEST_BYTES,
-        client_id=f"podium-{settings.stage}",
-    )
     consumer = settings.cluster.consumer(
         group_id=settings.group,
         client_id=f"podium-{settings.stage}",
@@ -141,7 +134,23 @@ def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaP
         fetch_max_bytes=settings.fetch_max_bytes,
         partition_assignment_strategy=(settings.assignor,),
     )
-    return consumer, producer
+    return consumer, kafka_producer(settings)
+
+
+def kafka_producer(settings: ClientSettings) -> AIOKafkaProducer:
+    """A worker's producer, not started; also the one that replaces a producer gone bad."""
+    return settings.cluster.producer(
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        # aiokafka sends one produce request per broker at a time, with one batch per partition:
+        # its 16 KB default batch capped a worker at a few thousand 1 KB records a second per
+        # partition and broker round trip. 1 MB is librdkafka's default (batch.size).
+        max_batch_size=1_000_000,
+        # A stage output or a window snapshot may be this large.
+        max_request_size=MAX_REQUEST_BYTES,
+        client_id=f"podium-{settings.stage}",
+    )
 
 
 async def start_clients(

@@ -13,7 +13,21 @@ class Crash(BaseException):
     """Ends a sender's task the way a bug would: not an error about one record."""
 
 
-def sender_over(produce: Any, deaths: list[BaseException]) -> Sender[str]:
+def sender_over(produce_one: Any, deaths: list[BaseException]) -> Sender[str]:
+    """A sender whose rounds produce item by item: an item ``produce_one`` refuses with an
+    Exception fails alone (as one partition's batch would), anything else ends the round."""
+
+    async def produce(items: list[str]) -> list[asyncio.Future[Any]]:
+        deliveries = []
+        for item in items:
+            try:
+                deliveries.append(await produce_one(item))
+            except Exception as exc:  # noqa: BLE001
+                refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                refused.set_exception(exc)
+                deliveries.append(refused)
+        return deliveries
+
     return Sender(produce, name="test-send", on_death=deaths.append)
 
 
@@ -36,12 +50,14 @@ async def test_a_sender_that_dies_fails_every_record_waiting_for_it_at_once() ->
     sender = sender_over(produce, deaths)
     sender.start()
     try:
-        futures = [sender.send(item) for item in ("a", "refused", "boom", "b", "c")]
+        first_round = [sender.send(item) for item in ("a", "refused")]
+        await asyncio.wait(first_round, timeout=1)
+        assert first_round[0].result() == "a"
+        assert isinstance(first_round[1].exception(), ValueError)  # its own: the sender goes on
+        futures = [sender.send(item) for item in ("boom", "b", "c")]
         _, pending = await asyncio.wait(futures, timeout=1)
         assert not pending
-        assert futures[0].result() == "a"
-        assert isinstance(futures[1].exception(), ValueError)
-        for waiting in futures[2:]:  # the one being sent and the ones queued behind it
+        for waiting in futures:  # the round being sent when it died, and what waits behind it
             error = waiting.exception()
             assert isinstance(error, SenderStopped) and isinstance(error.__cause__, Crash)
         [death] = deaths

@@ -552,3 +552,61 @@ async def test_what_each_stage_spends_is_summed_into_the_cost_header(
             rid = await publisher.publish(f"{unique}.in", {"request_id": "", "text": "x"})
         arrivals = await follower.collect({rid}, timeout_s=30)
     assert parse_headers(arrivals[rid][0].headers).cost_usd == pytest.approx(0.004)
+
+
+async def test_an_output_the_broker_refuses_dead_letters_its_input_alone_not_its_batch_neighbours(
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    """Records settle in produce batches; the broker refuses a whole batch for one record too
+    large for the topic (set smaller on the broker than the catalog says). Each record of the
+    refused batch is sent again on its own: the big one's input goes to the DLQ as
+    ``output_rejected``, its neighbours reach the output (not the DLQ as OutOfOrderSequenceNumber,
+    which aiokafka's producer answers after a refused batch: the worker replaces it), and the
+    commit passes all of them."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    catalog = await make_topics(POISON, unique)
+    admin = cluster.admin()
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, f"{unique}.out", configs={"max.message.bytes": "3000"})]
+        )
+    finally:
+        await admin.close()
+    codec = SingleObjectCodec(schema_store)
+    group = f"{unique}-g"
+    gate = asyncio.Event()
+
+    async def inflating(note: dict[str, Any], ctx: StageContext) -> Emit:
+        await gate.wait()  # all of them finish together: one sender round, one produce batch
+        text = "x" * 20_000 if note["text"] == "big" else note["text"]
+        return Emit(f"{unique}.out", {**note, "text": text})
+
+    stage = Stage(name="inflate", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=inflating)
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=group)
+    texts = ["a", "b", "big", "c", "d"]
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
+            ids = [await publisher.publish(f"{unique}.in", {"request_id": "", "text": t}) for t in texts]
+        for _ in range(100):
+            if worker._in_flight == len(texts):
+                break
+            await asyncio.sleep(0.05)
+        gate.set()
+        arrivals = await follower.collect(set(ids), timeout_s=60)
+        for _ in range(100):
+            if (await committed(cluster, group)).get((f"{unique}.in", 0)) == len(texts):
+                break
+            await asyncio.sleep(0.1)
+    topics = {t: [a.topic for a in arrivals[rid]] for t, rid in zip(texts, ids, strict=True)}
+    assert topics == {
+        "a": [f"{unique}.out"],
+        "b": [f"{unique}.out"],
+        "big": [f"{unique}.in.dlq"],
+        "c": [f"{unique}.out"],
+        "d": [f"{unique}.out"],
+    }
+    letter = codec.decode("podium.DeadLetter", arrivals[ids[2]][0].value or b"")
+    assert letter["error_type"] == "output_rejected"
+    assert (await committed(cluster, group))[(f"{unique}.in", 0)] == len(texts)
