@@ -21,6 +21,7 @@ from streams.runtime import Project, ensure_broker, release_broker, tune_worker_
 async def bench_project(console: Console) -> AsyncIterator[Project]:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per model call otherwise
     tune_worker_process()
     project = Project(load_settings())
     started = await ensure_broker(project, console.print)

@@ -6,9 +6,7 @@ from streams.telemetry.otel import (
     current_trace_headers,
     extract_context,
     new_span_id,
-    records_spans,
     span_with_id,
-    unrecorded_child,
 )
 from streams.telemetry.spanlog import TELEMETRY_TOPIC
 
@@ -18,7 +16,5 @@ __all__ = [
     "current_trace_headers",
     "extract_context",
     "new_span_id",
-    "records_spans",
     "span_with_id",
-    "unrecorded_child",
 ]
