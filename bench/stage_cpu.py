@@ -80,7 +80,7 @@ def main() -> None:
         return worker
 
     default = asyncio.run(settle_all(fresh(), value, args.records))
-    tune_worker_process()
+    tune_worker_process("asyncio")  # the GC tuning alone: both runs on asyncio's loop
     tuned = asyncio.run(settle_all(fresh(), value, args.records))
     gc.unfreeze()
     print(f"{args.records} records of 1 KB, all in flight at once")

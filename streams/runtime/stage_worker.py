@@ -751,7 +751,8 @@ def _one_tenant(_: object) -> str:
 
 def tune_worker_process(event_loop: str = "auto") -> str:
     """Process-wide settings for a worker, called by ``podium run`` (and the benchmarks) before
-    its event loop starts; returns the event loop chosen (``uvloop`` or ``asyncio``).
+    its event loop starts; returns the event loop chosen (``uvloop`` or ``asyncio``). Inside a
+    running loop it tunes the collector only and names the loop that runs.
 
     A worker keeps hundreds of records in flight, each with a task, frames and buffers: with
     CPython's default thresholds the cyclic collector scans them constantly (bench/stage_cpu.py:
@@ -762,6 +763,11 @@ def tune_worker_process(event_loop: str = "auto") -> str:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    with contextlib.suppress(RuntimeError):
+        # Called inside a running loop, the loop is already chosen: a policy changed now would
+        # only confuse it (on 3.11 asyncio's subprocesses look their child watcher up there).
+        running = asyncio.get_running_loop()
+        return "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
     if event_loop == "asyncio":
         return "asyncio"
     try:

@@ -38,3 +38,9 @@ def test_uvloop_demanded_but_missing_says_what_to_install(
     assert tune_worker_process("auto") == "asyncio"
     with pytest.raises(ConfigError, match=r"podium\[fast\]"):
         tune_worker_process("uvloop")
+
+
+async def test_inside_a_running_loop_the_loop_is_left_as_it_is(restored: object) -> None:
+    policy = asyncio.get_event_loop_policy()
+    assert tune_worker_process("auto") == "asyncio"  # pytest-asyncio's loop is asyncio's
+    assert asyncio.get_event_loop_policy() is policy
