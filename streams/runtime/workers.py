@@ -143,10 +143,6 @@ def kafka_producer(settings: ClientSettings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
-        # aiokafka sends one produce request per broker at a time, with one batch per partition:
-        # its 16 KB default batch capped a worker at a few thousand 1 KB records a second per
-        # partition and broker round trip. 1 MB is librdkafka's default (batch.size).
-        max_batch_size=1_000_000,
         # A stage output or a window snapshot may be this large.
         max_request_size=MAX_REQUEST_BYTES,
         client_id=f"podium-{settings.stage}",
