@@ -30,7 +30,7 @@ from streams.runtime.pipeline import Pipeline
 from streams.runtime.project import Project
 from streams.runtime.stack import Stack, ensure_broker, release_broker
 from streams.runtime.stage import Stage
-from streams.runtime.stage_worker import tune_worker_process
+from streams.runtime.tuning import tune_worker_process
 from streams.runtime.workers import worker_for
 
 

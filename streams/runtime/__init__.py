@@ -22,8 +22,9 @@ from streams.runtime.stage import (
     close_resources,
     open_resources,
 )
-from streams.runtime.stage_worker import StageWorker, tune_worker_process
+from streams.runtime.stage_worker import StageWorker
 from streams.runtime.table import Table
+from streams.runtime.tuning import tune_worker_process
 from streams.runtime.window_join import WindowStage, WindowState, WindowWorker
 from streams.runtime.workers import Worker, worker_for
 

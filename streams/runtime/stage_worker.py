@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -56,14 +55,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
-from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
-from streams.errors import BrokerError, ConfigError
+from streams.errors import BrokerError
+from streams.runtime.batches import produce_round, send_alone
 from streams.runtime.deadlines import Deadlines
 from streams.runtime.fairness import FairScheduler, ReadAhead, Ticket, tenant_of
 from streams.runtime.offsets import OffsetTracker
@@ -73,7 +72,7 @@ from streams.runtime.stage import Stage
 from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs, kafka_producer
 from streams.telemetry.otel import extract_context, records_spans, unrecorded_child_of
 
-__all__ = ["StageWorker", "tune_worker_process"]
+__all__ = ["StageWorker"]
 
 PROCESS_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
@@ -566,70 +565,17 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             closing.add_done_callback(self._spoiled.discard)
 
     async def _produce(self, outputs: list[Output]) -> list[asyncio.Future[Any]]:
-        """One sender round: each partition's outputs go as one produce batch (``send_batch``),
-        with one delivery future per batch instead of a ``send()`` and a future per record.
-
-        What the producer or the broker refuses fails the outputs of that batch; their records
-        take the slow path (:meth:`_deliver`), which sends each record's outputs on their own.
-        """
-        producer = self._producer
-        assert producer is not None
-        deliveries: list[asyncio.Future[Any] | None] = [None] * len(outputs)
-        open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-        partitions: dict[str, list[int]] = {}
-        for index, out in enumerate(outputs):
-            try:
-                tp = await self._partition_of(out, partitions)
-                batch = open_batches.get(tp)
-                if batch is None:
-                    batch = open_batches[tp] = (producer.create_batch(), [])
-                if batch[0].append(timestamp=None, key=out.key, value=out.value, headers=out.headers) is None:
-                    # Full: it goes now, and a new one takes this output (a batch takes one
-                    # record of any size, so the second append cannot refuse it for size).
-                    await self._send_batch(tp, *open_batches.pop(tp), deliveries)
-                    batch = open_batches[tp] = (producer.create_batch(), [])
-                    batch[0].append(timestamp=None, key=out.key, value=out.value, headers=out.headers)
-                batch[1].append(index)
-            except Exception as exc:  # noqa: BLE001 (the record's: its delivery fails with it)
-                deliveries[index] = _failed(exc)
-        for tp, (builder, indices) in open_batches.items():
-            await self._send_batch(tp, builder, indices, deliveries)
-        return [d if d is not None else _failed(SenderStopped("not sent")) for d in deliveries]
-
-    async def _partition_of(self, out: Output, known: dict[str, list[int]]) -> tuple[str, int]:
-        """The partition ``send()`` would choose (the default partitioner: murmur2 of the key,
-        as Java's), so a key meets the same partition whichever path sent it."""
+        """One sender round (:func:`~streams.runtime.batches.produce_round`)."""
         assert self._producer is not None
-        if out.topic not in known:
-            known[out.topic] = sorted(await self._producer.partitions_for(out.topic))
-        every = known[out.topic]
-        return out.topic, _PARTITIONER(out.key, every, every)
-
-    async def _send_batch(
-        self,
-        tp: tuple[str, int],
-        builder: Any,
-        indices: list[int],
-        deliveries: list[asyncio.Future[Any] | None],
-    ) -> None:
-        assert self._producer is not None
-        try:
-            delivery: asyncio.Future[Any] = await self._producer.send_batch(builder, tp[0], partition=tp[1])
-        except Exception as exc:  # noqa: BLE001 (the batch's records': each takes the slow path)
-            delivery = _failed(exc)
-        for index in indices:
-            deliveries[index] = delivery
+        return await produce_round(self._producer, outputs)
 
     async def _send_alone(self, out: Output) -> None:
-        """The slow path's send: ``out`` in a produce batch of its own, so that the broker's
-        answer is about this record alone (it refuses a whole batch for one record too large)."""
+        """The slow path's send: the broker's answer is about this record alone (it refuses a
+        whole batch for one record too large)."""
         assert self._producer is not None
         if self._stop.requested.is_set():
             raise _Abandon
-        tp = await self._partition_of(out, {})
-        builder = self._producer.create_batch()
-        builder.append(timestamp=None, key=out.key, value=out.value, headers=out.headers)
-        await (await self._producer.send_batch(builder, tp[0], partition=tp[1]))
+        await send_alone(self._producer, out)
 
     async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
         """Sleep, but give the record up when the worker stops or its partition is revoked."""
@@ -735,48 +681,6 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         await self._commit()
 
 
-_PARTITIONER = DefaultPartitioner()
-
-
-def _failed(exc: BaseException) -> asyncio.Future[Any]:
-    failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    failed.set_exception(exc)
-    return failed
-
-
 def _one_tenant(_: object) -> str:
     """``Fairness(by_tenant=False)``: every record in one queue, started in the order read."""
     return ""
-
-
-def tune_worker_process(event_loop: str = "auto") -> str:
-    """Process-wide settings for a worker, called by ``podium run`` (and the benchmarks) before
-    its event loop starts; returns the event loop chosen (``uvloop`` or ``asyncio``). Inside a
-    running loop it tunes the collector only and names the loop that runs.
-
-    A worker keeps hundreds of records in flight, each with a task, frames and buffers: with
-    CPython's default thresholds the cyclic collector scans them constantly (bench/stage_cpu.py:
-    64 -> 57 us per record with this tuning). Start-up objects are frozen out of the scans and
-    young collections run less often. ``event_loop`` (``PODIUM_EVENT_LOOP``): uvloop runs the
-    same worker with less CPU per callback (bench/stage_throughput.py measures both); ``auto``
-    takes it when the ``podium[fast]`` extra installed it.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    with contextlib.suppress(RuntimeError):
-        # Called inside a running loop, the loop is already chosen: a policy changed now would
-        # only confuse it (on 3.11 asyncio's subprocesses look their child watcher up there).
-        running = asyncio.get_running_loop()
-        return "uvloop" if type(running).__module__.startswith("uvloop") else "asyncio"
-    if event_loop == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop
-    except ImportError:
-        if event_loop == "uvloop":
-            raise ConfigError(
-                "PODIUM_EVENT_LOOP=uvloop, but uvloop is not installed: pip install 'podium[fast]'"
-            ) from None
-        return "asyncio"
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
