@@ -4,7 +4,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 
-.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache bench-ingest bench-fairness broker-fetch browser phoenix clean bench-vectors
+.PHONY: install lint test test-unit demo up bench bench-agent bench-embed bench-semcache bench-ingest bench-fairness bench-hotpath broker-fetch browser phoenix clean bench-vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,14 @@ bench: install
 	$(BIN)/python bench/agent_loop.py
 	$(BIN)/python bench/embeddings.py
 	$(BIN)/python bench/kb_ingest.py
+
+# The hot path (issue 15): the stage's pass-through against raw aiokafka, quixstreams (a venv of the
+# bench's own), faust and raw confluent-kafka, each worker in its own process, in turns over
+# ROUNDS rounds: msgs/s, the ratio to raw, worker CPU per record, and the issue's targets.
+RECORDS ?= 20000
+ROUNDS  ?= 3
+bench-hotpath: install
+	$(BIN)/python bench/stage_throughput.py --records $(RECORDS) --rounds $(ROUNDS)
 
 # The knowledge base's ingestion on Kafka (`podium run kb` in its own process, its own broker and
 # PODIUM_HOME): documents/s and chunks/s against the same work in process, the embed share.

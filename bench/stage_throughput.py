@@ -1,78 +1,243 @@
-"""Stage runtime vs a raw aiokafka consume-produce loop, on the same broker, in one run.
+"""The stage runtime's pass-through against raw aiokafka, quixstreams, faust and raw confluent-kafka,
+each worker in a process of its own, in one run.
 
-    .venv/bin/python bench/stage_throughput.py [--records 20000] [--slow-records 10000]
+    .venv/bin/python bench/stage_throughput.py [--records 20000] [--slow-records 10000] [--rounds 3]
+        [--latency-records 3000] [--cases raw-aiokafka,stage,...] [--json PATH]
 
-Prints one table: messages/s and p50/p99 end-to-end latency for
-  1. raw aiokafka: getmany -> send the same bytes -> await acks -> commit (at-least-once);
-  2. the podium stage runtime with a pass-through handler (decode, span, encode, produce, commit),
-     with the default telemetry (no exporter: trace context propagated, spans not recorded);
-  3. the same with every span recorded and handed to a batch exporter (that discards them);
-  4. the stage runtime with a handler that awaits 200 ms (a model call), 1000 in flight.
-Throughput is measured on a pre-filled backlog, between the first and the last output record
-(broker timestamps), so consumer-group joins do not count. Latency is measured separately, at a
-fixed publish rate of 1000 records/s, as output CreateTime minus input CreateTime.
-Uses the running local broker or KAFKA_BOOTSTRAP_SERVERS; starts (and stops) one otherwise.
+Cases (``--cases``, all by default; the worker code is bench/passthrough_workers.py):
+  raw-aiokafka   the baseline (1.00): getmany -> send the same bytes -> await the acks -> commit;
+  stage          the podium stage runtime, pass-through handler (decode, encode, produce, commit),
+                 default telemetry (no exporter), the stage's default max_in_flight;
+  stage-uvloop   the same on uvloop's event loop (skipped, with a note, if uvloop is not installed:
+                 ``pip install podium[fast]``);
+  stage-slow     the stage, a handler that awaits 200 ms (a model call), 1000 in flight, on
+                 ``--slow-records``;
+  quixstreams    quixstreams 3.28 ``sdf.to_topic`` (librdkafka), in a venv of the bench's own
+                 (bench/peer_venv.py);
+  faust          a faust-streaming agent (podium's venv has faust for bench/faust_commit_probe.py);
+  raw-confluent  confluent-kafka's Consumer + Producer loop, the same shape as raw-aiokafka, in the
+                 quixstreams venv: what librdkafka itself gives.
+Every case is at-least-once: an input offset is committed after its output was acknowledged
+(how each library does it: bench/passthrough_workers.py). Podium's cases and raw-aiokafka run
+with ``tune_worker_process()``'s GC settings; the peers as their users run them.
+
+Per case and round, on fresh topics (3 partitions) and a fresh consumer group: this process fills
+the input with ``--records`` 1 KB Avro records, then starts the worker's process (the backlog is
+there before it starts) and from then on only watches the output topic's end offsets (a
+ListOffsets request every 10 ms; no record is read) until every record is out, then stops the
+worker. The cases take turns within a round (the order rotates from round to round), so a busy
+minute on a shared machine falls on every case rather than on one.
+- msgs/s: records between the first and the last output record's LogAppendTime (the output topic
+  is made with ``message.timestamp.type=LogAppendTime``: the broker's clock), so process start,
+  imports and the group join do not count.
+- worker CPU per record: the worker's own ``time.process_time()`` (the whole process, every
+  thread: librdkafka's count), which the worker reads when this process tells it that 10% and
+  then 90% of the outputs are on the broker, divided by the outputs between those two reads (the
+  end offsets read just before and just after each). So the figure is the steady state: the
+  start, the join, the pipeline filling at the first records and draining at the last are
+  outside it, and no case has a per-record hook of the bench in it. This is measured in the
+  worker rather than from /proc/<pid>/stat in this process because the worker answers within
+  microseconds of a mark (stat's 10 ms ticks would be 1-5% of a window) and the same way for
+  every library. One bias is left, librdkafka's: it fetches far ahead into its own queue (up to
+  64 MB by default), so the quixstreams and raw-confluent figures may leave out part of their
+  fetch work. The JSON has a second figure without it: CPU from the moment the worker may start
+  its clients (``go``: its imports done; the group join included) to the last output, over all
+  records.
+- the ratio: each round's msgs/s over the same round's raw aiokafka; the table shows its median
+  and its min-max over the rounds. Every figure is the median over the rounds.
+Latency (``--latency-records`` at 1000 records/s, 0 skips it), raw aiokafka and the stage, each a
+worker in its own process that one warm-up record went through first: output LogAppendTime minus
+input LogAppendTime (both topics stamped by the broker), p50 and p99, medians over the rounds.
+Uses the running local broker or KAFKA_BOOTSTRAP_SERVERS (bench/local_kafka.py); the peer cases
+need a PLAINTEXT cluster. Not a test: the figures depend on the machine's load (printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import importlib.util
+import json
 import os
 import statistics
+import sys
+import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import TopicPartition
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from local_kafka import bench_project
+from passthrough_workers import PARTITIONS, pass_through_catalog_text
+from peer_venv import peer_python
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from streams.config import load_settings
-from streams.contracts import Catalog, parse_catalog
+from streams.contracts import parse_catalog
 from streams.kafka import TopicAdmin
-from streams.kafka.connection import Cluster
-from streams.runtime import Emit, Project, Record, Stage, StageContext, StageWorker, tune_worker_process
-from streams.telemetry import Telemetry
+from streams.kafka.connection import PLAINTEXT, Cluster
+from streams.runtime import Project
 
-PARTITIONS = 3
-console = Console(width=120)
-
-
-def catalog_for(prefix: str, project: Project) -> Catalog:
-    text = f"""
-defaults: {{partitions: {PARTITIONS}}}
-topics:
-  {prefix}.raw.in: {{value: podium.demo.Note}}
-  {prefix}.raw.out: {{value: podium.demo.Note}}
-  {prefix}.stage.in: {{value: podium.demo.Note, consumer: passthrough}}
-  {prefix}.stage.out: {{value: podium.demo.Note}}
-  {prefix}.spans.in: {{value: podium.demo.Note, consumer: passthrough}}
-  {prefix}.spans.out: {{value: podium.demo.Note}}
-  {prefix}.slow.in: {{value: podium.demo.Note, consumer: slow}}
-  {prefix}.slow.out: {{value: podium.demo.Note}}
-  {prefix}.lat.raw.in: {{value: podium.demo.Note}}
-  {prefix}.lat.raw.out: {{value: podium.demo.Note}}
-  {prefix}.lat.stage.in: {{value: podium.demo.Note, consumer: passthrough}}
-  {prefix}.lat.stage.out: {{value: podium.demo.Note}}
-"""
-    return parse_catalog(text, Path("bench"), project.schemas.names())
+REPO = Path(__file__).resolve().parents[1]
+WORKERS = Path(__file__).resolve().parent / "passthrough_workers.py"
+QUIX = ("quixstreams", ["quixstreams==3.28.*"])
+BASELINE = "raw-aiokafka"
+POLL_S = 0.01
+console = Console(width=130)
 
 
-async def fill(cluster: Cluster, topic: str, value: bytes, count: int, rate: float | None = None) -> None:
-    producer = cluster.producer(acks="all", linger_ms=5)
+@dataclass(frozen=True)
+class Case:
+    name: str
+    label: str
+    peer: bool = False  # runs under the quixstreams venv's interpreter
+    slow: bool = False  # on --slow-records, its handler awaits 200 ms with 1000 in flight
+
+
+CASES = (
+    Case("raw-aiokafka", "raw aiokafka loop"),
+    Case("stage", "podium stage, pass-through"),
+    Case("stage-uvloop", "podium stage, pass-through, uvloop"),
+    Case("stage-slow", "podium stage, handler awaits 200 ms, 1000 in flight", slow=True),
+    Case("quixstreams", "quixstreams sdf.to_topic", peer=True),
+    Case("faust", "faust-streaming agent"),
+    Case("raw-confluent", "raw confluent-kafka loop", peer=True),
+)
+LATENCY_CASES = ("raw-aiokafka", "stage")
+
+
+# -- the summary (no I/O) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """One case's figures in one round."""
+
+    msgs_s: float
+    cpu_us: float  # worker CPU per record between the 10% and the 90% output marks
+    cpu_us_whole: float  # from its clients' start (group join included) to the last output
+
+
+@dataclass(frozen=True)
+class Summary:
+    msgs_s: float  # medians over the rounds
+    cpu_us: float
+    ratio: float | None  # msgs/s over the same round's baseline: median, min, max
+    ratio_min: float | None
+    ratio_max: float | None
+
+
+def summarize(rounds: dict[str, list[Run]], baseline: str = BASELINE) -> dict[str, Summary]:
+    """Each case's medians over its rounds and its ratio to the baseline, round by round."""
+    base = rounds.get(baseline)
+    out = {}
+    for name, runs in rounds.items():
+        ratios = [r.msgs_s / b.msgs_s for r, b in zip(runs, base, strict=True)] if base else []
+        out[name] = Summary(
+            msgs_s=statistics.median(r.msgs_s for r in runs),
+            cpu_us=statistics.median(r.cpu_us for r in runs),
+            ratio=statistics.median(ratios) if ratios else None,
+            ratio_min=min(ratios) if ratios else None,
+            ratio_max=max(ratios) if ratios else None,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    met: bool | None  # None: not measured in this run
+    seen: str
+
+
+def targets(rounds: dict[str, list[Run]], summary: dict[str, Summary]) -> list[Target]:
+    """Issue 15's targets for the pass-through and whether this run met them."""
+    stage, raw, faust, slow = (summary.get(n) for n in ("stage", BASELINE, "faust", "stage-slow"))
+    found: list[Target] = []
+    if stage is not None and stage.ratio is not None and raw is not None:
+        found.append(
+            Target(
+                "stage >= 0.6 of raw aiokafka (median)",
+                stage.ratio >= 0.6,
+                f"{stage.ratio:.2f} ({stage.ratio_min:.2f}-{stage.ratio_max:.2f})",
+            )
+        )
+    else:
+        found.append(Target("stage >= 0.6 of raw aiokafka (median)", None, "needs stage and raw-aiokafka"))
+    if stage is not None:
+        found.append(
+            Target("stage <= 80 us worker CPU per record", stage.cpu_us <= 80, f"{stage.cpu_us:.0f} us")
+        )
+    else:
+        found.append(Target("stage <= 80 us worker CPU per record", None, "needs stage"))
+    if stage is not None and faust is not None:
+        above = [s.msgs_s > f.msgs_s for s, f in zip(rounds["stage"], rounds["faust"], strict=True)]
+        found.append(
+            Target("stage above faust in every round", all(above), f"{sum(above)} of {len(above)} rounds")
+        )
+    else:
+        found.append(Target("stage above faust in every round", None, "needs stage and faust"))
+    if slow is not None:
+        lowest = min(r.msgs_s for r in rounds["stage-slow"])
+        found.append(
+            Target(
+                "200 ms handler >= 500 msgs/s (median)",
+                slow.msgs_s >= 500,
+                f"{slow.msgs_s:,.0f} (lowest round {lowest:,.0f})",
+            )
+        )
+    else:
+        found.append(Target("200 ms handler >= 500 msgs/s (median)", None, "needs stage-slow"))
+    return found
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
+
+
+# -- topics and records -------------------------------------------------------------------
+async def make_topics(
+    cluster: Cluster, project: Project, source: str, sink: str, *, stamp_source: bool
+) -> None:
+    """The case's topics (the podium cases' retry and dead-letter topics too); the output, and for
+    the latency runs the input, stamped by the broker (LogAppendTime)."""
+    catalog = parse_catalog(pass_through_catalog_text(source, sink), Path("bench"), project.schemas.names())
+    async with TopicAdmin(cluster) as admin:
+        await admin.apply(catalog)
+    stamped = [sink, source] if stamp_source else [sink]
+    specs = {spec.name: spec for spec in catalog.topics}
+    client = cluster.admin()
+    await client.start()
+    try:
+        await client.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    name,
+                    configs={**specs[name].kafka_configs(1), "message.timestamp.type": "LogAppendTime"},
+                )
+                for name in stamped
+            ]
+        )
+    finally:
+        await client.close()
+
+
+async def publish(
+    cluster: Cluster, topic: str, value: bytes, keys: Sequence[str], rate: float | None = None
+) -> None:
+    """One record per key, as fast as one producer sends them or at ``rate`` records/s."""
+    producer = cluster.producer(acks="all", linger_ms=5 if rate is None else 0)
     await producer.start()
     try:
         futures = []
         started = time.perf_counter()
-        for i in range(count):
-            key = f"r{i}".encode()
-            futures.append(await producer.send(topic, value, key=key, headers=[("podium-request-id", key)]))
+        for i, key in enumerate(keys):
+            k = key.encode()
+            futures.append(await producer.send(topic, value, key=k, headers=[("podium-request-id", k)]))
             if rate is not None:
                 ahead = (i + 1) / rate - (time.perf_counter() - started)
                 if ahead > 0:
@@ -82,7 +247,8 @@ async def fill(cluster: Cluster, topic: str, value: bytes, count: int, rate: flo
         await producer.stop()
 
 
-async def read_timestamps(cluster: Cluster, topic: str, count: int, timeout_s: float) -> dict[bytes, int]:
+async def timestamps(cluster: Cluster, topic: str, count: int, timeout_s: float = 120) -> dict[bytes, int]:
+    """Each key's first timestamp on ``topic``, read from its beginning until ``count`` keys are there."""
     consumer = cluster.consumer(enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
@@ -92,217 +258,365 @@ async def read_timestamps(cluster: Cluster, topic: str, count: int, timeout_s: f
         seen: dict[bytes, int] = {}
         deadline = time.monotonic() + timeout_s
         while len(seen) < count and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
                 for r in records:
                     seen.setdefault(r.key or b"", r.timestamp)
+        if len(seen) < count:
+            raise RuntimeError(f"{topic}: {len(seen)} of {count} records arrived")
         return seen
     finally:
         await consumer.stop()
 
 
-async def raw_loop(cluster: Cluster, source: str, sink: str, stop: asyncio.Event) -> None:
-    """The baseline: what a careful hand-written aiokafka worker does."""
-    consumer = cluster.consumer(
-        source,
-        group_id=f"raw-{source}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    producer = cluster.producer(acks="all", enable_idempotence=True, linger_ms=5)
-    await consumer.start()
-    await producer.start()
+# -- one worker process -------------------------------------------------------------------
+@dataclass
+class WorkerProcess:
+    """A case's worker, started on its topics; ``mark`` reads its CPU, ``mark('stop')`` ends it."""
+
+    case: str
+    python: Path
+    args: dict[str, Any]
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(self.python),
+                str(WORKERS),
+                self.case,
+                json.dumps(self.args),
+                cwd=REPO,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+            )
+
+    def check(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is not None:
+            raise RuntimeError(f"{self.case} worker exited {self.process.returncode}: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    async def answer(self, timeout_s: float = 120) -> float:
+        """The worker's CPU (seconds) in its next answer: to a mark, or its ``ready``."""
+        assert self.process is not None and self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout=timeout_s)
+        except TimeoutError:
+            raise RuntimeError(
+                f"{self.case} worker gave no answer in {timeout_s:.0f} s: {self.tail()}"
+            ) from None
+        if not line:
+            raise RuntimeError(f"{self.case} worker exited: {self.tail()}")
+        answer = json.loads(line)
+        self.versions = answer["versions"]
+        return float(answer["cpu_s"])
+
+    async def mark(self, name: str) -> float:
+        assert self.process is not None and self.process.stdin is not None
+        self.check()
+        self.process.stdin.write(name.encode() + b"\n")
+        await self.process.stdin.drain()
+        return await self.answer()
+
+    async def stop(self) -> float:
+        cpu_s = await self.mark("stop")
+        await self.wait()
+        return cpu_s
+
+    async def wait(self) -> None:
+        assert self.process is not None
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout=60)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise RuntimeError(f"{self.case} worker did not stop within 60 s: {self.tail()}") from None
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+class OutputWatch:
+    """How many records the output topic holds, from its end offsets (no record is read)."""
+
+    def __init__(self, cluster: Cluster, topic: str) -> None:
+        self._consumer: AIOKafkaConsumer = cluster.consumer(enable_auto_commit=False, group_id=None)
+        self._tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    async def __aenter__(self) -> OutputWatch:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def count(self) -> int:
+        return sum((await self._consumer.end_offsets(self._tps)).values())
+
+    async def wait_for(self, count: int, worker: WorkerProcess, timeout_s: float = 600) -> int:
+        deadline = time.monotonic() + timeout_s
+        while (have := await self.count()) < count:
+            worker.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{worker.case}: {have} of {count} outputs after {timeout_s:.0f} s")
+            await asyncio.sleep(POLL_S)
+        return have
+
+
+# -- the measurements -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bench:
+    project: Project
+    cluster: Cluster
+    value: bytes
+    workdir: Path
+    pythons: dict[str, Path]  # case -> interpreter
+
+    def worker(self, case: str, prefix: str, **extra: Any) -> tuple[WorkerProcess, str, str]:
+        source, sink = f"{prefix}.in", f"{prefix}.out"
+        args = {"bootstrap": self.cluster.bootstrap, "source": source, "sink": sink, "group": prefix, **extra}
+        log = self.workdir / f"{prefix}.log"
+        return WorkerProcess(case, self.pythons[case], args, log), source, sink
+
+
+async def throughput(bench: Bench, case: Case, prefix: str, records: int) -> tuple[Run, dict[str, str]]:
+    extra = {"in_flight": 1000, "handler_ms": 200} if case.slow else {}
+    worker, source, sink = bench.worker("stage-slow" if case.slow else case.name, prefix, **extra)
+    await make_topics(bench.cluster, bench.project, source, sink, stamp_source=False)
+    await publish(bench.cluster, source, bench.value, [f"r{i}" for i in range(records)])
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=1000)
-            futures = [
-                await producer.send(sink, r.value, key=r.key, headers=list(r.headers))
-                for records in batches.values()
-                for r in records
-            ]
-            await asyncio.gather(*futures)
-            if batches:
-                await consumer.commit()
+        async with OutputWatch(bench.cluster, sink) as watch:
+            await worker.start()
+            await worker.answer()  # ready: imports done, its clients not started
+            cpu_go = await worker.mark("go")
+            window = []  # (outputs, CPU) at the 10% and the 90% marks
+            for share in (0.1, 0.9):
+                await watch.wait_for(max(1, int(records * share)), worker)
+                before = await watch.count()
+                cpu_s = await worker.mark(f"{share:.0%}")
+                window.append(((before + await watch.count()) / 2, cpu_s))
+            await watch.wait_for(records, worker)
+            cpu_stop = await worker.stop()
     finally:
-        await consumer.stop()
-        await producer.stop()
+        await worker.kill()
+    times = sorted((await timestamps(bench.cluster, sink, records)).values())
+    msgs_s = (len(times) - 1) / max((times[-1] - times[0]) / 1000, 1e-3)
+    (out_a, cpu_a), (out_b, cpu_b) = window
+    cpu_us = (cpu_b - cpu_a) / max(out_b - out_a, 1) * 1e6
+    return Run(msgs_s, cpu_us, (cpu_stop - cpu_go) / records * 1e6), worker.versions
 
 
-async def passthrough(note: Record, ctx: StageContext) -> Emit:
-    return Emit(ctx.topic.replace(".in", ".out"), note)
-
-
-async def slow(note: Record, ctx: StageContext) -> Emit:
-    await asyncio.sleep(0.2)
-    return Emit(ctx.topic.replace(".in", ".out"), note)
-
-
-class DiscardingExporter(SpanExporter):
-    """Spans are recorded, batched and exported - to nowhere, so no collector is timed."""
-
-    def export(self, spans: Any) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-
-def recording_telemetry() -> Telemetry:
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
-    return Telemetry(provider, MeterProvider())
-
-
-def stage(name: str, source: str, handler: Any, max_in_flight: int) -> Stage:
-    return Stage(
-        name=name,
-        consumes=source,
-        produces=(source.replace(".in", ".out"),),
-        handler=handler,
-        max_in_flight=max_in_flight,
-    )
-
-
-async def measure(
-    run: Any, cluster: Cluster, source: str, sink: str, value: bytes, count: int, rate: float | None
-) -> tuple[float, float, float]:
-    if rate is None:
-        await fill(cluster, source, value, count)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(stop))
+async def latency(bench: Bench, case: str, prefix: str, records: int) -> tuple[float, float]:
+    worker, source, sink = bench.worker(case, prefix)
+    await make_topics(bench.cluster, bench.project, source, sink, stamp_source=True)
+    keys = [f"r{i}" for i in range(records)]
     try:
-        if rate is not None:
-            await fill(cluster, source, value, count, rate)
-        outputs = await read_timestamps(cluster, sink, count, timeout_s=300)
+        async with OutputWatch(bench.cluster, sink) as watch:
+            await worker.start()
+            await worker.answer()
+            await worker.mark("go")
+            await publish(bench.cluster, source, bench.value, ["warmup"])
+            await watch.wait_for(1, worker)
+            await publish(bench.cluster, source, bench.value, keys, rate=1000)
+            await watch.wait_for(records + 1, worker)
+            await worker.stop()
     finally:
-        stop.set()
-        await task
-    if len(outputs) < count:
-        raise RuntimeError(f"{sink}: only {len(outputs)} of {count} records arrived")
-    inputs = await read_timestamps(cluster, source, count, timeout_s=60)
-    times = sorted(outputs.values())
-    throughput = (len(times) - 1) / max((times[-1] - times[0]) / 1000, 1e-3)
-    latencies = sorted(outputs[k] - inputs[k] for k in outputs)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return throughput, statistics.median(latencies), p99
+        await worker.kill()
+    out = await timestamps(bench.cluster, sink, records + 1)
+    sent = await timestamps(bench.cluster, source, records + 1)
+    latencies = [out[k.encode()] - sent[k.encode()] for k in keys]
+    return quantile(latencies, 0.5), quantile(latencies, 0.99)
 
 
-async def main() -> None:
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def chosen_cases(names: str | None) -> list[Case]:
+    if not names:
+        return list(CASES)
+    by_name = {c.name: c for c in CASES}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {', '.join(unknown)}: choose from {', '.join(by_name)}")
+    return [c for c in CASES if c.name in wanted]
+
+
+def label(case: Case, versions: dict[str, str]) -> str:
+    if case.name == "quixstreams":
+        return f"quixstreams {versions.get('quixstreams', '')} sdf.to_topic"
+    if case.name == "faust":
+        return f"faust-streaming {versions.get('faust-streaming', '')} agent"
+    if case.name == "raw-confluent":
+        return f"raw confluent-kafka {versions.get('confluent-kafka', '')} loop"
+    return case.label
+
+
+async def main(args: argparse.Namespace) -> None:
+    cases = chosen_cases(args.cases)
+    load_at_start = load_average()
+    notes: list[str] = []
+    if any(c.name == "stage-uvloop" for c in cases) and importlib.util.find_spec("uvloop") is None:
+        cases = [c for c in cases if c.name != "stage-uvloop"]
+        notes.append(
+            "stage-uvloop skipped: uvloop is not installed in this venv (pip install 'podium[fast]')"
+        )
+    async with bench_project(console) as project:
+        cluster = project.cluster()
+        if cluster.security != PLAINTEXT and any(c.peer or c.name == "faust" for c in cases):
+            cases = [c for c in cases if not (c.peer or c.name == "faust")]
+            notes.append(
+                "quixstreams, faust and raw-confluent skipped: they connect to a PLAINTEXT cluster only"
+            )
+        pythons = {c.name: Path(sys.executable) for c in CASES}
+        if any(c.peer for c in cases):
+            peer = peer_python(*QUIX)
+            pythons.update({c.name: peer for c in CASES if c.peer})
+        value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 1000})
+        workdir = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
+        bench = Bench(project, cluster, value, workdir, pythons)
+        run = "ptb" + os.urandom(3).hex()
+        rounds: dict[str, list[Run]] = {c.name: [] for c in cases}
+        lat: dict[str, list[tuple[float, float]]] = {c: [] for c in LATENCY_CASES if c in rounds}
+        versions: dict[str, dict[str, str]] = {}
+        for r in range(args.rounds):
+            turn = cases[r % len(cases) :] + cases[: r % len(cases)]
+            for i, case in enumerate(turn):
+                records = args.slow_records if case.slow else args.records
+                with console.status(f"round {r + 1} of {args.rounds}: {case.name}, {records:,} records"):
+                    result, versions[case.name] = await throughput(bench, case, f"{run}.{r}.{i}", records)
+                rounds[case.name].append(result)
+                console.print(
+                    f"round {r + 1}: {case.name:14} {result.msgs_s:10,.0f} msgs/s "
+                    f"{result.cpu_us:7.1f} us/record ({result.cpu_us_whole:.1f} from its start)"
+                )
+            if args.latency_records:
+                for name in lat:
+                    with console.status(f"round {r + 1} of {args.rounds}: {name} at 1000/s"):
+                        lat[name].append(
+                            await latency(bench, name, f"{run}.{r}.lat{name}", args.latency_records)
+                        )
+        kafka = project.settings.kafka_version
+    load = f"{load_at_start} at the start, {load_average()} at the end"
+    summary = summarize(rounds)
+    show(cases, summary, rounds, lat, versions, args, kafka, load, notes)
+    if args.json:
+        write_json(Path(args.json), cases, summary, rounds, lat, versions, args, kafka, load, notes)
+
+
+def show(
+    cases: list[Case],
+    summary: dict[str, Summary],
+    rounds: dict[str, list[Run]],
+    lat: dict[str, list[tuple[float, float]]],
+    versions: dict[str, dict[str, str]],
+    args: argparse.Namespace,
+    kafka: str,
+    load: str,
+    notes: list[str],
+) -> None:
+    slow = f" ({args.slow_records:,} for the 200 ms handler)" if "stage-slow" in summary else ""
+    table = Table(
+        title=f"Pass-through, {args.records:,} x 1 KB records{slow}, {PARTITIONS} partitions, each worker "
+        f"its own process, Kafka {kafka}; medians of {args.rounds} rounds"
+    )
+    for column in ("case", "msgs/s (median)", "vs raw aiokafka (median, min-max)", "worker CPU us/record"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for case in cases:
+        s = summary[case.name]
+        ratio = "-" if s.ratio is None else f"{s.ratio:.2f} ({s.ratio_min:.2f}-{s.ratio_max:.2f})"
+        table.add_row(label(case, versions.get(case.name, {})), f"{s.msgs_s:,.0f}", ratio, f"{s.cpu_us:.0f}")
+    console.print(table)
+    if lat and all(lat.values()):
+        latency_table = Table(
+            title=f"Latency at 1000 records/s ({args.latency_records:,} records), medians of rounds"
+        )
+        for column in ("case", "p50 ms", "p99 ms"):
+            latency_table.add_column(column, justify="left" if column == "case" else "right")
+        for name, runs in lat.items():
+            latency_table.add_row(
+                label(next(c for c in CASES if c.name == name), {}),
+                f"{statistics.median(p50 for p50, _ in runs):.0f}",
+                f"{statistics.median(p99 for _, p99 in runs):.0f}",
+            )
+        console.print(latency_table)
+    console.print("Targets (issue 15), in this run:")
+    for t in targets(rounds, summary):
+        verdict = "[dim]not measured[/]" if t.met is None else "[green]met[/]" if t.met else "[red]not met[/]"
+        console.print(f"  {t.text}: {verdict} - {t.seen}")
+    for note in notes:
+        console.print(f"note: {escape(note)}")
+    console.print(f"load average (1, 5, 15 min): {load}")
+
+
+def write_json(
+    path: Path,
+    cases: list[Case],
+    summary: dict[str, Summary],
+    rounds: dict[str, list[Run]],
+    lat: dict[str, list[tuple[float, float]]],
+    versions: dict[str, dict[str, str]],
+    args: argparse.Namespace,
+    kafka: str,
+    load: str,
+    notes: list[str],
+) -> None:
+    document = {
+        "records": args.records,
+        "slow_records": args.slow_records,
+        "rounds": args.rounds,
+        "partitions": PARTITIONS,
+        "kafka": kafka,
+        "load_average": load,
+        "notes": notes,
+        "cases": {
+            c.name: {
+                "label": label(c, versions.get(c.name, {})),
+                "versions": versions.get(c.name, {}),
+                "rounds": [
+                    {"msgs_s": r.msgs_s, "cpu_us": r.cpu_us, "cpu_us_whole_run": r.cpu_us_whole}
+                    for r in rounds[c.name]
+                ],
+                "median": {
+                    "msgs_s": summary[c.name].msgs_s,
+                    "cpu_us": summary[c.name].cpu_us,
+                    "vs_raw": summary[c.name].ratio,
+                    "vs_raw_min": summary[c.name].ratio_min,
+                    "vs_raw_max": summary[c.name].ratio_max,
+                },
+            }
+            for c in cases
+        },
+        "latency_at_1000_per_s": {
+            name: {"rounds": [{"p50_ms": p50, "p99_ms": p99} for p50, p99 in runs]}
+            for name, runs in lat.items()
+        },
+        "targets": [{"target": t.text, "met": t.met, "seen": t.seen} for t in targets(rounds, summary)],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"wrote {path}")
+
+
+def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=20000)
-    parser.add_argument("--slow-records", type=int, default=10000)
-    parser.add_argument("--latency-records", type=int, default=3000)
-    args = parser.parse_args()
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    tune_worker_process()  # what `podium run` does; it applies to the raw loop as well
-
-    project = Project(load_settings())
-    started = False
-    if not project.settings.bootstrap_servers and project.broker.running() is None:
-        await project.broker.start(echo=console.print)
-        started = True
-    cluster = project.cluster()
-    prefix = "bench" + os.urandom(3).hex()
-    catalog = catalog_for(prefix, project)
-    async with TopicAdmin(cluster) as admin:
-        await admin.apply(catalog)
-    value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 1000})
-
-    def raw(source: str, sink: str) -> Any:
-        return lambda stop: raw_loop(cluster, source, sink, stop)
-
-    def staged(s: Stage, telemetry: Telemetry | None = None) -> Any:
-        async def run(stop: asyncio.Event) -> None:
-            worker = StageWorker(
-                s,
-                cluster=cluster,
-                catalog=catalog,
-                codec=project.codec,
-                group_id=f"{prefix}-{s.name}-{s.consumes}",
-                telemetry=telemetry,
-            )
-            await worker.start()
-            task = asyncio.create_task(worker.run())
-            await stop.wait()
-            worker.request_stop()
-            await task
-
-        return run
-
-    rows = []
-    try:
-        n = args.records
-        with console.status("raw aiokafka, backlog"):
-            raw_tp = await measure(
-                raw(f"{prefix}.raw.in", f"{prefix}.raw.out"),
-                cluster,
-                f"{prefix}.raw.in",
-                f"{prefix}.raw.out",
-                value,
-                n,
-                None,
-            )
-        with console.status("stage runtime, backlog"):
-            st = stage("passthrough", f"{prefix}.stage.in", passthrough, 1000)
-            stage_tp = await measure(staged(st), cluster, st.consumes, st.produces[0], value, n, None)
-        with console.status("raw aiokafka, 1000/s"):
-            raw_lat = await measure(
-                raw(f"{prefix}.lat.raw.in", f"{prefix}.lat.raw.out"),
-                cluster,
-                f"{prefix}.lat.raw.in",
-                f"{prefix}.lat.raw.out",
-                value,
-                args.latency_records,
-                1000,
-            )
-        with console.status("stage runtime, 1000/s"):
-            st_lat = replace(st, consumes=f"{prefix}.lat.stage.in", produces=(f"{prefix}.lat.stage.out",))
-            stage_lat = await measure(
-                staged(st_lat),
-                cluster,
-                st_lat.consumes,
-                st_lat.produces[0],
-                value,
-                args.latency_records,
-                1000,
-            )
-        with console.status("stage runtime, handler awaits 200 ms"):
-            sl = stage("slow", f"{prefix}.slow.in", slow, 1000)
-            spans = replace(st, consumes=f"{prefix}.spans.in", produces=(f"{prefix}.spans.out",))
-            recording = recording_telemetry()
-            spans_tp = await measure(
-                staged(spans, recording), cluster, spans.consumes, spans.produces[0], value, n, None
-            )
-            recording.shutdown()
-            slow_tp = await measure(
-                staged(sl), cluster, sl.consumes, sl.produces[0], value, args.slow_records, None
-            )
-        rows = [
-            ("raw aiokafka consume-produce", raw_tp[0], raw_lat[1], raw_lat[2], 1.0),
-            ("podium stage, pass-through", stage_tp[0], stage_lat[1], stage_lat[2], stage_tp[0] / raw_tp[0]),
-            ("podium stage, pass-through, spans recorded", spans_tp[0], None, None, spans_tp[0] / raw_tp[0]),
-            ("podium stage, 200 ms handler, 1000 in flight", slow_tp[0], None, None, slow_tp[0] / raw_tp[0]),
-        ]
-    finally:
-        if started:
-            project.broker.stop()
-    table = Table(
-        title=f"1 KB Avro records, {PARTITIONS} partitions, one worker process, "
-        f"Kafka {project.settings.kafka_version}"
-    )
-    for column in ("case", "msgs/s", "p50 ms @1000/s", "p99 ms @1000/s", "vs raw"):
-        table.add_column(column, justify="right" if column != "case" else "left")
-    for case, tp, p50, p99, ratio in rows:
-        table.add_row(
-            case,
-            f"{tp:,.0f}",
-            "-" if p50 is None else f"{p50:.0f}",
-            "-" if p99 is None else f"{p99:.0f}",
-            f"{ratio:.2f}",
-        )
-    console.print(table)
-    console.print(
-        f"records: {args.records} backlog, {args.slow_records} slow, {args.latency_records} at 1000/s"
-    )
+    parser.add_argument("--records", type=int, default=20000, help="records per pass-through case and round")
+    parser.add_argument("--slow-records", type=int, default=10000, help="records for the 200 ms handler")
+    parser.add_argument("--rounds", type=int, default=3, help="each case this many times, in turns")
+    parser.add_argument("--latency-records", type=int, default=3000, help="records at 1000/s; 0 skips")
+    parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(c.name for c in CASES)}")
+    parser.add_argument("--json", help="also write the results to this file")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(parse()))
