@@ -2,7 +2,8 @@
 
     python bench/passthrough_workers.py <case> '<json args>'
 
-``args``: ``bootstrap``, ``source``, ``sink``, ``group``; the podium cases also ``in_flight``
+``args``: ``bootstrap``, ``source``, ``sink``, ``group``, ``state_dir`` (faust's and quixstreams'
+data directory); the podium cases also ``in_flight``
 (null: the stage's default) and ``handler_ms``. Each worker consumes ``source`` from its earliest
 offset in the fresh group ``group`` and sends every record's bytes (key, value, headers) to
 ``sink``, committing an input offset only after its output was acknowledged (at-least-once):
@@ -38,7 +39,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -180,7 +180,6 @@ async def podium_stage(args: dict[str, Any]) -> None:
 def faust_agent(args: dict[str, Any]) -> None:
     import faust
 
-    datadir = tempfile.mkdtemp(prefix="bench-faust-")
     app = faust.App(
         args["group"],
         broker="kafka://" + args["bootstrap"],
@@ -188,7 +187,7 @@ def faust_agent(args: dict[str, Any]) -> None:
         key_serializer="raw",
         topic_partitions=PARTITIONS,
         web_enabled=False,
-        datadir=datadir,
+        datadir=args["state_dir"],
     )
     source = app.topic(args["source"], value_type=bytes, key_type=bytes)
     sink = app.topic(args["sink"], value_type=bytes, key_type=bytes)
@@ -215,7 +214,7 @@ def quixstreams_app(args: dict[str, Any]) -> None:
         consumer_group=args["group"],
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
-        state_dir=tempfile.mkdtemp(prefix="bench-quix-"),
+        state_dir=args["state_dir"],
         loglevel="WARNING",
     )
     codecs = {

@@ -59,6 +59,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -118,6 +119,7 @@ class Run:
     msgs_s: float
     cpu_us: float  # worker CPU per record between the 10% and the 90% output marks
     cpu_us_whole: float  # from its clients' start (group join included) to the last output
+    committed: int = 0  # input records its group had committed when it stopped
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,17 @@ async def timestamps(cluster: Cluster, topic: str, count: int, timeout_s: float 
         await consumer.stop()
 
 
+async def committed(cluster: Cluster, group: str, topic: str) -> int:
+    """How many of ``topic``'s records ``group`` has committed (offsets start at 0 here)."""
+    client = cluster.admin()
+    await client.start()
+    try:
+        offsets = await client.list_consumer_group_offsets(group)
+    finally:
+        await client.close()
+    return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
+
+
 # -- one worker process -------------------------------------------------------------------
 @dataclass
 class WorkerProcess:
@@ -381,7 +394,15 @@ class Bench:
 
     def worker(self, case: str, prefix: str, **extra: Any) -> tuple[WorkerProcess, str, str]:
         source, sink = f"{prefix}.in", f"{prefix}.out"
-        args = {"bootstrap": self.cluster.bootstrap, "source": source, "sink": sink, "group": prefix, **extra}
+        state = self.workdir / prefix  # faust's datadir, quixstreams' state_dir
+        args = {
+            "bootstrap": self.cluster.bootstrap,
+            "source": source,
+            "sink": sink,
+            "group": prefix,
+            "state_dir": str(state),
+            **extra,
+        }
         log = self.workdir / f"{prefix}.log"
         return WorkerProcess(case, self.pythons[case], args, log), source, sink
 
@@ -410,7 +431,8 @@ async def throughput(bench: Bench, case: Case, prefix: str, records: int) -> tup
     msgs_s = (len(times) - 1) / max((times[-1] - times[0]) / 1000, 1e-3)
     (out_a, cpu_a), (out_b, cpu_b) = window
     cpu_us = (cpu_b - cpu_a) / max(out_b - out_a, 1) * 1e6
-    return Run(msgs_s, cpu_us, (cpu_stop - cpu_go) / records * 1e6), worker.versions
+    done = await committed(bench.cluster, prefix, source)
+    return Run(msgs_s, cpu_us, (cpu_stop - cpu_go) / records * 1e6, done), worker.versions
 
 
 async def latency(bench: Bench, case: str, prefix: str, records: int) -> tuple[float, float]:
@@ -460,6 +482,37 @@ def label(case: Case, versions: dict[str, str]) -> str:
     return case.label
 
 
+async def measure(
+    bench: Bench, cases: list[Case], args: argparse.Namespace, notes: list[str]
+) -> tuple[dict[str, list[Run]], dict[str, list[tuple[float, float]]], dict[str, dict[str, str]]]:
+    """Every case ``args.rounds`` times, in turns; then the latency runs of the round."""
+    run = "ptb" + os.urandom(3).hex()
+    rounds: dict[str, list[Run]] = {c.name: [] for c in cases}
+    lat: dict[str, list[tuple[float, float]]] = {c: [] for c in LATENCY_CASES if c in rounds}
+    versions: dict[str, dict[str, str]] = {}
+    for r in range(args.rounds):
+        turn = cases[r % len(cases) :] + cases[: r % len(cases)]
+        for i, case in enumerate(turn):
+            records = args.slow_records if case.slow else args.records
+            with console.status(f"round {r + 1} of {args.rounds}: {case.name}, {records:,} records"):
+                result, versions[case.name] = await throughput(bench, case, f"{run}.{r}.{i}", records)
+            rounds[case.name].append(result)
+            if result.committed < records:
+                notes.append(
+                    f"round {r + 1}: {case.name} had committed {result.committed:,} of {records:,} "
+                    "inputs when it stopped"
+                )
+            console.print(
+                f"round {r + 1}: {case.name:14} {result.msgs_s:10,.0f} msgs/s "
+                f"{result.cpu_us:7.1f} us/record ({result.cpu_us_whole:.1f} from its start)"
+            )
+        if args.latency_records:
+            for name in lat:
+                with console.status(f"round {r + 1} of {args.rounds}: {name} at 1000/s"):
+                    lat[name].append(await latency(bench, name, f"{run}.{r}.lat{name}", args.latency_records))
+    return rounds, lat, versions
+
+
 async def main(args: argparse.Namespace) -> None:
     cases = chosen_cases(args.cases)
     load_at_start = load_average()
@@ -483,27 +536,12 @@ async def main(args: argparse.Namespace) -> None:
         value = project.codec.encode("podium.demo.Note", {"request_id": "r", "text": "x" * 1000})
         workdir = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
         bench = Bench(project, cluster, value, workdir, pythons)
-        run = "ptb" + os.urandom(3).hex()
-        rounds: dict[str, list[Run]] = {c.name: [] for c in cases}
-        lat: dict[str, list[tuple[float, float]]] = {c: [] for c in LATENCY_CASES if c in rounds}
-        versions: dict[str, dict[str, str]] = {}
-        for r in range(args.rounds):
-            turn = cases[r % len(cases) :] + cases[: r % len(cases)]
-            for i, case in enumerate(turn):
-                records = args.slow_records if case.slow else args.records
-                with console.status(f"round {r + 1} of {args.rounds}: {case.name}, {records:,} records"):
-                    result, versions[case.name] = await throughput(bench, case, f"{run}.{r}.{i}", records)
-                rounds[case.name].append(result)
-                console.print(
-                    f"round {r + 1}: {case.name:14} {result.msgs_s:10,.0f} msgs/s "
-                    f"{result.cpu_us:7.1f} us/record ({result.cpu_us_whole:.1f} from its start)"
-                )
-            if args.latency_records:
-                for name in lat:
-                    with console.status(f"round {r + 1} of {args.rounds}: {name} at 1000/s"):
-                        lat[name].append(
-                            await latency(bench, name, f"{run}.{r}.lat{name}", args.latency_records)
-                        )
+        try:
+            rounds, lat, versions = await measure(bench, cases, args, notes)
+        except BaseException:
+            console.print(f"the workers' logs are kept in {workdir}")
+            raise
+        shutil.rmtree(workdir, ignore_errors=True)
         kafka = project.settings.kafka_version
     load = f"{load_at_start} at the start, {load_average()} at the end"
     summary = summarize(rounds)
@@ -582,7 +620,12 @@ def write_json(
                 "label": label(c, versions.get(c.name, {})),
                 "versions": versions.get(c.name, {}),
                 "rounds": [
-                    {"msgs_s": r.msgs_s, "cpu_us": r.cpu_us, "cpu_us_whole_run": r.cpu_us_whole}
+                    {
+                        "msgs_s": r.msgs_s,
+                        "cpu_us": r.cpu_us,
+                        "cpu_us_whole_run": r.cpu_us_whole,
+                        "committed": r.committed,
+                    }
                     for r in rounds[c.name]
                 ],
                 "median": {
