@@ -3,10 +3,10 @@
     python bench/passthrough_workers.py <case> '<json args>'
 
 ``args``: ``bootstrap``, ``source``, ``sink``, ``group``, ``state_dir`` (faust's and quixstreams'
-data directory); the podium cases also ``in_flight``
-(null: the stage's default) and ``handler_ms``. Each worker consumes ``source`` from its earliest
-offset in the fresh group ``group`` and sends every record's bytes (key, value, headers) to
-``sink``, committing an input offset only after its output was acknowledged (at-least-once):
+data directory); the podium cases also ``in_flight`` (unset: the stage's default) and
+``handler_ms``. Each worker consumes ``source`` from its earliest offset in the fresh group
+``group`` and sends every record's bytes (key, value, headers) to ``sink``, committing an input
+offset only after its output was acknowledged (at-least-once):
 
 - ``raw-aiokafka``: getmany -> send the same bytes -> await every ack -> commit (the baseline);
 - ``stage``, ``stage-uvloop``, ``stage-slow``: the real :class:`~streams.runtime.StageWorker`
@@ -45,7 +45,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 3
 marks_out = sys.stdout  # where the marks are answered (main() keeps the real stdout for them)
 
@@ -283,7 +282,8 @@ def raw_confluent(args: dict[str, Any]) -> None:
 
 
 ASYNC_CASES = {"raw-aiokafka": raw_aiokafka, "stage": podium_stage, "stage-slow": podium_stage}
-THREAD_CASES = {"faust": faust_agent, "quixstreams": quixstreams_app, "raw-confluent": raw_confluent}
+# These run their own loop (faust, librdkafka's poll), not a coroutine of ours.
+BLOCKING_CASES = {"faust": faust_agent, "quixstreams": quixstreams_app, "raw-confluent": raw_confluent}
 
 
 def main() -> None:
@@ -292,8 +292,8 @@ def main() -> None:
     global marks_out
     marks_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    if case in THREAD_CASES:
-        THREAD_CASES[case](args)
+    if case in BLOCKING_CASES:
+        BLOCKING_CASES[case](args)
     elif case == "stage-uvloop":
         import uvloop
 
@@ -303,7 +303,7 @@ def main() -> None:
         with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
             runner.run(ASYNC_CASES[case](args))
     else:
-        raise SystemExit(f"unknown case {case!r}: one of {sorted([*ASYNC_CASES, *THREAD_CASES])}")
+        raise SystemExit(f"unknown case {case!r}: one of {sorted([*ASYNC_CASES, *BLOCKING_CASES])}")
 
 
 if __name__ == "__main__":
