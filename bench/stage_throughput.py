@@ -48,8 +48,9 @@ minute on a shared machine falls on every case rather than on one.
 Latency (``--latency-records`` at 1000 records/s, 0 skips it), raw aiokafka and the stage, each a
 worker in its own process that one warm-up record went through first: output LogAppendTime minus
 input LogAppendTime (both topics stamped by the broker), p50 and p99, medians over the rounds.
-Uses the running local broker or KAFKA_BOOTSTRAP_SERVERS (bench/local_kafka.py); the peer cases
-need a PLAINTEXT cluster. Not a test: the figures depend on the machine's load (printed).
+Run it from the repository root (``make bench-hotpath`` does). Uses the running local broker or
+KAFKA_BOOTSTRAP_SERVERS (bench/local_kafka.py); the peer cases need a PLAINTEXT cluster. Not a
+test: the figures depend on the machine's load (printed with them).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ async def make_topics(
     client = cluster.admin()
     await client.start()
     try:
-        await client.alter_configs(
+        responses = await client.alter_configs(
             [
                 ConfigResource(
                     ConfigResourceType.TOPIC,
@@ -224,6 +225,10 @@ async def make_topics(
                 for name in stamped
             ]
         )
+        for response in responses:  # the broker answers an error per resource, it raises nothing
+            for code, message, _, name in response.resources:
+                if code:
+                    raise RuntimeError(f"could not stamp {name} with LogAppendTime: {message} ({code})")
     finally:
         await client.close()
 
