@@ -121,6 +121,7 @@ class Run:
     cpu_us: float  # worker CPU per record between the 10% and the 90% output marks
     cpu_us_whole: float  # from its clients' start (group join included) to the last output
     committed: int = 0  # input records its group had committed when it stopped
+    window: float = 0  # outputs between the 10% and the 90% marks (the CPU figure's denominator)
 
 
 @dataclass(frozen=True)
@@ -437,7 +438,7 @@ async def throughput(bench: Bench, case: Case, prefix: str, records: int) -> tup
     (out_a, cpu_a), (out_b, cpu_b) = window
     cpu_us = (cpu_b - cpu_a) / max(out_b - out_a, 1) * 1e6
     done = await committed(bench.cluster, prefix, source)
-    return Run(msgs_s, cpu_us, (cpu_stop - cpu_go) / records * 1e6, done), worker.versions
+    return Run(msgs_s, cpu_us, (cpu_stop - cpu_go) / records * 1e6, done, out_b - out_a), worker.versions
 
 
 async def latency(bench: Bench, case: str, prefix: str, records: int) -> tuple[float, float]:
@@ -502,6 +503,12 @@ async def measure(
             with console.status(f"round {r + 1} of {args.rounds}: {case.name}, {records:,} records"):
                 result, versions[case.name] = await throughput(bench, case, f"{run}.{r}.{i}", records)
             rounds[case.name].append(result)
+            if result.window < records / 2:
+                notes.append(
+                    f"round {r + 1}: {case.name}'s CPU window held {result.window:,.0f} outputs of "
+                    f"{records:,} (it ran faster than the 10 ms polls): read its whole-run figure "
+                    f"({result.cpu_us_whole:.1f} us) in the JSON, or give it more --records"
+                )
             if result.committed < records:
                 notes.append(
                     f"round {r + 1}: {case.name} had committed {result.committed:,} of {records:,} "
@@ -632,6 +639,7 @@ def write_json(
                         "cpu_us": r.cpu_us,
                         "cpu_us_whole_run": r.cpu_us_whole,
                         "committed": r.committed,
+                        "cpu_window_outputs": r.window,
                     }
                     for r in rounds[c.name]
                 ],
