@@ -19,7 +19,9 @@ offset only after its output was acknowledged (at-least-once):
 - ``quixstreams``: ``sdf.to_topic(sink)``; its checkpoint flushes the producer, then commits;
 - ``raw-confluent``: confluent-kafka's Consumer and Producer: consume up to 1,000 -> produce the
   same bytes -> ``flush()`` (every delivery acknowledged; a failed one stops the worker before the
-  commit: ``delivery.report.only.error``) -> synchronous commit.
+  commit: ``delivery.report.only.error``) -> synchronous commit. The blocking API, not the
+  ``confluent_kafka.experimental.aio`` producer 2.12 also has: this case is librdkafka's own
+  ceiling, with no event loop between it and the records (quixstreams pins confluent-kafka <2.13).
 
 The parent measures; the worker only answers (:class:`Marks`, on a thread of its own that costs
 nothing while it waits). Once its imports are done and its clients built, the worker prints
