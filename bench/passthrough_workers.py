@@ -8,7 +8,8 @@ data directory); the podium cases also ``in_flight`` (unset: the stage's default
 ``group`` and sends every record's bytes (key, value, headers) to ``sink``, committing an input
 offset only after its output was acknowledged (at-least-once):
 
-- ``raw-aiokafka``: getmany -> send the same bytes -> await every ack -> commit (the baseline);
+- ``raw-aiokafka``: getmany -> send the same bytes -> await every ack -> commit (the baseline;
+  ``max_batch_size``, if given, is its producer's);
 - ``stage``, ``stage-uvloop``, ``stage-slow``: the real :class:`~streams.runtime.StageWorker`
   through ``streams.runtime``, with ``tune_worker_process()`` as ``podium run`` does; the handler
   returns the record (``stage-slow``: after awaiting ``handler_ms``); ``stage-uvloop`` runs on
@@ -116,7 +117,8 @@ async def raw_aiokafka(args: dict[str, Any]) -> None:
     consumer = cluster.consumer(
         args["source"], group_id=args["group"], enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    producer = cluster.producer(acks="all", enable_idempotence=True, linger_ms=5)
+    batch = {"max_batch_size": int(args["max_batch_size"])} if args.get("max_batch_size") else {}
+    producer = cluster.producer(acks="all", enable_idempotence=True, linger_ms=5, **batch)
     marks = Marks(lambda: loop.call_soon_threadsafe(stopping.set), {"aiokafka": version("aiokafka")})
     marks.wait_for_go()
     await consumer.start()

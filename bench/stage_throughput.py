@@ -16,7 +16,9 @@ Cases (``--cases``, all by default; the worker code is bench/passthrough_workers
                  (bench/peer_venv.py);
   faust          a faust-streaming agent (podium's venv has faust for bench/faust_commit_probe.py);
   raw-confluent  confluent-kafka's Consumer + Producer loop, the same shape as raw-aiokafka, in the
-                 quixstreams venv: what librdkafka itself gives.
+                 quixstreams venv: what librdkafka itself gives;
+  raw-aiokafka-256k  opt-in (only with --cases): raw-aiokafka with a 256 KB producer batch
+                 instead of aiokafka's 16 KB, to show what the batch size alone is worth.
 Every case is at-least-once: an input offset is committed after its output was acknowledged
 (how each library does it: bench/passthrough_workers.py). Podium's cases and raw-aiokafka run
 with ``tune_worker_process()``'s GC settings; the peers as their users run them.
@@ -97,17 +99,34 @@ class Case:
     name: str
     label: str
     peer: bool = False  # runs under the quixstreams venv's interpreter
-    slow: bool = False  # on --slow-records, its handler awaits 200 ms with 1000 in flight
+    slow: bool = False  # on --slow-records
+    worker: str = ""  # the case in bench/passthrough_workers.py: unset, the same name
+    options: dict[str, Any] = field(default_factory=dict)  # the worker's own arguments
+    default: bool = True  # run without --cases
 
 
 CASES = (
     Case("raw-aiokafka", "raw aiokafka loop"),
     Case("stage", "podium stage, pass-through, asyncio loop"),
     Case("stage-uvloop", "podium stage, pass-through, uvloop"),
-    Case("stage-slow", "podium stage, handler awaits 200 ms, 1000 in flight", slow=True),
+    Case(
+        "stage-slow",
+        "podium stage, handler awaits 200 ms, 1000 in flight",
+        slow=True,
+        options={"in_flight": 1000, "handler_ms": 200},
+    ),
     Case("quixstreams", "quixstreams sdf.to_topic", peer=True),
     Case("faust", "faust-streaming agent"),
     Case("raw-confluent", "raw confluent-kafka loop", peer=True),
+    # Opt-in: what the producer's batch size alone does to the baseline (aiokafka's default is
+    # 16 KB, some 15 records of 1 KB per partition per produce request; the stage's is the same).
+    Case(
+        "raw-aiokafka-256k",
+        "raw aiokafka loop, producer max_batch_size 256 KB",
+        worker="raw-aiokafka",
+        options={"max_batch_size": 262144},
+        default=False,
+    ),
 )
 LATENCY_CASES = ("raw-aiokafka", "stage")
 
@@ -414,8 +433,7 @@ class Bench:
 
 
 async def throughput(bench: Bench, case: Case, prefix: str, records: int) -> tuple[Run, dict[str, str]]:
-    extra = {"in_flight": 1000, "handler_ms": 200} if case.slow else {}
-    worker, source, sink = bench.worker("stage-slow" if case.slow else case.name, prefix, **extra)
+    worker, source, sink = bench.worker(case.worker or case.name, prefix, **case.options)
     await make_topics(bench.cluster, bench.project, source, sink, stamp_source=False)
     await publish(bench.cluster, source, bench.value, [f"r{i}" for i in range(records)])
     try:
@@ -469,7 +487,7 @@ def load_average() -> str:
 
 def chosen_cases(names: str | None) -> list[Case]:
     if not names:
-        return list(CASES)
+        return [c for c in CASES if c.default]
     by_name = {c.name: c for c in CASES}
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in by_name]
@@ -515,7 +533,7 @@ async def measure(
                     "inputs when it stopped"
                 )
             console.print(
-                f"round {r + 1}: {case.name:14} {result.msgs_s:10,.0f} msgs/s "
+                f"round {r + 1}: {case.name:17} {result.msgs_s:10,.0f} msgs/s "
                 f"{result.cpu_us:7.1f} us/record ({result.cpu_us_whole:.1f} from its start)"
             )
         if args.latency_records:
@@ -671,7 +689,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--slow-records", type=int, default=10000, help="records for the 200 ms handler")
     parser.add_argument("--rounds", type=int, default=3, help="each case this many times, in turns")
     parser.add_argument("--latency-records", type=int, default=3000, help="records at 1000/s; 0 skips")
-    parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(c.name for c in CASES)}")
+    parser.add_argument(
+        "--cases",
+        help=f"comma-separated, from: {', '.join(c.name for c in CASES)} (default: all but the "
+        f"opt-in {', '.join(c.name for c in CASES if not c.default)})",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     return parser.parse_args()
 
