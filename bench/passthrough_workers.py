@@ -11,9 +11,10 @@ offset only after its output was acknowledged (at-least-once):
 - ``raw-aiokafka``: getmany -> send the same bytes -> await every ack -> commit (the baseline;
   ``max_batch_size``, if given, is its producer's);
 - ``stage``, ``stage-uvloop``, ``stage-slow``: the real :class:`~streams.runtime.StageWorker`
-  through ``streams.runtime``, with ``tune_worker_process()`` as ``podium run`` does; the handler
-  returns the record (``stage-slow``: after awaiting ``handler_ms``); ``stage-uvloop`` runs on
-  uvloop's event loop, the others on asyncio's own;
+  through ``streams.runtime``, with ``tune_worker_process(<loop>)`` before the loop starts, as
+  ``podium run`` does; the handler returns the record (``stage-slow``: after awaiting
+  ``handler_ms``); ``stage-uvloop`` runs on uvloop's event loop (``PODIUM_EVENT_LOOP=uvloop``), the
+  others, raw-aiokafka too, on asyncio's own (``asyncio``);
 - ``faust``: a faust-streaming agent, ``await sink.send(...)`` per event; faust commits an acked
   event's offset only after ``producer.flush()`` (``Consumer._commit_offsets``), so after its
   output's ack;
@@ -107,9 +108,7 @@ def pass_through_catalog_text(source: str, sink: str) -> str:
 async def raw_aiokafka(args: dict[str, Any]) -> None:
     from streams.config import load_settings
     from streams.kafka.connection import Cluster, KafkaSecurity
-    from streams.runtime import tune_worker_process
 
-    tune_worker_process()  # the same GC settings as the stage's: the baseline is not handicapped
     settings = load_settings()
     cluster = Cluster(args["bootstrap"], KafkaSecurity.from_settings(settings))
     stopping = asyncio.Event()
@@ -119,7 +118,8 @@ async def raw_aiokafka(args: dict[str, Any]) -> None:
     )
     batch = {"max_batch_size": int(args["max_batch_size"])} if args.get("max_batch_size") else {}
     producer = cluster.producer(acks="all", enable_idempotence=True, linger_ms=5, **batch)
-    marks = Marks(lambda: loop.call_soon_threadsafe(stopping.set), {"aiokafka": version("aiokafka")})
+    versions = {"aiokafka": version("aiokafka"), "loop": type(loop).__module__}
+    marks = Marks(lambda: loop.call_soon_threadsafe(stopping.set), versions)
     marks.wait_for_go()
     await consumer.start()
     await producer.start()
@@ -144,9 +144,8 @@ async def podium_stage(args: dict[str, Any]) -> None:
     from streams.config import load_settings
     from streams.contracts import parse_catalog
     from streams.kafka.connection import Cluster, KafkaSecurity
-    from streams.runtime import Emit, Project, Record, Stage, StageContext, StageWorker, tune_worker_process
+    from streams.runtime import Emit, Project, Record, Stage, StageContext, StageWorker
 
-    tune_worker_process()
     project = Project(load_settings())
     cluster = Cluster(args["bootstrap"], KafkaSecurity.from_settings(project.settings))
     source, sink = args["source"], args["sink"]
@@ -285,7 +284,12 @@ def raw_confluent(args: dict[str, Any]) -> None:
         consumer.close()
 
 
-ASYNC_CASES = {"raw-aiokafka": raw_aiokafka, "stage": podium_stage, "stage-slow": podium_stage}
+ASYNC_CASES = {
+    "raw-aiokafka": raw_aiokafka,
+    "stage": podium_stage,
+    "stage-uvloop": podium_stage,
+    "stage-slow": podium_stage,
+}
 # These run their own loop (faust, librdkafka's poll), not a coroutine of ours.
 BLOCKING_CASES = {"faust": faust_agent, "quixstreams": quixstreams_app, "raw-confluent": raw_confluent}
 
@@ -298,14 +302,13 @@ def main() -> None:
     os.dup2(2, 1)
     if case in BLOCKING_CASES:
         BLOCKING_CASES[case](args)
-    elif case == "stage-uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(podium_stage(args))
     elif case in ASYNC_CASES:
-        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            runner.run(ASYNC_CASES[case](args))
+        from streams.runtime import tune_worker_process
+
+        # What `podium run` does before its loop starts (GC settings, the event loop), for the
+        # raw baseline too, so that it is not handicapped: asyncio's loop but for stage-uvloop.
+        tune_worker_process("uvloop" if case == "stage-uvloop" else "asyncio")
+        asyncio.run(ASYNC_CASES[case](args))
     else:
         raise SystemExit(f"unknown case {case!r}: one of {sorted([*ASYNC_CASES, *BLOCKING_CASES])}")
 

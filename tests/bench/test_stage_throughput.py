@@ -64,3 +64,11 @@ def test_the_worker_module_imports_only_the_standard_library_at_module_level() -
     names += [n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)]
     foreign = [n for n in names if n.split(".")[0] not in sys.stdlib_module_names | {"__future__"}]
     assert foreign == []
+
+
+def test_the_stage_on_uvloop_is_held_to_the_same_targets_when_it_ran(bench: ModuleType) -> None:
+    rounds = {"raw-aiokafka": runs(bench, 1000), "stage": runs(bench, 500), "stage-uvloop": runs(bench, 700)}
+    found = {t.text: t.met for t in bench.targets(rounds, bench.summarize(rounds))}
+    assert found["stage >= 0.6 of raw aiokafka (median)"] is False
+    assert found["stage on uvloop >= 0.6 of raw aiokafka (median)"] is True
+    assert found["stage on uvloop above faust in every round"] is None
