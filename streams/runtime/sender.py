@@ -95,8 +95,13 @@ class Sender(Generic[T]):
             self._ready.clear()
             self._round, self._waiting = self._waiting, []
             deliveries = await self._produce([item for item, _ in self._round])
+            # One callback per delivery future, telling each of its records in turn: a future
+            # runs each of its callbacks as a loop handle of its own, a thousand for a batch.
+            told: dict[int, tuple[asyncio.Future[Any], list[Acknowledged]]] = {}
             for (_, acknowledged), delivery in zip(self._round, deliveries, strict=True):
-                delivery.add_done_callback(acknowledged)
+                told.setdefault(id(delivery), (delivery, []))[1].append(acknowledged)
+            for delivery, acknowledgements in told.values():
+                delivery.add_done_callback(functools.partial(_tell, acknowledgements))
             self._round = []
 
     def _fail_all(self, task: asyncio.Task[None]) -> None:
@@ -118,6 +123,11 @@ class Sender(Generic[T]):
         failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         failed.set_exception(stopped)
         return failed
+
+
+def _tell(acknowledgements: list[Acknowledged], delivery: asyncio.Future[Any]) -> None:
+    for acknowledged in acknowledgements:
+        acknowledged(delivery)
 
 
 def _relay(delivery: asyncio.Future[Any], acked: asyncio.Future[Any]) -> None:

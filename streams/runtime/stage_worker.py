@@ -324,9 +324,8 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             if batch is None:
                 batch = _Batch(time.perf_counter())
             batch.left += 1
-            task = asyncio.create_task(self._run(_Settling(ticket, record, batch)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # Tracked for the wind-down; each forgets itself when it ends (no done callback).
+            self._tasks.add(asyncio.create_task(self._run(_Settling(ticket, record, batch))))
 
     def _refill(self) -> None:
         """Start what waits once the records settling in this turn of the loop have settled:
@@ -367,6 +366,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         except Exception as exc:  # noqa: BLE001
             self._internal_error(settling, exc)
             return
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
         settling.outputs = outputs
         settling.unacked = len(outputs)
         settling.generation = self._generation
