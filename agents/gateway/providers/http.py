@@ -2,18 +2,24 @@
 Messages (Anthropic has no embeddings API: its ``embed`` refuses, and the config refuses an
 Anthropic route in an embeddings chain before that).
 
-One pooled ``httpx.AsyncClient`` per provider, no retries of its own (the gateway is the one
-retry layer), every call bounded by a timeout the caller passes (never beyond the request's
-deadline). Failures become :mod:`agents.gateway.errors` types; an API key is sent in a header
-and nowhere else (its repr is masked). What goes on the wire and what comes back (messages,
-tools, tool calls, structured output) is translated by :mod:`agents.gateway.providers.wire`.
+One ``httpx.AsyncClient`` per provider, over one aiohttp connector by default (a ``transport``
+passed in replaces it: tests pass ``httpx.MockTransport`` or an ASGI app's), no retries of its
+own (the gateway is the one retry layer), every call bounded by a timeout the caller passes
+(never beyond the request's deadline): a whole answer within it, a stream's head within it and
+then no gap between its chunks longer. Failures become :mod:`agents.gateway.errors` types
+(:mod:`agents.gateway.providers.transport` says which never left this process); an API key is
+sent in a header and nowhere else (its repr is masked). What goes on the wire and what comes
+back (messages, tools, tool calls, structured output) is translated by
+:mod:`agents.gateway.providers.wire`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +42,13 @@ from agents.gateway.providers.protocol import (
     Embeddings,
     StreamPiece,
 )
+from agents.gateway.providers.transport import (
+    TRANSPORT_ERRORS,
+    call_timeout,
+    default_transport,
+    never_sent,
+    timed_out,
+)
 from agents.gateway.providers.wire import (
     REPLY_TOOL,
     anthropic_body,
@@ -50,11 +63,6 @@ from agents.gateway.sse import AnthropicStream, OpenAIStream, SseDecoder
 __all__ = ["AnthropicProvider", "OpenAIProvider"]
 
 
-# Failures before a connection carried the request: the provider never saw it, so it billed
-# nothing (a budget releases the call's hold). Any later transport failure may have run the model.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 @dataclass(repr=False)
 class _HttpProvider:
     name: str
@@ -62,32 +70,13 @@ class _HttpProvider:
     api_key: str = field(default="")
     transport: httpx.AsyncBaseTransport | None = None
 
-    # httpcore's pool walks all of its connections on every request, and quadratically when
-    # many are idle: with hundreds of calls in flight one big pool spent most of a worker's CPU
-    # (bench/support_pipeline.py under cProfile). Several small pools keep each walk short.
-    POOLS = 16
-    CONNECTIONS_PER_POOL = 64
-
     def __post_init__(self) -> None:
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/"),
-                transport=self.transport,
-                limits=httpx.Limits(
-                    max_connections=self.CONNECTIONS_PER_POOL,
-                    max_keepalive_connections=self.CONNECTIONS_PER_POOL,
-                ),
-                headers=self._auth_headers(),
-            )
-            for _ in range(self.POOLS if self.transport is None else 1)
-        ]
-        self._next = 0
-
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        """The next pool, round robin."""
-        self._next = (self._next + 1) % len(self._clients)
-        return self._clients[self._next]
+        base_url = self.base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            transport=self.transport or default_transport(base_url),
+            headers=self._auth_headers(),
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=***)"
@@ -96,8 +85,7 @@ class _HttpProvider:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
     # Subclasses name their endpoint, request body and stream accumulator.
     _path = ""
@@ -117,15 +105,17 @@ class _HttpProvider:
         ProviderError carrying what it used (``partial_usage``, estimated, arguments counted)."""
         started, first = time.perf_counter(), None
         decoder, state = SseDecoder(), self._accumulator(request)
+        chunks = self._open_stream(self._path, self._body(request, True), timeout_s, headers or {})
         try:
-            async for chunk in self._open_stream(
-                self._path, self._body(request, True), timeout_s, headers or {}
-            ):
-                for event in decoder.feed(chunk):
-                    text = state.add(event)
-                    if text:
-                        first = first if first is not None else time.perf_counter() - started
-                        yield StreamPiece(text=text)
+            # Closed here when this stream is left mid-way (closed or cancelled), not whenever
+            # the collector finalizes it: its connection is free for the next call at once.
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        text = state.add(event)
+                        if text:
+                            first = first if first is not None else time.perf_counter() - started
+                            yield StreamPiece(text=text)
         except ProviderError as exc:
             if may_have_billed(exc):  # not a stream refused before it ran: that bills nothing
                 exc.partial_usage = state.final_usage()
@@ -151,35 +141,58 @@ class _HttpProvider:
         self, path: str, body: dict[str, Any], timeout_s: float, extra: dict[str, str]
     ) -> httpx.Response:
         try:
-            response = await self._client.post(path, json=body, timeout=timeout_s, headers=extra)
-        except _NOT_SENT as exc:
-            raise Unreachable(f"{self.name}: {type(exc).__name__}: {exc}", sent=False) from exc
-        except httpx.TimeoutException as exc:
-            raise Unreachable(f"{self.name}: no answer within {timeout_s:.2f}s") from exc
-        except httpx.TransportError as exc:
-            raise Unreachable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+            async with asyncio.timeout(timeout_s):  # the whole call, the write aiohttp leaves unbounded too
+                response = await self._client.post(
+                    path, json=body, timeout=call_timeout(timeout_s), headers=extra
+                )
+        except TRANSPORT_ERRORS as exc:
+            if never_sent(exc):  # the provider never saw it, so it billed nothing
+                raise Unreachable(f"{self.name}: {_name(exc)}: {exc}", sent=False) from exc
+            if timed_out(exc):
+                raise Unreachable(f"{self.name}: no answer within {timeout_s:.2f}s") from exc
+            raise Unreachable(f"{self.name}: {_name(exc)}: {exc}") from exc
         if response.status_code >= 400:
             raise _status_error(response)
         return response
 
     async def _open_stream(
         self, path: str, body: dict[str, Any], timeout_s: float, extra: dict[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
+        """The body's chunks as they come: its head within ``timeout_s``, then no gap longer
+        (the read timeout). Left mid-way (closed or cancelled), the response is closed, and a
+        connection whose body was not read to its end is closed rather than pooled."""
+        request = self._client.build_request(
+            "POST", path, json=body, timeout=call_timeout(timeout_s), headers=extra
+        )
         try:
-            async with self._client.stream(
-                "POST", path, json=body, timeout=timeout_s, headers=extra
-            ) as response:
-                if response.status_code >= 400:
+            async with asyncio.timeout(timeout_s):
+                response = await self._client.send(request, stream=True)
+        except TRANSPORT_ERRORS as exc:
+            raise self._broken(exc, timeout_s) from exc
+        try:
+            if response.status_code >= 400:
+                async with asyncio.timeout(timeout_s):
                     await response.aread()
-                    raise _status_error(response)
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-        except _NOT_SENT as exc:
-            raise StreamBroken(f"{self.name}: stream not opened: {type(exc).__name__}", sent=False) from exc
-        except httpx.TimeoutException as exc:
-            raise StreamBroken(f"{self.name}: stream stalled past {timeout_s:.2f}s") from exc
-        except httpx.TransportError as exc:
-            raise StreamBroken(f"{self.name}: stream cut: {type(exc).__name__}") from exc
+                raise _status_error(response)
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except TRANSPORT_ERRORS as exc:
+            raise self._broken(exc, timeout_s) from exc
+        finally:
+            await response.aclose()
+
+    def _broken(self, exc: BaseException, timeout_s: float) -> StreamBroken:
+        if never_sent(exc):
+            return StreamBroken(f"{self.name}: stream not opened: {_name(exc)}", sent=False)
+        if timed_out(exc):
+            return StreamBroken(f"{self.name}: stream stalled past {timeout_s:.2f}s")
+        return StreamBroken(f"{self.name}: stream cut: {_name(exc)}")
+
+
+def _name(exc: BaseException) -> str:
+    """The failure's own name: aiohttp's error under the httpx one it was mapped to, if any."""
+    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else None
+    return type(cause if cause is not None else exc).__name__
 
 
 def _status_error(response: httpx.Response) -> ProviderError:
