@@ -1,38 +1,119 @@
-"""Gateway overhead per call against a bare httpx call to the provider simulator, same run.
+"""The model gateway against bare httpx and LiteLLM on the provider simulator, in one run.
 
-    .venv/bin/python bench/gateway_overhead.py [--calls 2000] [--in-flight 500]
+    .venv/bin/python bench/gateway_overhead.py [--calls 1500] [--in-flight 500] [--sequential 2000]
+        [--latency-ms 1000] [--modes together,spread] [--no-litellm] [--uvloop]
 
-1. Sequential calls with the simulator at 0 ms latency: p50/p99 of a bare httpx POST to
-   /v1/chat/completions and of ModelGateway.complete (one route: error mapping, breaker, rate
-   limiter, cost, spans off), and the ratio. The difference is the gateway's own cost.
-2. 1 s simulated latency, ``--in-flight`` calls at once through one gateway: calls/s sustained.
-The simulator is a stand-in, not a model; it runs in this process's machine, on loopback.
+The simulator (a stand-in, not a model: no jitter, tokens as fast as they go) runs in a process
+of its own, and so does every client case (bench/gateway_cases.py); LiteLLM's cases run with the
+interpreter of a venv of the bench's own (bench/peer_venv.py: LiteLLM is not podium's
+dependency), against the same simulator with its OpenAI-compatible provider and ``api_base``.
+
+1. Sequential calls, simulator at 0 ms: per-call p50 and p99 of a bare httpx POST over httpx's
+   own transport, the same over ``httpx-aiohttp``'s AiohttpTransport, ``ModelGateway.complete``
+   (one route: error mapping, breaker, rate limiter, cost, metrics; no span sampled) and
+   LiteLLM's ``acompletion`` and ``Router.acompletion``, interleaved call by call within each
+   process. Overhead: the case's p50 (p99) minus that of a bare httpx POST over AiohttpTransport
+   in the same process (the transport the gateway's providers use). Target: p99 < 1 ms.
+2. ``--in-flight`` calls at once at ``--latency-ms`` (so the limit is in-flight / latency calls/s),
+   ``--calls`` calls after one warm-up call per slot: calls/s while every slot is busy, and the
+   client process's CPU per call (``time.process_time``). Two ways to start the slots:
+   ``together`` (all at once, as issue 15 measured: every slot then answers in the same burst,
+   one latency apart, so a call waits for the whole burst's client work) and ``spread`` (starts
+   one latency / in-flight apart, as calls arriving at that rate would). Target: the gateway at
+   >= 0.9 of the limit. The simulator's CPU per call (warm-up included) says whether it was
+   the limit instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import httpx
+from peer_venv import peer_python
 from rich.console import Console
 from rich.table import Table
 
-from agents.gateway.gateway import CallPolicy, ModelGateway, Route
-from agents.gateway.pricing import Price, PriceTable
-from agents.gateway.providers.http import OpenAIProvider
-from agents.gateway.providers.protocol import ChatRequest
-from agents.gateway.providers.simulator import SimConfig, SimulatorServer
-
-BODY = {
-    "model": "small",
-    "messages": [{"role": "user", "content": "How do I reset my password?"}],
-    "max_tokens": 64,
+BENCH = Path(__file__).resolve().parent
+CASES = BENCH / "gateway_cases.py"
+LITELLM = ["litellm==1.110.2", "httpx-aiohttp==0.2.0"]
+ROWS = {
+    "httpx": "bare httpx, httpcore pool",
+    "httpx-aiohttp": "bare httpx, AiohttpTransport",
+    "gateway": "ModelGateway.complete",
+    "gateway-stream": "ModelGateway.stream (SSE)",
+    "litellm": "LiteLLM acompletion",
+    "litellm-router": "LiteLLM Router",
 }
-REQUEST = ChatRequest(model="small", messages=BODY["messages"], max_tokens=64)  # type: ignore[arg-type]
-PRICES = PriceTable({"small": Price(0.15, 0.6)})
+
+
+@dataclass
+class Row:
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    overhead: tuple[float, float] | None = None
+    rates: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _cpu_s(pid: int) -> float:
+    """A process's CPU seconds so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def simulator(latency_ms: float) -> Iterator[tuple[str, int]]:
+    """The simulator in a process of its own: its URL and pid."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(CASES), "sim", "--latency-ms", str(latency_ms), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the provider simulator did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run_case(python: Path, case: str, *args: str) -> dict[str, Any]:
+    """One client case in a process of its own: the JSON line it printed."""
+    done = subprocess.run(
+        [str(python), str(CASES), case, *args], capture_output=True, text=True, check=False, cwd=BENCH
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{case} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -40,88 +121,141 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def sequential(url: str, calls: int) -> tuple[list[float], list[float]]:
-    bare, gated = [], []
-    async with httpx.AsyncClient(base_url=url + "/v1") as client:
-        provider = OpenAIProvider("sim", url + "/v1")
-        gateway = ModelGateway({"sim": provider}, PRICES)
-        policy = CallPolicy(chain=(Route("sim", "small"),), timeout_s=10)
-        for _ in range(50):  # warm both paths
-            await client.post("/chat/completions", json=BODY)
-            await gateway.complete(REQUEST, policy)
-        for _ in range(calls):
-            t = time.perf_counter()
-            (await client.post("/chat/completions", json=BODY)).json()
-            bare.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            await gateway.complete(REQUEST, policy)
-            gated.append(time.perf_counter() - t)
-        await provider.aclose()
-    return bare, gated
+def sequential(rows: dict[str, Row], url: str, groups: list[tuple[Path, list[str]]], args: Any) -> None:
+    for python, names in groups:
+        extra = ["--uvloop"] if args.uvloop and python == Path(sys.executable) else []
+        also = ",".join(names[1:])
+        times = run_case(
+            python, names[0], "--url", url, "--sequential", str(args.sequential), "--also", also, *extra
+        )["sequential"]
+        base = times["httpx-aiohttp"]
+        for name, values in times.items():
+            row = rows.setdefault(name, Row())
+            if row.p50_ms is not None:
+                continue  # the baseline comes along in every process: keep podium's own
+            row.p50_ms, row.p99_ms = pct(values, 0.5), pct(values, 0.99)
+            if name not in ("httpx", "httpx-aiohttp"):
+                row.overhead = (pct(values, 0.5) - pct(base, 0.5), pct(values, 0.99) - pct(base, 0.99))
 
 
-async def concurrent_bare(url: str, in_flight: int, rounds: int) -> float:
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url + "/v1", limits=limits, timeout=30) as client:
-        started = time.perf_counter()
-        for _ in range(rounds):
-            await asyncio.gather(*(client.post("/chat/completions", json=BODY) for _ in range(in_flight)))
-        return in_flight * rounds / (time.perf_counter() - started)
+def concurrent(
+    rows: dict[str, Row], url: str, sim_pid: int, cases: list[tuple[Path, str]], args: Any
+) -> None:
+    spreads = {"together": 0.0, "spread": args.latency_ms / 1000}
+    for mode in args.modes.split(","):
+        for python, name in cases:
+            extra = ["--uvloop"] if args.uvloop and python == Path(sys.executable) else []
+            sim_before = _cpu_s(sim_pid)
+            result = run_case(
+                python,
+                name,
+                "--url",
+                url,
+                "--calls",
+                str(args.calls),
+                "--in-flight",
+                str(args.in_flight),
+                "--spread-s",
+                str(spreads[mode]),
+                *extra,
+            )
+            result["sim_cpu_ms_per_call"] = (
+                (_cpu_s(sim_pid) - sim_before) * 1000 / (args.calls + args.in_flight)
+            )
+            rows.setdefault(name, Row()).rates[mode] = result
+            print(
+                f"  {mode:8s} {name:15s} {result['calls_per_s']:6.0f} calls/s, "
+                f"{result['cpu_ms_per_call']:.2f} ms CPU/call, load {os.getloadavg()[0]:.1f}",
+                file=sys.stderr,
+            )
 
 
-async def concurrent(url: str, in_flight: int, rounds: int) -> float:
-    provider = OpenAIProvider("sim", url + "/v1")
-    gateway = ModelGateway({"sim": provider}, PRICES)
-    policy = CallPolicy(chain=(Route("sim", "small"),), timeout_s=30)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        await asyncio.gather(*(gateway.complete(REQUEST, policy) for _ in range(in_flight)))
-    elapsed = time.perf_counter() - started
-    await provider.aclose()
-    return in_flight * rounds / elapsed
+def table(rows: dict[str, Row], args: Any, load: tuple[float, float]) -> Table:
+    limit = args.in_flight / (args.latency_ms / 1000)
+    modes = args.modes.split(",")
+    title = (
+        f"Model gateway, simulator in its own process (stand-in, loopback), {args.sequential} "
+        f"sequential calls at 0 ms; {args.calls} calls, {args.in_flight} in flight at "
+        f"{args.latency_ms:.0f} ms (limit {limit:.0f} calls/s); load average {load[0]:.1f} -> {load[1]:.1f}"
+    )
+    result = Table(title=title, title_justify="left")
+    result.add_column("case")
+    for column in ("p50 ms", "p99 ms", "overhead p50/p99"):
+        result.add_column(column, justify="right")
+    for mode in modes:
+        result.add_column(f"calls/s {mode}", justify="right")
+        result.add_column("/limit, /bare", justify="right")
+        result.add_column("CPU ms", justify="right")
+    result.add_column("sim CPU ms", justify="right")
+    bare = rows.get("httpx", Row()).rates
+    for name, label in ROWS.items():
+        row = rows.get(name)
+        if row is None:
+            continue
+        cells = [
+            label,
+            f"{row.p50_ms:.2f}" if row.p50_ms is not None else "",
+            f"{row.p99_ms:.2f}" if row.p99_ms is not None else "",
+            f"{row.overhead[0]:.2f} / {row.overhead[1]:.2f}" if row.overhead else "",
+        ]
+        for mode in modes:
+            rate = row.rates.get(mode)
+            if rate is None:
+                cells += ["", "", ""]
+                continue
+            versus = bare.get(mode)
+            ratio = f", {rate['calls_per_s'] / versus['calls_per_s']:.2f}x" if versus else ""
+            cells += [
+                f"{rate['calls_per_s']:,.0f}",
+                f"{rate['calls_per_s'] / limit:.2f}{ratio}",
+                f"{rate['cpu_ms_per_call']:.2f}",
+            ]
+        sims = [r["sim_cpu_ms_per_call"] for r in row.rates.values()]
+        cells.append(f"{statistics.mean(sims):.2f}" if sims else "")
+        result.add_row(*cells)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=1500)
     parser.add_argument("--in-flight", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=1000)
+    parser.add_argument("--sequential", type=int, default=2000)
+    parser.add_argument("--modes", default="together,spread", help="together, spread or both")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--uvloop", action="store_true", help="podium's client cases on uvloop")
     args = parser.parse_args()
-    console = Console(width=120)
-    with SimulatorServer(SimConfig(latency_ms=0, jitter_ms=0, tokens_per_s=1e9)) as url:
-        bare, gated = asyncio.run(sequential(url, args.calls))
-    with SimulatorServer(SimConfig(latency_ms=1000, jitter_ms=0, tokens_per_s=1e9)) as url:
-        bare_rate = asyncio.run(concurrent_bare(url, args.in_flight, args.rounds))
-        rate = asyncio.run(concurrent(url, args.in_flight, args.rounds))
-    table = Table(title=f"{args.calls} sequential calls, simulator at 0 ms (stand-in, loopback)")
-    for column in ("path", "p50 ms", "p99 ms", "mean ms"):
-        table.add_column(column, justify="left" if column == "path" else "right")
-    for name, values in (("bare httpx POST", bare), ("ModelGateway.complete", gated)):
-        table.add_row(
-            name,
-            f"{pct(values, 0.5):.2f}",
-            f"{pct(values, 0.99):.2f}",
-            f"{statistics.mean(values) * 1000:.2f}",
-        )
-    overhead = [g - b for g, b in zip(sorted(gated), sorted(bare), strict=True)]
-    table.add_row(
-        "gateway overhead",
-        f"{pct(overhead, 0.5):.2f}",
-        f"{pct(overhead, 0.99):.2f}",
-        f"{(statistics.mean(gated) - statistics.mean(bare)) * 1000:.2f}",
-    )
-    table.add_row(
-        "ratio gateway / bare",
-        f"{pct(gated, 0.5) / pct(bare, 0.5):.2f}",
-        f"{pct(gated, 0.99) / pct(bare, 0.99):.2f}",
-        "",
-    )
-    console.print(table)
+    if args.uvloop:
+        import importlib.util
+
+        if importlib.util.find_spec("uvloop") is None:
+            parser.error("--uvloop: uvloop is not installed in this venv (pip install uvloop)")
+    podium = Path(sys.executable)
+    groups = [(podium, ["httpx", "httpx-aiohttp", "gateway"])]
+    cases = [(podium, name) for name in ("httpx", "httpx-aiohttp", "gateway", "gateway-stream")]
+    if not args.no_litellm:
+        peer = peer_python("litellm", LITELLM)
+        groups.append((peer, ["litellm", "litellm-router"]))
+        cases += [(peer, "litellm"), (peer, "litellm-router")]
+    load_before = os.getloadavg()[0]
+    rows: dict[str, Row] = {}
+    print("sequential calls at 0 ms ...", file=sys.stderr)
+    with simulator(0) as (url, _):
+        sequential(rows, url, groups, args)
+    print(f"{args.in_flight} in flight at {args.latency_ms:.0f} ms ...", file=sys.stderr)
+    with simulator(args.latency_ms) as (url, pid):
+        concurrent(rows, url, pid, cases, args)
+    console = Console(width=200)
+    console.print(table(rows, args, (load_before, os.getloadavg()[0])))
+    loop = "uvloop" if args.uvloop else "asyncio"
     console.print(
-        f"1 s simulated latency, {args.in_flight} in flight: bare httpx {bare_rate:,.0f} calls/s, gateway "
-        f"{rate:,.0f} calls/s (ratio {rate / bare_rate:.2f}; ceiling {args.in_flight} calls/s)"
+        f"Client event loop: {loop} for podium's cases, asyncio for LiteLLM's (LiteLLM "
+        f"{LITELLM[0].split('==')[1]}). Bare httpx: one pool of 600 connections. Overhead (ms): "
+        "p50 (p99) minus a bare httpx POST's over AiohttpTransport in the same process. CPU ms: "
+        "the client process's CPU per call; sim CPU ms: the simulator's (warm-up included)."
     )
 
 
