@@ -166,15 +166,17 @@ async def sequential(url: str, names: list[str], calls: int) -> dict[str, Any]:
 
 async def in_flight(url: str, name: str, calls: int, limit: int, spread_s: float) -> dict[str, Any]:
     """``calls`` calls, ``limit`` at once, after one warm-up call per slot (so the pool holds its
-    connections before the clock starts). The slots start ``spread_s / limit`` apart (0: all
+    connections before the clock starts; a warm-up call may fail, and a measured one is counted
+    by its error's type). The slots start ``spread_s / limit`` apart (0: all
     together) and each starts its next call when one ends. Measured while every slot is busy
     (from the last slot's first start to the last call's start): calls started per second, and
     this process's CPU per call over that window (the rate calls end at, in a steady state)."""
     made, close = await FACTORIES[name](url)
     call = made[name]
-    await asyncio.gather(*(call() for _ in range(limit)))
+    await asyncio.gather(*(call() for _ in range(limit)), return_exceptions=True)
     left = calls
     window: dict[str, float] = {}
+    failed: dict[str, int] = {}
 
     async def worker(slot: int, started: float) -> None:
         nonlocal left
@@ -185,7 +187,10 @@ async def in_flight(url: str, name: str, calls: int, limit: int, spread_s: float
             left -= 1
             if left == 0:
                 window.update(end=time.perf_counter(), cpu=time.process_time() - window["cpu"])
-            await call()
+            try:
+                await call()
+            except Exception as exc:  # noqa: BLE001 - a failed call is counted and shown, not fatal
+                failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(slot, started) for slot in range(limit)))
@@ -194,11 +199,12 @@ async def in_flight(url: str, name: str, calls: int, limit: int, spread_s: float
     counted = window["left"] - 1  # the starts after the window opened, up to the last one
     span = window["end"] - window["start"]
     return {
-        "calls_per_s": counted / span,
+        "calls_per_s": (counted - sum(failed.values())) / span,  # the calls that failed do not count
         "cpu_ms_per_call": window["cpu"] * 1000 / counted,
         "window_s": span,
         "elapsed_s": elapsed,
         "all_calls_per_s": calls / elapsed,
+        "failed": failed,
     }
 
 

@@ -187,6 +187,7 @@ def table(rows: dict[str, Row], args: Any, load: tuple[float, float]) -> Table:
         result.add_column("/limit, /bare", justify="right")
         result.add_column("CPU ms", justify="right")
     result.add_column("sim CPU ms", justify="right")
+    result.add_column("failed calls", justify="left")
     bare = rows.get("httpx", Row()).rates
     for name, label in ROWS.items():
         row = rows.get(name)
@@ -212,6 +213,10 @@ def table(rows: dict[str, Row], args: Any, load: tuple[float, float]) -> Table:
             ]
         sims = [r["sim_cpu_ms_per_call"] for r in row.rates.values()]
         cells.append(f"{statistics.mean(sims):.2f}" if sims else "")
+        failed = {
+            f"{mode} {kind}": count for mode, r in row.rates.items() for kind, count in r["failed"].items()
+        }
+        cells.append(", ".join(f"{count} {what}" for what, count in failed.items()) or "none")
         result.add_row(*cells)
     return result
 
