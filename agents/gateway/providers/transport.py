@@ -2,8 +2,11 @@
 
 The providers speak httpx's API; underneath, by default, an aiohttp connector does the I/O
 (``httpx-aiohttp``'s ``AiohttpTransport``). httpcore's pool spent most of a worker's CPU with
-hundreds of calls in flight: 12.6 ms of client CPU per call and 71 calls/s at 500 in flight and
-1 s of latency, against 0.67 ms and 400 calls/s over aiohttp (bench/gateway_overhead.py).
+hundreds of calls in flight: at 500 in flight and 1 s of latency, 12.6 ms of client CPU per call
+and 71 calls/s, against 0.67 ms and 400 calls/s over aiohttp (issue 15; bench/gateway_overhead.py
+measures both beside the gateway). One connector serves all of a provider's calls: it keeps its
+idle connections per host in a queue, so unlike httpcore's pool (which the providers split into
+16 small ones) it does not slow down as it grows, and several did not measure faster.
 
 How httpx's settings reach aiohttp (``AiohttpTransport.handle_async_request``): the connect
 timeout becomes aiohttp's ``sock_connect``, the read timeout ``sock_read`` (the wait for the
