@@ -111,8 +111,8 @@ class RequestHeaders:
         return self.traceparent.split("-")[1] if self.traceparent else None
 
     def evolve(self, **changes: Any) -> RequestHeaders:
-        """``dataclasses.replace`` for the hot path: every record takes two or three of these,
-        and replace's generic __init__ (5 us) was a measurable part of a stage's CPU (1 us)."""
+        """``dataclasses.replace`` for the hot path: every record takes two or three of these;
+        replace costs about 5 us here (its generic __init__), this about 1 us."""
         new = object.__new__(RequestHeaders)
         unknown = changes.keys() - self.__dict__.keys()
         if unknown:

@@ -165,10 +165,7 @@ class Cluster:
         return f"{self.bootstrap} ({self.security.describe()})"
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
-        # aiokafka sends one produce request per broker at a time, each with one batch per
-        # partition: its 16 KB default batch capped a producer at a few thousand 1 KB records a
-        # second per partition and round trip. 1 MB is librdkafka's default (batch.size).
-        return _Producer(self, **self._options({"max_batch_size": 1_000_000, **options}))
+        return _Producer(self, **self._options(options))
 
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         return _Consumer(self, *topics, **self._options(options))

@@ -14,6 +14,7 @@ so that a refusal is about that record only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -24,13 +25,20 @@ from streams.runtime.outcome import Output
 __all__ = ["produce_round", "send_alone"]
 
 _PARTITIONER = DefaultPartitioner()
+_RECORD_FRAMING = 64  # a v2 record's varints, attributes and deltas, generously
 
 TopicPartition = tuple[str, int]
 
 
-async def produce_round(producer: AIOKafkaProducer, outputs: list[Output]) -> list[asyncio.Future[Any]]:
+async def produce_round(
+    producer: AIOKafkaProducer, outputs: list[Output], limits: Mapping[str, int]
+) -> list[asyncio.Future[Any]]:
     """Each output's delivery future (shared by the outputs of one batch); what the producer
-    refuses fails the outputs of its batch, or the one output it could not take."""
+    refuses fails the outputs of its batch, or the one output it could not take.
+
+    ``limits``: each topic's ``max.message.bytes``. The broker measures a whole batch against it,
+    so a topic's batch is cut before it would pass it (the producer's own batch size is larger).
+    """
     deliveries: list[asyncio.Future[Any] | None] = [None] * len(outputs)
     open_batches: dict[TopicPartition, tuple[Any, list[int]]] = {}
     partitions: dict[str, list[int]] = {}
@@ -38,6 +46,9 @@ async def produce_round(producer: AIOKafkaProducer, outputs: list[Output]) -> li
         try:
             tp = await _partition_of(producer, out, partitions)
             batch = open_batches.get(tp)
+            if batch is not None and batch[0].size() + _size(out) > limits.get(out.topic, 0):
+                await _send_batch(producer, tp, *open_batches.pop(tp), deliveries)
+                batch = None
             if batch is None:
                 batch = open_batches[tp] = (producer.create_batch(), [])
             if batch[0].append(timestamp=None, key=out.key, value=out.value, headers=out.headers) is None:
@@ -53,6 +64,12 @@ async def produce_round(producer: AIOKafkaProducer, outputs: list[Output]) -> li
         await _send_batch(producer, tp, builder, indices, deliveries)
     assert all(d is not None for d in deliveries)
     return deliveries  # type: ignore[return-value]
+
+
+def _size(out: Output) -> int:
+    """An upper bound of what ``out`` adds to a batch: its bytes and the record's framing."""
+    headers = sum(len(k) + len(v) + 10 for k, v in out.headers)
+    return len(out.key or b"") + len(out.value or b"") + headers + _RECORD_FRAMING
 
 
 async def send_alone(producer: AIOKafkaProducer, out: Output) -> None:

@@ -34,7 +34,8 @@ Records are started in batches: whatever the scheduler gives to the slots free a
 (after a fetch, or once the acknowledgements of one produce batch have settled their records)
 starts together, each on a task of its own (a handler may await for seconds; the others go on),
 and the duration histogram is recorded once per batch. A failed send leaves the fast path: the
-record's own task delivers it again with backoff, or dead-letters it when the broker refuses.
+record's outputs are delivered again by a task of its own, one record at a time, each output in
+a batch of its own: with backoff, or to the dead letter when the broker refuses it alone.
 
 What a record becomes (the value in 1, then 3 and 4) is :class:`~streams.runtime.outcome.Outcomes`;
 the task that relays step 5's records is a :class:`~streams.runtime.sender.Sender`; the worker's
@@ -51,15 +52,16 @@ import time
 from collections.abc import Callable
 from typing import Any, Unpack
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerClosed
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from streams.contracts.catalog import dlq_topic, retry_topic
 from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
 from streams.errors import BrokerError
 from streams.runtime.batches import produce_round, send_alone
@@ -79,6 +81,7 @@ PROCESS_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0
 log = logging.getLogger("podium.runtime")
 
 PRODUCE_GIVE_UP_S = 120.0
+PRODUCE_BATCH_BYTES = 1_000_000  # librdkafka's default batch.size
 # While every partition is paused (the read-ahead is full), the loop still polls this often, so
 # the group's max.poll.interval.ms never takes a busy worker for a dead one.
 _PAUSED_POLL_S = 1.0
@@ -160,6 +163,12 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             description="Records settled, by outcome: ok, retry, dlq or abandoned (redelivered)",
         )
         self._records_spans = records_spans(self._telemetry.tracer_provider)
+        # What one produce batch to each topic may hold: the broker refuses a whole batch over
+        # the topic's max.message.bytes.
+        self._batch_limits = {
+            topic: min(self._catalog.get(topic).max_message_bytes, PRODUCE_BATCH_BYTES)
+            for topic in (*stage.produces, retry_topic(stage.consumes), dlq_topic(stage.consumes))
+        }
         # Steps 1 (the value) and 3-4: what each record becomes.
         self._outcomes = Outcomes(
             stage,
@@ -211,6 +220,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._revoking: set[tuple[str, int]] = set()
         self._generation = 0  # how often the producer was replaced (_renew_producer)
         self._renewing = asyncio.Lock()
+        self._alone = asyncio.Lock()  # the slow path sends one record at a time
         self._spoiled: set[asyncio.Task[None]] = set()  # replaced producers, closing
 
     # -- lifecycle (the rest is KafkaWorker's) --------------------------------------------
@@ -224,6 +234,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             assignor=RangePartitionAssignor if self._keyed else RoundRobinPartitionAssignor,
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
             fetch_max_bytes=4 * MAX_REQUEST_BYTES,
+            # aiokafka sends one produce request per broker at a time, with one batch per
+            # partition: its 16 KB batch held a stage to a few thousand 1 KB records a second.
+            # The rounds' builders are cut at each topic's own limit (produce_round).
+            producer_batch_bytes=PRODUCE_BATCH_BYTES,
         )
 
     def _topics(self) -> list[str]:
@@ -432,6 +446,9 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         """Step 5's slow path, on a task of its own: the send of the record's batch failed."""
         try:
             assert settling.headers is not None and settling.span is not None
+            # Started from a delivery callback: the record's trace is made current again, so a
+            # dead letter built here is a child of its process span.
+            otel_context.attach(trace.set_span_in_context(settling.span))
             if await self._deliver(
                 settling.outputs, settling.record, settling.headers, settling.span, error, settling.generation
             ):
@@ -507,10 +524,12 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         while True:
             if not isinstance(error, KafkaError):
                 raise error  # not the broker's answer: a bug, stop uncommitted
-            retriable = isinstance(error, KafkaTimeoutError) or getattr(error, "retriable", False)
+            retriable = isinstance(error, (KafkaTimeoutError, *_NOT_ITS_FAULT)) or getattr(
+                error, "retriable", False
+            )
             if not retriable or isinstance(error, OutOfOrderSequenceNumber):
                 await self._renew_producer(generation)
-            if retriable or isinstance(error, OutOfOrderSequenceNumber):
+            if retriable:
                 if time.monotonic() > give_up:
                     # Stop uncommitted; a supervisor restarts the worker, the record replays.
                     raise BrokerError(f"produce failing for {PRODUCE_GIVE_UP_S:.0f}s: {error!r}") from error
@@ -536,10 +555,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                 ]
             generation = self._generation
             try:
-                await asyncio.gather(*(self._send_alone(o) for o in outputs))
+                await self._send_alone(outputs)
                 return dead_lettered
-            except OutOfOrderSequenceNumber as exc:
-                error = exc  # another record spoiled that producer: never this record's fault
+            except _NOT_ITS_FAULT as exc:
+                error = exc  # another record spoiled that producer, or it was replaced meanwhile
             except KafkaError as exc:
                 error, alone = exc, True
 
@@ -555,30 +574,37 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         async with self._renewing:
             if generation != self._generation:
                 return
+            if self._stop.requested.is_set() or self._producer is None:
+                raise _Abandon  # stopping: the clients are closing, the record is redelivered
             spoiled = self._producer
             producer = kafka_producer(self._client_settings())
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             self._producer = producer
             self._generation += 1
         log.warning("stage %s: the broker refused a produce batch; the producer is replaced", self.stage.name)
-        if spoiled is not None:
-            # Its pending batches fail (their records take this slow path again, on the new one).
-            closing = asyncio.create_task(spoiled.stop())
-            self._spoiled.add(closing)
-            closing.add_done_callback(self._spoiled.discard)
+        closing = asyncio.create_task(_retire(spoiled))
+        self._spoiled.add(closing)
+        closing.add_done_callback(self._spoiled.discard)
 
     async def _produce(self, outputs: list[Output]) -> list[asyncio.Future[Any]]:
         """One sender round (:func:`~streams.runtime.batches.produce_round`)."""
         assert self._producer is not None
-        return await produce_round(self._producer, outputs)
+        return await produce_round(self._producer, outputs, self._batch_limits)
 
-    async def _send_alone(self, out: Output) -> None:
-        """The slow path's send: the broker's answer is about this record alone (it refuses a
-        whole batch for one record too large)."""
-        assert self._producer is not None
-        if self._stop.requested.is_set():
-            raise _Abandon
-        await send_alone(self._producer, out)
+    async def _send_alone(self, outputs: list[Output]) -> None:
+        """The slow path's send: each output in a batch of its own, so that the broker's answer
+        is about this record alone (it refuses a whole batch for one record too large). One
+        record at a time, in order: hundreds of concurrent ``send_batch`` calls to a partition
+        all wake at each drain, and aiokafka's wait for room times them out early."""
+        async with self._alone:
+            for out in outputs:
+                if self._stop.requested.is_set() or self._producer is None:
+                    raise _Abandon
+                await send_alone(self._producer, out)
 
     async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
         """Sleep, but give the record up when the worker stops or its partition is revoked."""
@@ -682,6 +708,22 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         await self._sender.stop()
         await asyncio.gather(*self._spoiled, return_exceptions=True)
         await self._commit()
+
+
+# A produce that failed because of the producer, not the record: it goes again, never to the DLQ.
+_NOT_ITS_FAULT = (OutOfOrderSequenceNumber, ProducerClosed)
+
+
+async def _retire(spoiled: AIOKafkaProducer) -> None:
+    """Stop a replaced producer, then fail what it still holds: aiokafka's ``stop()`` flushes
+    only the batches it holds when it begins, and a batch handed over while it flushes would
+    wait for an acknowledgement forever. Failed, their records take the slow path again."""
+    try:
+        await spoiled.stop()
+    finally:
+        # No public way to fail what is left; the accumulator's own fail_all is what aiokafka's
+        # sender calls when it dies.
+        spoiled._message_accumulator.fail_all(ProducerClosed())
 
 
 def _one_tenant(_: object) -> str:

@@ -117,6 +117,9 @@ class ClientSettings:
     assignor: type[Any]  # an aiokafka partition assignor class
     max_partition_fetch_bytes: int
     fetch_max_bytes: int = _AIOKAFKA_FETCH_MAX_BYTES
+    # The producer's batch; None: aiokafka's 16 KB. A producer that fills batches with send()
+    # must keep them under every topic's max.message.bytes (the broker refuses a whole batch).
+    producer_batch_bytes: int | None = None
 
 
 def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
@@ -139,7 +142,9 @@ def kafka_clients(settings: ClientSettings) -> tuple[AIOKafkaConsumer, AIOKafkaP
 
 def kafka_producer(settings: ClientSettings) -> AIOKafkaProducer:
     """A worker's producer, not started; also the one that replaces a producer gone bad."""
+    batch = {} if settings.producer_batch_bytes is None else {"max_batch_size": settings.producer_batch_bytes}
     return settings.cluster.producer(
+        **batch,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

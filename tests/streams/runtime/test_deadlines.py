@@ -81,8 +81,9 @@ async def test_a_timeout_and_a_stop_at_once_is_a_stop() -> None:
     """The worker stopping while the deadline passes: the stop wins, as under asyncio.timeout."""
     deadlines = Deadlines()
     task = asyncio.create_task(handler_under(deadlines, 0.0, asyncio.get_running_loop().create_future()))
-    await asyncio.sleep(0)  # the task is waiting; its deadline's timer is due in this loop turn
-    task.cancel()  # the worker cancels it before the timer cancels it too
+    await asyncio.sleep(0)  # the task is waiting, its deadline already due
+    deadlines._fire()  # the deadline cancels it (as its timer would) ...
+    task.cancel()  # ... and the worker too, before the task runs again
     with pytest.raises(asyncio.CancelledError):
         await task
     assert len(deadlines) == 0

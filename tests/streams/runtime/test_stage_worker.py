@@ -589,10 +589,11 @@ async def test_an_output_the_broker_refuses_dead_letters_its_input_alone_not_its
     async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
         async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
             ids = [await publisher.publish(f"{unique}.in", {"request_id": "", "text": t}) for t in texts]
-        for _ in range(100):
+        for _ in range(200):
             if worker._in_flight == len(texts):
                 break
             await asyncio.sleep(0.05)
+        assert worker._in_flight == len(texts)  # all held at the gate: they settle in one round
         gate.set()
         arrivals = await follower.collect(set(ids), timeout_s=60)
         for _ in range(100):
@@ -610,3 +611,41 @@ async def test_an_output_the_broker_refuses_dead_letters_its_input_alone_not_its
     letter = codec.decode("podium.DeadLetter", arrivals[ids[2]][0].value or b"")
     assert letter["error_type"] == "output_rejected"
     assert (await committed(cluster, group))[(f"{unique}.in", 0)] == len(texts)
+
+
+SMALL_OUTPUT = """
+topics:
+  {p}.in: {value: podium.demo.Note, consumer: first, partitions: 1}
+  {p}.out: {value: podium.demo.Note, partitions: 1, max_message_bytes: 64KiB}
+"""
+
+
+async def test_a_round_is_cut_into_batches_the_output_topic_accepts(
+    cluster: Cluster, make_topics, unique: str, schema_store: SchemaStore
+) -> None:  # type: ignore[no-untyped-def]
+    """The broker measures a whole produce batch against the topic's max.message.bytes: 200
+    records of 1 KB settling in one round go as several batches under the topic's 64 KiB, none
+    refused (a refusal would replace the worker's producer)."""
+    catalog = await make_topics(SMALL_OUTPUT, unique)
+    codec = SingleObjectCodec(schema_store)
+    gate = asyncio.Event()
+
+    async def held(note: dict[str, Any], ctx: StageContext) -> Emit:
+        await gate.wait()
+        return Emit(f"{unique}.out", note)
+
+    stage = Stage(name="held", consumes=f"{unique}.in", produces=(f"{unique}.out",), handler=held)
+    worker = StageWorker(stage, cluster=cluster, catalog=catalog, codec=codec, group_id=f"{unique}-g")
+    async with Follower(cluster, [f"{unique}.out", f"{unique}.in.dlq"]) as follower, running(worker):
+        async with Publisher(cluster=cluster, catalog=catalog, codec=codec) as publisher:
+            note = {"request_id": "", "text": "x" * 1000}
+            ids = {await publisher.publish(f"{unique}.in", note) for _ in range(200)}
+        for _ in range(200):
+            if worker._in_flight == len(ids):
+                break
+            await asyncio.sleep(0.05)
+        assert worker._in_flight == len(ids)
+        gate.set()
+        arrivals = await follower.collect(ids, timeout_s=60)
+    assert {a.topic for rid in ids for a in arrivals[rid]} == {f"{unique}.out"}
+    assert worker._generation == 0  # no batch was refused
