@@ -19,9 +19,9 @@ def tune_worker_process(event_loop: str = "auto") -> str:
     A worker keeps hundreds of records in flight, each with a task, frames and buffers: with
     CPython's default thresholds the cyclic collector scans them constantly (bench/stage_cpu.py:
     111 -> 96 us per record with this tuning). Start-up objects are frozen out of the scans and
-    young collections run less often. ``event_loop`` (``PODIUM_EVENT_LOOP``): uvloop runs the
-    same worker with less CPU per callback (bench/stage_throughput.py measures both); ``auto``
-    takes it when the ``podium[fast]`` extra installed it.
+    young collections run less often. ``event_loop`` (``PODIUM_EVENT_LOOP``): uvloop, libuv's
+    loop, where the ``podium[fast]`` extra installed it (``auto``); bench/stage_throughput.py
+    measures the stage on both (within 10-20% of each other either way on this machine).
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
