@@ -36,8 +36,7 @@ class Sender(Generic[T]):
     aiokafka wakes *all* coroutines waiting for a partition's batch to drain, so hundreds of
     concurrent send() calls thrash (measured: 10x slower than one sender). Records still settle
     concurrently: :meth:`hand` calls its callback with the producer's own delivery future once
-    the broker acknowledged the record's batch (or refused it); :meth:`send` returns a future
-    instead, for the rare path that wants to await one record. No queue hop and no future of
+    the broker acknowledged the record's batch (or refused it). No queue hop and no future of
     the sender's per record.
 
     The task owns its failure, as aiokafka's own ``Sender`` does (``add_done_callback(
@@ -76,12 +75,6 @@ class Sender(Generic[T]):
             return
         self._waiting.append((item, acknowledged))
         self._ready.set()
-
-    def send(self, item: T) -> asyncio.Future[Any]:
-        """Queue one record; the future resolves when the broker acknowledged it."""
-        acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.hand(item, functools.partial(_relay, acked=acked))
-        return acked
 
     async def stop(self) -> None:
         self._stopping = True
@@ -128,16 +121,3 @@ class Sender(Generic[T]):
 def _tell(acknowledgements: list[Acknowledged], delivery: asyncio.Future[Any]) -> None:
     for acknowledged in acknowledgements:
         acknowledged(delivery)
-
-
-def _relay(delivery: asyncio.Future[Any], acked: asyncio.Future[Any]) -> None:
-    if acked.done():
-        return
-    if delivery.cancelled():
-        # Not a cancellation of the record's own task: a cancelled acknowledgement would end
-        # the lane awaiting it without finishing or abandoning the record, and stall commits.
-        acked.set_exception(SenderStopped("the producer dropped the send before it was acknowledged"))
-    elif (exc := delivery.exception()) is not None:
-        acked.set_exception(exc)
-    else:
-        acked.set_result(delivery.result())

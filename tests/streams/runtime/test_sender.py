@@ -31,6 +31,22 @@ def sender_over(produce_one: Any, deaths: list[BaseException]) -> Sender[str]:
     return Sender(produce, name="test-send", on_death=deaths.append)
 
 
+def send(sender: Sender[str], item: str) -> asyncio.Future[Any]:
+    """Hand ``item`` over; the future is what its callback was told: the delivery's result or error."""
+    told: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def tell(delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled():
+            told.set_result("cancelled")
+        elif (exc := delivery.exception()) is not None:
+            told.set_exception(exc)
+        else:
+            told.set_result(delivery.result())
+
+    sender.hand(item, tell)
+    return told
+
+
 async def acknowledged(item: str) -> asyncio.Future[Any]:
     acked: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     acked.set_result(item)
@@ -50,11 +66,11 @@ async def test_a_sender_that_dies_fails_every_record_waiting_for_it_at_once() ->
     sender = sender_over(produce, deaths)
     sender.start()
     try:
-        first_round = [sender.send(item) for item in ("a", "refused")]
+        first_round = [send(sender, item) for item in ("a", "refused")]
         await asyncio.wait(first_round, timeout=1)
         assert first_round[0].result() == "a"
         assert isinstance(first_round[1].exception(), ValueError)  # its own: the sender goes on
-        futures = [sender.send(item) for item in ("boom", "b", "c")]
+        futures = [send(sender, item) for item in ("boom", "b", "c")]
         _, pending = await asyncio.wait(futures, timeout=1)
         assert not pending
         for waiting in futures:  # the round being sent when it died, and what waits behind it
@@ -62,7 +78,7 @@ async def test_a_sender_that_dies_fails_every_record_waiting_for_it_at_once() ->
             assert isinstance(error, SenderStopped) and isinstance(error.__cause__, Crash)
         [death] = deaths
         assert isinstance(death, Crash)
-        later = sender.send("d")
+        later = send(sender, "d")
         assert later.done() and isinstance(later.exception(), SenderStopped)
     finally:
         await sender.stop()
@@ -79,7 +95,7 @@ async def test_a_sender_cancelled_from_outside_fails_what_it_was_sending_and_say
     sender = sender_over(produce, deaths)
     sender.start()
     try:
-        futures = [sender.send("a"), sender.send("b")]
+        futures = [send(sender, "a"), send(sender, "b")]
         await asyncio.sleep(0.01)  # "a" is inside produce()
         [task] = [t for t in asyncio.all_tasks() if t.get_name() == "test-send"]
         task.cancel()
@@ -96,27 +112,27 @@ async def test_a_stopped_sender_fails_what_is_left_but_is_no_death() -> None:
     deaths: list[BaseException] = []
     sender = sender_over(acknowledged, deaths)
     sender.start()
-    assert await sender.send("a") == "a"
+    assert await send(sender, "a") == "a"
     await sender.stop()
-    assert isinstance(sender.send("b").exception(), SenderStopped)
+    assert isinstance(send(sender, "b").exception(), SenderStopped)
     assert deaths == []
 
 
-async def test_a_send_the_producer_drops_fails_its_record_instead_of_cancelling_the_lane() -> None:
+async def test_a_send_the_producer_drops_is_told_to_its_record_and_the_sender_goes_on() -> None:
+    """A cancelled delivery (what a producer does to a batch it abandons) reaches the record's
+    callback like any answer (the worker gives the record up: redelivered); no death."""
     deaths: list[BaseException] = []
 
     async def produce(_item: str) -> asyncio.Future[Any]:
         dropped: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        dropped.cancel()  # what a producer does to a batch it abandons
+        dropped.cancel()
         return dropped
 
     sender = sender_over(produce, deaths)
     sender.start()
     try:
-        acked = sender.send("a")
-        await asyncio.wait([acked], timeout=1)
-        assert acked.done() and not acked.cancelled()
-        assert isinstance(acked.exception(), SenderStopped)
+        assert await asyncio.wait_for(send(sender, "a"), 1) == "cancelled"
+        assert await asyncio.wait_for(send(sender, "b"), 1) == "cancelled"
         assert deaths == []
     finally:
         await sender.stop()
