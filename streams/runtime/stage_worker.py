@@ -55,24 +55,25 @@ from typing import Any, Unpack
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerClosed
+from aiokafka.errors import KafkaError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from streams.contracts.catalog import dlq_topic, retry_topic
 from streams.contracts.headers import RequestHeaders, parse_headers, request_id_from_key
-from streams.errors import BrokerError
-from streams.runtime.batches import produce_round, send_alone
+from streams.runtime.batches import produce_round
 from streams.runtime.deadlines import Deadlines
-from streams.runtime.fairness import FairScheduler, ReadAhead, Ticket, tenant_of
+from streams.runtime.fairness import FairScheduler, ReadAhead, tenant_of
 from streams.runtime.offsets import OffsetTracker
 from streams.runtime.outcome import Outcomes, Output
+from streams.runtime.redelivery import Abandon, Redelivery
 from streams.runtime.sender import Sender, SenderStopped
+from streams.runtime.settling import Batch, Read, Settling
 from streams.runtime.stage import Stage
 from streams.runtime.workers import MAX_REQUEST_BYTES, ClientSettings, KafkaWorker, WorkerArgs, kafka_producer
-from streams.telemetry.otel import extract_context, records_spans, unrecorded_child_of
+from streams.telemetry.otel import process_span, records_spans
 
 __all__ = ["StageWorker"]
 
@@ -80,60 +81,10 @@ PROCESS_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0
 
 log = logging.getLogger("podium.runtime")
 
-PRODUCE_GIVE_UP_S = 120.0
 PRODUCE_BATCH_BYTES = 1_000_000  # librdkafka's default batch.size
 # While every partition is paused (the read-ahead is full), the loop still polls this often, so
 # the group's max.poll.interval.ms never takes a busy worker for a dead one.
 _PAUSED_POLL_S = 1.0
-
-# A record read ahead and its size as the read-ahead counts it.
-_Read = tuple[ConsumerRecord[bytes, bytes], int]
-
-
-class _Abandon(Exception):
-    """The worker is stopping: leave the record unfinished so it is redelivered."""
-
-
-class _Batch:
-    """Records started together: their duration is recorded once, when the last one settles."""
-
-    __slots__ = ("left", "outcomes", "started")
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.left = 0
-        self.outcomes: dict[str, int] = {}
-
-
-class _Settling:
-    """One record from its start to its settle (step 6 or given up), which happens once."""
-
-    __slots__ = (
-        "batch",
-        "generation",
-        "headers",
-        "outcome",
-        "outputs",
-        "record",
-        "redelivering",
-        "settled",
-        "span",
-        "ticket",
-        "unacked",
-    )
-
-    def __init__(self, ticket: Ticket[_Read], record: ConsumerRecord[bytes, bytes], batch: _Batch) -> None:
-        self.ticket = ticket
-        self.record = record
-        self.batch = batch
-        self.headers: RequestHeaders | None = None
-        self.span: trace.Span | None = None
-        self.outputs: list[Output] = []
-        self.outcome = "abandoned"
-        self.unacked = 0  # outputs sent and not yet acknowledged
-        self.settled = False
-        self.redelivering = False  # a send failed: the slow path owns the record now
-        self.generation = 0  # of the producer its outputs were handed to
 
 
 class StageWorker(KafkaWorker[Stage[Any]]):
@@ -197,7 +148,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._tasks: set[asyncio.Task[None]] = set()
         # Step 0: what was read waits here for a slot, one queue per tenant.
         fairness = stage.fairness
-        self._scheduler: FairScheduler[_Read] = FairScheduler(fairness.weight)
+        self._scheduler: FairScheduler[Read] = FairScheduler(fairness.weight)
         self._read_ahead: ReadAhead[tuple[str, int]] = ReadAhead(
             fairness.read_ahead_records, fairness.read_ahead_bytes
         )
@@ -218,10 +169,16 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         )
         self._wake = asyncio.Event()  # replaced each time it fires; sleepers re-check why
         self._revoking: set[tuple[str, int]] = set()
-        self._generation = 0  # how often the producer was replaced (_renew_producer)
-        self._renewing = asyncio.Lock()
-        self._alone = asyncio.Lock()  # the slow path sends one record at a time
-        self._spoiled: set[asyncio.Task[None]] = set()  # replaced producers, closing
+        # Step 5's slow path, and the producer it replaces after a refusal.
+        self._redelivery = Redelivery(
+            stage.name,
+            producer=lambda: self._producer,
+            replace=self._use_producer,
+            make=lambda: kafka_producer(self._client_settings()),
+            stopping=self._stop.requested.is_set,
+            sleep=self._sleep,
+            dlq_topic=self._outcomes.dlq_topic,
+        )
 
     # -- lifecycle (the rest is KafkaWorker's) --------------------------------------------
     def _client_settings(self) -> ClientSettings:
@@ -327,7 +284,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._refill_due = False
         if self._stop.requested.is_set():
             return  # what waits is given up at the wind-down
-        batch: _Batch | None = None
+        batch: Batch | None = None
         while self._in_flight < self._slots:
             ticket = self._scheduler.take()
             if ticket is None:
@@ -336,10 +293,10 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             self._read_ahead.started((record.topic, record.partition), size)
             self._in_flight += 1
             if batch is None:
-                batch = _Batch(time.perf_counter())
+                batch = Batch(time.perf_counter())
             batch.left += 1
             # Tracked for the wind-down; each forgets itself when it ends (no done callback).
-            self._tasks.add(asyncio.create_task(self._run(_Settling(ticket, record, batch))))
+            self._tasks.add(asyncio.create_task(self._run(Settling(ticket, record, batch))))
 
     def _refill(self) -> None:
         """Start what waits once the records settling in this turn of the loop have settled:
@@ -357,7 +314,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._read_ahead.forget(partitions)
         self._room.set()
 
-    async def _run(self, settling: _Settling) -> None:
+    async def _run(self, settling: Settling) -> None:
         """Steps 1-4 on the record's own task, then step 5 handed to the sender: its callback
         (:meth:`_delivered`) does step 6. Never raises: a bug stops the worker, uncommitted."""
         record = settling.record
@@ -370,7 +327,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             if headers.problems:
                 span.add_event("podium.headers.replaced", {"problems": list(headers.problems)})
             outputs, settling.outcome = await self._outcomes.of(record, headers, span)
-        except (_Abandon, SenderStopped):
+        except (Abandon, SenderStopped):
             self._settle(settling, finished=False)
             return
         except asyncio.CancelledError:
@@ -386,42 +343,21 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                 self._tasks.discard(task)
         settling.outputs = outputs
         settling.unacked = len(outputs)
-        settling.generation = self._generation
+        settling.generation = self._redelivery.generation
         delivered = functools.partial(self._delivered, settling)
         for out in outputs:
             self._sender.hand(out, delivered)
 
     def _open_span(self, record: ConsumerRecord[bytes, bytes], headers: RequestHeaders) -> trace.Span:
-        """Step 2: the ``process`` span continuing the producer's trace, current on this task.
-
-        With nothing to record it (no exporter) the span is not built: the record carries the
-        producer's trace on with a span id of its own, as the SDK would, for a fraction of it."""
-        if not self._records_spans:
-            span, context = unrecorded_child_of(headers.traceparent, headers.tracestate)
-        else:
-            parent = extract_context(headers.traceparent, headers.tracestate)
-            span = self._tracer.start_span(f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER)
-            if span.is_recording():
-                span.set_attributes(
-                    {
-                        "messaging.system": "kafka",
-                        "messaging.operation.name": "process",
-                        "messaging.operation.type": "process",
-                        "messaging.destination.name": record.topic,
-                        "messaging.destination.partition.id": str(record.partition),
-                        "messaging.kafka.offset": record.offset,
-                        "messaging.consumer.group.name": self._group,
-                        "messaging.kafka.message.key": (record.key or b"").decode("utf-8", "replace")[:128],
-                        "podium.stage": self.stage.name,
-                        "podium.request_id": headers.request_id or "",
-                    }
-                )
-            context = trace.set_span_in_context(span, parent)
+        """Step 2 (:func:`~streams.telemetry.otel.process_span`), current on this task."""
+        span, context = process_span(
+            self._tracer, self._records_spans, record, headers, group=self._group, stage=self.stage.name
+        )
         # The task's own copy of the context: it ends with the task, so nothing detaches it.
         otel_context.attach(context)
         return span
 
-    def _delivered(self, settling: _Settling, delivery: asyncio.Future[Any]) -> None:
+    def _delivered(self, settling: Settling, delivery: asyncio.Future[Any]) -> None:
         """Step 6 once the broker acknowledged every output; a failed send goes to the slow path."""
         error = (
             SenderStopped("the producer dropped the send before it was acknowledged")
@@ -442,19 +378,25 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver_again(self, settling: _Settling, error: BaseException) -> None:
+    async def _deliver_again(self, settling: Settling, error: BaseException) -> None:
         """Step 5's slow path, on a task of its own: the send of the record's batch failed."""
         try:
             assert settling.headers is not None and settling.span is not None
             # Started from a delivery callback: the record's trace is made current again, so a
             # dead letter built here is a child of its process span.
             otel_context.attach(trace.set_span_in_context(settling.span))
-            if await self._deliver(
-                settling.outputs, settling.record, settling.headers, settling.span, error, settling.generation
-            ):
+            record, headers, span = settling.record, settling.headers, settling.span
+
+            def dead_letter(refusal: BaseException) -> Output:
+                reason = f"broker refused an output record: {refusal!r}"
+                return self._outcomes.dead_letter(
+                    record, headers, "output_rejected", reason, headers.attempt, span
+                )
+
+            if await self._redelivery.deliver(settling.outputs, error, settling.generation, dead_letter):
                 settling.outcome = "dlq"
             self._settle(settling, finished=True)
-        except (_Abandon, SenderStopped):
+        except (Abandon, SenderStopped):
             self._settle(settling, finished=False)
         except asyncio.CancelledError:
             self._settle(settling, finished=False)
@@ -462,7 +404,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         except Exception as exc:  # noqa: BLE001 (a bug: _internal_error stops the worker)
             self._internal_error(settling, exc)
 
-    def _internal_error(self, settling: _Settling, exc: Exception) -> None:
+    def _internal_error(self, settling: Settling, exc: Exception) -> None:
         record = settling.record
         log.error(
             "stage %s: internal error on %s@%s",
@@ -477,7 +419,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         self._stop.fail(exc)
         self._settle(settling, finished=False)
 
-    def _settle(self, settling: _Settling, *, finished: bool) -> None:
+    def _settle(self, settling: Settling, *, finished: bool) -> None:
         """Step 6 (``finished``) or give the record up unfinished (redelivered): once."""
         if settling.settled:
             return
@@ -505,106 +447,13 @@ class StageWorker(KafkaWorker[Stage[Any]]):
                 self._settled.add(count, self._outcome_attrs[outcome])
         self._refill()
 
-    async def _deliver(
-        self,
-        outputs: list[Output],
-        record: ConsumerRecord[bytes, bytes],
-        headers: RequestHeaders,
-        span: trace.Span,
-        error: BaseException,
-        generation: int,
-    ) -> bool:
-        """Step 5 again after ``error`` (the answer to a batch shared with other records): returns
-        once the broker acknowledged every output, True when they were replaced by the input's
-        dead letter (the broker refused one of them sent on their own)."""
-        backoff = 0.1
-        give_up = time.monotonic() + PRODUCE_GIVE_UP_S
-        dead_lettered = False
-        alone = False  # whether ``error`` answered this record's outputs on their own
-        while True:
-            if not isinstance(error, KafkaError):
-                raise error  # not the broker's answer: a bug, stop uncommitted
-            retriable = isinstance(error, (KafkaTimeoutError, *_NOT_ITS_FAULT)) or getattr(
-                error, "retriable", False
-            )
-            if not retriable or isinstance(error, OutOfOrderSequenceNumber):
-                await self._renew_producer(generation)
-            if retriable:
-                if time.monotonic() > give_up:
-                    # Stop uncommitted; a supervisor restarts the worker, the record replays.
-                    raise BrokerError(f"produce failing for {PRODUCE_GIVE_UP_S:.0f}s: {error!r}") from error
-                log.warning("stage %s: produce failed (%s), retrying", self.stage.name, error)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            elif not alone:
-                pass  # a refused batch may be another record's fault: this one's go alone first
-            elif outputs and outputs[0].topic == self._outcomes.dlq_topic:
-                raise error  # the dead-letter record itself is refused: stop, uncommitted
-            else:
-                # The broker refused an output (too large, invalid): the input goes to the DLQ.
-                dead_lettered = True
-                outputs = [
-                    self._outcomes.dead_letter(
-                        record,
-                        headers,
-                        "output_rejected",
-                        f"broker refused an output record: {error!r}",
-                        headers.attempt,
-                        span,
-                    )
-                ]
-            generation = self._generation
-            try:
-                await self._send_alone(outputs)
-                return dead_lettered
-            except _NOT_ITS_FAULT as exc:
-                error = exc  # another record spoiled that producer, or it was replaced meanwhile
-            except KafkaError as exc:
-                error, alone = exc, True
-
-    async def _renew_producer(self, generation: int) -> None:
-        """Replace the producer after the broker refused one of its batches for good.
-
-        aiokafka's idempotent producer gives a batch its sequence numbers when it sends it and
-        keeps them when the broker refuses the batch: every later batch of that partition is
-        then refused as ``OutOfOrderSequenceNumber`` (Java's producer resets its sequences;
-        aiokafka does not). A new producer has a new producer id and starts its sequences afresh.
-        ``generation`` is the producer the refusal came from: replaced once, whoever asks.
-        """
-        async with self._renewing:
-            if generation != self._generation:
-                return
-            if self._stop.requested.is_set() or self._producer is None:
-                raise _Abandon  # stopping: the clients are closing, the record is redelivered
-            spoiled = self._producer
-            producer = kafka_producer(self._client_settings())
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            self._producer = producer
-            self._generation += 1
-        log.warning("stage %s: the broker refused a produce batch; the producer is replaced", self.stage.name)
-        closing = asyncio.create_task(_retire(spoiled))
-        self._spoiled.add(closing)
-        closing.add_done_callback(self._spoiled.discard)
+    def _use_producer(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
 
     async def _produce(self, outputs: list[Output]) -> list[asyncio.Future[Any]]:
         """One sender round (:func:`~streams.runtime.batches.produce_round`)."""
         assert self._producer is not None
         return await produce_round(self._producer, outputs, self._batch_limits)
-
-    async def _send_alone(self, outputs: list[Output]) -> None:
-        """The slow path's send: each output in a batch of its own, so that the broker's answer
-        is about this record alone (it refuses a whole batch for one record too large). One
-        record at a time, in order: hundreds of concurrent ``send_batch`` calls to a partition
-        all wake at each drain, and aiokafka's wait for room times them out early."""
-        async with self._alone:
-            for out in outputs:
-                if self._stop.requested.is_set() or self._producer is None:
-                    raise _Abandon
-                await send_alone(self._producer, out)
 
     async def _sleep(self, seconds: float, record: ConsumerRecord[bytes, bytes] | None = None) -> None:
         """Sleep, but give the record up when the worker stops or its partition is revoked."""
@@ -612,7 +461,7 @@ class StageWorker(KafkaWorker[Stage[Any]]):
         deadline = time.monotonic() + seconds
         while True:
             if self._stop.requested.is_set() or (tp is not None and tp in self._revoking):
-                raise _Abandon
+                raise Abandon
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -706,24 +555,8 @@ class StageWorker(KafkaWorker[Stage[Any]]):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self._sender.stop()
-        await asyncio.gather(*self._spoiled, return_exceptions=True)
+        await self._redelivery.close()
         await self._commit()
-
-
-# A produce that failed because of the producer, not the record: it goes again, never to the DLQ.
-_NOT_ITS_FAULT = (OutOfOrderSequenceNumber, ProducerClosed)
-
-
-async def _retire(spoiled: AIOKafkaProducer) -> None:
-    """Stop a replaced producer, then fail what it still holds: aiokafka's ``stop()`` flushes
-    only the batches it holds when it begins, and a batch handed over while it flushes would
-    wait for an acknowledgement forever. Failed, their records take the slow path again."""
-    try:
-        await spoiled.stop()
-    finally:
-        # No public way to fail what is left; the accumulator's own fail_all is what aiokafka's
-        # sender calls when it dies.
-        spoiled._message_accumulator.fail_all(ProducerClosed())
 
 
 def _one_tenant(_: object) -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -30,6 +31,7 @@ from opentelemetry.trace import TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from streams.contracts.codec import Codec
+from streams.contracts.headers import RequestHeaders
 from streams.errors import ConfigError
 from streams.kafka.connection import Cluster
 
@@ -38,6 +40,7 @@ __all__ = [
     "current_trace_headers",
     "extract_context",
     "new_span_id",
+    "process_span",
     "records_spans",
     "span_with_id",
     "trace_headers",
@@ -102,6 +105,42 @@ def extract_context(traceparent: str | None, tracestate: str | None) -> otel_con
         if tracestate:
             carrier["tracestate"] = tracestate
     return _PROPAGATOR.extract(carrier)
+
+
+def process_span(
+    tracer: trace.Tracer,
+    records: bool,
+    record: ConsumerRecord[bytes, bytes],
+    headers: RequestHeaders,
+    *,
+    group: str,
+    stage: str,
+) -> tuple[trace.Span, otel_context.Context]:
+    """A stage's ``process <topic>`` span continuing the producer's trace, and its context.
+
+    With nothing to record it (``records`` False: no exporter) the span is not built: the record
+    carries the producer's trace on with a span id of its own, as the SDK would, for a fraction
+    of the cost."""
+    if not records:
+        return unrecorded_child_of(headers.traceparent, headers.tracestate)
+    parent = extract_context(headers.traceparent, headers.tracestate)
+    span = tracer.start_span(f"process {record.topic}", context=parent, kind=trace.SpanKind.CONSUMER)
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "messaging.system": "kafka",
+                "messaging.operation.name": "process",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": group,
+                "messaging.kafka.message.key": (record.key or b"").decode("utf-8", "replace")[:128],
+                "podium.stage": stage,
+                "podium.request_id": headers.request_id or "",
+            }
+        )
+    return span, trace.set_span_in_context(span, parent)
 
 
 def records_spans(provider: trace.TracerProvider) -> bool:

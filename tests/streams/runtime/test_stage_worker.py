@@ -648,4 +648,4 @@ async def test_a_round_is_cut_into_batches_the_output_topic_accepts(
         gate.set()
         arrivals = await follower.collect(ids, timeout_s=60)
     assert {a.topic for rid in ids for a in arrivals[rid]} == {f"{unique}.out"}
-    assert worker._generation == 0  # no batch was refused
+    assert worker._redelivery.generation == 0  # no batch was refused (no producer replaced)
