@@ -96,7 +96,6 @@ class WindowWorker(KafkaWorker[WindowStage]):
         self._last_input: dict[int, float] = {}
         self._restores: dict[int, int] = {}  # how often each partition was restored
         self._unacked: list[asyncio.Future[Any]] = []
-        self._undecodable: list[tuple[ConsumerRecord[bytes, bytes], Exception]] = []  # of one batch
         self._records_spans = records_spans(self._telemetry.tracer_provider)
         # One checkpoint, restore or release at a time: aiokafka runs the rebalance callbacks on
         # its own task, concurrently with the loop.
@@ -151,12 +150,13 @@ class WindowWorker(KafkaWorker[WindowStage]):
                     # What the state already covers is skipped: aiokafka may hand over records it
                     # fetched from the group's commit before the restore moved the position.
                     covered = self._positions[tp.partition].get(tp.topic, -1)
-                    for record in records:
-                        if record.offset >= covered:
-                            self._fold(record)  # step 1
-                    for record, exc in self._undecodable:
+                    undecodable = [
+                        (record, exc)
+                        for record in records
+                        if record.offset >= covered and (exc := self._fold(record)) is not None  # step 1
+                    ]
+                    for record, exc in undecodable:
                         await self._send(self._dlq, record.key, self._dead_letter(record, exc), [])
-                    self._undecodable.clear()
                     self._positions[tp.partition][tp.topic] = max(covered, records[-1].offset + 1)
                     self._changed.add(tp.partition)
                     self._last_input[tp.partition] = time.monotonic()
@@ -165,9 +165,9 @@ class WindowWorker(KafkaWorker[WindowStage]):
                 await self._checkpoint(set(self._states))
                 next_checkpoint = time.monotonic() + self.stage.checkpoint_interval_s
 
-    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Into the window state, or onto the list of records to dead-letter: no await, no
-        coroutine per record."""
+    def _fold(self, record: ConsumerRecord[bytes, bytes]) -> Exception | None:
+        """Into the window state; what could not be folded is returned, to be dead-lettered after
+        the batch: no await and no coroutine per record."""
         state = self._states[record.partition]
         try:
             if record.value is None:
@@ -176,7 +176,8 @@ class WindowWorker(KafkaWorker[WindowStage]):
             state.add(record.topic, value, record.timestamp)
             self.records_folded += 1
         except (CodecError, ValueError) as exc:
-            self._undecodable.append((record, exc))
+            return exc
+        return None
 
     async def _emit_due(self) -> None:
         now = time.monotonic()
