@@ -586,43 +586,53 @@ async def main(args: argparse.Namespace) -> None:
         kafka = project.settings.kafka_version
     load = f"{load_at_start} at the start, {load_average()} at the end"
     summary = summarize(rounds)
-    show(cases, summary, rounds, lat, versions, args, kafka, load, notes)
+    results = Results(cases, summary, rounds, lat, versions, args, kafka, load, notes)
+    show(results)
     if args.json:
-        write_json(Path(args.json), cases, summary, rounds, lat, versions, args, kafka, load, notes)
+        write_json(Path(args.json), results)
 
 
-def show(
-    cases: list[Case],
-    summary: dict[str, Summary],
-    rounds: dict[str, list[Run]],
-    lat: dict[str, list[tuple[float, float]]],
-    versions: dict[str, dict[str, str]],
-    args: argparse.Namespace,
-    kafka: str,
-    load: str,
-    notes: list[str],
-) -> None:
-    slow = f" ({args.slow_records:,} for the 200 ms handler)" if "stage-slow" in summary else ""
+@dataclass(frozen=True)
+class Results:
+    """One run, as the table and the JSON show it."""
+
+    cases: list[Case]
+    summary: dict[str, Summary]
+    rounds: dict[str, list[Run]]
+    lat: dict[str, list[tuple[float, float]]]
+    versions: dict[str, dict[str, str]]
+    args: argparse.Namespace
+    kafka: str
+    load: str
+    notes: list[str]
+
+
+def show(results: Results) -> None:
+    slow = (
+        f" ({results.args.slow_records:,} for the 200 ms handler)" if "stage-slow" in results.summary else ""
+    )
     table = Table(
-        title=f"Pass-through, {args.records:,} x 1 KB records{slow}, {PARTITIONS} partitions, each worker "
-        f"its own process, Kafka {kafka}; medians of {args.rounds} rounds"
+        title=f"Pass-through, {results.args.records:,} x 1 KB records{slow}, {PARTITIONS} partitions, "
+        f"each worker its own process, Kafka {results.kafka}; medians of {results.args.rounds} rounds"
     )
     for column in ("case", "msgs/s (median)", "vs raw aiokafka (median, min-max)", "worker CPU us/record"):
         table.add_column(column, justify="left" if column == "case" else "right")
-    for case in cases:
-        s = summary[case.name]
+    for case in results.cases:
+        s = results.summary[case.name]
         ratio = "-" if s.ratio is None else f"{s.ratio:.2f} ({s.ratio_min:.2f}-{s.ratio_max:.2f})"
-        table.add_row(label(case, versions.get(case.name, {})), f"{s.msgs_s:,.0f}", ratio, f"{s.cpu_us:.0f}")
+        table.add_row(
+            label(case, results.versions.get(case.name, {})), f"{s.msgs_s:,.0f}", ratio, f"{s.cpu_us:.0f}"
+        )
     console.print(table)
-    if lat and all(lat.values()):
+    if results.lat and all(results.lat.values()):
         latency_table = Table(
-            title=f"Latency at 1000 records/s ({args.latency_records:,} records), medians of rounds",
+            title=f"Latency at 1000 records/s ({results.args.latency_records:,} records), medians of rounds",
             caption="output LogAppendTime - input LogAppendTime; raw awaits each batch's acks "
             "and commit before it fetches again",
         )
         for column in ("case", "p50 ms", "p99 ms"):
             latency_table.add_column(column, justify="left" if column == "case" else "right")
-        for name, runs in lat.items():
+        for name, runs in results.lat.items():
             latency_table.add_row(
                 label(next(c for c in CASES if c.name == name), {}),
                 f"{statistics.median(p50 for p50, _ in runs):.0f}",
@@ -630,38 +640,27 @@ def show(
             )
         console.print(latency_table)
     console.print("Targets (issue 15), in this run:")
-    for t in targets(rounds, summary):
+    for t in targets(results.rounds, results.summary):
         verdict = "[dim]not measured[/]" if t.met is None else "[green]met[/]" if t.met else "[red]not met[/]"
         console.print(f"  {t.text}: {verdict} - {t.seen}")
-    for note in notes:
+    for note in results.notes:
         console.print(f"note: {escape(note)}")
-    console.print(f"load average (1, 5, 15 min): {load}")
+    console.print(f"load average (1, 5, 15 min): {results.load}")
 
 
-def write_json(
-    path: Path,
-    cases: list[Case],
-    summary: dict[str, Summary],
-    rounds: dict[str, list[Run]],
-    lat: dict[str, list[tuple[float, float]]],
-    versions: dict[str, dict[str, str]],
-    args: argparse.Namespace,
-    kafka: str,
-    load: str,
-    notes: list[str],
-) -> None:
+def write_json(path: Path, results: Results) -> None:
     document = {
-        "records": args.records,
-        "slow_records": args.slow_records,
-        "rounds": args.rounds,
+        "records": results.args.records,
+        "slow_records": results.args.slow_records,
+        "rounds": results.args.rounds,
         "partitions": PARTITIONS,
-        "kafka": kafka,
-        "load_average": load,
-        "notes": notes,
+        "kafka": results.kafka,
+        "load_average": results.load,
+        "notes": results.notes,
         "cases": {
             c.name: {
-                "label": label(c, versions.get(c.name, {})),
-                "versions": versions.get(c.name, {}),
+                "label": label(c, results.versions.get(c.name, {})),
+                "versions": results.versions.get(c.name, {}),
                 "rounds": [
                     {
                         "msgs_s": r.msgs_s,
@@ -670,23 +669,25 @@ def write_json(
                         "committed": r.committed,
                         "cpu_window_outputs": r.window,
                     }
-                    for r in rounds[c.name]
+                    for r in results.rounds[c.name]
                 ],
                 "median": {
-                    "msgs_s": summary[c.name].msgs_s,
-                    "cpu_us": summary[c.name].cpu_us,
-                    "vs_raw": summary[c.name].ratio,
-                    "vs_raw_min": summary[c.name].ratio_min,
-                    "vs_raw_max": summary[c.name].ratio_max,
+                    "msgs_s": results.summary[c.name].msgs_s,
+                    "cpu_us": results.summary[c.name].cpu_us,
+                    "vs_raw": results.summary[c.name].ratio,
+                    "vs_raw_min": results.summary[c.name].ratio_min,
+                    "vs_raw_max": results.summary[c.name].ratio_max,
                 },
             }
-            for c in cases
+            for c in results.cases
         },
         "latency_at_1000_per_s": {
             name: {"rounds": [{"p50_ms": p50, "p99_ms": p99} for p50, p99 in runs]}
-            for name, runs in lat.items()
+            for name, runs in results.lat.items()
         },
-        "targets": [{"target": t.text, "met": t.met, "seen": t.seen} for t in targets(rounds, summary)],
+        "targets": [
+            {"target": t.text, "met": t.met, "seen": t.seen} for t in targets(results.rounds, results.summary)
+        ],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     console.print(f"wrote {path}")
